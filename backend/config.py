@@ -1,0 +1,98 @@
+"""One frozen configuration object, read from the environment (see `.env.sample`)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"{name}={raw!r} is not a boolean: use 1/0, true/false, yes/no or on/off")
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not an integer") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, with the environment variable that sets it.
+
+    data_dir    UNITSCOPE_DATA        folder holding the database, models and caches (default: data/)
+    db_path     UNITSCOPE_DB          the served DuckDB file (default: <data_dir>/unitscope.duckdb)
+    cache_type  UNITSCOPE_CACHE       "filesystem" (default), "redis" or "null"
+    redis_url   UNITSCOPE_REDIS_URL   used when cache_type is "redis"
+    host, port  UNITSCOPE_HOST/PORT   where `python app.py` listens (default 127.0.0.1:8050)
+    debug       UNITSCOPE_DEBUG       Dash debug mode (default off)
+    log_level   UNITSCOPE_LOG_LEVEL   logging level name (default INFO)
+    """
+
+    data_dir: Path
+    db_path: Path
+    cache_type: str
+    cache_dir: Path
+    redis_url: str
+    cache_timeout_s: int
+    host: str
+    port: int
+    debug: bool
+    log_level: str
+    auth_user: str
+    auth_password: str
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def weights_cache_dir(self) -> Path:
+        return self.data_dir / "cache" / "weights"
+
+    @property
+    def export_dir(self) -> Path:
+        return self.data_dir / "cache" / "exports"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        data_dir = Path(os.environ.get("UNITSCOPE_DATA") or PROJECT_ROOT / "data").expanduser().resolve()
+        db_raw = os.environ.get("UNITSCOPE_DB")
+        db_path = Path(db_raw).expanduser().resolve() if db_raw else data_dir / "unitscope.duckdb"
+        cache_type = os.environ.get("UNITSCOPE_CACHE", "filesystem").strip().lower()
+        if cache_type not in {"filesystem", "redis", "null"}:
+            raise ValueError(f"UNITSCOPE_CACHE={cache_type!r}: use filesystem, redis or null")
+        return cls(
+            data_dir=data_dir,
+            db_path=db_path,
+            cache_type=cache_type,
+            cache_dir=Path(os.environ.get("UNITSCOPE_CACHE_DIR") or data_dir / "cache" / "app"),
+            redis_url=os.environ.get("UNITSCOPE_REDIS_URL", "redis://localhost:6379/0"),
+            cache_timeout_s=_env_int("UNITSCOPE_CACHE_TIMEOUT", 3600),
+            host=os.environ.get("UNITSCOPE_HOST", "127.0.0.1"),
+            port=_env_int("UNITSCOPE_PORT", 8050),
+            debug=_env_bool("UNITSCOPE_DEBUG", False),
+            log_level=os.environ.get("UNITSCOPE_LOG_LEVEL", "INFO").upper(),
+            auth_user=os.environ.get("UNITSCOPE_AUTH_USER", ""),
+            auth_password=os.environ.get("UNITSCOPE_AUTH_PASSWORD", ""),
+        )
+
+
+def get_settings() -> Settings:
+    """Settings from the current environment (read anew each call: tests change the environment)."""
+    return Settings.from_env()

@@ -1,0 +1,381 @@
+"""The DuckDB schema: the single source of truth for every table and column.
+
+The precompute writer creates tables from here, the backend queries read them, and the test fixtures
+build miniature databases with them. Every column is documented where it is declared.
+
+Conventions (DESIGN.md, Contracts): ids are strings; `stimuli.idx` (0..n-1) is the one order used by
+every stored array; a unit is (layer_idx, channel, y, x); `r` is a Pearson correlation over stimuli.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    doc: str
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    doc: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...] = ()
+    #: issue that writes it (skeleton, models, matching, statistics, analyses)
+    owner: str = "skeleton"
+    #: declare `key` as a PRIMARY KEY. Only for small tables: DuckDB builds an ART index for it, which
+    #: costs time and file size on the big ones (responses, trials, matches), where the writer keeps
+    #: keys unique and the contract test checks them.
+    enforce_key: bool = False
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def ddl(self) -> str:
+        cols = []
+        for c in self.columns:
+            cols.append(f'"{c.name}" {c.type}' + ("" if c.nullable else " NOT NULL"))
+        if self.key and self.enforce_key:
+            cols.append("PRIMARY KEY (" + ", ".join(f'"{k}"' for k in self.key) + ")")
+        return f'CREATE TABLE IF NOT EXISTS "{self.name}" (\n  ' + ",\n  ".join(cols) + "\n)"
+
+
+def C(name: str, type_: str, doc: str, nullable: bool = True) -> Column:  # noqa: N802 - short on purpose
+    return Column(name, type_, doc, nullable)
+
+
+DATASET = C("dataset", "VARCHAR", "dataset name (e.g. synthetic-hvm)", False)
+MODEL = C("model", "VARCHAR", "model name (e.g. efficientnet-lite0, pixels, random-efficientnet-lite0)", False)
+SITE = C("site_id", "VARCHAR", "recording site id (e.g. Chabo_L_M_5_9, V4-017)", False)
+STIM = C("stimulus_id", "VARCHAR", "stimulus id (HvM: the image's SHA1)", False)
+REGION = C("region", "VARCHAR", "brain region (V4, IT, ...)", False)
+LAYER_IDX = C("layer_idx", "INTEGER", "0-based layer index in network order (layers.layer_idx)", False)
+CHANNEL = C("channel", "INTEGER", "feature-map (channel) index of the unit", False)
+UY = C("y", "INTEGER", "row of the unit in its feature map (0 for 1-D outputs)", False)
+UX = C("x", "INTEGER", "column of the unit in its feature map (0 for 1-D outputs)", False)
+R = C("r", "FLOAT", "Pearson r over stimuli between the site's response and the unit's activation", False)
+VALUE = C("value", "DOUBLE", "the statistic's value")
+CI_LOW = C("ci_low", "DOUBLE", "lower end of the 95% bootstrap interval (NULL when not computed)")
+CI_HIGH = C("ci_high", "DOUBLE", "upper end of the 95% bootstrap interval (NULL when not computed)")
+METRIC = C("metric", "VARCHAR", "statistic name (see docs/metrics.md)", False)
+
+TABLES: tuple[Table, ...] = (
+    Table(
+        "build_info",
+        "Key/value facts about this build: what made every result in the file.",
+        (
+            C("key", "VARCHAR", "schema_version, build_id, published_at, steps_done (JSON list), "
+              "step:<name> (JSON: finished_at, seconds), packages (JSON), seeds (JSON), "
+              "input_hashes (JSON: file -> sha256)", False),
+            C("value", "VARCHAR", "the value, JSON where structured"),
+        ),
+        key=("key",),
+        enforce_key=True,
+    ),
+    Table(
+        "datasets",
+        "One row per imported or generated dataset.",
+        (
+            DATASET,
+            C("title", "VARCHAR", "human-readable title"),
+            C("description", "VARCHAR", "what the dataset is and where it came from"),
+            C("source", "VARCHAR", "synth | brainio | hvm-hdf5 | folder"),
+            C("synthetic", "BOOLEAN", "true for generated data: the app labels it 'synthetic'", False),
+            C("visual_degrees", "DOUBLE", "width of the stimuli in degrees of visual angle"),
+            C("n_stimuli", "INTEGER", "number of stimuli"),
+            C("n_sites", "INTEGER", "number of sites"),
+            C("n_repetitions", "INTEGER", "repetitions per stimulus (median over stimuli; NULL without trials)"),
+            C("seed", "BIGINT", "generator seed (synthetic datasets)"),
+            C("created_at", "TIMESTAMP", "when it was written"),
+            C("input_hash", "VARCHAR", "sha256 of the inputs it was made from"),
+        ),
+        key=("dataset",),
+        enforce_key=True,
+    ),
+    Table(
+        "stimuli",
+        "Stimulus metadata; `idx` is the order of every stored array over stimuli.",
+        (
+            DATASET,
+            STIM,
+            C("idx", "INTEGER", "0..n-1: the one order used by every stored array", False),
+            C("category", "VARCHAR", "object category (HvM: Animals, Boats, ...)"),
+            C("object", "VARCHAR", "object name"),
+            C("variation", "INTEGER", "HvM variation level (0, 3, 6)"),
+            C("ty", "DOUBLE", "horizontal position (HvM units: 1.0 = half the image)"),
+            C("tz", "DOUBLE", "vertical position (HvM units)"),
+            C("s", "DOUBLE", "scale"),
+            C("rxy", "DOUBLE", "rotation in the image plane (degrees)"),
+            C("rxz", "DOUBLE", "rotation in depth about the vertical axis (degrees)"),
+            C("ryz", "DOUBLE", "rotation in depth about the horizontal axis (degrees)"),
+            C("background_id", "VARCHAR", "background image id"),
+            C("filename", "VARCHAR", "original file name"),
+            C("width", "INTEGER", "image width in pixels"),
+            C("height", "INTEGER", "image height in pixels"),
+            C("extra", "VARCHAR", "any other metadata columns, as a JSON object"),
+        ),
+        key=("dataset", "stimulus_id"),
+        enforce_key=True,
+    ),
+    Table(
+        "stimulus_images",
+        "The stimulus images themselves (PNG bytes), apart from `stimuli` so metadata scans stay small.",
+        (DATASET, STIM, C("png", "BLOB", "the image as PNG (8-bit grayscale or RGB)", False)),
+        key=("dataset", "stimulus_id"),
+    ),
+    Table(
+        "sites",
+        "Recording sites with their region, reliability and (where known) receptive field.",
+        (
+            DATASET,
+            SITE,
+            C("idx", "INTEGER", "0..n-1: site order of stored site arrays", False),
+            REGION,
+            C("subregion", "VARCHAR", "subregion (pIT, cIT, aIT) where known"),
+            C("animal", "VARCHAR", "animal name where known"),
+            C("electrode_array", "VARCHAR", "electrode array where known (MajajHong: P = V4, A/M = IT)"),
+            C("reliability", "DOUBLE", "median over 10 random half-splits of the repetitions of the "
+              "Spearman-Brown-corrected split-half r (NULL without trials)"),
+            C("rf_x_deg", "DOUBLE", "mapped receptive-field centre, degrees right of fixation"),
+            C("rf_y_deg", "DOUBLE", "mapped receptive-field centre, degrees above fixation (+y up)"),
+            C("rf_size_deg", "DOUBLE", "mapped receptive-field diameter (1-SD contour), degrees"),
+            C("true_rf_x_deg", "DOUBLE", "ground-truth centre (synthetic data only)"),
+            C("true_rf_y_deg", "DOUBLE", "ground-truth centre (synthetic data only)"),
+            C("true_rf_size_deg", "DOUBLE", "ground-truth diameter at 1 SD (synthetic data only)"),
+            C("extra", "VARCHAR", "any other neuroid coordinates, as a JSON object"),
+        ),
+        key=("dataset", "site_id"),
+        enforce_key=True,
+    ),
+    Table(
+        "responses",
+        "Trial-averaged response of every site to every stimulus.",
+        (DATASET, SITE, STIM, C("response", "FLOAT", "mean over repetitions", False)),
+        key=("dataset", "site_id", "stimulus_id"),
+    ),
+    Table(
+        "trials",
+        "Single-trial responses, where the data has them (reliability and split-half protocols).",
+        (
+            DATASET,
+            SITE,
+            STIM,
+            C("repetition", "SMALLINT", "0-based repetition index", False),
+            C("response", "FLOAT", "the trial's response (spike count for synthetic data)", False),
+        ),
+        key=("dataset", "site_id", "stimulus_id", "repetition"),
+    ),
+    Table(
+        "site_rf_maps",
+        "Receptive-field maps of sites from the squares-on-a-grid mapping experiment (Figure S2).",
+        (
+            DATASET,
+            SITE,
+            C("grid_responses", "FLOAT[]", "response minus blank to the 8x8 squares, row-major; row 0 is the bottom row (lowest y), so y grows with the row index", False),
+            C("map", "FLOAT[]", "smoothed, normalised map on a map_size x map_size grid, row-major; row 0 at y = -extent/2 (bottom), column 0 at x = -extent/2 (left)", False),
+            C("map_size", "INTEGER", "side of `map` in samples", False),
+            C("extent_deg", "DOUBLE", "the map spans [-extent/2, extent/2] degrees on both axes", False),
+        ),
+        key=("dataset", "site_id"),
+    ),
+    Table(
+        "models",
+        "One row per model (pretrained network, control or user ONNX file).",
+        (
+            MODEL,
+            C("family", "VARCHAR", "architecture family (efficientnet-lite, resnet, ...)"),
+            C("source", "VARCHAR", "where it came from: wheel, torchvision, timm, onnx file, control"),
+            C("kind", "VARCHAR", "pretrained | untrained | control | onnx", False),
+            C("reference_model", "VARCHAR", "for random-M / untrained-M: M"),
+            C("input_size", "INTEGER", "square input side in pixels"),
+            C("in_channels", "INTEGER", "1 (grayscale) or 3"),
+            C("mean", "DOUBLE[]", "per-channel normalisation mean"),
+            C("std", "DOUBLE[]", "per-channel normalisation std"),
+            C("imagenet_top1", "DOUBLE", "ImageNet top-1 accuracy, percent, where known"),
+            C("imagenet_top5", "DOUBLE", "ImageNet top-5 accuracy, percent, where known"),
+            C("parameters", "BIGINT", "number of parameters"),
+            C("total_units", "BIGINT", "units over all exposed layers"),
+            C("n_layers", "INTEGER", "number of exposed layers"),
+            C("layout", "VARCHAR", "nchw | nhwc (layer outputs)"),
+            C("onnx_path", "VARCHAR", "content-addressed ONNX file under the data folder's models/"),
+            C("sha256", "VARCHAR", "sha256 of the ONNX file"),
+            C("created_at", "TIMESTAMP", "when it was added"),
+        ),
+        key=("model",),
+        enforce_key=True,
+        owner="models",
+    ),
+    Table(
+        "layers",
+        "Exposed layers of every model, in network order.",
+        (
+            MODEL,
+            LAYER_IDX,
+            C("layer", "VARCHAR", "module path (torch) or tensor name (ONNX)", False),
+            C("op_type", "VARCHAR", "ONNX op producing it (Relu, Clip, Add, ...)"),
+            C("depth", "DOUBLE", "normalised depth, linearly spaced 0.0 .. 1.0", False),
+            C("channels", "INTEGER", "C", False),
+            C("height", "INTEGER", "H (1 for 1-D outputs)", False),
+            C("width", "INTEGER", "W (1 for 1-D outputs)", False),
+            C("units", "BIGINT", "C*H*W", False),
+            C("output_name", "VARCHAR", "ONNX graph output name of this layer"),
+        ),
+        key=("model", "layer_idx"),
+        enforce_key=True,
+        owner="models",
+    ),
+    Table(
+        "match_runs",
+        "Which (dataset, model) pairs were matched, with what settings and cost.",
+        (
+            DATASET,
+            MODEL,
+            C("top_k", "INTEGER", "K of matches / layer_matches", False),
+            C("n_stimuli", "INTEGER", "stimuli used"),
+            C("n_passes", "INTEGER", "unit passes needed by the memory budget"),
+            C("inference_s", "DOUBLE", "seconds spent in onnxruntime"),
+            C("match_s", "DOUBLE", "seconds for the whole matching step"),
+            C("gather_s", "DOUBLE", "seconds for the gather pass"),
+            C("created_at", "TIMESTAMP", "when it finished"),
+        ),
+        key=("dataset", "model"),
+        enforce_key=True,
+        owner="matching",
+    ),
+    Table(
+        "matches",
+        "Top-K units over the whole model for every site (rank 1 = best).",
+        (DATASET, MODEL, SITE, C("rank", "INTEGER", "1 = best", False), LAYER_IDX, CHANNEL, UY, UX, R),
+        key=("dataset", "model", "site_id", "rank"),
+        owner="matching",
+    ),
+    Table(
+        "layer_matches",
+        "Top-K units within every layer for every site (rank 1 = best in the layer).",
+        (DATASET, MODEL, SITE, LAYER_IDX, C("rank", "INTEGER", "1 = best in the layer", False), CHANNEL, UY, UX, R),
+        key=("dataset", "model", "site_id", "layer_idx", "rank"),
+        owner="matching",
+    ),
+    Table(
+        "featuremap_matches",
+        "The best unit within every feature map (channel) of every layer for every site.",
+        (DATASET, MODEL, SITE, LAYER_IDX, CHANNEL, UY, UX, R),
+        key=("dataset", "model", "site_id", "layer_idx", "channel"),
+        owner="matching",
+    ),
+    Table(
+        "unit_activations",
+        "Activations over all stimuli (idx order) of gathered units: every top-K unit and 10 random "
+        "units per site from its best unit's layer, plus units analyses asked for.",
+        (
+            DATASET,
+            MODEL,
+            LAYER_IDX,
+            CHANNEL,
+            UY,
+            UX,
+            C("reason", "VARCHAR", "topk | random | requested"),
+            C("values", "FLOAT[]", "activation for every stimulus, in stimuli.idx order", False),
+        ),
+        key=("dataset", "model", "layer_idx", "channel", "y", "x"),
+        owner="matching",
+    ),
+    Table(
+        "scores",
+        "Population statistics per dataset, model and region.",
+        (DATASET, MODEL, REGION, METRIC, VALUE, CI_LOW, CI_HIGH),
+        key=("dataset", "model", "region", "metric"),
+        owner="statistics",
+    ),
+    Table(
+        "layer_scores",
+        "Population statistics restricted to one layer.",
+        (DATASET, MODEL, REGION, LAYER_IDX, METRIC, VALUE, CI_LOW, CI_HIGH),
+        key=("dataset", "model", "region", "layer_idx", "metric"),
+        owner="statistics",
+    ),
+    Table(
+        "site_scores",
+        "Per-site statistics (held-out r, stability, p, q, ceiled r, one-to-one r, depth).",
+        (DATASET, MODEL, SITE, METRIC, VALUE),
+        key=("dataset", "model", "site_id", "metric"),
+        owner="statistics",
+    ),
+    Table(
+        "selection_curve",
+        "Held-out neural correlation as the selection set grows (Figure S1).",
+        (DATASET, MODEL, REGION, C("fraction", "DOUBLE", "fraction of stimuli used to select", False),
+         VALUE, CI_LOW, CI_HIGH),
+        key=("dataset", "model", "region", "fraction"),
+        owner="statistics",
+    ),
+    Table(
+        "model_comparisons",
+        "Paired comparisons between two models over the same sites.",
+        (
+            DATASET,
+            REGION,
+            C("model_a", "VARCHAR", "first model", False),
+            C("model_b", "VARCHAR", "second model", False),
+            METRIC,
+            C("difference", "DOUBLE", "median over sites of (a - b)"),
+            C("p_value", "DOUBLE", "two-sided p-value of the paired test"),
+        ),
+        key=("dataset", "region", "model_a", "model_b", "metric"),
+        owner="statistics",
+    ),
+)
+
+TABLES_BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}
+
+#: Tables whose rows belong to one model, through these columns.
+MODEL_COLUMNS = ("model", "model_a", "model_b", "reference_model")
+
+
+def create_all(con: duckdb.DuckDBPyConnection) -> None:
+    """Create every table that does not exist yet (idempotent)."""
+    for table in TABLES:
+        con.execute(table.ddl())
+
+
+def tables_with_column(column: str) -> list[str]:
+    return [t.name for t in TABLES if column in t.column_names]
+
+
+def remove_dataset_rows(con: duckdb.DuckDBPyConnection, dataset: str) -> None:
+    """Delete a dataset and every result derived from it (inside the caller's transaction)."""
+    for name in tables_with_column("dataset"):
+        con.execute(f'DELETE FROM "{name}" WHERE dataset = ?', [dataset])
+
+
+def remove_model_rows(con: duckdb.DuckDBPyConnection, model: str) -> None:
+    """Delete a model and every result derived from it (inside the caller's transaction)."""
+    for table in TABLES:
+        cols = [c for c in ("model", "model_a", "model_b") if c in table.column_names]
+        if cols:
+            where = " OR ".join(f'"{c}" = ?' for c in cols)
+            con.execute(f'DELETE FROM "{table.name}" WHERE {where}', [model] * len(cols))
+
+
+def describe_markdown() -> str:
+    """The schema as Markdown (docs/schema.md is generated from this)."""
+    lines = [f"# Database schema (version {SCHEMA_VERSION})", "",
+             "Generated from `backend/schema.py`; do not edit by hand.", ""]
+    for t in TABLES:
+        lines += [f"## `{t.name}`", "", t.doc, "", "| column | type | meaning |", "|---|---|---|"]
+        for c in t.columns:
+            lines.append(f"| `{c.name}` | {c.type} | {c.doc} |")
+        if t.key:
+            lines += ["", "Key: " + ", ".join(f"`{k}`" for k in t.key)]
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Shared UI pieces and pure figure builders (DataFrame in, figure out). No SQL, no data access."""

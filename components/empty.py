@@ -1,0 +1,30 @@
+"""Empty states: say what is missing and the command that makes it."""
+
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+from dash import html
+
+
+def no_database(db_path: str) -> dbc.Alert:
+    return dbc.Alert([
+        html.H4("No results yet", className="alert-heading"),
+        html.P(["Unitscope has not found a database at ", html.Code(db_path), "."]),
+        html.P(["Build the embedded demo (synthetic HvM data and the default models) with ",
+                html.Code("./scripts/up.sh"), " (sets everything up, builds and serves), or with ",
+                html.Code("python -m precompute demo"), " in the project's environment. The pages fill in as "
+                "each step is published."]),
+    ], color="info", className="mt-4", id="empty-no-database")
+
+
+def friendly_error(message: str) -> dbc.Alert:
+    """Shown for a bad URL parameter or a missing item: never a traceback."""
+    return dbc.Alert([html.Strong("Cannot show this view. "), message,
+                      html.Span(" Pick another item from the controls, or "),
+                      html.A("start again", href="/", className="alert-link"), "."],
+                     color="warning", className="mt-3", id="friendly-error")
+
+
+def not_computed(what: str, command: str) -> dbc.Alert:
+    return dbc.Alert([html.Strong(f"{what} not computed yet. "), "Run ", html.Code(command), "."],
+                     color="secondary", className="mt-2")

@@ -1,0 +1,1 @@
+"""Pure figure functions, one module per page: `make_*_figure(df, **options) -> go.Figure`."""

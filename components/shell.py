@@ -1,0 +1,51 @@
+"""The app shell: navigation bar, build status, page container."""
+
+from __future__ import annotations
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, dcc, html
+
+from backend import data
+
+STATUS_POLL_MS = 5000
+
+
+def create_shell(page_registry) -> html.Div:
+    links = [
+        dbc.NavItem(dbc.NavLink(page["name"], href=page["relative_path"], active="exact"))
+        for page in page_registry.values()
+        if not page.get("hidden")
+    ]
+    navbar = dbc.Navbar(
+        dbc.Container([
+            dbc.NavbarBrand([html.Span("Unitscope", className="fw-bold"),
+                             html.Small(" single units vs. neurons", className="text-white-50 ms-1")], href="/"),
+            dbc.Nav(links, navbar=True, className="me-auto"),
+            html.Span(id="build-status", className="navbar-text small"),
+        ], fluid=True),
+        color="dark", dark=True, className="mb-3",
+    )
+    return html.Div([
+        navbar,
+        dcc.Interval(id="build-poll", interval=STATUS_POLL_MS),
+        dcc.Store(id="build-seen"),
+        dbc.Container(dash.page_container, fluid=True, className="pb-5"),
+    ])
+
+
+@dash.callback(
+    Output("build-status", "children"),
+    Output("build-seen", "data"),
+    Input("build-poll", "n_intervals"),
+    State("build-seen", "data"),
+)
+def update_build_status(_n, seen):
+    """Show the build id, and a reload link when precompute has published a newer build."""
+    current = data.build_id()
+    if current == "missing":
+        return dbc.Badge("no database yet: building…", color="warning"), seen
+    seen = seen or current
+    if current != seen:
+        return html.A(dbc.Badge("new results published: reload", color="success"), href="", id="reload-link"), seen
+    return dbc.Badge(f"build {current[:8]}", color="secondary", title=f"build id {current}"), seen

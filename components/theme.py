@@ -1,0 +1,40 @@
+"""Colours and figure defaults used everywhere, so V4 and IT look the same on every page.
+
+Okabe-Ito colours: distinguishable with the common colour-vision deficiencies.
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+REGION_COLORS = {"V4": "#0072B2", "IT": "#D55E00", "pIT": "#E69F00", "cIT": "#CC79A7", "aIT": "#D55E00"}
+OTHER_COLOR = "#7F7F7F"
+CATEGORY_COLORS = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+DIVERGING = "RdBu_r"
+SEQUENTIAL = "Viridis"
+
+
+def region_color(region: str) -> str:
+    return REGION_COLORS.get(region, OTHER_COLOR)
+
+
+def base_layout(fig: go.Figure, *, title: str | None = None, height: int | None = None) -> go.Figure:
+    """Common look: white template, compact margins, readable fonts."""
+    fig.update_layout(
+        template="plotly_white",
+        title={"text": title, "x": 0.01, "xanchor": "left"} if title else None,
+        margin={"l": 60, "r": 20, "t": 50 if title else 20, "b": 50},
+        font={"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 13},
+        height=height,
+    )
+    return fig
+
+
+def empty_figure(message: str, height: int = 300) -> go.Figure:
+    """A blank figure that says why it is blank."""
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, font={"size": 14, "color": "#555"},
+                       xref="paper", yref="paper", x=0.5, y=0.5)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return base_layout(fig, height=height)

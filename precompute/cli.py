@@ -1,0 +1,60 @@
+"""`python -m precompute [--db PATH] <command> ...`: the command-line entry point.
+
+Each area registers its own subcommands (`register(subparsers)` in its `cli` module) and each
+subcommand's handler is `func(args, store) -> exit code`. Errors the user can fix are raised as
+`UserError` and printed as one clear message, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from backend.config import get_settings
+from precompute.errors import UserError
+from precompute.store import Store, StoreBusyError
+
+log = logging.getLogger("precompute")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from precompute import demo
+    from precompute.datasets import cli as datasets_cli
+    from precompute.match import cli as match_cli
+    from precompute.models import cli as models_cli
+
+    parser = argparse.ArgumentParser(
+        prog="python -m precompute",
+        description="Unitscope's offline job: import data, add models, match sites to units, analyse.",
+    )
+    parser.add_argument("--db", type=Path, default=None,
+                        help="served DuckDB file (default: $UNITSCOPE_DB or <data folder>/unitscope.duckdb)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
+    datasets_cli.register(sub)
+    models_cli.register(sub)
+    match_cli.register(sub)
+    demo.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else getattr(logging, settings.log_level, logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    store = Store(args.db or settings.db_path)
+    try:
+        return int(args.func(args, store) or 0)
+    except (UserError, StoreBusyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: the served database is unchanged; rerun to resume", file=sys.stderr)
+        return 130

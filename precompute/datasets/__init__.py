@@ -1,0 +1,1 @@
+"""Datasets: the synthetic HvM-like default, importers for real formats, and the shared writer."""

@@ -1,0 +1,242 @@
+"""The working database, one transaction per step, and atomic publishing of the served file.
+
+Layout in the data folder (DESIGN.md, Storage):
+
+    unitscope.duckdb        the served file: read-only for the app, replaced atomically
+    unitscope.work.duckdb   the working database precompute writes
+    unitscope.work.lock     held (flock) by the one precompute process writing
+
+A step runs inside one transaction on the working database: if it raises or the process dies, DuckDB
+rolls that transaction back and the working file is as it was before the step. After each committed
+step the working file is checkpointed, copied to a temporary file beside the served one, stamped with a
+new build id, and moved over the served file with `os.replace` (atomic on POSIX). A reader that has the
+old file open keeps reading the old build; new readers see the new one whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import duckdb
+
+from backend import schema
+
+log = logging.getLogger(__name__)
+
+#: Packages whose versions are recorded in build_info (those that shape results).
+TRACKED_PACKAGES = (
+    "numpy", "scipy", "pandas", "duckdb", "pillow", "torch", "torchvision", "timm", "onnx",
+    "onnxruntime", "scikit-learn", "scikit-image", "h5py", "xarray",
+)
+
+
+class StoreBusyError(RuntimeError):
+    """Another precompute process is writing the same database."""
+
+
+def package_versions() -> dict[str, str]:
+    out = {}
+    for name in TRACKED_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+class Store:
+    """Writer side of one Unitscope database (served file + working file)."""
+
+    def __init__(self, served_path: Path | str):
+        self.served_path = Path(served_path).resolve()
+        stem = self.served_path.name.removesuffix(".duckdb")
+        self.working_path = self.served_path.with_name(f"{stem}.work.duckdb")
+        self.lock_path = self.served_path.with_name(f"{stem}.work.lock")
+        self._lock_fd: int | None = None
+        self._depth = 0
+
+    # ------------------------------------------------------------------ locking
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[Store]:
+        """Hold the single-writer lock (re-entrant within this object)."""
+        if self._depth == 0:
+            self.served_path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise StoreBusyError(
+                    f"another precompute process is writing {self.served_path} "
+                    f"(lock {self.lock_path}); wait for it to finish or stop it"
+                ) from None
+            self._lock_fd = fd
+        self._depth += 1
+        try:
+            yield self
+        finally:
+            self._depth -= 1
+            if self._depth == 0 and self._lock_fd is not None:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+    # ------------------------------------------------------------------ connections
+    def _prepare_working(self) -> None:
+        """Create the working file: from the served file when one exists, else empty."""
+        if self.working_path.exists():
+            return
+        tmp = self.working_path.with_name(self.working_path.name + f".tmp-{os.getpid()}")
+        if self.served_path.exists():
+            shutil.copyfile(self.served_path, tmp)
+        con = duckdb.connect(str(tmp))
+        try:
+            schema.create_all(con)
+            _set(con, "schema_version", str(schema.SCHEMA_VERSION))
+        finally:
+            con.close()
+        os.replace(tmp, self.working_path)
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection to the working database (under the writer lock), schema ensured."""
+        with self.locked():
+            self._prepare_working()
+            con = duckdb.connect(str(self.working_path))
+            try:
+                schema.create_all(con)
+                yield con
+            finally:
+                con.close()
+
+    # ------------------------------------------------------------------ steps
+    @contextlib.contextmanager
+    def step(self, name: str, *, publish: bool = True, record: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Run one step in one transaction; on success record it and publish a new build.
+
+        `record=False` is for maintenance steps (removals) that are not part of a build.
+        On any exception the transaction is rolled back, nothing is published and the exception
+        propagates: the served file is exactly as it was.
+        """
+        t0 = time.perf_counter()
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+                seconds = time.perf_counter() - t0
+                if record:
+                    done = steps_done(con)
+                    if name not in done:
+                        done.append(name)
+                    _set(con, "steps_done", json.dumps(done))
+                    _set(con, f"step:{name}", json.dumps({"finished_at": now_iso(), "seconds": round(seconds, 3)}))
+                _set(con, "packages", json.dumps(package_versions()))
+                con.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
+                log.error("step %s failed; the working database was rolled back", name)
+                raise
+            con.execute("CHECKPOINT")
+        log.info("step %s done in %.1f s", name, time.perf_counter() - t0)
+        if publish:
+            self.publish()
+
+    def forget_steps(self, con: duckdb.DuckDBPyConnection, prefix: str) -> None:
+        """Un-record steps whose name starts with `prefix` (their results were removed)."""
+        done = [s for s in steps_done(con) if not s.startswith(prefix)]
+        _set(con, "steps_done", json.dumps(done))
+        con.execute("DELETE FROM build_info WHERE key LIKE ?", [f"step:{prefix}%"])
+
+    def record(self, con: duckdb.DuckDBPyConnection, key: str, entry: str, value: object) -> None:
+        """Add entry -> value to the JSON object under build_info[key] (seeds, input_hashes)."""
+        current = _get(con, key)
+        obj = json.loads(current) if current else {}
+        obj[entry] = value
+        _set(con, key, json.dumps(obj, sort_keys=True))
+
+    # ------------------------------------------------------------------ publishing
+    def publish(self) -> str:
+        """Atomically replace the served file with a copy of the working file; return the build id."""
+        with self.locked():
+            self._prepare_working()
+            build_id = uuid.uuid4().hex
+            tmp = self.served_path.with_name(self.served_path.name + f".publish-{os.getpid()}")
+            try:
+                con = duckdb.connect(str(self.working_path))
+                con.execute("CHECKPOINT")
+                con.close()
+                shutil.copyfile(self.working_path, tmp)
+                con = duckdb.connect(str(tmp))
+                try:
+                    _set(con, "build_id", build_id)
+                    _set(con, "published_at", now_iso())
+                    con.execute("CHECKPOINT")
+                finally:
+                    con.close()
+                with open(tmp, "rb") as f:
+                    os.fsync(f.fileno())
+                os.replace(tmp, self.served_path)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+            log.info("published build %s to %s", build_id, self.served_path)
+            return build_id
+
+
+def _set(con: duckdb.DuckDBPyConnection, key: str, value: str) -> None:
+    con.execute(
+        "INSERT INTO build_info (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [key, value],
+    )
+
+
+def _get(con: duckdb.DuckDBPyConnection, key: str) -> str | None:
+    rows = con.execute("SELECT value FROM build_info WHERE key = ?", [key]).fetchall()
+    return rows[0][0] if rows else None
+
+
+def steps_done(con: duckdb.DuckDBPyConnection) -> list[str]:
+    raw = _get(con, "steps_done")
+    return json.loads(raw) if raw else []
+
+
+def read_steps_done(db_path: Path) -> list[str]:
+    """Steps recorded in a database file (empty if the file does not exist or is unreadable)."""
+    if not Path(db_path).exists():
+        return []
+    try:
+        con = duckdb.connect(str(db_path), read_only=True)
+    except duckdb.Error:
+        return []
+    try:
+        return steps_done(con)
+    except duckdb.Error:
+        return []
+    finally:
+        con.close()

@@ -1,0 +1,133 @@
+"""Atomic publishing, one transaction per step, resuming, and removal of derived results."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from backend import schema
+from precompute.datasets.writer import remove_dataset, write_dataset
+from precompute.errors import UserError
+from precompute.store import Store, StoreBusyError, read_steps_done
+from tests.factories import mini_tables
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def build_info(path: Path) -> dict:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return dict(con.execute("SELECT key, value FROM build_info").fetchall())
+    finally:
+        con.close()
+
+
+def test_each_step_publishes_a_new_build(store: Store):
+    with store.step("a") as con:
+        con.execute("INSERT INTO build_info VALUES ('x', '1')")
+    first = build_info(store.served_path)
+    with store.step("b"):
+        pass
+    second = build_info(store.served_path)
+    assert first["build_id"] != second["build_id"]
+    assert json.loads(second["steps_done"]) == ["a", "b"]
+    assert second["schema_version"] == str(schema.SCHEMA_VERSION)
+    assert "duckdb" in json.loads(second["packages"])
+    assert json.loads(second["step:a"])["seconds"] >= 0
+
+
+def test_failed_step_leaves_served_file_unchanged_and_rerun_completes(mini_db: Store):
+    before = digest(mini_db.served_path)
+    with pytest.raises(RuntimeError, match="boom"), mini_db.step("dataset:second") as con:
+        con.execute("INSERT INTO datasets (dataset, synthetic) VALUES ('half-written', false)")
+        raise RuntimeError("boom")
+    assert digest(mini_db.served_path) == before
+    con = duckdb.connect(str(mini_db.working_path), read_only=True)
+    assert con.execute("SELECT count(*) FROM datasets WHERE dataset = 'half-written'").fetchall()[0][0] == 0
+    con.close()
+    write_dataset(mini_db, "second", mini_tables(seed=1))
+    assert set(read_steps_done(mini_db.served_path)) == {"dataset:mini", "dataset:second"}
+
+
+def test_killed_step_leaves_served_file_readable_and_rerun_completes(mini_db: Store):
+    """SIGKILL in the middle of a step (rows written, not committed): nothing of it survives."""
+    before = digest(mini_db.served_path)
+    script = textwrap.dedent(f"""
+        import os, signal, sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from precompute.store import Store
+        from precompute.datasets.writer import write_dataset
+        from tests.factories import mini_tables
+        import precompute.datasets.writer as w
+        original = w._insert
+        def insert_then_die(con, table, frame):
+            original(con, table, frame)
+            if table == "responses":
+                os.kill(os.getpid(), signal.SIGKILL)
+        w._insert = insert_then_die
+        write_dataset(Store({str(mini_db.served_path)!r}), "killed", mini_tables(seed=2))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr.decode()
+    assert digest(mini_db.served_path) == before
+    assert read_steps_done(mini_db.served_path) == ["dataset:mini"]
+    write_dataset(mini_db, "killed", mini_tables(seed=2))
+    con = duckdb.connect(str(mini_db.served_path), read_only=True)
+    assert con.execute("SELECT count(*) FROM responses WHERE dataset = 'killed'").fetchall()[0][0] == 9 * 24
+    con.close()
+
+
+def test_second_writer_is_refused(store: Store):
+    other = Store(store.served_path)
+    with store.locked(), pytest.raises(StoreBusyError, match="another precompute process"), other.locked():
+        pass
+
+
+def test_existing_name_needs_replace_and_replace_removes_derived_rows(mini_db: Store):
+    with pytest.raises(UserError, match="--replace"):
+        write_dataset(mini_db, "mini", mini_tables(seed=3))
+    with mini_db.step("match:mini:m") as con:
+        con.execute("INSERT INTO matches VALUES ('mini', 'm', 'V4-000', 1, 0, 0, 0, 0, 0.5)")
+    write_dataset(mini_db, "mini", mini_tables(seed=3), replace=True)
+    con = duckdb.connect(str(mini_db.served_path), read_only=True)
+    assert con.execute("SELECT count(*) FROM matches").fetchall()[0][0] == 0
+    assert "match:mini:m" not in read_steps_done(mini_db.served_path)
+    con.close()
+
+
+def test_remove_dataset_removes_everything_derived(mini_db: Store):
+    with mini_db.step("match:mini:m") as con:
+        con.execute("INSERT INTO matches VALUES ('mini', 'm', 'V4-000', 1, 0, 0, 0, 0, 0.5)")
+        con.execute("INSERT INTO scores VALUES ('mini', 'm', 'V4', 'neural_correlation', 0.5, NULL, NULL)")
+    remove_dataset(mini_db, "mini")
+    con = duckdb.connect(str(mini_db.served_path), read_only=True)
+    for table in schema.tables_with_column("dataset"):
+        assert con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0] == 0, table
+    con.close()
+    assert read_steps_done(mini_db.served_path) == []
+    with pytest.raises(UserError, match="no dataset named"):
+        remove_dataset(mini_db, "mini")
+
+
+def test_trials_and_responses_round_trip(mini_db: Store):
+    tables = mini_tables()
+    con = duckdb.connect(str(mini_db.served_path), read_only=True)
+    got = con.execute(
+        "SELECT s.idx, st.idx, r.response FROM responses r JOIN sites s USING (dataset, site_id) "
+        "JOIN stimuli st USING (dataset, stimulus_id) WHERE r.dataset = 'mini'").fetchall()
+    for site_idx, stim_idx, value in got:
+        assert value == pytest.approx(float(tables.responses[site_idx, stim_idx]), abs=1e-6)
+    n_trials = con.execute("SELECT count(*) FROM trials").fetchall()[0][0]
+    assert n_trials == int((~__import__("numpy").isnan(tables.trials)).sum())
+    con.close()
