@@ -31,13 +31,14 @@ def init_cache(server, settings: Settings) -> None:
     if settings.cache_type == "redis":
         config = {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": settings.redis_url}
     elif settings.cache_type == "null":
-        config = {"CACHE_TYPE": "NullCache"}
+        _state["enabled"] = False
+        return
     else:
         settings.cache_dir.mkdir(parents=True, exist_ok=True)
         config = {"CACHE_TYPE": "FileSystemCache", "CACHE_DIR": str(settings.cache_dir), "CACHE_THRESHOLD": 5000}
     config["CACHE_DEFAULT_TIMEOUT"] = settings.cache_timeout_s
     cache.init_app(server, config=config)
-    _state["enabled"] = settings.cache_type != "null"
+    _state["enabled"] = True
     _state["app"] = server
 
 

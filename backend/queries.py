@@ -47,7 +47,8 @@ def stimulus_png(db: Database, dataset: str, stimulus_id: str) -> bytes | None:
 
 def sites(db: Database, dataset: str) -> pd.DataFrame:
     return db.query(
-        "SELECT site_id, idx, region, subregion, animal, electrode_array, reliability, rf_x_deg, rf_y_deg, rf_size_deg, "
+        "SELECT site_id, idx, region, subregion, animal, electrode_array, reliability, rf_x_deg, rf_y_deg, "
+        "rf_size_deg, "
         "true_rf_x_deg, true_rf_y_deg, true_rf_size_deg FROM sites WHERE dataset = ? ORDER BY idx",
         [dataset],
     )

@@ -181,8 +181,10 @@ TABLES: tuple[Table, ...] = (
         (
             DATASET,
             SITE,
-            C("grid_responses", "FLOAT[]", "response minus blank to the 8x8 squares, row-major; row 0 is the bottom row (lowest y), so y grows with the row index", False),
-            C("map", "FLOAT[]", "smoothed, normalised map on a map_size x map_size grid, row-major; row 0 at y = -extent/2 (bottom), column 0 at x = -extent/2 (left)", False),
+            C("grid_responses", "FLOAT[]", "response minus blank to the 8x8 squares, row-major; row 0 is the "
+              "bottom row (lowest y), so y grows with the row index", False),
+            C("map", "FLOAT[]", "smoothed, normalised map on a map_size x map_size grid, row-major; row 0 at "
+              "y = -extent/2 (bottom), column 0 at x = -extent/2 (left)", False),
             C("map_size", "INTEGER", "side of `map` in samples", False),
             C("extent_deg", "DOUBLE", "the map spans [-extent/2, extent/2] degrees on both axes", False),
         ),

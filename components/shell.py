@@ -29,6 +29,7 @@ def create_shell(page_registry) -> html.Div:
     return html.Div([
         navbar,
         dcc.Interval(id="build-poll", interval=STATUS_POLL_MS),
+        dcc.Location(id="build-reload", refresh=True),
         dcc.Store(id="build-seen"),
         dbc.Container(dash.page_container, fluid=True, className="pb-5"),
     ])
@@ -37,15 +38,20 @@ def create_shell(page_registry) -> html.Div:
 @dash.callback(
     Output("build-status", "children"),
     Output("build-seen", "data"),
+    Output("build-reload", "href"),
     Input("build-poll", "n_intervals"),
     State("build-seen", "data"),
+    State("build-reload", "href"),
 )
-def update_build_status(_n, seen):
-    """Show the build id, and a reload link when precompute has published a newer build."""
+def update_build_status(_n, seen, href):
+    """Show the build id; reload by itself on the first publish, offer a reload link on later ones."""
     current = data.build_id()
     if current == "missing":
-        return dbc.Badge("no database yet: building…", color="warning"), seen
+        return dbc.Badge("no database yet: building…", color="warning"), "missing", dash.no_update
+    if seen == "missing":  # the first build just appeared: show it without asking
+        return dash.no_update, current, href
     seen = seen or current
     if current != seen:
-        return html.A(dbc.Badge("new results published: reload", color="success"), href="", id="reload-link"), seen
-    return dbc.Badge(f"build {current[:8]}", color="secondary", title=f"build id {current}"), seen
+        link = html.A(dbc.Badge("new results published: reload", color="success"), href=href or "/", id="reload-link")
+        return link, seen, dash.no_update
+    return dbc.Badge(f"build {current[:8]}", color="secondary", title=f"build id {current}"), seen, dash.no_update

@@ -8,9 +8,10 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import dash
+import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 import pandas as pd
-from dash import ALL, Input, Output, State, ctx, dash_table, dcc, html
+from dash import ALL, Input, Output, State, ctx, dcc, html
 
 from backend import data
 from backend.config import get_settings
@@ -31,6 +32,16 @@ dash.register_page(__name__, path="/dataset", name="Dataset", order=1, title="Un
 ids = PageIds("dataset")
 PAGE_SIZE = 48
 ALL_VALUE = "__all__"
+_NUM = {"function": "params.value == null ? '' : d3.format('.2f')(params.value)"}
+SITE_COLUMNS = [
+    {"field": "site_id", "headerName": "site", "minWidth": 150},
+    {"field": "region"},
+    {"field": "subregion"},
+    {"field": "reliability", "valueFormatter": _NUM, "filter": "agNumberColumnFilter"},
+    {"field": "rf_x_deg", "headerName": "RF x°", "valueFormatter": _NUM, "filter": "agNumberColumnFilter"},
+    {"field": "rf_y_deg", "headerName": "RF y°", "valueFormatter": _NUM, "filter": "agNumberColumnFilter"},
+    {"field": "rf_size_deg", "headerName": "RF size°", "valueFormatter": _NUM, "filter": "agNumberColumnFilter"},
+]
 GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 
 
@@ -98,7 +109,7 @@ def state_query(dataset, category, obj, page, region, site) -> str:
 
 
 # ---------------------------------------------------------------- layout
-def layout(dataset=None, category=None, object=None, region=None, site=None, page=None, **_ignored):  # noqa: A002
+def layout(dataset=None, category=None, object=None, region=None, site=None, page=None, **_ignored):
     settings = get_settings()
     if not data.database_ready():
         return empty.no_database(str(settings.db_path))
@@ -150,18 +161,15 @@ def layout(dataset=None, category=None, object=None, region=None, site=None, pag
         dbc.CardHeader("Sites"),
         dbc.CardBody([
             dbc.Row([
-                dbc.Col(dash_table.DataTable(
+                dbc.Col(dag.AgGrid(
                     id=ids("sites-table"),
-                    columns=[{"name": n, "id": c, "type": "numeric" if c not in ("site_id", "region", "subregion")
-                              else "text", "format": {"specifier": ".2f"} if c not in
-                              ("site_id", "region", "subregion") else None}
-                             for c, n in (("site_id", "site"), ("region", "region"), ("subregion", "subregion"),
-                                          ("reliability", "reliability"), ("rf_x_deg", "RF x°"),
-                                          ("rf_y_deg", "RF y°"), ("rf_size_deg", "RF size°"))],
-                    data=_site_rows(sites), sort_action="native", filter_action="native", page_size=12,
-                    row_selectable=False, style_table={"overflowX": "auto"},
-                    style_cell={"fontFamily": "system-ui", "fontSize": 13, "padding": "4px 8px"},
-                    style_header={"fontWeight": "600"},
+                    rowData=_site_rows(sites),
+                    columnDefs=SITE_COLUMNS,
+                    defaultColDef={"sortable": True, "filter": True, "resizable": True, "flex": 1, "minWidth": 90},
+                    dashGridOptions={"pagination": True, "paginationPageSize": 10,
+                                     "paginationPageSizeSelector": False, "rowSelection": {"mode": "singleRow"}},
+                    style={"height": 420},
+                    className="ag-theme-alpine",
                 ), lg=7),
                 dbc.Col(dcc.Graph(id=ids("reliability"), figure=make_reliability_figure(sites), config=GRAPH_CONFIG),
                         lg=5),
@@ -208,7 +216,7 @@ def _site_rows(sites: pd.DataFrame) -> list[dict]:
 def _thumb(dataset: str, row) -> html.Div:
     return html.Div(
         html.Img(src=f"/stimulus/{quote(dataset, safe='')}/{quote(row.stimulus_id, safe='')}.png",
-                 alt=f"{row.category} / {row.object}", title=f"{row.object} ({row.category})", loading="lazy"),
+                 alt=f"{row.category} / {row.object}", title=f"{row.object} ({row.category})"),
         id=ids.match("thumb", row.stimulus_id), n_clicks=0, className="stimulus-thumb", role="button",
     )
 
@@ -240,10 +248,14 @@ def update_objects(category, dataset, current):
     Input(ids("page"), "active_page"),
 )
 def update_gallery(dataset, category, obj, page):
+    reset = ctx.triggered_id in (ids("category"), ids("object"), ids("dataset"))
+    return gallery_view(dataset, category, obj, 1 if reset else page)
+
+
+def gallery_view(dataset: str, category: str, obj: str, page: int | None):
+    """Thumbnails of one page of the filtered stimuli, the card title, the page count and the page."""
     stimuli = filter_stimuli(data.stimuli(dataset), category, obj)
     n_pages = page_count(len(stimuli))
-    if ctx.triggered_id in (ids("category"), ids("object"), ids("dataset")):
-        page = 1
     page = min(max(int(page or 1), 1), n_pages)
     shown = stimuli.iloc[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
     label = "all categories" if category in (None, ALL_VALUE) else category
@@ -289,6 +301,17 @@ def _fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:.3f}"
     return "" if value is None else str(value)
+
+
+@dash.callback(
+    Output(ids("site"), "value"),
+    Input(ids("sites-table"), "selectedRows"),
+    prevent_initial_call=True,
+)
+def select_site_from_table(rows):
+    if not rows:
+        return dash.no_update
+    return rows[0]["site_id"]
 
 
 @dash.callback(Output(ids("nav"), "href"), Input(ids("dataset"), "value"), prevent_initial_call=True)

@@ -88,7 +88,8 @@ def make_reliability_figure(sites: pd.DataFrame) -> go.Figure:
         return empty_figure("No trials in this dataset: reliability is unknown")
     fig = go.Figure()
     for region, group in data.groupby("region", sort=False):
-        fig.add_trace(go.Histogram(x=group["reliability"], name=f"{region} (median {group['reliability'].median():.2f})",
+        label = f"{region} (median {group['reliability'].median():.2f})"
+        fig.add_trace(go.Histogram(x=group["reliability"], name=label,
                                    marker_color=region_color(region), opacity=0.7, xbins={"size": 0.02}))
     fig.update_layout(barmode="overlay", legend={"orientation": "h", "y": -0.25})
     fig.update_xaxes(title="split-half reliability (Spearman-Brown)")

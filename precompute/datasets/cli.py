@@ -46,7 +46,8 @@ def _cmd_synth(args: argparse.Namespace, store: Store) -> int:
 
     tables = synth.generate(seed=args.seed, n_stimuli=args.stimuli)
     write_dataset(store, args.name, tables, replace=args.replace)
-    print(f"dataset {args.name}: {len(tables.stimuli)} stimuli, {len(tables.sites)} sites (synthetic, seed {args.seed})")
+    print(f"dataset {args.name}: {len(tables.stimuli)} stimuli, {len(tables.sites)} sites "
+          f"(synthetic, seed {args.seed})")
     return 0
 
 
@@ -68,7 +69,8 @@ def _cmd_list(args: argparse.Namespace, store: Store) -> int:
     print(f"{'dataset':<24} {'source':<9} {'stimuli':>7} {'sites':>6} {'reps':>5}  title")
     for name, source, synthetic, n_stim, n_sites, n_reps, title in rows:
         label = f"{title}{' (synthetic)' if synthetic else ''}"
-        print(f"{name:<24} {source or '':<9} {n_stim:>7} {n_sites:>6} {n_reps if n_reps is not None else '-':>5}  {label}")
+        reps = n_reps if n_reps is not None else "-"
+        print(f"{name:<24} {source or '':<9} {n_stim:>7} {n_sites:>6} {reps:>5}  {label}")
     return 0
 
 

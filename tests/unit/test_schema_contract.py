@@ -30,7 +30,8 @@ def test_keys_are_unique_in_a_written_database(mini_db: Store):
         if not table.key:
             continue
         keys = ", ".join(f'"{k}"' for k in table.key)
-        dupes = con.execute(f'SELECT count(*) FROM (SELECT {keys} FROM "{table.name}" GROUP BY ALL HAVING count(*) > 1)')
+        dupes = con.execute(
+            f'SELECT count(*) FROM (SELECT {keys} FROM "{table.name}" GROUP BY ALL HAVING count(*) > 1)')
         assert dupes.fetchall()[0][0] == 0, table.name
     con.close()
 

@@ -1,0 +1,54 @@
+"""The Dataset page in a browser: loads cleanly, filters, and keeps its state in the URL."""
+
+from __future__ import annotations
+
+import pytest
+from dash.testing.wait import until
+
+from tests.integration.conftest import console_errors
+
+pytestmark = pytest.mark.browser
+
+
+def thumbs(dash_duo):
+    return dash_duo.find_elements(".stimulus-thumb")
+
+
+def test_dataset_page_loads_filters_and_restores_from_url(dash_duo, dash_app):
+    dash_duo.start_server(dash_app)
+    dash_duo.wait_for_page(url=f"{dash_duo.server_url}/dataset?dataset=mini")
+    dash_duo.wait_for_contains_text("#dataset-gallery-title", "24 of all categories", timeout=10)
+    assert len(thumbs(dash_duo)) == 24
+    dash_duo.wait_for_element("#dataset-corr .main-svg", timeout=10)
+    assert dash_duo.find_element("#dataset-synthetic").text == "synthetic"
+
+    dash_duo.select_dcc_dropdown("#dataset-category", value="Cars")
+    dash_duo.wait_for_contains_text("#dataset-gallery-title", "6 of Cars", timeout=10)
+    assert len(thumbs(dash_duo)) == 6
+    until(lambda: "category=Cars" in dash_duo.driver.current_url, timeout=5)
+    url = dash_duo.driver.current_url
+
+    dash_duo.driver.get(f"{dash_duo.server_url}/dataset?dataset=mini")
+    dash_duo.wait_for_contains_text("#dataset-gallery-title", "24 of", timeout=10)
+    dash_duo.driver.get(url)
+    dash_duo.wait_for_contains_text("#dataset-gallery-title", "6 of Cars", timeout=10)
+    assert len(thumbs(dash_duo)) == 6
+
+    thumbs(dash_duo)[0].click()
+    dash_duo.wait_for_element("#dataset-modal-body img", timeout=10)
+    assert "Cars" in dash_duo.find_element("#dataset-modal-title").text
+    assert console_errors(dash_duo) == []
+
+
+def test_bad_url_parameter_shows_a_friendly_message(dash_duo, dash_app):
+    dash_duo.start_server(dash_app)
+    dash_duo.wait_for_page(url=f"{dash_duo.server_url}/dataset?dataset=mini&site=%27%3B%20DROP%20TABLE%20sites")
+    dash_duo.wait_for_contains_text("#friendly-error", "unknown site", timeout=10)
+    assert console_errors(dash_duo) == []
+
+
+def test_overview_lists_the_dataset(dash_duo, dash_app):
+    dash_duo.start_server(dash_app)
+    dash_duo.wait_for_page(url=f"{dash_duo.server_url}/")
+    dash_duo.wait_for_contains_text("#overview-build", "dataset:mini", timeout=10)
+    assert console_errors(dash_duo) == []
