@@ -8,6 +8,7 @@ validated against what the database holds before any query uses them (a bad URL 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,25 @@ from backend.db import Database, DatabaseMissingError
 
 class NotFoundError(LookupError):
     """A requested dataset, site, stimulus, model ... does not exist in this build."""
+
+
+class NotComputedError(LookupError):
+    """The view needs results this build does not have yet; `command` computes them."""
+
+    def __init__(self, what: str, command: str):
+        super().__init__(f"{what} not computed yet")
+        self.what = what
+        self.command = command
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The global filters every results page honours (all carried in the URL)."""
+
+    dataset: str
+    model: str
+    region: str
+    layer: int | None = None
 
 
 @functools.lru_cache(maxsize=8)
@@ -102,3 +122,154 @@ def site_correlations(dataset: str, region: str) -> pd.DataFrame:
 @cached(build_id)
 def site_rf(dataset: str, site_id: str) -> pd.DataFrame:
     return queries.site_rf_map(database(), require_dataset(dataset), site_id)
+
+
+# ---------------------------------------------------------------- models and matches
+@cached(build_id)
+def models() -> pd.DataFrame:
+    return queries.models(database())
+
+
+@cached(build_id)
+def matched_models(dataset: str) -> pd.DataFrame:
+    return queries.matched_models(database(), require_dataset(dataset))
+
+
+@cached(build_id)
+def layers(model: str) -> pd.DataFrame:
+    return queries.layers(database(), model)
+
+
+PREFERRED_MODEL = "efficientnet-lite0"
+
+
+def resolve_filters(dataset=None, model=None, region=None, layer=None, *, need_layer: bool = False) -> Filters:
+    """Validate URL parameters against this build and fill in defaults (raise NotFound/NotComputed)."""
+    dataset = require_dataset(dataset)
+    matched = matched_models(dataset)
+    if matched.empty:
+        raise NotComputedError(f"Matching on {dataset}",
+                               f"python -m precompute run --dataset {dataset} --model efficientnet-lite0")
+    names = matched["model"].tolist()
+    if model in (None, ""):
+        model = PREFERRED_MODEL if PREFERRED_MODEL in names else names[0]
+    elif model not in names:
+        raise NotFoundError(f"model {str(model)[:60]!r} is not matched on {dataset}; matched: {', '.join(names)}")
+    regions = list(dict.fromkeys(sites(dataset)["region"]))
+    if region in (None, ""):
+        region = "V4" if "V4" in regions else regions[0]
+    elif region not in regions:
+        raise NotFoundError(f"unknown region {str(region)[:40]!r}; this dataset has {', '.join(regions)}")
+    layer_idx = None
+    if need_layer or layer not in (None, ""):
+        n_layers = len(layers(model))
+        if layer in (None, ""):
+            layer_idx = default_layer(dataset, model, region)
+        else:
+            try:
+                layer_idx = int(layer)
+            except (TypeError, ValueError):
+                raise NotFoundError(f"layer must be a layer index, got {str(layer)[:40]!r}") from None
+            if not 0 <= layer_idx < n_layers:
+                raise NotFoundError(f"layer {layer_idx} is out of range 0..{n_layers - 1} for {model}")
+    return Filters(dataset, model, region, layer_idx)
+
+
+def require_site(dataset: str, site_id: str | None, region: str | None = None) -> str:
+    frame = sites(dataset)
+    if region:
+        frame = frame[frame["region"] == region]
+    if site_id in (None, ""):
+        if frame.empty:
+            raise NotFoundError(f"no {region} sites in {dataset}")
+        return frame["site_id"].iloc[0]
+    if site_id not in set(frame["site_id"]):
+        raise NotFoundError(f"unknown site {str(site_id)[:60]!r}" + (f" in region {region}" if region else ""))
+    return site_id
+
+
+@cached(build_id)
+def default_layer(dataset: str, model: str, region: str) -> int:
+    """The region's best layer (highest median best-in-layer r): the model's "V4-like"/"IT-like" layer."""
+    frame = layer_best(dataset, model)
+    frame = frame[frame["region"] == region]
+    if frame.empty:
+        return 0
+    return int(frame.groupby("layer_idx")["r"].median().idxmax())
+
+
+@cached(build_id)
+def site_matches(dataset: str, model: str, site_id: str) -> pd.DataFrame:
+    return queries.site_matches(database(), dataset, model, site_id)
+
+
+@cached(build_id)
+def site_scatter(dataset: str, model: str, site_id: str, rank: int) -> pd.DataFrame | None:
+    """Figure 2: the site's standardised responses vs its rank-`rank` unit's, per stimulus.
+
+    Columns: idx, stimulus_id, category, object, neural, unit (both z-scored over stimuli). None when the
+    unit's activations were not gathered.
+    """
+    db = database()
+    with db.pinned():
+        top = queries.site_matches(db, dataset, model, site_id)
+        row = top[top["rank"] == rank]
+        if row.empty:
+            return None
+        row = row.iloc[0]
+        values = queries.unit_values(db, dataset, model, int(row.layer_idx), int(row.channel), int(row.y), int(row.x))
+        frame = queries.site_responses(db, dataset, site_id)
+    if values is None or len(values) != len(frame):
+        return None
+    frame["neural"] = _zscore(frame["response"].to_numpy(np.float64))
+    frame["unit"] = _zscore(values.astype(np.float64))
+    frame.attrs.update({"r": float(row.r), "layer": row.layer, "layer_idx": int(row.layer_idx),
+                        "channel": int(row.channel), "y": int(row.y), "x": int(row.x)})
+    return frame
+
+
+def _zscore(x: np.ndarray) -> np.ndarray:
+    sd = x.std()
+    return (x - x.mean()) / sd if sd > 0 else x * 0.0
+
+
+@cached(build_id)
+def best_matches(dataset: str, model: str) -> pd.DataFrame:
+    return queries.best_matches(database(), dataset, model)
+
+
+@cached(build_id)
+def layer_best(dataset: str, model: str) -> pd.DataFrame:
+    return queries.layer_best(database(), dataset, model)
+
+
+@cached(build_id)
+def runner_ups(dataset: str, model: str, region: str) -> pd.DataFrame:
+    return queries.runner_ups(database(), dataset, model, region)
+
+
+@cached(build_id)
+def layer_topk(dataset: str, model: str, layer_idx: int, region: str) -> pd.DataFrame:
+    return queries.layer_topk(database(), dataset, model, layer_idx, region)
+
+
+@cached(build_id)
+def featuremap_best(dataset: str, model: str, layer_idx: int, region: str) -> pd.DataFrame:
+    return queries.featuremap_best(database(), dataset, model, layer_idx, region)
+
+
+@cached(build_id)
+def depth_across_models(dataset: str) -> pd.DataFrame:
+    """Figure S7: every matched model's best-unit depth per site, with region."""
+    frames = []
+    for model in matched_models(dataset)["model"]:
+        best = best_matches(dataset, model)
+        frames.append(best.assign(model=model)[["model", "site_id", "region", "depth", "r"]])
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["model", "site_id", "region", "depth", "r"])
+
+
+@cached(build_id)
+def site_scores(dataset: str, model: str, site_id: str) -> dict[str, float]:
+    frame = queries.site_scores(database(), dataset, model, site_id)
+    return dict(zip(frame["metric"], frame["value"], strict=True))

@@ -82,3 +82,117 @@ def site_rf_map(db: Database, dataset: str, site_id: str) -> pd.DataFrame:
         "ON s.dataset = m.dataset AND s.site_id = m.site_id WHERE m.dataset = ? AND m.site_id = ?",
         [dataset, site_id],
     )
+
+
+# ---------------------------------------------------------------- models and matches
+def models(db: Database) -> pd.DataFrame:
+    return db.query(
+        "SELECT model, family, source, kind, reference_model, input_size, imagenet_top1, imagenet_top5, parameters, "
+        "total_units, n_layers FROM models ORDER BY kind, model"
+    )
+
+
+def matched_models(db: Database, dataset: str) -> pd.DataFrame:
+    """Models matched on `dataset` (a match_runs row), with their kind and ImageNet accuracy."""
+    return db.query(
+        "SELECT m.model, m.kind, m.family, m.reference_model, m.imagenet_top1, r.top_k FROM match_runs r "
+        "JOIN models m USING (model) WHERE r.dataset = ? ORDER BY m.kind = 'control', m.model",
+        [dataset],
+    )
+
+
+def layers(db: Database, model: str) -> pd.DataFrame:
+    return db.query(
+        "SELECT layer_idx, layer, op_type, depth, channels, height, width, units FROM layers WHERE model = ? "
+        "ORDER BY layer_idx",
+        [model],
+    )
+
+
+def site_matches(db: Database, dataset: str, model: str, site_id: str) -> pd.DataFrame:
+    """The site's top-K units over the whole model, with layer names."""
+    return db.query(
+        "SELECT m.rank, m.layer_idx, l.layer, l.depth, m.channel, m.y, m.x, m.r FROM matches m "
+        "JOIN layers l ON l.model = m.model AND l.layer_idx = m.layer_idx "
+        "WHERE m.dataset = ? AND m.model = ? AND m.site_id = ? ORDER BY m.rank",
+        [dataset, model, site_id],
+    )
+
+
+def unit_values(
+    db: Database, dataset: str, model: str, layer_idx: int, channel: int, y: int, x: int
+) -> np.ndarray | None:
+    """A gathered unit's activations over the stimuli (idx order), or None when not gathered."""
+    df = db.query(
+        "SELECT values FROM unit_activations WHERE dataset = ? AND model = ? AND layer_idx = ? AND channel = ? "
+        "AND y = ? AND x = ?",
+        [dataset, model, layer_idx, channel, y, x],
+    )
+    return np.asarray(df["values"].iloc[0], dtype=np.float32) if len(df) else None
+
+
+def site_responses(db: Database, dataset: str, site_id: str) -> pd.DataFrame:
+    """One site's trial-averaged response to every stimulus, in idx order, with stimulus metadata."""
+    return db.query(
+        "SELECT st.idx, st.stimulus_id, st.category, st.object, r.response FROM responses r "
+        "JOIN stimuli st ON st.dataset = r.dataset AND st.stimulus_id = r.stimulus_id "
+        "WHERE r.dataset = ? AND r.site_id = ? ORDER BY st.idx",
+        [dataset, site_id],
+    )
+
+
+def best_matches(db: Database, dataset: str, model: str) -> pd.DataFrame:
+    """Every site's rank-1 unit over the whole model, with region, layer name and depth."""
+    return db.query(
+        "SELECT s.site_id, s.idx AS site_idx, s.region, m.layer_idx, l.layer, l.depth, m.channel, m.y, m.x, m.r "
+        "FROM matches m JOIN sites s ON s.dataset = m.dataset AND s.site_id = m.site_id "
+        "JOIN layers l ON l.model = m.model AND l.layer_idx = m.layer_idx "
+        "WHERE m.dataset = ? AND m.model = ? AND m.rank = 1 ORDER BY s.idx",
+        [dataset, model],
+    )
+
+
+def layer_best(db: Database, dataset: str, model: str) -> pd.DataFrame:
+    """Every site's best unit within every layer (rank 1 in the layer), with region and depth."""
+    return db.query(
+        "SELECT s.site_id, s.region, m.layer_idx, l.layer, l.depth, m.channel, m.y, m.x, m.r "
+        "FROM layer_matches m JOIN sites s ON s.dataset = m.dataset AND s.site_id = m.site_id "
+        "JOIN layers l ON l.model = m.model AND l.layer_idx = m.layer_idx "
+        "WHERE m.dataset = ? AND m.model = ? AND m.rank = 1 ORDER BY m.layer_idx, s.idx",
+        [dataset, model],
+    )
+
+
+def runner_ups(db: Database, dataset: str, model: str, region: str) -> pd.DataFrame:
+    """Top-K r of every site of a region (sites x ranks), for Figure 7."""
+    return db.query(
+        "SELECT m.site_id, s.idx AS site_idx, m.rank, m.r FROM matches m "
+        "JOIN sites s ON s.dataset = m.dataset AND s.site_id = m.site_id "
+        "WHERE m.dataset = ? AND m.model = ? AND s.region = ? ORDER BY s.idx, m.rank",
+        [dataset, model, region],
+    )
+
+
+def layer_topk(db: Database, dataset: str, model: str, layer_idx: int, region: str) -> pd.DataFrame:
+    """Top-K units within one layer for every site of a region (Figure 8: feature maps and positions)."""
+    return db.query(
+        "SELECT m.site_id, m.rank, m.channel, m.y, m.x, m.r FROM layer_matches m "
+        "JOIN sites s ON s.dataset = m.dataset AND s.site_id = m.site_id "
+        "WHERE m.dataset = ? AND m.model = ? AND m.layer_idx = ? AND s.region = ? ORDER BY s.idx, m.rank",
+        [dataset, model, layer_idx, region],
+    )
+
+
+def featuremap_best(db: Database, dataset: str, model: str, layer_idx: int, region: str) -> pd.DataFrame:
+    """Best unit of every feature map of a layer for every site of a region (Figure S13)."""
+    return db.query(
+        "SELECT m.site_id, m.channel, m.y, m.x, m.r FROM featuremap_matches m "
+        "JOIN sites s ON s.dataset = m.dataset AND s.site_id = m.site_id "
+        "WHERE m.dataset = ? AND m.model = ? AND m.layer_idx = ? AND s.region = ?",
+        [dataset, model, layer_idx, region],
+    )
+
+
+def site_scores(db: Database, dataset: str, model: str, site_id: str) -> pd.DataFrame:
+    return db.query("SELECT metric, value FROM site_scores WHERE dataset = ? AND model = ? AND site_id = ? "
+                    "ORDER BY metric", [dataset, model, site_id])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 # The app's cache is configured at import: tests run without one unless they ask for it.
@@ -20,11 +21,30 @@ def store(tmp_path: Path) -> Store:
     return Store(tmp_path / "data" / "unitscope.duckdb")
 
 
-@pytest.fixture
-def mini_db(store: Store) -> Store:
-    """A published miniature database with one dataset ("mini")."""
-    write_dataset(store, "mini", mini_tables())
+@pytest.fixture(scope="session")
+def _templates(tmp_path_factory) -> dict[str, Path]:
+    """Miniature databases built once per session with the real writer; tests get fresh copies."""
+    from tests.factories import write_toy_results
+
+    mini = Store(tmp_path_factory.mktemp("template-mini") / "unitscope.duckdb")
+    write_dataset(mini, "mini", mini_tables())
+    results = Store(tmp_path_factory.mktemp("template-results") / "unitscope.duckdb")
+    shutil.copyfile(mini.served_path, results.served_path)
+    write_toy_results(results, model="toy")
+    write_toy_results(results, model="toy2", seed=1)
+    return {"mini": mini.served_path, "results": results.served_path}
+
+
+def _copy_of(template: Path, store: Store) -> Store:
+    store.served_path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, store.served_path)
     return store
+
+
+@pytest.fixture
+def mini_db(store: Store, _templates) -> Store:
+    """A published miniature database with one dataset ("mini")."""
+    return _copy_of(_templates["mini"], store)
 
 
 @pytest.fixture
@@ -34,3 +54,9 @@ def app_env(mini_db: Store, monkeypatch, tmp_path: Path) -> Store:
     monkeypatch.setenv("UNITSCOPE_DATA", str(mini_db.served_path.parent))
     monkeypatch.setenv("UNITSCOPE_CACHE", "null")
     return mini_db
+
+
+@pytest.fixture
+def results_env(app_env: Store, _templates) -> Store:
+    """The miniature database with two toy models matched on it (brute-force match tables)."""
+    return _copy_of(_templates["results"], app_env)

@@ -63,3 +63,93 @@ def mini_tables(n_stimuli: int = 24, n_v4: int = 4, n_it: int = 5, n_reps: int =
             "synthetic": True, "visual_degrees": 8.0, "seed": seed}
     return DatasetTables(info=info, stimuli=pd.DataFrame(stim_rows), images=images, sites=sites,
                          responses=responses, trials=trials, rf_maps=rf_maps)
+
+
+TOY_LAYERS = (("conv1", 4, 3, 3), ("block1", 6, 2, 2), ("fc", 10, 1, 1))
+
+
+def toy_activations(n_stimuli: int, seed: int = 0) -> list[np.ndarray]:
+    """Activations (stimuli x C x H x W) of a toy 3-layer model, with one dead (constant) unit per layer."""
+    rng = np.random.default_rng(100 + seed)
+    out = []
+    for _, c, h, w in TOY_LAYERS:
+        a = rng.normal(size=(n_stimuli, c, h, w)).astype(np.float32)
+        a[:, 0, 0, 0] = 1.5  # constant: must never be matched
+        out.append(a)
+    return out
+
+
+def brute_force_r(responses: np.ndarray, activations: list[np.ndarray]) -> np.ndarray:
+    """float64 Pearson r of every site (rows) with every unit (columns, layers concatenated, flat order)."""
+    units = np.concatenate([a.reshape(a.shape[0], -1) for a in activations], axis=1).astype(np.float64)
+    z = responses.astype(np.float64)
+    z = (z - z.mean(1, keepdims=True)) / z.std(1, keepdims=True)
+    u = units - units.mean(0)
+    sd = u.std(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (z @ u) / (len(units) * sd)
+    r[:, sd == 0] = np.nan
+    return r
+
+
+def write_toy_results(store, dataset: str = "mini", model: str = "toy", *, top_k: int = 10, layer_k: int = 5,
+                      seed: int = 0, tables: DatasetTables | None = None) -> np.ndarray:
+    """Write a toy model and brute-force match tables for `dataset` (what the matching engine writes).
+
+    Returns the float64 r matrix (sites x units). Used to test the app and the statistics without
+    running a network.
+    """
+    tables = tables or mini_tables()
+    n_stim = len(tables.stimuli)
+    acts = toy_activations(n_stim, seed)
+    r = brute_force_r(tables.responses, acts)
+    sizes = [c * h * w for _, c, h, w in TOY_LAYERS]
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    site_ids = tables.sites.sort_values("idx")["site_id"].tolist()
+
+    def unit_of(flat: int) -> tuple[int, int, int, int]:
+        layer = int(np.searchsorted(offsets, flat, side="right") - 1)
+        _, c, h, w = TOY_LAYERS[layer]
+        rem = flat - offsets[layer]
+        return layer, int(rem // (h * w)), int((rem // w) % h), int(rem % w)
+
+    def ranked(row: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        vals = np.where(np.isnan(row[idx]), -np.inf, row[idx])
+        order = np.lexsort((idx, -vals))  # highest r first, ties: lower flat index
+        return idx[order][np.isfinite(vals[order])]
+
+    matches, layer_matches, fmaps = [], [], []
+    for s, site in enumerate(site_ids):
+        for rank, flat in enumerate(ranked(r[s], np.arange(r.shape[1]))[:top_k], 1):
+            li, c, y, x = unit_of(int(flat))
+            matches.append((dataset, model, site, rank, li, c, y, x, float(r[s, flat])))
+        for li, (_, c_n, h, w) in enumerate(TOY_LAYERS):
+            idx = np.arange(offsets[li], offsets[li + 1])
+            for rank, flat in enumerate(ranked(r[s], idx)[:layer_k], 1):
+                _, c, y, x = unit_of(int(flat))
+                layer_matches.append((dataset, model, site, li, rank, c, y, x, float(r[s, flat])))
+            for c in range(c_n):
+                fidx = np.arange(offsets[li] + c * h * w, offsets[li] + (c + 1) * h * w)
+                best = ranked(r[s], fidx)
+                if len(best):
+                    _, _, y, x = unit_of(int(best[0]))
+                    fmaps.append((dataset, model, site, li, c, y, x, float(r[s, best[0]])))
+    gathered = sorted({(m[4], m[5], m[6], m[7]) for m in matches})
+    activ = [(dataset, model, li, c, y, x, "topk", acts[li][:, c, y, x].astype(float).tolist())
+             for li, c, y, x in gathered]
+    with store.step(f"match:{dataset}:{model}") as con:
+        con.execute("DELETE FROM models WHERE model = ?", [model])
+        con.execute(
+            "INSERT INTO models (model, family, source, kind, input_size, in_channels, parameters, total_units, "
+            "n_layers, layout, imagenet_top1) VALUES (?, 'toy', 'test', 'pretrained', 32, 1, 1000, ?, ?, 'nchw', 50.0)",
+            [model, int(offsets[-1]), len(TOY_LAYERS)])
+        for li, (name, c, h, w) in enumerate(TOY_LAYERS):
+            con.execute("INSERT INTO layers VALUES (?, ?, ?, 'Relu', ?, ?, ?, ?, ?, ?)",
+                        [model, li, name, li / (len(TOY_LAYERS) - 1), c, h, w, c * h * w, name])
+        con.executemany("INSERT INTO matches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", matches)
+        con.executemany("INSERT INTO layer_matches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", layer_matches)
+        con.executemany("INSERT INTO featuremap_matches VALUES (?, ?, ?, ?, ?, ?, ?, ?)", fmaps)
+        con.executemany("INSERT INTO unit_activations VALUES (?, ?, ?, ?, ?, ?, ?, ?)", activ)
+        con.execute("INSERT INTO match_runs (dataset, model, top_k, n_stimuli, n_passes) VALUES (?, ?, ?, ?, 1)",
+                    [dataset, model, top_k, n_stim])
+    return r

@@ -1,0 +1,50 @@
+"""Figures of the Sites page: neural vs unit scatter (Figure 2) and the runner-up histogram."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from components.figures.common import require_columns
+from components.theme import CATEGORY_COLORS, base_layout, empty_figure, region_color
+
+
+def make_site_scatter_figure(df: pd.DataFrame | None, *, site_id: str, model: str, rank: int) -> go.Figure:
+    """Standardised neural response vs the matched unit's activation over stimuli, coloured by category."""
+    if df is None:
+        return empty_figure("This unit's activations were not gathered (run the gather pass)")
+    require_columns(df, ("stimulus_id", "category", "object", "neural", "unit"), "site scatter")
+    fig = go.Figure()
+    for i, (category, group) in enumerate(df.groupby("category", sort=True)):
+        fig.add_trace(go.Scattergl(
+            x=group["neural"], y=group["unit"], mode="markers", name=str(category),
+            marker={"color": CATEGORY_COLORS[i % len(CATEGORY_COLORS)], "size": 5, "opacity": 0.7},
+            customdata=np.stack([group["stimulus_id"], group["object"]], axis=1),
+            hovertemplate="%{customdata[1]}<br>neural %{x:.2f}, unit %{y:.2f}<extra>%{fullData.name}</extra>",
+        ))
+    lim = float(np.nanmax(np.abs(np.concatenate([df["neural"], df["unit"]])))) * 1.05 if len(df) else 1
+    fig.add_trace(go.Scatter(x=[-lim, lim], y=[-lim, lim], mode="lines", showlegend=False, hoverinfo="skip",
+                             line={"color": "#999", "dash": "dot", "width": 1}))
+    a = df.attrs
+    unit = f"{a.get('layer', '?')} [c{a.get('channel')}, y{a.get('y')}, x{a.get('x')}]"
+    fig.update_xaxes(title=f"{site_id} (z-scored response)", range=[-lim, lim], zeroline=False)
+    fig.update_yaxes(title=f"{model} {unit} (z-scored)", range=[-lim, lim], scaleanchor="x", zeroline=False)
+    fig.update_layout(legend={"title": {"text": "category"}})
+    return base_layout(fig, title=f"Rank {rank}: r = {a.get('r', float('nan')):.3f} over {len(df)} stimuli",
+                       height=480)
+
+
+def make_runnerup_histogram_figure(matches: pd.DataFrame, *, region: str) -> go.Figure:
+    """Distribution of r over the site's top-K units, with the best marked (Figure 7 for one site)."""
+    require_columns(matches, ("rank", "r"), "runner-up histogram")
+    if matches.empty:
+        return empty_figure("No matches for this site")
+    best = float(matches.loc[matches["rank"].idxmin(), "r"])
+    fig = go.Figure(go.Histogram(x=matches["r"], marker_color=region_color(region), opacity=0.8, nbinsx=30,
+                                 name="top-K units"))
+    fig.add_vline(x=best, line={"color": "#000", "dash": "dash"}, annotation_text=f"best {best:.3f}")
+    fig.update_xaxes(title=f"r of the top {len(matches)} units")
+    fig.update_yaxes(title="units")
+    gap = best - float(matches.sort_values("rank")["r"].iloc[1]) if len(matches) > 1 else float("nan")
+    return base_layout(fig, title=f"Runner-up units (gap to rank 2: {gap:.3f})", height=300)

@@ -1,0 +1,74 @@
+"""The global filter bar (dataset, model, region, layer) shared by every results page.
+
+Changing a global filter reopens the page on the new URL (its `layout(**query)` validates and fills in
+defaults), so every dependent option list is rebuilt from the database in one place. Page-local state
+(site, rank, ...) is carried in the URL by components.urlstate.
+"""
+
+from __future__ import annotations
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, ctx, dcc
+
+from backend import data
+from backend.data import Filters
+from components.ids import PageIds
+from components.urlstate import to_query
+
+
+def filter_bar(ids: PageIds, f: Filters, *, with_layer: bool = False) -> dbc.Row:
+    datasets = data.datasets()
+    models = data.matched_models(f.dataset)
+    regions = list(dict.fromkeys(data.sites(f.dataset)["region"]))
+    cols = [
+        dbc.Col([dbc.Label("Dataset", html_for=ids("f-dataset")), dcc.Dropdown(
+            id=ids("f-dataset"), clearable=False, value=f.dataset,
+            options=[{"label": f"{t or d}{' (synthetic)' if s else ''}", "value": d}
+                     for d, t, s in datasets[["dataset", "title", "synthetic"]].itertuples(index=False)])], md=3),
+        dbc.Col([dbc.Label("Model", html_for=ids("f-model")), dcc.Dropdown(
+            id=ids("f-model"), clearable=False, value=f.model,
+            options=[{"label": m + (" (control)" if k == "control" else ""), "value": m}
+                     for m, k in models[["model", "kind"]].itertuples(index=False)])], md=3),
+        dbc.Col([dbc.Label("Region", html_for=ids("f-region")), dbc.RadioItems(
+            id=ids("f-region"), value=f.region, inline=True,
+            options=[{"label": r, "value": r} for r in regions])], md=2),
+    ]
+    if with_layer:
+        layers = data.layers(f.model)
+        cols.append(dbc.Col([dbc.Label("Layer", html_for=ids("f-layer")), dcc.Dropdown(
+            id=ids("f-layer"), clearable=False, value=f.layer,
+            options=[{"label": f"{i}: {name} ({c}×{h}×{w})", "value": i}
+                     for i, name, c, h, w in layers[["layer_idx", "layer", "channels", "height", "width"]]
+                     .itertuples(index=False)])], md=4))
+    return dbc.Row([*cols, dcc.Location(id=ids("nav"), refresh="callback-nav")], className="g-3 mb-3 filter-bar")
+
+
+def register_navigation(ids: PageIds, path: str, *, with_layer: bool = False, keep: tuple[str, ...] = ()) -> None:
+    """Reopen the page when a global filter changes; `keep` lists page-local controls to carry along."""
+    inputs = [Input(ids("f-dataset"), "value"), Input(ids("f-model"), "value"), Input(ids("f-region"), "value")]
+    if with_layer:
+        inputs.append(Input(ids("f-layer"), "value"))
+    states = [State(ids(k), "value") for k in keep]
+
+    @dash.callback(Output(ids("nav"), "href"), inputs, states, prevent_initial_call=True)
+    def navigate(dataset, model, region, *rest):
+        layer = rest[0] if with_layer else None
+        local = dict(zip(keep, rest[1:] if with_layer else rest, strict=True))
+        changed = str(ctx.triggered_id or "").removeprefix(ids("f-"))
+        return path + navigation_query(changed, dataset, model, region, layer, local)
+
+
+def navigation_query(changed: str, dataset, model, region, layer, local: dict) -> str:
+    """The query of the page to open after filter `changed` changed.
+
+    A new dataset resets everything else; a new model resets the layer (layers are per model); a new
+    region resets page-local state such as the site (sites are per region).
+    """
+    if changed == "dataset":
+        return to_query({"dataset": dataset, "region": region})
+    if changed == "model":
+        layer = None
+    if changed == "region":
+        local = {}
+    return to_query({"dataset": dataset, "model": model, "region": region, "layer": layer, **local})

@@ -1,0 +1,92 @@
+"""Layers page: where each region's best units are (Figure 6), depth across models (S7) and families (S9).
+
+URL: /layers?dataset=...&model=...&region=V4
+"""
+
+from __future__ import annotations
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, dcc, html
+
+from backend import data
+from backend.config import get_settings
+from backend.data import NotComputedError, NotFoundError
+from components import empty
+from components.figures.layers import (
+    make_depth_across_models_figure,
+    make_family_depth_figure,
+    make_layer_histogram_figure,
+    make_layer_spread_figure,
+)
+from components.filters import filter_bar, register_navigation
+from components.ids import PageIds
+
+dash.register_page(__name__, path="/layers", name="Layers", order=3, title="Unitscope · Layers")
+
+ids = PageIds("layers")
+GRAPH_CONFIG = {"displaylogo": False}
+
+
+def layout(dataset=None, model=None, region=None, **_ignored):
+    if not data.database_ready():
+        return empty.no_database(str(get_settings().db_path))
+    try:
+        f = data.resolve_filters(dataset, model, region)
+    except NotComputedError as exc:
+        return empty.not_computed(exc.what, exc.command)
+    except NotFoundError as exc:
+        return empty.friendly_error(str(exc))
+    return html.Div([
+        html.H2("Layers"),
+        filter_bar(ids, f),
+        dbc.Row([
+            dbc.Col(dbc.Card([dbc.CardHeader("Best-matched units by layer (Figure 6, left)"), dbc.CardBody(
+                dcc.Loading(dcc.Graph(id=ids("hist"), config=GRAPH_CONFIG)))]), lg=6),
+            dbc.Col(dbc.Card([dbc.CardHeader("Best unit within each layer (Figure 6, right)"), dbc.CardBody(
+                dcc.Loading(dcc.Graph(id=ids("spread"), config=GRAPH_CONFIG)))]), lg=6),
+        ], className="mb-4"),
+        dbc.Row([
+            dbc.Col(dbc.Card([dbc.CardHeader("Depth of matches across models (Figure S7)"), dbc.CardBody(
+                dcc.Loading(dcc.Graph(id=ids("depth"), config=GRAPH_CONFIG)))]), lg=6),
+            dbc.Col(dbc.Card([dbc.CardHeader("A family compared by depth (Figure S9)"), dbc.CardBody(
+                dcc.Loading(dcc.Graph(id=ids("family"), config=GRAPH_CONFIG)))]), lg=6),
+        ], className="mb-4"),
+    ])
+
+
+register_navigation(ids, "/layers")
+
+
+def family_members(dataset: str, model: str) -> list[str]:
+    """The matched pretrained models of `model`'s family (e.g. EfficientNet-Lite0/1/2)."""
+    matched = data.matched_models(dataset)
+    family = matched.set_index("model").loc[model, "family"]
+    same = matched[(matched["family"] == family) & (matched["kind"] != "control")]
+    return same["model"].tolist() or [model]
+
+
+@dash.callback(
+    Output(ids("hist"), "figure"),
+    Output(ids("spread"), "figure"),
+    Output(ids("depth"), "figure"),
+    Output(ids("family"), "figure"),
+    Input(ids("f-region"), "value"),
+    State(ids("f-dataset"), "value"),
+    State(ids("f-model"), "value"),
+)
+def update_layers(region, dataset, model):
+    layers = data.layers(model)
+    best = data.best_matches(dataset, model)
+    layer_best = data.layer_best(dataset, model)
+    control_name = f"random-{model}"
+    matched = set(data.matched_models(dataset)["model"])
+    control = data.layer_best(dataset, control_name) if control_name in matched else None
+    family = {m: data.layer_best(dataset, m) for m in family_members(dataset, model)}
+    return (
+        make_layer_histogram_figure(best, layers, region=region, model=model),
+        make_layer_spread_figure(layer_best, layers, region=region, model=model, control=control,
+                                 control_name=control_name),
+        make_depth_across_models_figure(data.depth_across_models(dataset)),
+        make_family_depth_figure(family, region=region),
+    )

@@ -1,0 +1,206 @@
+"""Sites page: one site, its best units, and the scatter of neural vs unit responses (Figure 2).
+
+URL: /sites?dataset=...&model=...&region=V4&site=...&rank=1
+"""
+
+from __future__ import annotations
+
+import dash
+import dash_ag_grid as dag
+import dash_bootstrap_components as dbc
+import pandas as pd
+from dash import Input, Output, State, dcc, html
+
+from backend import data
+from backend.config import get_settings
+from backend.data import NotComputedError, NotFoundError
+from components import empty
+from components.figures.dataset import make_rf_map_figure
+from components.figures.sites import make_runnerup_histogram_figure, make_site_scatter_figure
+from components.filters import filter_bar, register_navigation
+from components.ids import PageIds
+from components.stimuli import stimulus_src, thumbnail_strip
+from components.theme import empty_figure
+from components.urlstate import query_store, to_query
+
+dash.register_page(__name__, path="/sites", name="Sites", order=2, title="Unitscope · Sites")
+
+ids = PageIds("sites")
+GRAPH_CONFIG = {"displaylogo": False}
+N_TOP_STIMULI = 8
+_R = {"function": "d3.format('.4f')(params.value)"}
+TOPK_COLUMNS = [
+    {"field": "rank", "maxWidth": 90},
+    {"field": "layer_idx", "headerName": "layer #", "maxWidth": 100},
+    {"field": "layer", "minWidth": 180},
+    {"field": "channel", "maxWidth": 100},
+    {"field": "y", "maxWidth": 70},
+    {"field": "x", "maxWidth": 70},
+    {"field": "r", "valueFormatter": _R, "maxWidth": 110},
+]
+
+
+def parse_rank(raw, top_k: int) -> int:
+    if raw in (None, ""):
+        return 1
+    try:
+        rank = int(raw)
+    except (TypeError, ValueError):
+        raise NotFoundError(f"rank must be a whole number, got {str(raw)[:40]!r}") from None
+    if not 1 <= rank <= top_k:
+        raise NotFoundError(f"rank {rank} is out of range 1..{top_k}")
+    return rank
+
+
+def layout(dataset=None, model=None, region=None, site=None, rank=None, **_ignored):
+    if not data.database_ready():
+        return empty.no_database(str(get_settings().db_path))
+    try:
+        f = data.resolve_filters(dataset, model, region)
+        site = data.require_site(f.dataset, site, f.region)
+        top_k = int(data.matched_models(f.dataset).set_index("model").loc[f.model, "top_k"])
+        rank = parse_rank(rank, top_k)
+    except NotComputedError as exc:
+        return empty.not_computed(exc.what, exc.command)
+    except NotFoundError as exc:
+        return empty.friendly_error(str(exc))
+    sites = data.sites(f.dataset)
+    region_sites = sites[sites["region"] == f.region]
+    controls = dbc.Row([
+        dbc.Col([dbc.Label("Site", html_for=ids("site")), dcc.Dropdown(
+            id=ids("site"), clearable=False, value=site,
+            options=[{"label": s, "value": s} for s in region_sites["site_id"]])], md=4),
+        dbc.Col([dbc.Label("Rank of the unit", html_for=ids("rank")), dbc.Input(
+            id=ids("rank"), type="number", min=1, max=top_k, step=1, value=rank, debounce=True)], md=2),
+    ], className="g-3 mb-3")
+    return html.Div([
+        html.H2("Sites and their best units"),
+        filter_bar(ids, f),
+        controls,
+        dbc.Row([
+            dbc.Col(dbc.Card([dbc.CardHeader("Neural vs unit responses (Figure 2)"), dbc.CardBody(
+                dcc.Loading(dcc.Graph(id=ids("scatter"), config=GRAPH_CONFIG, clear_on_unhover=False)))]), lg=8),
+            dbc.Col([
+                dbc.Card([dbc.CardHeader("Site"), dbc.CardBody(id=ids("stats"))], className="mb-3"),
+                dbc.Card([dbc.CardHeader("Hovered stimulus"), dbc.CardBody(
+                    html.Div("Hover a point to see its stimulus.", id=ids("hover"), className="small text-muted"))]),
+            ], lg=4),
+        ], className="mb-4"),
+        dbc.Row([
+            dbc.Col(dbc.Card([dbc.CardHeader(f"Top {top_k} units (click a row to plot it)"), dbc.CardBody(dag.AgGrid(
+                id=ids("topk"), columnDefs=TOPK_COLUMNS, rowData=[],
+                defaultColDef={"sortable": True, "resizable": True, "flex": 1},
+                dashGridOptions={"pagination": True, "paginationPageSize": 10, "paginationPageSizeSelector": False,
+                                 "rowSelection": {"mode": "singleRow"}},
+                style={"height": 400}, className="ag-theme-alpine"))]), lg=6),
+            dbc.Col(dbc.Card([dbc.CardHeader("Runner-up units"), dbc.CardBody(
+                dcc.Loading(dcc.Graph(id=ids("runnerups"), config=GRAPH_CONFIG)))]), lg=6),
+        ], className="mb-4"),
+        dbc.Card([dbc.CardHeader("The stimuli that drive the site most, and those that drive its unit most"),
+                  dbc.CardBody(dcc.Loading(html.Div(id=ids("top-stimuli"))))], className="mb-4"),
+        dbc.Card([dbc.CardHeader("Receptive field (Figure S2)"), dbc.CardBody(dbc.Row([
+            dbc.Col(dcc.Loading(dcc.Graph(id=ids("rf"), config=GRAPH_CONFIG)), lg=6),
+            dbc.Col(empty.not_computed("Receptive fields of model units",
+                                       f"python -m precompute analyze --dataset {f.dataset} --model {f.model} "
+                                       "--only receptive_fields"), lg=6),
+        ]))], className="mb-4"),
+        *query_store("sites"),
+    ])
+
+
+register_navigation(ids, "/sites", keep=("site",))
+
+
+@dash.callback(
+    Output(ids("topk"), "rowData"),
+    Output(ids("runnerups"), "figure"),
+    Output(ids("stats"), "children"),
+    Output(ids("rf"), "figure"),
+    Input(ids("site"), "value"),
+    State(ids("f-dataset"), "value"),
+    State(ids("f-model"), "value"),
+    State(ids("f-region"), "value"),
+)
+def update_site(site, dataset, model, region):
+    top = data.site_matches(dataset, model, site)
+    site_row = data.sites(dataset).set_index("site_id").loc[site]
+    rf = data.site_rf(dataset, site)
+    rf_fig = make_rf_map_figure(rf.iloc[0] if len(rf) else None, site_id=site)
+    return (top.to_dict("records"), make_runnerup_histogram_figure(top, region=region),
+            site_stats(site_row, data.site_scores(dataset, model, site), top), rf_fig)
+
+
+def site_stats(site_row: pd.Series, scores: dict[str, float], top: pd.DataFrame) -> html.Div:
+    """Reliability, best r and, where computed, the statistics of the site's match."""
+    def stat(label, value, fmt="{:.3f}"):
+        shown = "not computed" if value is None or pd.isna(value) else fmt.format(value)
+        return dbc.Col([html.Div(label, className="stat-label"), html.Div(shown, className="stat-value")], xs=6)
+
+    return dbc.Row([
+        stat("best r (in-sample)", float(top["r"].iloc[0]) if len(top) else None),
+        stat("split-half reliability", site_row.get("reliability")),
+        stat("held-out r", scores.get("heldout_r")),
+        stat("match stability", scores.get("stability"), "{:.0%}"),
+        stat("p-value (max null)", scores.get("p_value"), "{:.2g}"),
+        stat("depth of best unit", float(top["depth"].iloc[0]) if len(top) else None, "{:.2f}"),
+    ], className="g-2")
+
+
+@dash.callback(
+    Output(ids("scatter"), "figure"),
+    Output(ids("top-stimuli"), "children"),
+    Input(ids("site"), "value"),
+    Input(ids("rank"), "value"),
+    State(ids("f-dataset"), "value"),
+    State(ids("f-model"), "value"),
+)
+def update_scatter(site, rank, dataset, model):
+    if not rank:
+        return empty_figure("Pick a rank"), dash.no_update
+    frame = data.site_scatter(dataset, model, site, int(rank))
+    fig = make_site_scatter_figure(frame, site_id=site, model=model, rank=int(rank))
+    if frame is None:
+        return fig, html.Div("Not available: the unit's activations were not gathered.", className="text-muted")
+    by_site = frame.nlargest(N_TOP_STIMULI, "neural")
+    by_unit = frame.nlargest(N_TOP_STIMULI, "unit")
+    strips = dbc.Row([
+        dbc.Col([html.H6(f"{site}: top {N_TOP_STIMULI}"),
+                 thumbnail_strip(dataset, by_site.itertuples(), caption=lambda r: f"z {r.neural:.1f}")], lg=6),
+        dbc.Col([html.H6(f"unit at rank {rank}: top {N_TOP_STIMULI}"),
+                 thumbnail_strip(dataset, by_unit.itertuples(), caption=lambda r: f"z {r.unit:.1f}")], lg=6),
+    ])
+    return fig, strips
+
+
+@dash.callback(
+    Output(ids("hover"), "children"),
+    Input(ids("scatter"), "hoverData"),
+    State(ids("f-dataset"), "value"),
+    prevent_initial_call=True,
+)
+def show_hovered(hover, dataset):
+    if not hover or not hover.get("points"):
+        return dash.no_update
+    point = hover["points"][0]
+    stimulus_id, obj = point["customdata"][0], point["customdata"][1]
+    return html.Div([html.Img(src=stimulus_src(dataset, stimulus_id), className="img-fluid mb-2",
+                              style={"maxWidth": "256px"}),
+                     html.Div(f"{obj}: neural {point['x']:.2f}, unit {point['y']:.2f}", className="small")])
+
+
+@dash.callback(Output(ids("rank"), "value"), Input(ids("topk"), "selectedRows"), prevent_initial_call=True)
+def rank_from_table(rows):
+    return rows[0]["rank"] if rows else dash.no_update
+
+
+@dash.callback(
+    Output({"type": "url-query", "page": "sites"}, "data"),
+    Input(ids("site"), "value"),
+    Input(ids("rank"), "value"),
+    State(ids("f-dataset"), "value"),
+    State(ids("f-model"), "value"),
+    State(ids("f-region"), "value"),
+)
+def update_url(site, rank, dataset, model, region):
+    return to_query({"dataset": dataset, "model": model, "region": region, "site": site,
+                     "rank": None if rank in (None, 1) else rank})

@@ -1,0 +1,101 @@
+"""Results pages (Sites, Layers, Runner-ups, Feature maps): layouts, callbacks and URL validation."""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+
+import numpy as np
+import pytest
+
+from tests.factories import TOY_LAYERS, mini_tables, toy_activations
+
+
+def page(name):
+    importlib.import_module("app")
+    return importlib.import_module(f"pages.{name}")
+
+
+@pytest.mark.parametrize("name", ["sites", "layers", "runnerups", "featuremaps"])
+def test_pages_without_matches_say_which_command_to_run(app_env, name):
+    layout = page(name).layout(dataset="mini")
+    assert "not computed yet" in str(layout) and "python -m precompute run --dataset mini" in str(layout)
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "message"),
+    [
+        ("sites", {"model": "nope"}, "not matched on mini"),
+        ("sites", {"site": "V4-000", "region": "IT"}, "unknown site"),
+        ("sites", {"rank": "11"}, "out of range"),
+        ("sites", {"rank": "1 OR 1=1"}, "whole number"),
+        ("layers", {"region": "<script>"}, "unknown region"),
+        ("featuremaps", {"layer": "7"}, "out of range"),
+        ("featuremaps", {"layer": "../../x"}, "layer index"),
+        ("featuremaps", {"top": "5"}, "top must be"),
+    ],
+)
+def test_bad_parameters_get_a_friendly_message(results_env, name, params, message):
+    layout = page(name).layout(dataset="mini", **params)
+    assert layout.id == "friendly-error", str(layout)[:300]
+    assert message in str(layout)
+
+
+def test_site_scatter_shows_the_site_against_its_unit(results_env):
+    sites = page("sites")
+    fig, strips = sites.update_scatter("V4-001", 1, "mini", "toy")
+    tables = mini_tables()
+    points = np.concatenate([trace.x for trace in fig.data if trace.mode == "markers"])
+    unit = np.concatenate([trace.y for trace in fig.data if trace.mode == "markers"])
+    assert len(points) == 24
+    r = np.corrcoef(points, unit)[0, 1]
+    # the plotted unit is the site's rank-1 unit: its r is the best over every unit of the toy model
+    acts = np.concatenate([a.reshape(24, -1) for a in toy_activations(24)], axis=1)
+    z = tables.responses[1]
+    all_r = [np.corrcoef(z, acts[:, j])[0, 1] for j in range(acts.shape[1]) if acts[:, j].std() > 0]
+    assert r == pytest.approx(max(all_r), abs=1e-5)
+    assert "top 8" in str(strips)
+
+
+def test_site_panel_lists_top_units_and_stats(results_env):
+    rows, hist, stats, rf = page("sites").update_site("IT-005", "mini", "toy", "IT")
+    assert [row["rank"] for row in rows] == list(range(1, 11))
+    assert all(a["r"] >= b["r"] for a, b in itertools.pairwise(rows))
+    assert {row["layer"] for row in rows} <= {name for name, *_ in TOY_LAYERS}
+    assert "not computed" in str(stats)
+
+
+def test_layers_callback_counts_every_site_once(results_env):
+    hist, spread, depth, family = page("layers").update_layers("V4", "mini", "toy")
+    assert sum(hist.data[0].y) == 4  # 4 V4 sites, one best unit each
+    assert len(depth.data) == 2  # V4 and IT
+    assert {t.name for t in family.data} == {"toy", "toy2"}
+
+
+def test_featuremaps_callback(results_env):
+    counts, positions, validated, rows, cols = page("featuremaps").update_featuremaps("1", "mini", "toy", "V4", 0)
+    assert sum(counts.data[0].y) == 4
+    assert len(rows) == TOY_LAYERS[0][1]  # one row per feature map
+    from tests.factories import brute_force_r
+
+    r = brute_force_r(mini_tables().responses[:4], toy_activations(24))  # the 4 V4 sites
+    _, c, h, w = TOY_LAYERS[0]
+    for row in rows:
+        block = r[:, row["channel"] * h * w:(row["channel"] + 1) * h * w]
+        assert row["best_r"] == pytest.approx(np.nanmax(block), abs=1e-5)
+        assert row["sites_r>0.3"] == int((np.nanmax(block, axis=1) > 0.3).sum())
+
+
+def test_runnerups_heatmap_has_every_site_and_rank(results_env):
+    fig = page("runnerups").update_heatmap("IT", "mini", "toy")
+    assert fig.data[0].z.shape == (5, 10)
+
+
+def test_navigation_resets_dependent_filters():
+    from components.filters import navigation_query
+
+    assert navigation_query("dataset", "d2", "m", "V4", 3, {"site": "s"}) == "?dataset=d2&region=V4"
+    assert navigation_query("model", "d", "m2", "IT", 3, {"site": "s"}) == "?dataset=d&model=m2&region=IT&site=s"
+    assert navigation_query("region", "d", "m", "IT", 3, {"site": "s"}) == "?dataset=d&model=m&region=IT&layer=3"
+    expected = "?dataset=d&model=m&region=IT&layer=4&top=all"
+    assert navigation_query("layer", "d", "m", "IT", 4, {"top": "all"}) == expected

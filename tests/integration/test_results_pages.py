@@ -1,0 +1,66 @@
+"""Every results page in a browser: loads cleanly, a filter change updates the figures and the URL,
+reopening the URL restores the view, and a bad parameter shows the friendly message."""
+
+from __future__ import annotations
+
+import pytest
+from dash.testing.wait import until
+
+from tests.integration.conftest import console_errors
+
+pytestmark = pytest.mark.browser
+
+PAGES = [
+    ("/sites", "#sites-scatter"),
+    ("/layers", "#layers-hist"),
+    ("/runner-ups", "#runnerups-heatmap"),
+    ("/feature-maps", "#featuremaps-counts"),
+]
+
+
+@pytest.fixture
+def results_app(results_env):
+    import importlib
+
+    return importlib.import_module("app").app
+
+
+def graph_title(dash_duo, graph: str) -> str:
+    return dash_duo.find_element(f"{graph} .gtitle").text
+
+
+@pytest.mark.parametrize(("path", "graph"), PAGES)
+def test_page_filters_live_in_the_url(dash_duo, results_app, path, graph):
+    dash_duo.start_server(results_app)
+    dash_duo.wait_for_page(url=f"{dash_duo.server_url}{path}?dataset=mini&model=toy&region=V4")
+    dash_duo.wait_for_element(f"{graph} .main-svg", timeout=15)
+    region_radio = next(el for el in dash_duo.find_elements(f"#{path.strip('/').replace('-', '')}-f-region label")
+                        if el.text == "IT")
+    region_radio.click()
+    until(lambda: "region=IT" in dash_duo.driver.current_url, timeout=10)
+    dash_duo.wait_for_element(f"{graph} .main-svg", timeout=15)
+    url = dash_duo.driver.current_url
+    dash_duo.driver.get(f"{dash_duo.server_url}/")
+    dash_duo.wait_for_element("#overview-build", timeout=10)
+    dash_duo.driver.get(url)
+    dash_duo.wait_for_element(f"{graph} .main-svg", timeout=15)
+    checked = dash_duo.find_element(f"#{path.strip('/').replace('-', '')}-f-region input:checked")
+    assert checked.get_attribute("value") == "IT"
+    assert console_errors(dash_duo) == []
+
+
+def test_sites_page_rank_and_site_are_shareable(dash_duo, results_app):
+    dash_duo.start_server(results_app)
+    dash_duo.wait_for_page(url=f"{dash_duo.server_url}/sites?dataset=mini&model=toy&region=IT&site=IT-006&rank=3")
+    dash_duo.wait_for_contains_text("#sites-scatter .gtitle", "Rank 3", timeout=15)
+    until(lambda: "site=IT-006" in dash_duo.driver.current_url and "rank=3" in dash_duo.driver.current_url, 10)
+    assert console_errors(dash_duo) == []
+
+
+@pytest.mark.parametrize("query", ["model=%3Cscript%3E", "layer=99", "site=..%2F..%2Fetc%2Fpasswd", "rank=-1"])
+def test_bad_parameters_show_the_friendly_message(dash_duo, results_app, query):
+    dash_duo.start_server(results_app)
+    path = "/feature-maps" if query.startswith("layer") else "/sites"
+    dash_duo.wait_for_page(url=f"{dash_duo.server_url}{path}?dataset=mini&{query}")
+    dash_duo.wait_for_element("#friendly-error", timeout=10)
+    assert console_errors(dash_duo) == []
