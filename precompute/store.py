@@ -167,11 +167,19 @@ class Store:
         if publish:
             self.publish()
 
-    def forget_steps(self, con: duckdb.DuckDBPyConnection, prefix: str) -> None:
-        """Un-record steps whose name starts with `prefix` (their results were removed)."""
-        done = [s for s in steps_done(con) if not s.startswith(prefix)]
-        _set(con, "steps_done", json.dumps(done))
-        con.execute("DELETE FROM build_info WHERE key LIKE ?", [f"step:{prefix}%"])
+    def forget_derived(self, con: duckdb.DuckDBPyConnection, *, dataset: str | None = None,
+                       model: str | None = None) -> list[str]:
+        """Un-record the steps whose results were removed with a dataset or a model; return them.
+
+        Step names follow one convention: `dataset:D`, `model:M`, `match:D:M`, `analyze:NAME:D:M` and
+        `analyze:NAME:D` (statistics over every model of a dataset, redone when any model changes).
+        """
+        forgotten = [s for s in steps_done(con) if step_depends_on(s, dataset=dataset, model=model)]
+        if forgotten:
+            _set(con, "steps_done", json.dumps([s for s in steps_done(con) if s not in forgotten]))
+            for name in forgotten:
+                con.execute("DELETE FROM build_info WHERE key = ?", [f"step:{name}"])
+        return forgotten
 
     def record(self, con: duckdb.DuckDBPyConnection, key: str, entry: str, value: object) -> None:
         """Add entry -> value to the JSON object under build_info[key] (seeds, input_hashes)."""
@@ -219,6 +227,27 @@ def _set(con: duckdb.DuckDBPyConnection, key: str, value: str) -> None:
 def _get(con: duckdb.DuckDBPyConnection, key: str) -> str | None:
     rows = con.execute("SELECT value FROM build_info WHERE key = ?", [key]).fetchall()
     return rows[0][0] if rows else None
+
+
+def step_depends_on(step: str, *, dataset: str | None = None, model: str | None = None) -> bool:
+    """Whether a step's results derive from `dataset` or `model` (see Store.forget_derived)."""
+    parts = step.split(":")
+    kind = parts[0]
+    if dataset is not None:
+        if kind == "dataset" and parts[1:] == [dataset]:
+            return True
+        if kind == "match" and len(parts) == 3 and parts[1] == dataset:
+            return True
+        if kind == "analyze" and len(parts) in (3, 4) and parts[2] == dataset:
+            return True
+    if model is not None:
+        if kind == "model" and parts[1:] == [model]:
+            return True
+        if kind == "match" and len(parts) == 3 and parts[2] == model:
+            return True
+        if kind == "analyze" and (len(parts) == 3 or (len(parts) == 4 and parts[3] == model)):
+            return True
+    return False
 
 
 def steps_done(con: duckdb.DuckDBPyConnection) -> list[str]:

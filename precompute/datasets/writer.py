@@ -120,7 +120,7 @@ def write_dataset(store: Store, name: str, tables: DatasetTables, *, replace: bo
                 )
             log.info("replacing dataset %s and every result derived from it", name)
             schema.remove_dataset_rows(con, name)
-            store.forget_steps(con, f"match:{name}:")
+            store.forget_derived(con, dataset=name)
         info = dict(tables.info)
         n_reps = info.get("n_repetitions")
         if n_reps is None and trials is not None:
@@ -165,5 +165,4 @@ def remove_dataset(store: Store, name: str) -> None:
             known = [r[0] for r in con.execute("SELECT dataset FROM datasets ORDER BY dataset").fetchall()]
             raise UserError(f"no dataset named {name!r}; known datasets: {', '.join(known) or 'none'}")
         schema.remove_dataset_rows(con, name)
-        store.forget_steps(con, f"dataset:{name}")
-        store.forget_steps(con, f"match:{name}:")
+        store.forget_derived(con, dataset=name)

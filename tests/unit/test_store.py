@@ -131,3 +131,25 @@ def test_trials_and_responses_round_trip(mini_db: Store):
     n_trials = con.execute("SELECT count(*) FROM trials").fetchall()[0][0]
     assert n_trials == int((~__import__("numpy").isnan(tables.trials)).sum())
     con.close()
+
+
+@pytest.mark.parametrize(
+    ("step", "dataset", "model", "expected"),
+    [
+        ("dataset:mini", "mini", None, True),
+        ("dataset:mini2", "mini", None, False),
+        ("match:mini:toy", "mini", None, True),
+        ("match:mini:toy", None, "toy", True),
+        ("match:mini:toy2", None, "toy", False),
+        ("model:toy", None, "toy", True),
+        ("model:toy-b", None, "toy", False),
+        ("analyze:one_to_one:mini:toy", None, "toy", True),
+        ("analyze:one_to_one:mini:toy", "mini2", None, False),
+        ("analyze:comparisons:mini", None, "toy", True),
+        ("analyze:comparisons:mini", "mini", None, True),
+    ],
+)
+def test_step_dependencies(step, dataset, model, expected):
+    from precompute.store import step_depends_on
+
+    assert step_depends_on(step, dataset=dataset, model=model) is expected

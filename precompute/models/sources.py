@@ -1,0 +1,136 @@
+"""`open_source(con, model, where)`: the ActivationSource (precompute/models/base.py) of any stored model.
+
+ONNX models run in onnxruntime with explicit providers (CUDA when this onnxruntime has it, else CPU)
+and intra-op threads = the cores this process may use. Every source returns float32 NCHW arrays
+(batch, C, H, W): channels-last 4-D outputs are transposed, (batch, C) becomes (batch, C, 1, 1), and
+(batch, tokens, dims) becomes (batch, dims, tokens, 1) (tokens are rows: y = token, x = 0).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import duckdb
+import numpy as np
+
+from precompute.models import registry
+from precompute.models.base import ActivationSource, LayerInfo
+from precompute.models.controls import PixelsSource, RandomSource
+from precompute.models.preprocess import to_model_input
+
+log = logging.getLogger(__name__)
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def providers() -> list[str]:
+    """onnxruntime providers in preference order: CUDA when available, always CPU last."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    chosen = [p for p in ("CUDAExecutionProvider",) if p in available]
+    return [*chosen, "CPUExecutionProvider"]
+
+
+def data_dir_of(where) -> Path:
+    """The data folder from a Store (its served file's folder), a Settings (data_dir) or a path."""
+    if hasattr(where, "served_path"):
+        return registry.data_folder(where)
+    if hasattr(where, "data_dir"):
+        return Path(where.data_dir)
+    return Path(where)
+
+
+def open_source(con: duckdb.DuckDBPyConnection, model: str, where, *, threads: int | None = None) -> ActivationSource:
+    """Open `model` (any kind) as an ActivationSource.
+
+    `where` locates the data folder holding the ONNX files: the Store (preferred: its served file's
+    folder), a backend.config.Settings (its data_dir) or the folder itself.
+    """
+    row = registry.read_model(con, model)
+    layers = registry.read_layers(con, model)
+    threads = threads or available_cores()
+    if row["kind"] == "control" and row["family"] == "pixels":
+        return PixelsSource(model, int(row["input_size"]))
+    if row["kind"] == "control" and row["family"] == "random":
+        return RandomSource(model, layers, seed=control_seed(con, model), threads=threads)
+    if not row.get("onnx_path"):
+        raise RuntimeError(f"model {model!r} has no ONNX file recorded")
+    path = data_dir_of(where) / row["onnx_path"]
+    return OnnxSource(model, path, layers, input_size=int(row["input_size"]), in_channels=int(row["in_channels"]),
+                      mean=row["mean"], std=row["std"], layout=row.get("layout") or "nchw", threads=threads)
+
+
+def control_seed(con: duckdb.DuckDBPyConnection, model: str) -> int:
+    """The seed recorded for a control model in build_info['seeds'] (0 when none was recorded)."""
+    row = con.execute("SELECT value FROM build_info WHERE key = 'seeds'").fetchone()
+    seeds = json.loads(row[0]) if row and row[0] else {}
+    return int(seeds.get(f"model:{model}", 0))
+
+
+class OnnxSource:
+    """An ONNX file whose layer outputs are graph outputs, run by onnxruntime."""
+
+    def __init__(self, model: str, path: Path, layers: list[LayerInfo], *, input_size: int, in_channels: int,
+                 mean, std, layout: str = "nchw", threads: int | None = None):
+        import onnxruntime as ort
+
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"the ONNX file of model {model!r} is missing: {path}")
+        self.model = model
+        self.layers = list(layers)
+        self.input_size = input_size
+        self.in_channels = in_channels
+        self.mean = list(mean)
+        self.std = list(std)
+        self.layout = layout
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or available_cores()
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), opts, providers=providers())
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.input_layout = input_layout(inp.shape)
+
+    def activations(self, images, stimulus_ids, layer_indices=None) -> list[np.ndarray]:
+        idx = list(range(len(self.layers))) if layer_indices is None else list(layer_indices)
+        bad = [i for i in idx if not 0 <= int(i) < len(self.layers)]
+        if bad:
+            raise IndexError(f"layer indices {bad} out of range (the model has {len(self.layers)} layers)")
+        x = to_model_input(images, self.input_size, self.in_channels, self.mean, self.std, self.input_layout)
+        outs = self.session.run([self.layers[i].output_name for i in idx], {self.input_name: x})
+        return [to_nchw(o, self.layout) for o in outs]
+
+    def close(self) -> None:
+        self.session = None
+
+
+def input_layout(shape) -> str:
+    """"nhwc" when a 4-D image input has its channels last ((N, H, W, 1|3) with H not 1|3), else "nchw"."""
+    if len(shape) == 4 and shape[3] in (1, 3) and shape[1] not in (1, 3):
+        return "nhwc"
+    return "nchw"
+
+
+def to_nchw(a: np.ndarray, layout: str = "nchw") -> np.ndarray:
+    """A layer output -> float32 (batch, C, H, W) by the Units contract."""
+    a = np.asarray(a)
+    if a.ndim == 4:
+        if layout == "nhwc":
+            a = a.transpose(0, 3, 1, 2)
+    elif a.ndim == 3:  # (batch, tokens, dims) -> (batch, dims, tokens, 1)
+        a = a.transpose(0, 2, 1)[..., None]
+    elif a.ndim == 2:
+        a = a[:, :, None, None]
+    else:
+        raise ValueError(f"a layer output must have 2, 3 or 4 dimensions, got shape {a.shape}")
+    return np.ascontiguousarray(a, dtype=np.float32)
