@@ -273,3 +273,44 @@ def depth_across_models(dataset: str) -> pd.DataFrame:
 def site_scores(dataset: str, model: str, site_id: str) -> dict[str, float]:
     frame = queries.site_scores(database(), dataset, model, site_id)
     return dict(zip(frame["metric"], frame["value"], strict=True))
+
+
+# ---------------------------------------------------------------- statistics and analyses
+@cached(build_id)
+def scores(dataset: str) -> pd.DataFrame:
+    return queries.scores(database(), require_dataset(dataset))
+
+
+@cached(build_id)
+def selection_curve(dataset: str) -> pd.DataFrame:
+    return queries.selection_curve(database(), require_dataset(dataset))
+
+
+@cached(build_id)
+def model_comparisons(dataset: str) -> pd.DataFrame:
+    return queries.model_comparisons(database(), require_dataset(dataset))
+
+
+@cached(build_id)
+def site_metric(dataset: str, metric: str) -> pd.DataFrame:
+    return queries.site_metric(database(), require_dataset(dataset), metric)
+
+
+@cached(build_id)
+def rotations(dataset: str) -> pd.DataFrame:
+    return queries.rotations(database(), require_dataset(dataset))
+
+
+@cached(build_id)
+def decoding(dataset: str, model: str) -> pd.DataFrame:
+    return queries.decoding(database(), dataset, model)
+
+
+@cached(build_id)
+def confusions(dataset: str, model: str, region: str) -> pd.DataFrame:
+    return queries.confusions(database(), dataset, model, region)
+
+
+@cached(build_id)
+def unit_receptive_fields(dataset: str, model: str, site_id: str) -> pd.DataFrame:
+    return queries.unit_receptive_fields(database(), dataset, model, site_id)

@@ -196,3 +196,53 @@ def featuremap_best(db: Database, dataset: str, model: str, layer_idx: int, regi
 def site_scores(db: Database, dataset: str, model: str, site_id: str) -> pd.DataFrame:
     return db.query("SELECT metric, value FROM site_scores WHERE dataset = ? AND model = ? AND site_id = ? "
                     "ORDER BY metric", [dataset, model, site_id])
+
+
+# ---------------------------------------------------------------- statistics and analyses
+def scores(db: Database, dataset: str) -> pd.DataFrame:
+    """Every population statistic of every model on `dataset`, with the model's facts."""
+    return db.query(
+        "SELECT s.model, s.region, s.metric, s.value, s.ci_low, s.ci_high, m.kind, m.family, m.reference_model, "
+        "m.imagenet_top1, m.imagenet_top5, m.parameters, m.total_units FROM scores s JOIN models m USING (model) "
+        "WHERE s.dataset = ? ORDER BY s.model, s.region, s.metric",
+        [dataset],
+    )
+
+
+def selection_curve(db: Database, dataset: str) -> pd.DataFrame:
+    return db.query("SELECT model, region, fraction, value, ci_low, ci_high FROM selection_curve WHERE dataset = ? "
+                    "ORDER BY model, region, fraction", [dataset])
+
+
+def model_comparisons(db: Database, dataset: str) -> pd.DataFrame:
+    return db.query("SELECT region, model_a, model_b, metric, difference, p_value FROM model_comparisons "
+                    "WHERE dataset = ? ORDER BY region, metric, model_a, model_b", [dataset])
+
+
+def site_metric(db: Database, dataset: str, metric: str) -> pd.DataFrame:
+    """One per-site statistic for every model (e.g. pls_r beside the single-unit r, Figure S4)."""
+    return db.query("SELECT ss.model, ss.site_id, s.region, ss.value FROM site_scores ss JOIN sites s "
+                    "ON s.dataset = ss.dataset AND s.site_id = ss.site_id WHERE ss.dataset = ? AND ss.metric = ?",
+                    [dataset, metric])
+
+
+def rotations(db: Database, dataset: str) -> pd.DataFrame:
+    return db.query("SELECT model, region, layer_idx, basis, run, value FROM rotations WHERE dataset = ? "
+                    "ORDER BY model, region, basis, run", [dataset])
+
+
+def decoding(db: Database, dataset: str, model: str) -> pd.DataFrame:
+    return db.query("SELECT region, train_population, test_population, variant, run, accuracy, chance FROM decoding "
+                    "WHERE dataset = ? AND model = ? ORDER BY region, variant, train_population, test_population, run",
+                    [dataset, model])
+
+
+def confusions(db: Database, dataset: str, model: str, region: str) -> pd.DataFrame:
+    return db.query("SELECT train_population, test_population, variant, true_category, predicted_category, fraction "
+                    "FROM confusions WHERE dataset = ? AND model = ? AND region = ?", [dataset, model, region])
+
+
+def unit_receptive_fields(db: Database, dataset: str, model: str, site_id: str) -> pd.DataFrame:
+    return db.query("SELECT method, layer_idx, channel, y, x, x_deg, y_deg, size_deg, map, map_size, extent_deg, "
+                    "distance_deg FROM receptive_fields WHERE dataset = ? AND model = ? AND site_id = ? "
+                    "ORDER BY method", [dataset, model, site_id])

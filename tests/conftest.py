@@ -24,7 +24,7 @@ def store(tmp_path: Path) -> Store:
 @pytest.fixture(scope="session")
 def _templates(tmp_path_factory) -> dict[str, Path]:
     """Miniature databases built once per session with the real writer; tests get fresh copies."""
-    from tests.factories import write_toy_results
+    from tests.factories import write_toy_results, write_toy_scores
 
     mini = Store(tmp_path_factory.mktemp("template-mini") / "unitscope.duckdb")
     write_dataset(mini, "mini", mini_tables())
@@ -32,6 +32,7 @@ def _templates(tmp_path_factory) -> dict[str, Path]:
     shutil.copyfile(mini.served_path, results.served_path)
     write_toy_results(results, model="toy")
     write_toy_results(results, model="toy2", seed=1)
+    write_toy_scores(results)
     return {"mini": mini.served_path, "results": results.served_path}
 
 

@@ -153,3 +153,31 @@ def write_toy_results(store, dataset: str = "mini", model: str = "toy", *, top_k
         con.execute("INSERT INTO match_runs (dataset, model, top_k, n_stimuli, n_passes) VALUES (?, ?, ?, ?, 1)",
                     [dataset, model, top_k, n_stim])
     return r
+
+
+def write_toy_scores(store, dataset: str = "mini", models: tuple[str, ...] = ("toy", "toy2")) -> None:
+    """Scores for the Overview page: in-sample neural correlation per region from the stored matches
+    (median of rank-1 r, a percentile bootstrap over sites), the best single layer's score, a null median."""
+    rng = np.random.default_rng(0)
+    rows, comparisons = [], []
+    with store.step(f"analyze:toy_scores:{dataset}") as con:
+        best = con.execute(
+            "SELECT m.model, s.region, m.site_id, m.r FROM matches m JOIN sites s USING (dataset, site_id) "
+            "WHERE m.dataset = ? AND m.rank = 1", [dataset]).df()
+        layer = con.execute(
+            "SELECT m.model, s.region, m.layer_idx, median(m.r) AS med FROM layer_matches m "
+            "JOIN sites s USING (dataset, site_id) WHERE m.dataset = ? AND m.rank = 1 GROUP BY ALL", [dataset]).df()
+        for (model, region), g in best.groupby(["model", "region"]):
+            if model not in models:
+                continue
+            r = g["r"].to_numpy()
+            boots = np.median(rng.choice(r, size=(200, len(r))), axis=1)
+            rows.append((dataset, model, region, "neural_correlation", float(np.median(r)),
+                         float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))))
+            best_layer = layer[(layer["model"] == model) & (layer["region"] == region)]["med"].max()
+            rows.append((dataset, model, region, "best_layer_score", float(best_layer), None, None))
+            rows.append((dataset, model, region, "null_median", 0.1, None, None))
+        con.executemany("INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        for region in ("V4", "IT"):
+            comparisons.append((dataset, region, models[0], models[1], "neural_correlation", 0.01, 0.5))
+        con.executemany("INSERT INTO model_comparisons VALUES (?, ?, ?, ?, ?, ?, ?)", comparisons)

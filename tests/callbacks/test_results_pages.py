@@ -99,3 +99,37 @@ def test_navigation_resets_dependent_filters():
     assert navigation_query("region", "d", "m", "IT", 3, {"site": "s"}) == "?dataset=d&model=m&region=IT&layer=3"
     expected = "?dataset=d&model=m&region=IT&layer=4&top=all"
     assert navigation_query("layer", "d", "m", "IT", 4, {"top": "all"}) == expected
+
+
+def test_overview_leaderboard_and_figures(results_env):
+    overview = page("overview")
+    layout = overview.layout(dataset="mini")
+    assert "overview-leaderboard" in str(layout)
+    rows, regions, accuracy = overview.update_metric("neural_correlation", "mini")
+    assert {row["model"] for row in rows} == {"toy", "toy2"}
+    assert all(row["IT_ci"].startswith("[") for row in rows)
+    selection, pls, comparisons = overview.update_model("toy", "mini")
+    assert len(comparisons) == 2
+    assert "friendly-error" in str(overview.layout(dataset="mini", metric="heldout_split_half"))
+
+
+def test_overview_without_scores_says_what_to_run(app_env):
+    assert "python -m precompute run --dataset mini" in str(page("overview").layout(dataset="mini"))
+
+
+def test_compare_page_plots_both_models_for_the_site(results_env):
+    compare = page("compare")
+    pair, a, b, query = compare.update_compare("toy", "toy2", "IT-005", "IT", "mini")
+    assert len(pair.data[0].x) == 5
+    assert "toy conv1" in a.layout.yaxis.title.text or "toy " in a.layout.yaxis.title.text
+    assert "b=toy2" in query and "site=IT-005" in query
+    assert compare.layout(dataset="mini", b="nope").id == "friendly-error"
+
+
+def test_controls_and_decoding_pages_show_empty_states_until_computed(results_env):
+    rot, ctl, query = page("controls").update_controls("V4", "mini")
+    assert "not computed" in rot.layout.annotations[0].text
+    assert len(ctl.data[0].x) == 2
+    acc, conf, _ = page("decoding").update_decoding("in_sample", "matched-neural", "mini", "toy", "V4")
+    assert "not computed" in acc.layout.annotations[0].text
+    assert page("decoding").layout(dataset="mini", variant="bogus").id == "friendly-error"

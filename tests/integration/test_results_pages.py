@@ -64,3 +64,14 @@ def test_bad_parameters_show_the_friendly_message(dash_duo, results_app, query):
     dash_duo.wait_for_page(url=f"{dash_duo.server_url}{path}?dataset=mini&{query}")
     dash_duo.wait_for_element("#friendly-error", timeout=10)
     assert console_errors(dash_duo) == []
+
+
+@pytest.mark.parametrize(("path", "element"), [("/?dataset=mini", "#overview-regions .main-svg"),
+                                               ("/controls?dataset=mini", "#controls-controls .main-svg"),
+                                               ("/decoding?dataset=mini", "#decoding-accuracy .main-svg"),
+                                               ("/compare?dataset=mini", "#compare-pair .main-svg")])
+def test_other_pages_load_with_an_empty_console(dash_duo, results_app, path, element):
+    dash_duo.start_server(results_app)
+    dash_duo.wait_for_page(url=f"{dash_duo.server_url}{path}")
+    dash_duo.wait_for_element(element, timeout=15)
+    assert console_errors(dash_duo) == []

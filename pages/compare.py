@@ -1,0 +1,97 @@
+"""Compare page: two models side by side for the same region and site.
+
+URL: /compare?dataset=...&region=IT&a=MODEL_A&b=MODEL_B&site=...
+"""
+
+from __future__ import annotations
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, dcc, html
+
+from backend import data
+from backend.config import get_settings
+from backend.data import NotComputedError, NotFoundError
+from components import empty
+from components.figures.compare import make_model_pair_figure
+from components.figures.sites import make_site_scatter_figure
+from components.ids import PageIds
+from components.urlstate import query_store, to_query
+
+dash.register_page(__name__, path="/compare", name="Compare", order=8, title="Unitscope · Compare")
+
+ids = PageIds("compare")
+GRAPH_CONFIG = {"displaylogo": False}
+
+
+def layout(dataset=None, region=None, a=None, b=None, site=None, **_ignored):
+    if not data.database_ready():
+        return empty.no_database(str(get_settings().db_path))
+    try:
+        f = data.resolve_filters(dataset, a, region)
+        names = data.matched_models(f.dataset)["model"].tolist()
+        if b in (None, ""):
+            b = next((m for m in names if m != f.model), f.model)
+        elif b not in names:
+            raise NotFoundError(f"model {str(b)[:60]!r} is not matched on {f.dataset}")
+        site = data.require_site(f.dataset, site, f.region)
+    except NotComputedError as exc:
+        return empty.not_computed(exc.what, exc.command)
+    except NotFoundError as exc:
+        return empty.friendly_error(str(exc))
+    sites = data.sites(f.dataset)
+    regions = list(dict.fromkeys(sites["region"]))
+    model_options = [{"label": m, "value": m} for m in names]
+    return html.Div([
+        html.H2("Compare two models"),
+        dbc.Row([
+            dbc.Col([dbc.Label("Model A"), dcc.Dropdown(id=ids("a"), value=f.model, options=model_options,
+                                                        clearable=False)], md=3),
+            dbc.Col([dbc.Label("Model B"), dcc.Dropdown(id=ids("b"), value=b, options=model_options,
+                                                        clearable=False)], md=3),
+            dbc.Col([dbc.Label("Region"), dbc.RadioItems(id=ids("region"), value=f.region, inline=True,
+                                                         options=[{"label": r, "value": r} for r in regions])], md=2),
+            dbc.Col([dbc.Label("Site"), dcc.Dropdown(
+                id=ids("site"), value=site, clearable=False,
+                options=[{"label": s, "value": s} for s in sites[sites["region"] == f.region]["site_id"]])], md=4),
+        ], className="g-3 mb-3"),
+        dbc.Card(dbc.CardBody(dcc.Loading(dcc.Graph(id=ids("pair"), config=GRAPH_CONFIG))), className="mb-3"),
+        dbc.Row([
+            dbc.Col(dbc.Card(dbc.CardBody(dcc.Loading(dcc.Graph(id=ids("scatter-a"), config=GRAPH_CONFIG)))), lg=6),
+            dbc.Col(dbc.Card(dbc.CardBody(dcc.Loading(dcc.Graph(id=ids("scatter-b"), config=GRAPH_CONFIG)))), lg=6),
+        ]),
+        dcc.Store(id=ids("dataset"), data=f.dataset),
+        dcc.Location(id=ids("nav"), refresh="callback-nav"),
+        *query_store("compare"),
+    ])
+
+
+@dash.callback(Output(ids("nav"), "href"), Input(ids("region"), "value"), State(ids("dataset"), "data"),
+               State(ids("a"), "value"), State(ids("b"), "value"), prevent_initial_call=True)
+def switch_region(region, dataset, a, b):
+    """Sites are per region: reopen the page on the new region."""
+    return "/compare" + to_query({"dataset": dataset, "region": region, "a": a, "b": b})
+
+
+@dash.callback(Output(ids("site"), "value"), Input(ids("pair"), "clickData"), prevent_initial_call=True)
+def site_from_click(click):
+    return click["points"][0]["customdata"] if click and click.get("points") else dash.no_update
+
+
+@dash.callback(
+    Output(ids("pair"), "figure"),
+    Output(ids("scatter-a"), "figure"),
+    Output(ids("scatter-b"), "figure"),
+    Output({"type": "url-query", "page": "compare"}, "data"),
+    Input(ids("a"), "value"),
+    Input(ids("b"), "value"),
+    Input(ids("site"), "value"),
+    State(ids("region"), "value"),
+    State(ids("dataset"), "data"),
+)
+def update_compare(a, b, site, region, dataset):
+    pair = make_model_pair_figure(data.best_matches(dataset, a), data.best_matches(dataset, b),
+                                  model_a=a, model_b=b, region=region)
+    scatters = [make_site_scatter_figure(data.site_scatter(dataset, m, site, 1), site_id=site, model=m, rank=1)
+                for m in (a, b)]
+    return pair, *scatters, to_query({"dataset": dataset, "region": region, "a": a, "b": b, "site": site})

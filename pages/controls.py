@@ -1,0 +1,78 @@
+"""Controls page: rotated vs natural feature basis with the neural self-rotation (Figure 9), and the
+pixels / random / untrained controls beside the models.
+
+URL: /controls?dataset=...&region=IT
+"""
+
+from __future__ import annotations
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, dcc, html
+
+from backend import data
+from backend.config import get_settings
+from backend.data import NotFoundError
+from components import empty
+from components.figures.controls import make_controls_figure, make_rotation_figure
+from components.ids import PageIds
+from components.urlstate import query_store, to_query
+
+dash.register_page(__name__, path="/controls", name="Controls", order=6, title="Unitscope · Controls")
+
+ids = PageIds("controls")
+GRAPH_CONFIG = {"displaylogo": False}
+
+
+def layout(dataset=None, region=None, **_ignored):
+    if not data.database_ready():
+        return empty.no_database(str(get_settings().db_path))
+    try:
+        dataset = data.require_dataset(dataset)
+        regions = list(dict.fromkeys(data.sites(dataset)["region"]))
+        region = region or ("V4" if "V4" in regions else regions[0])
+        if region not in regions:
+            raise NotFoundError(f"unknown region {str(region)[:40]!r}")
+    except NotFoundError as exc:
+        return empty.friendly_error(str(exc))
+    return html.Div([
+        html.H2("Controls"),
+        html.P("Does the match depend on the trained weights and on the network's own feature basis? "
+               "Controls: pixels, normally distributed activations with a model's layer shapes (random-M), "
+               "the architecture with random weights (untrained-M), and random rotations of the feature basis.",
+               className="text-muted"),
+        dbc.Row([
+            dbc.Col([dbc.Label("Dataset"), dcc.Dropdown(
+                id=ids("dataset"), value=dataset, clearable=False,
+                options=[{"label": t or d, "value": d} for d, t in data.datasets()[["dataset", "title"]]
+                         .itertuples(index=False)])], md=4),
+            dbc.Col([dbc.Label("Region"), dbc.RadioItems(id=ids("region"), value=region, inline=True,
+                                                         options=[{"label": r, "value": r} for r in regions])], md=3),
+        ], className="g-3 mb-3"),
+        dbc.Row([
+            dbc.Col(dbc.Card([dbc.CardHeader("Rotations of the feature basis (Figure 9)"), dbc.CardBody(
+                dcc.Loading(dcc.Graph(id=ids("rotations"), config=GRAPH_CONFIG)))]), lg=6),
+            dbc.Col(dbc.Card([dbc.CardHeader("Models beside their controls"), dbc.CardBody(
+                dcc.Loading(dcc.Graph(id=ids("controls"), config=GRAPH_CONFIG)))]), lg=6),
+        ]),
+        dcc.Location(id=ids("nav"), refresh="callback-nav"),
+        *query_store("controls"),
+    ])
+
+
+@dash.callback(Output(ids("nav"), "href"), Input(ids("dataset"), "value"), prevent_initial_call=True)
+def switch_dataset(dataset):
+    return "/controls" + to_query({"dataset": dataset})
+
+
+@dash.callback(
+    Output(ids("rotations"), "figure"),
+    Output(ids("controls"), "figure"),
+    Output({"type": "url-query", "page": "controls"}, "data"),
+    Input(ids("region"), "value"),
+    State(ids("dataset"), "value"),
+)
+def update_controls(region, dataset):
+    return (make_rotation_figure(data.rotations(dataset), region=region),
+            make_controls_figure(data.scores(dataset), region=region),
+            to_query({"dataset": dataset, "region": region}))

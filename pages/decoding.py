@@ -1,0 +1,82 @@
+"""Decoding page: category decoding from neural, matched, random and pixel populations (Figure 5) and
+confusion matrices (Figures S5, S6).
+
+URL: /decoding?dataset=...&model=...&region=IT&variant=in_sample&condition=matched-neural
+"""
+
+from __future__ import annotations
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, dcc, html
+
+from backend import data
+from backend.config import get_settings
+from backend.data import NotComputedError, NotFoundError
+from components import empty
+from components.figures.decoding import CONDITIONS, condition_label, make_confusion_figure, make_decoding_figure
+from components.filters import filter_bar, register_navigation
+from components.ids import PageIds
+from components.urlstate import query_store, to_query
+
+dash.register_page(__name__, path="/decoding", name="Decoding", order=7, title="Unitscope · Decoding")
+
+ids = PageIds("decoding")
+GRAPH_CONFIG = {"displaylogo": False}
+VARIANTS = {"in_sample": "units chosen on all stimuli", "heldout": "units chosen on the other half (held-out)"}
+
+
+def layout(dataset=None, model=None, region=None, variant=None, condition=None, **_ignored):
+    if not data.database_ready():
+        return empty.no_database(str(get_settings().db_path))
+    try:
+        f = data.resolve_filters(dataset, model, region)
+        variant = variant or "in_sample"
+        if variant not in VARIANTS:
+            raise NotFoundError(f"variant must be one of {', '.join(VARIANTS)}")
+        conditions = [f"{a}-{b}" for a, b in CONDITIONS]
+        condition = condition or "matched-neural"
+        if condition not in conditions:
+            raise NotFoundError(f"unknown condition {str(condition)[:40]!r}")
+    except NotComputedError as exc:
+        return empty.not_computed(exc.what, exc.command)
+    except NotFoundError as exc:
+        return empty.friendly_error(str(exc))
+    return html.Div([
+        html.H2("Decoding the category"),
+        html.P("Can a classifier trained on the units matched to a region's sites read the category from the "
+               "real neurons, and the reverse? Linear SVMs, 8 categories, chance = 1/8.", className="text-muted"),
+        filter_bar(ids, f),
+        dbc.RadioItems(id=ids("variant"), value=variant, inline=True, className="mb-3",
+                       options=[{"label": v, "value": k} for k, v in VARIANTS.items()]),
+        dbc.Row([
+            dbc.Col(dbc.Card([dbc.CardHeader("Accuracy per condition (Figure 5)"), dbc.CardBody(
+                dcc.Loading(dcc.Graph(id=ids("accuracy"), config=GRAPH_CONFIG)))]), lg=7),
+            dbc.Col(dbc.Card([dbc.CardHeader([html.Span("Confusion matrix (Figures S5, S6)"), dcc.Dropdown(
+                id=ids("condition"), value=condition, clearable=False, className="mt-2",
+                options=[{"label": condition_label(a, b), "value": f"{a}-{b}"} for a, b in CONDITIONS])]),
+                dbc.CardBody(dcc.Loading(dcc.Graph(id=ids("confusion"), config=GRAPH_CONFIG)))]), lg=5),
+        ]),
+        *query_store("decoding"),
+    ])
+
+
+register_navigation(ids, "/decoding", keep=("variant", "condition"))
+
+
+@dash.callback(
+    Output(ids("accuracy"), "figure"),
+    Output(ids("confusion"), "figure"),
+    Output({"type": "url-query", "page": "decoding"}, "data"),
+    Input(ids("variant"), "value"),
+    Input(ids("condition"), "value"),
+    State(ids("f-dataset"), "value"),
+    State(ids("f-model"), "value"),
+    State(ids("f-region"), "value"),
+)
+def update_decoding(variant, condition, dataset, model, region):
+    train, test = condition.split("-", 1)
+    return (make_decoding_figure(data.decoding(dataset, model), region=region, variant=variant),
+            make_confusion_figure(data.confusions(dataset, model, region), train=train, test=test, variant=variant),
+            to_query({"dataset": dataset, "model": model, "region": region, "variant": variant,
+                      "condition": condition}))
