@@ -1,0 +1,68 @@
+"""`python -m precompute run ...` (matching + gather) and `python -m precompute batch FILE`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from precompute.match.runner import DEFAULT_TOP_K
+from precompute.store import Store
+
+RUN_HELP = """Match every site of a dataset to the units of each model (exact top-K by Pearson r over the
+stimuli, over the whole model, within every layer and within every feature map), then gather the
+activations of the top units and of 10 random units per site into unit_activations.
+
+Each (dataset, model) pair is one transaction: a pair already done is skipped unless --force, and an
+interrupted run leaves the database as it was (rerun to finish the rest).
+
+Memory: the default budget is half of this machine's RAM; units are split into passes (each re-runs
+inference) when the accumulators and staged activations would not fit. Uses every core, and the GPU
+for the correlation products when torch sees CUDA.
+"""
+
+
+def register(sub) -> None:
+    """Add `run` and `batch` to the `python -m precompute` parser."""
+    p = sub.add_parser("run", help="match sites to model units (+ gather pass) for dataset x models",
+                       description=RUN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", required=True, help="dataset name (see `datasets list`)")
+    p.add_argument("--model", required=True, action="append", dest="models", metavar="MODEL",
+                   help="model name (see `models list`); repeat for several models")
+    p.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help="K of matches and layer_matches (default 100)")
+    p.add_argument("--memory-gb", type=float, default=None,
+                   help="memory budget in GiB (default: half of this machine's RAM)")
+    p.add_argument("--force", action="store_true", help="redo pairs that are already matched")
+    p.set_defaults(func=cmd_run)
+
+    from precompute.match.batch import BATCH_HELP
+
+    b = sub.add_parser("batch", help="run a TOML file of imports, model additions and runs",
+                       description=BATCH_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    b.add_argument("file", type=Path, help="the TOML batch file")
+    b.add_argument("--dry-run", action="store_true", help="only check the file and list what it would do")
+    b.set_defaults(func=cmd_batch)
+
+
+def cmd_run(args: argparse.Namespace, store: Store) -> int:
+    from precompute.match.runner import run_pair
+
+    for model in dict.fromkeys(args.models):
+        outcome = run_pair(store, args.dataset, model, top_k=args.top_k, memory_gb=args.memory_gb, force=args.force)
+        if outcome is None:
+            print(f"{args.dataset} x {model}: already matched (use --force to redo)")
+        else:
+            print(f"{args.dataset} x {model}: matched in {outcome.match_s:.1f} s ({outcome.n_passes} pass(es), "
+                  f"inference {outcome.inference_s:.1f} s), gathered {outcome.n_gathered} units in "
+                  f"{outcome.gather_s:.1f} s")
+    return 0
+
+
+def cmd_batch(args: argparse.Namespace, store: Store) -> int:
+    from precompute.match.batch import load_batch, run_batch
+
+    batch = load_batch(args.file)
+    if args.dry_run:
+        for line in batch.describe():
+            print(line)
+        return 0
+    return run_batch(batch, store)

@@ -1,0 +1,267 @@
+"""One (dataset, model) pair: load the dataset from the working database, match, gather, write.
+
+Everything for a pair happens in one `store.step(f"match:{dataset}:{model}")` transaction: an
+interrupted run leaves the database (and the served file) as it was, and a rerun starts the pair again.
+A pair with a `match_runs` row is skipped unless `force`.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+
+from precompute.errors import UserError
+from precompute.match.engine import EngineConfig, MatchResult, RowSet, match_units, unit_coords
+from precompute.match.gather import (
+    RANDOM_UNITS_SEED,
+    gather_activations,
+    insert_unit_activations,
+    select_gather_units,
+    unit_activations_table,
+)
+from precompute.models.base import ActivationSource
+from precompute.store import Store
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TOP_K = 100
+MATCH_TABLES = ("matches", "layer_matches", "featuremap_matches", "unit_activations", "match_runs")
+
+#: (con, model, store) -> ActivationSource; the default opens stored models (precompute.models.sources).
+SourceFactory = Callable[..., ActivationSource]
+
+
+def step_name(dataset: str, model: str) -> str:
+    return f"match:{dataset}:{model}"
+
+
+@dataclass
+class MatchInputs:
+    """A dataset as the engine needs it: stimuli in idx order and responses aligned by id."""
+
+    stimulus_ids: list[str]
+    pngs: list[bytes]
+    site_ids: list[str]
+    responses: np.ndarray  # (sites, stimuli) float64, NaN where a site has no response to a stimulus
+
+
+class PngFeed:
+    """ImageFeed decoding the stored PNG bytes on demand (8-bit grayscale (H, W) or RGB (H, W, 3))."""
+
+    def __init__(self, stimulus_ids: list[str], pngs: list[bytes]):
+        self.stimulus_ids = stimulus_ids
+        self.pngs = pngs
+
+    def load(self, indices: np.ndarray) -> list[np.ndarray]:
+        from PIL import Image
+
+        out = []
+        for i in indices:
+            with Image.open(io.BytesIO(self.pngs[int(i)])) as img:
+                if img.mode not in ("L", "RGB"):
+                    img = img.convert("L" if img.mode in ("LA", "I", "I;16", "1") else "RGB")
+                out.append(np.asarray(img))
+        return out
+
+
+def load_inputs(con, dataset: str) -> MatchInputs:
+    """Stimuli (idx order), their images and the (sites x stimuli) responses, aligned by id and checked."""
+    stim = con.execute("SELECT stimulus_id, idx FROM stimuli WHERE dataset = ? ORDER BY idx", [dataset]).fetchall()
+    if not stim:
+        raise UserError(f"dataset {dataset!r} has no stimuli (is it imported? `python -m precompute datasets list`)")
+    stimulus_ids = [str(s) for s, _ in stim]
+    if [i for _, i in stim] != list(range(len(stim))):
+        raise UserError(f"dataset {dataset!r}: stimuli.idx is not 0..{len(stim) - 1}; re-import the dataset")
+    png_by_id = dict(con.execute("SELECT stimulus_id, png FROM stimulus_images WHERE dataset = ?",
+                                 [dataset]).fetchall())
+    missing = [s for s in stimulus_ids if s not in png_by_id]
+    if missing:
+        raise UserError(f"dataset {dataset!r}: {len(missing)} stimuli have no image (e.g. {missing[0]}); re-import it")
+    sites = con.execute("SELECT site_id, idx FROM sites WHERE dataset = ? ORDER BY idx", [dataset]).fetchall()
+    if not sites:
+        raise UserError(f"dataset {dataset!r} has no sites")
+    site_ids = [str(s) for s, _ in sites]
+    resp = con.execute("SELECT site_id, stimulus_id, response FROM responses WHERE dataset = ?", [dataset]).df()
+    site_pos = {s: i for i, s in enumerate(site_ids)}
+    stim_pos = {s: i for i, s in enumerate(stimulus_ids)}
+    rows = resp["site_id"].map(site_pos)
+    cols = resp["stimulus_id"].map(stim_pos)
+    if rows.isna().any() or cols.isna().any():
+        raise UserError(f"dataset {dataset!r}: responses name sites or stimuli that the dataset does not have")
+    matrix = np.full((len(site_ids), len(stimulus_ids)), np.nan)
+    matrix[rows.to_numpy(int), cols.to_numpy(int)] = resp["response"].to_numpy(np.float64)
+    return MatchInputs(stimulus_ids, [bytes(png_by_id[s]) for s in stimulus_ids], site_ids, matrix)
+
+
+def is_done(store: Store, dataset: str, model: str) -> bool:
+    with store.connect() as con:
+        return con.execute("SELECT count(*) FROM match_runs WHERE dataset = ? AND model = ?",
+                           [dataset, model]).fetchone()[0] > 0
+
+
+def default_source_factory(con, model: str, store: Store) -> ActivationSource:
+    try:
+        from precompute.models.sources import open_source
+    except ImportError as exc:  # the models area is not installed in this build
+        raise UserError(f"cannot open model {model!r}: precompute.models.sources is unavailable ({exc})") from exc
+    from precompute.models import registry
+
+    if not registry.model_exists(con, model):
+        raise UserError(f"model {model!r} is not added; add it with `python -m precompute models add` "
+                        "(see `python -m precompute models list`)")
+    return open_source(con, model, store)
+
+
+@dataclass
+class PairOutcome:
+    dataset: str
+    model: str
+    n_passes: int
+    inference_s: float
+    match_s: float
+    gather_s: float
+    n_gathered: int
+    result: MatchResult | None = None
+
+
+def run_pair(
+    store: Store, dataset: str, model: str, *, top_k: int = DEFAULT_TOP_K, memory_gb: float | None = None,
+    force: bool = False, progress: bool = True, source_factory: SourceFactory | None = None,
+    config: EngineConfig | None = None, keep_result: bool = False,
+) -> PairOutcome | None:
+    """Match and gather one pair in one step; None when skipped (already done and not `force`)."""
+    if top_k < 1:
+        raise UserError("--top-k must be at least 1")
+    if memory_gb is not None and memory_gb <= 0:
+        raise UserError("--memory-gb must be positive")
+    if not force and is_done(store, dataset, model):
+        log.info("%s x %s is already matched; skipping (use --force to redo it)", dataset, model)
+        return None
+    factory = source_factory or default_source_factory
+    base = config or EngineConfig()
+    memory = int(memory_gb * (1 << 30)) if memory_gb is not None else base.memory_bytes
+    config = EngineConfig(**{**base.__dict__, "top_k": top_k, "memory_bytes": memory,
+                             "progress": f"{model} match" if progress else None})
+    with store.step(step_name(dataset, model)) as con:
+        inputs = load_inputs(con, dataset)
+        t0 = time.perf_counter()
+        source = factory(con, model, store)
+        try:
+            result = match_units(source, PngFeed(inputs.stimulus_ids, inputs.pngs),
+                                 RowSet.from_matrix(inputs.responses), config)
+            match_s = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            units = select_gather_units(result)
+            bar = _bar(f"{model} gather", len(inputs.stimulus_ids)) if progress else None
+            values, _ = gather_activations(
+                source, PngFeed(inputs.stimulus_ids, inputs.pngs), units.layer_idx, units.flat,
+                batch_size=result.plan.batch_size, progress=bar.update if bar else None)
+            if bar:
+                bar.close()
+        finally:
+            source.close()
+        for table in MATCH_TABLES:
+            con.execute(f'DELETE FROM "{table}" WHERE dataset = ? AND model = ?', [dataset, model])
+        write_match_tables(con, dataset, model, inputs.site_ids, result)
+        insert_unit_activations(con, unit_activations_table(dataset, model, result.layers, units, values))
+        gather_s = time.perf_counter() - t1
+        store.record(con, "seeds", f"{step_name(dataset, model)}:random_units", RANDOM_UNITS_SEED)
+        con.execute(
+            "INSERT INTO match_runs (dataset, model, top_k, n_stimuli, n_passes, inference_s, match_s, gather_s, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [dataset, model, top_k, len(inputs.stimulus_ids), len(result.plan.passes),
+             result.timings["inference_s"], match_s, gather_s, datetime.now(UTC).replace(tzinfo=None)])
+    log.info("%s x %s: matched in %.1f s (%d pass(es), inference %.1f s, product %.1f s), gathered %d units "
+             "in %.1f s", dataset, model, match_s, len(result.plan.passes), result.timings["inference_s"],
+             result.timings["product_s"], len(units), gather_s)
+    return PairOutcome(dataset, model, len(result.plan.passes), result.timings["inference_s"], match_s, gather_s,
+                       len(units), result if keep_result else None)
+
+
+def _bar(desc: str, total: int):
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="stim", file=sys.stderr, dynamic_ncols=True)
+
+
+def write_match_tables(con, dataset: str, model: str, site_ids: list[str], result: MatchResult) -> None:
+    """matches, layer_matches and featuremap_matches from an engine result (the caller's transaction)."""
+    import pyarrow as pa
+
+    sites = np.asarray(site_ids, dtype=object)
+    layers = result.layers
+
+    def coords(layer_idx: np.ndarray, flat: np.ndarray):
+        channel = np.empty(len(flat), np.int32)
+        y = np.empty(len(flat), np.int32)
+        x = np.empty(len(flat), np.int32)
+        for lay in np.unique(layer_idx):
+            sel = layer_idx == lay
+            channel[sel], y[sel], x[sel] = unit_coords(layers[int(lay)], flat[sel])
+        return channel, y, x
+
+    def insert(table: str, columns: dict) -> None:
+        tbl = pa.table(columns)
+        con.register("match_rows_new", tbl)
+        try:
+            names = ", ".join(f'"{c}"' for c in columns)
+            con.execute(f'INSERT INTO "{table}" ({names}) SELECT {names} FROM match_rows_new')
+        finally:
+            con.unregister("match_rows_new")
+
+    # matches: top-K over the whole model, rank 1 = best
+    row, rank = np.nonzero(result.top_index >= 0)
+    layer_idx, flat = result.locate(result.top_index[row, rank])
+    c, y, x = coords(layer_idx, flat)
+    insert("matches", {
+        "dataset": [dataset] * len(row), "model": [model] * len(row), "site_id": sites[row].tolist(),
+        "rank": (rank + 1).astype(np.int32), "layer_idx": layer_idx.astype(np.int32), "channel": c, "y": y, "x": x,
+        "r": result.top_r[row, rank].astype(np.float32)})
+
+    # layer_matches: top-K within every layer (sorted by site, layer, rank)
+    parts = []
+    for layer in layers:
+        r_l, flat_l = result.layer_top[layer.layer_idx]
+        row, rank = np.nonzero(flat_l >= 0)
+        c, y, x = unit_coords(layer, flat_l[row, rank])
+        parts.append((row, np.full(len(row), layer.layer_idx), rank, c, y, x, r_l[row, rank]))
+    _insert_parts(insert, "layer_matches", dataset, model, sites, parts, with_rank=True)
+
+    # featuremap_matches: the best unit of every channel of every layer
+    parts = []
+    for layer in layers:
+        if layer.layer_idx not in result.featuremap:
+            continue
+        fm_r, fm_flat = result.featuremap[layer.layer_idx]
+        row, ch = np.nonzero(fm_flat >= 0)
+        c, y, x = unit_coords(layer, fm_flat[row, ch])
+        parts.append((row, np.full(len(row), layer.layer_idx), None, c, y, x, fm_r[row, ch]))
+    _insert_parts(insert, "featuremap_matches", dataset, model, sites, parts, with_rank=False)
+
+
+def _insert_parts(insert, table, dataset, model, sites, parts, *, with_rank: bool) -> None:
+    if not parts:
+        return
+    row = np.concatenate([p[0] for p in parts])
+    layer_idx = np.concatenate([p[1] for p in parts]).astype(np.int32)
+    channel = np.concatenate([p[3] for p in parts]).astype(np.int32)
+    order = np.lexsort((np.concatenate([p[2] for p in parts]) if with_rank else channel, layer_idx, row))
+    cols = {"dataset": [dataset] * len(row), "model": [model] * len(row), "site_id": sites[row[order]].tolist(),
+            "layer_idx": layer_idx[order]}
+    if with_rank:
+        cols["rank"] = (np.concatenate([p[2] for p in parts])[order] + 1).astype(np.int32)
+    cols.update({
+        "channel": channel[order],
+        "y": np.concatenate([p[4] for p in parts]).astype(np.int32)[order],
+        "x": np.concatenate([p[5] for p in parts]).astype(np.int32)[order],
+        "r": np.concatenate([p[6] for p in parts]).astype(np.float32)[order],
+    })
+    insert(table, cols)

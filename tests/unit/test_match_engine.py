@@ -1,0 +1,230 @@
+"""The streaming matching engine against a float64 brute-force reference on data the tests make."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from precompute.errors import UserError
+from precompute.match.engine import ArrayFeed, EngineConfig, RowSet, match_units, unit_coords
+from precompute.match.plan import bytes_per_unit, plan_passes
+from precompute.match.synthetic import SyntheticSource, UnitEdits
+from precompute.match.topk import order_candidates, topk_rows
+from precompute.models.base import LayerInfo
+
+SHAPES = [(4, 6, 6), (8,), (6, 3, 3), (5, 1, 1), (3, 4, 4)]  # 259 units; 2-D and 4-D outputs
+TOL = 1e-4
+
+
+def make_feed(n: int, seed: int = 1, side: int = 16) -> ArrayFeed:
+    rng = np.random.default_rng(seed)
+    images = [rng.integers(0, 256, (side, side), dtype=np.uint8) for _ in range(n)]
+    return ArrayFeed([f"stim-{i:04d}" for i in range(n)], images)
+
+
+def all_activations(source, feed) -> np.ndarray:
+    """(stimuli, units) float64: every unit of every layer, flat index order."""
+    outs = source.activations(feed.images, feed.stimulus_ids)
+    return np.concatenate([o.reshape(len(feed.images), -1) for o in outs], axis=1).astype(np.float64)
+
+
+def reference_r(rows: np.ndarray, acts: np.ndarray) -> np.ndarray:
+    """Brute force, float64: r (rows, units), -inf for zero-variance units; NaN entries left out."""
+    out = np.full((rows.shape[0], acts.shape[1]), -np.inf)
+    for i, y in enumerate(rows):
+        keep = np.isfinite(y)
+        a = acts[keep]
+        yc = y[keep] - y[keep].mean()
+        ac = a - a.mean(axis=0)
+        sd = np.sqrt((ac**2).sum(axis=0))
+        ok = np.ptp(a, axis=0) > 0
+        if np.sqrt((yc**2).sum()) == 0:
+            continue
+        out[i, ok] = (yc @ ac[:, ok]) / (np.sqrt((yc**2).sum()) * sd[ok])
+    return out
+
+
+def reference_topk(r: np.ndarray, k: int) -> np.ndarray:
+    idx = np.arange(r.shape[1])
+    return np.stack([np.lexsort((idx, -row))[:k] for row in r])
+
+
+def check_topk(got_r, got_i, ref_r_row, k):
+    """DESIGN.md's exactness: reported r within TOL of the reference; the set equals the reference's
+    except where two units' r differ by less than TOL."""
+    finite = np.isfinite(ref_r_row)
+    n_expected = min(k, int(finite.sum()))
+    got_i = got_i[got_i >= 0]
+    assert len(got_i) == n_expected
+    np.testing.assert_allclose(got_r[: len(got_i)], ref_r_row[got_i], atol=TOL)
+    ref_sorted = np.sort(ref_r_row[finite])[::-1][:n_expected]
+    np.testing.assert_allclose(got_r[: len(got_i)], ref_sorted, atol=TOL)  # the ranks' values
+    if n_expected:
+        kth = ref_sorted[-1]
+        must = np.flatnonzero(ref_r_row > kth + TOL)
+        assert set(must) <= set(got_i.tolist())
+
+
+@pytest.fixture(scope="module")
+def world():
+    n = 203  # divisible by neither the batch (7) nor the stage (<= 50)
+    edits = UnitEdits(dead=(0, 1, 150, 160), constant=(2, 40, 161), copies=((100, 37), (200, 37)))
+    source = SyntheticSource(SHAPES, seed=3, edits=edits)
+    feed = make_feed(n)
+    acts = all_activations(source, feed)
+    rng = np.random.default_rng(5)
+    # Sites: noisy mixtures of units, plus pure noise, a constant row and a row with missing values.
+    mix = rng.standard_normal((acts.shape[1], 10)) * (rng.random((acts.shape[1], 10)) < 0.02)
+    rows = acts @ mix + rng.standard_normal((n, 10)) * 2.0
+    rows = np.concatenate([rows.T, rng.standard_normal((1, n)), np.full((1, n), 4.0)], axis=0)
+    with_nan = rows[0].copy()
+    with_nan[rng.choice(n, 20, replace=False)] = np.nan
+    rows = np.concatenate([rows, with_nan[None]], axis=0)
+    return source, feed, acts, rows
+
+
+def small_config(**kw) -> EngineConfig:
+    base = dict(top_k=20, layer_top_k=5, batch_size=7, max_stage=50, min_stage=20, reserve_bytes=0,
+                memory_bytes=1 << 30, device="cpu", threads=1)
+    base.update(kw)
+    return EngineConfig(**base)
+
+
+@pytest.mark.parametrize("memory_units", [None, 60])
+def test_matches_brute_force_reference(world, memory_units):
+    source, feed, acts, rows = world
+    n_rows = rows.shape[0]
+    if memory_units is None:
+        config = small_config()
+    else:  # room for ~60 units per pass: forces several passes and splits layers at channels
+        groups = 2  # the NaN row makes a second group
+        config = small_config(memory_bytes=4 * 7 * acts.shape[1] + memory_units * bytes_per_unit(n_rows, groups, 20))
+    result = match_units(source, feed, RowSet.from_matrix(rows), config)
+    if memory_units is not None:
+        assert len(result.plan.passes) >= 4
+    else:
+        assert len(result.plan.passes) == 1
+    ref = reference_r(rows, acts)
+    for i in range(n_rows):
+        check_topk(result.top_r[i], result.top_index[i], ref[i], 20)
+    # The constant row has no matches; dead and constant units are never matched.
+    assert (result.top_index[-2] == -1).all() and not result.row_valid[-2]
+    matched = set(result.top_index[result.top_index >= 0].tolist())
+    assert not matched & {0, 1, 2, 40, 150, 160, 161}
+    # Within-layer top-k and best per feature map.
+    for layer in result.layers:
+        lo, hi = result.offsets[layer.layer_idx], result.offsets[layer.layer_idx + 1]
+        r_l, flat_l = result.layer_top[layer.layer_idx]
+        fm_r, fm_flat = result.featuremap[layer.layer_idx]
+        for i in range(n_rows):
+            check_topk(r_l[i], flat_l[i], ref[i, lo:hi], 5)
+            per_channel = ref[i, lo:hi].reshape(layer.channels, -1)
+            for c in range(layer.channels):
+                if not np.isfinite(per_channel[c]).any() or not np.isfinite(ref[i]).any():
+                    assert fm_flat[i, c] == -1
+                    continue
+                assert abs(fm_r[i, c] - per_channel[c].max()) < TOL
+                assert abs(ref[i, lo + fm_flat[i, c]] - per_channel[c].max()) < TOL
+                assert fm_flat[i, c] // (per_channel.shape[1]) == c
+
+
+def test_passes_do_not_change_results(world):
+    source, feed, acts, rows = world
+    one = match_units(source, feed, RowSet.from_matrix(rows), small_config())
+    many = match_units(source, feed, RowSet.from_matrix(rows),
+                       small_config(memory_bytes=4 * 7 * acts.shape[1] + 50 * bytes_per_unit(rows.shape[0], 2, 20)))
+    assert len(many.plan.passes) > 1
+    np.testing.assert_array_equal(one.top_index, many.top_index)
+    np.testing.assert_allclose(one.top_r, many.top_r, atol=1e-6)
+
+
+def test_ties_go_to_the_lower_layer_then_lower_flat_index(world):
+    source, feed, acts, _ = world
+    # Unit 37 (layer 0) has exact copies at 100 (layer 0) and 200 (layer 2): a row equal to it ties all three.
+    rows = acts[:, [37]].T.copy()
+    result = match_units(source, feed, RowSet(rows), small_config(top_k=3))
+    assert result.top_index[0].tolist() == [37, 100, 200]
+    np.testing.assert_allclose(result.top_r[0], 1.0, atol=1e-5)
+    layer, flat = result.locate(result.top_index[0])
+    assert layer.tolist() == [0, 0, 2] and flat.tolist() == [37, 100, 200 - result.offsets[2]]
+
+
+def test_planted_units_are_found_exactly():
+    """Sites built as noisy copies of known units are matched to exactly those units."""
+    source = SyntheticSource([(8, 5, 5), (16, 3, 3), (32,)], seed=11)
+    feed = make_feed(300, seed=2)
+    acts = all_activations(source, feed)
+    rng = np.random.default_rng(0)
+    live = np.flatnonzero(acts.std(axis=0) > 0.5)
+    planted = rng.choice(live, 24, replace=False)
+    sd = acts[:, planted].std(axis=0)
+    rows = (acts[:, planted] + 0.05 * sd * rng.standard_normal((300, 24))).T
+    result = match_units(source, feed, RowSet(rows), small_config(top_k=3, memory_bytes=1 << 28))
+    ref = reference_r(rows, acts)
+    best_ref = np.array([np.lexsort((np.arange(acts.shape[1]), -r))[0] for r in ref])
+    np.testing.assert_array_equal(best_ref, planted)  # the plant is strong enough to be unique
+    np.testing.assert_array_equal(result.top_index[:, 0], planted)
+    layer, flat = result.locate(planted)
+    for lay, f, i in zip(layer, flat, range(24), strict=True):
+        channel, _y, _x = unit_coords(result.layers[lay], f)
+        _r_l, flat_l = result.layer_top[int(lay)]
+        assert flat_l[i, 0] == f
+        _fm_r, fm_flat = result.featuremap[int(lay)]
+        assert fm_flat[i, channel] == f
+
+
+def test_weighted_rows_match_the_reference_on_their_subset(world):
+    source, feed, acts, rows = world
+    rng = np.random.default_rng(9)
+    masks = (rng.random((3, acts.shape[0])) < 0.6).astype(float)
+    group = np.array([0, 1, 2, 1])
+    values = rows[:4]
+    result = match_units(source, feed, RowSet(values, group, masks), small_config(top_k=10))
+    for i in range(4):
+        subset = np.where(masks[group[i]] > 0, values[i], np.nan)
+        ref = reference_r(subset[None, :], acts)[0]
+        check_topk(result.top_r[i], result.top_index[i], ref, 10)
+
+
+def test_integer_weights_equal_a_resample(world):
+    """Counts as weights (a bootstrap) give the Pearson r of the resampled data."""
+    source, feed, acts, rows = world
+    rng = np.random.default_rng(4)
+    pick = rng.integers(0, acts.shape[0], acts.shape[0])
+    counts = np.bincount(pick, minlength=acts.shape[0]).astype(float)
+    result = match_units(source, feed, RowSet(rows[:2], None, counts[None, :]), small_config(top_k=10))
+    ref = reference_r(rows[:2, pick], acts[pick])
+    for i in range(2):
+        check_topk(result.top_r[i], result.top_index[i], ref[i], 10)
+
+
+def test_plan_splits_at_channels_and_refuses_hopeless_budgets():
+    layers = [LayerInfo(0, "a", 4, 5, 5), LayerInfo(1, "b", 10, 1, 1)]
+    per_unit = bytes_per_unit(8, 1, 16)
+    plan = plan_passes(layers, 8, 100, 4 * 110 + 30 * per_unit, batch_size=1, reserve_bytes=0,
+                       max_stage=16, min_stage=16)
+    assert plan.batch_size == 1 and len(plan.passes) == 5
+    for p in plan.passes:
+        assert p.units <= 30
+        for seg in p.segments:
+            assert seg.start % (25 if seg.layer_idx == 0 else 1) == 0
+            assert seg.units % (25 if seg.layer_idx == 0 else 1) == 0
+    covered = sorted((s.layer_idx, u) for p in plan.passes for s in p.segments for u in range(s.start, s.stop))
+    assert covered == [(0, u) for u in range(100)] + [(1, u) for u in range(10)]
+    with pytest.raises(UserError, match="memory budget"):
+        plan_passes(layers, 8, 100, 4 * 110 + 10 * per_unit, batch_size=1, reserve_bytes=0,
+                    max_stage=16, min_stage=16)
+
+
+def test_topk_rows_breaks_ties_by_index():
+    import torch
+
+    x = torch.tensor([[0.5, 0.9, 0.9, 0.1, 0.9, 0.9], [0.2, 0.2, 0.2, 0.2, 0.2, 0.2],
+                      [float("-inf"), 0.3, float("-inf"), 0.3, 0.1, 0.0]])
+    v, i = topk_rows(x, 3)
+    assert i.tolist() == [[1, 2, 4], [0, 1, 2], [1, 3, 4]]
+    np.testing.assert_allclose(v[0], [0.9, 0.9, 0.9])
+    v, i = topk_rows(x, 6)
+    assert i[2].tolist() == [1, 3, 4, 5, -1, -1]
+    v, i = order_candidates(np.array([[0.3, np.nan, 0.3]]), np.array([[9, 1, 4]]), 3)
+    assert i.tolist() == [[4, 9, -1]]

@@ -1,0 +1,66 @@
+"""The engine on a tiny real ONNX graph run by onnxruntime (through precompute.models.sources)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from precompute.match.engine import ArrayFeed, EngineConfig, RowSet, match_units
+from precompute.models.base import LayerInfo
+
+sources = pytest.importorskip("precompute.models.sources")
+onnx = pytest.importorskip("onnx")
+
+
+def tiny_onnx(path) -> list[LayerInfo]:
+    """input (N,1,8,8) -> Conv 3x3 (3 channels; channel 2 dead) -> Relu = layer0 (N,3,6,6)
+    -> GlobalAveragePool -> Flatten = layer1 (N,3): a 4-D and a 2-D output."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((3, 1, 3, 3)).astype(np.float32)
+    w[2] = 0.0
+    b = np.array([0.1, -0.2, -1.0], np.float32)  # channel 2: relu(-1) = 0 everywhere
+    nodes = [
+        helper.make_node("Conv", ["input", "w", "b"], ["conv"]),
+        helper.make_node("Relu", ["conv"], ["layer0"]),
+        helper.make_node("GlobalAveragePool", ["layer0"], ["pool"]),
+        helper.make_node("Flatten", ["pool"], ["layer1"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "tiny", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, 8, 8])],
+        [helper.make_tensor_value_info("layer0", TensorProto.FLOAT, ["N", 3, 6, 6]),
+         helper.make_tensor_value_info("layer1", TensorProto.FLOAT, ["N", 3])],
+        initializer=[numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return [LayerInfo(0, "layer0", 3, 6, 6, "Relu", "layer0"), LayerInfo(1, "layer1", 3, 1, 1, "Flatten", "layer1")]
+
+
+def test_onnx_source_matches_brute_force(tmp_path):
+    layers = tiny_onnx(tmp_path / "tiny.onnx")
+    source = sources.OnnxSource("tiny", tmp_path / "tiny.onnx", layers, input_size=8, in_channels=1,
+                                mean=[0.5], std=[0.5], threads=1)
+    rng = np.random.default_rng(1)
+    n = 150
+    images = [rng.integers(0, 256, (10, 10), dtype=np.uint8) for _ in range(n)]  # resized to 8 by the source
+    feed = ArrayFeed([f"s{i}" for i in range(n)], images)
+    acts = np.concatenate([o.reshape(n, -1) for o in source.activations(images, feed.stimulus_ids)], axis=1)
+    acts = acts.astype(np.float64)
+    rows = (acts[:, [5, 40, 109]] + 0.3 * rng.standard_normal((n, 3)) * acts[:, [5, 40, 109]].std(0)).T
+    result = match_units(source, feed, RowSet(rows), EngineConfig(top_k=4, batch_size=32, device="cpu",
+                                                                   max_stage=64, min_stage=64, threads=1))
+    live = np.ptp(acts, axis=0) > 0
+    assert not live[72:108].any()  # the dead channel
+    for i, y in enumerate(rows):
+        yc = y - y.mean()
+        ac = acts[:, live] - acts[:, live].mean(0)
+        ref = np.full(acts.shape[1], -np.inf)
+        ref[live] = yc @ ac / (np.linalg.norm(yc) * np.linalg.norm(ac, axis=0))
+        best = np.lexsort((np.arange(len(ref)), -ref))[:4]
+        assert result.top_index[i].tolist() == best.tolist()
+        np.testing.assert_allclose(result.top_r[i], ref[best], atol=1e-4)
+        _, fm_flat = result.featuremap[0]
+        assert fm_flat[i, 2] == -1  # a dead feature map has no best unit
+    assert result.top_index[0, 0] == 5 and result.top_index[2, 0] == 109
