@@ -20,7 +20,7 @@ log = logging.getLogger("precompute")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from precompute import demo
+    from precompute import analyze, demo
     from precompute.datasets import cli as datasets_cli
     from precompute.match import cli as match_cli
     from precompute.models import cli as models_cli
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     datasets_cli.register(sub)
     models_cli.register(sub)
     match_cli.register(sub)
+    analyze.register(sub)
     demo.register(sub)
     return parser
 

@@ -31,6 +31,7 @@ STEP_PROVIDERS = (
     "precompute.datasets.synth",
     "precompute.models.demo",
     "precompute.match.demo",
+    "precompute.analyze",
 )
 
 

@@ -1,0 +1,16 @@
+"""Statistics on the match tables (issue 6): one module per statistic family.
+
+Each module holds pure functions (numpy in, numpy out, tested against brute-force references) and,
+at its bottom, the named analyses that apply them to one (dataset, model) and write `scores`,
+`layer_scores`, `site_scores` or `model_comparisons` (registered in precompute.analyze).
+
+    resample     bootstrap machinery: percentile intervals, resampling sites and stimuli
+    correlation  exact float64 Pearson r (row-wise, all pairs, stimulus-bootstrap sums)
+    scores       the paper's neural correlation: whole model, per layer, best layer (Figure S8)
+    ceiling      noise ceilings: Brain-Score's consistency, correction for attenuation, low-reliability flags
+    one_to_one   Hungarian one-to-one assignment of sites to units
+    depth        normalised depth of each site's best unit (Figure S7)
+    comparisons  paired comparison of two models over the same sites (Wilcoxon signed-rank)
+
+The definitions and the reasons for each formula are in docs/metrics.md.
+"""
