@@ -12,6 +12,7 @@ import dash
 from backend.cache import init_cache
 from backend.config import get_settings
 from backend.http import register_routes
+from components.exports import register_export_routes
 from components.shell import create_shell
 
 settings = get_settings()
@@ -28,6 +29,7 @@ app = dash.Dash(
 server = app.server
 init_cache(server, settings)
 register_routes(server)
+register_export_routes(server)
 app.layout = create_shell(dash.page_registry)
 
 if __name__ == "__main__":

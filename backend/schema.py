@@ -181,10 +181,10 @@ TABLES: tuple[Table, ...] = (
         (
             DATASET,
             SITE,
-            C("grid_responses", "FLOAT[]", "response minus blank to the 8x8 squares, row-major; row 0 is the "
-              "bottom row (lowest y), so y grows with the row index", False),
-            C("map", "FLOAT[]", "smoothed, normalised map on a map_size x map_size grid, row-major; row 0 at "
-              "y = -extent/2 (bottom), column 0 at x = -extent/2 (left)", False),
+            C("grid_responses", "FLOAT[]", "response minus blank to the 8x8 squares, row-major like an image: row 0 is the "
+              "top of the visual field (highest y), column 0 the left", False),
+            C("map", "FLOAT[]", "smoothed, normalised map on a map_size x map_size grid, row-major like an image: "
+              "row 0 at y = +extent/2 (top), column 0 at x = -extent/2 (left)", False),
             C("map_size", "INTEGER", "side of `map` in samples", False),
             C("extent_deg", "DOUBLE", "the map spans [-extent/2, extent/2] degrees on both axes", False),
         ),
@@ -442,7 +442,7 @@ TABLES: tuple[Table, ...] = (
             C("x_deg", "DOUBLE", "centre, degrees right of fixation"),
             C("y_deg", "DOUBLE", "centre, degrees above fixation (+y up)"),
             C("size_deg", "DOUBLE", "diameter of the 1-SD contour, degrees"),
-            C("map", "FLOAT[]", "normalised map, map_size x map_size, row 0 at the bottom (as site_rf_maps)"),
+            C("map", "FLOAT[]", "normalised map, map_size x map_size, row 0 at the top (as site_rf_maps)"),
             C("map_size", "INTEGER", "side of `map`"),
             C("extent_deg", "DOUBLE", "the map spans [-extent/2, extent/2] degrees"),
             C("distance_deg", "DOUBLE", "distance between this centre and the site's mapped centre"),

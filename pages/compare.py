@@ -15,6 +15,7 @@ from backend.data import NotComputedError, NotFoundError
 from components import empty
 from components.figures.compare import make_model_pair_figure
 from components.figures.sites import make_site_scatter_figure
+from components.exports import export_menu, register_export
 from components.ids import PageIds
 from components.urlstate import query_store, to_query
 
@@ -55,7 +56,8 @@ def layout(dataset=None, region=None, a=None, b=None, site=None, **_ignored):
                 id=ids("site"), value=site, clearable=False,
                 options=[{"label": s, "value": s} for s in sites[sites["region"] == f.region]["site_id"]])], md=4),
         ], className="g-3 mb-3"),
-        dbc.Card(dbc.CardBody(dcc.Loading(dcc.Graph(id=ids("pair"), config=GRAPH_CONFIG))), className="mb-3"),
+        dbc.Card([dbc.CardHeader(["Best r per site", export_menu("compare-pair")]),
+                  dbc.CardBody(dcc.Loading(dcc.Graph(id=ids("pair"), config=GRAPH_CONFIG)))], className="mb-3"),
         dbc.Row([
             dbc.Col(dbc.Card(dbc.CardBody(dcc.Loading(dcc.Graph(id=ids("scatter-a"), config=GRAPH_CONFIG)))), lg=6),
             dbc.Col(dbc.Card(dbc.CardBody(dcc.Loading(dcc.Graph(id=ids("scatter-b"), config=GRAPH_CONFIG)))), lg=6),
@@ -95,3 +97,16 @@ def update_compare(a, b, site, region, dataset):
     scatters = [make_site_scatter_figure(data.site_scatter(dataset, m, site, 1), site_id=site, model=m, rank=1)
                 for m in (a, b)]
     return pair, *scatters, to_query({"dataset": dataset, "region": region, "a": a, "b": b, "site": site})
+
+
+@register_export("compare-pair", "Two models' best r per site", ("dataset", "region", "a", "b"))
+def export_pair(dataset, region, a, b):
+    f = data.resolve_filters(dataset, a, region)
+    names = data.matched_models(f.dataset)["model"].tolist()
+    b = b or next((m for m in names if m != f.model), f.model)
+    if b not in names:
+        raise NotFoundError(f"model {str(b)[:60]!r} is not matched on {f.dataset}")
+    best_a, best_b = data.best_matches(f.dataset, f.model), data.best_matches(f.dataset, b)
+    fig = make_model_pair_figure(best_a, best_b, model_a=f.model, model_b=b, region=f.region)
+    frame = best_a.merge(best_b, on=["site_id", "region"], suffixes=(f"_{f.model}", f"_{b}"))
+    return fig, frame

@@ -15,6 +15,7 @@ from backend.config import get_settings
 from backend.data import NotFoundError
 from components import empty
 from components.figures.controls import make_controls_figure, make_rotation_figure
+from components.exports import export_menu, register_export
 from components.ids import PageIds
 from components.urlstate import query_store, to_query
 
@@ -50,7 +51,7 @@ def layout(dataset=None, region=None, **_ignored):
                                                          options=[{"label": r, "value": r} for r in regions])], md=3),
         ], className="g-3 mb-3"),
         dbc.Row([
-            dbc.Col(dbc.Card([dbc.CardHeader("Rotations of the feature basis (Figure 9)"), dbc.CardBody(
+            dbc.Col(dbc.Card([dbc.CardHeader(["Rotations of the feature basis (Figure 9)", export_menu("controls-rotations")]), dbc.CardBody(
                 dcc.Loading(dcc.Graph(id=ids("rotations"), config=GRAPH_CONFIG)))]), lg=6),
             dbc.Col(dbc.Card([dbc.CardHeader("Models beside their controls"), dbc.CardBody(
                 dcc.Loading(dcc.Graph(id=ids("controls"), config=GRAPH_CONFIG)))]), lg=6),
@@ -76,3 +77,14 @@ def update_controls(region, dataset):
     return (make_rotation_figure(data.rotations(dataset), region=region),
             make_controls_figure(data.scores(dataset), region=region),
             to_query({"dataset": dataset, "region": region}))
+
+
+@register_export("controls-rotations", "Figure 9: natural vs rotated basis", ("dataset", "region"))
+def export_rotations(dataset, region):
+    dataset = data.require_dataset(dataset)
+    regions = list(dict.fromkeys(data.sites(dataset)["region"]))
+    region = region or regions[0]
+    if region not in regions:
+        raise NotFoundError(f"unknown region {str(region)[:40]!r}")
+    rot = data.rotations(dataset)
+    return make_rotation_figure(rot, region=region), rot[rot["region"] == region]

@@ -23,6 +23,7 @@ from components.figures.dataset import (
     make_rf_scatter_figure,
     make_site_correlation_figure,
 )
+from components.exports import export_menu, register_export
 from components.ids import PageIds
 from components.theme import empty_figure
 from components.urlstate import query_store, to_query
@@ -179,7 +180,8 @@ def layout(dataset=None, category=None, object=None, region=None, site=None, pag
 
     corr_card = dbc.Card([
         dbc.CardHeader(dbc.Row([
-            dbc.Col(html.Span("Site-by-site response correlation (Figure S12)"), width="auto"),
+            dbc.Col([html.Span("Site-by-site response correlation (Figure S12)")], width="auto"),
+            dbc.Col(export_menu("dataset-correlations"), width="auto"),
             dbc.Col(dbc.RadioItems(id=ids("region"), options=[{"label": r, "value": r} for r in regions],
                                    value=state["region"], inline=True), width="auto"),
         ], justify="between")),
@@ -346,3 +348,14 @@ def update_rf_map(dataset, site):
 )
 def update_url(dataset, category, obj, page, region, site):
     return state_query(dataset, category, obj, page, region, site)
+
+
+@register_export("dataset-correlations", "Figure S12: site-by-site response correlation", ("dataset", "region"))
+def export_correlations(dataset, region):
+    dataset = data.require_dataset(dataset)
+    regions = list(dict.fromkeys(data.sites(dataset)["region"]))
+    region = region or regions[0]
+    if region not in regions:
+        raise NotFoundError(f"unknown region {str(region)[:40]!r}")
+    frame = data.site_correlations(dataset, region)
+    return make_site_correlation_figure(frame, region=region), frame

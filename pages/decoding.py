@@ -16,6 +16,7 @@ from backend.data import NotComputedError, NotFoundError
 from components import empty
 from components.figures.decoding import CONDITIONS, condition_label, make_confusion_figure, make_decoding_figure
 from components.filters import filter_bar, register_navigation
+from components.exports import export_menu, register_export
 from components.ids import PageIds
 from components.urlstate import query_store, to_query
 
@@ -50,7 +51,7 @@ def layout(dataset=None, model=None, region=None, variant=None, condition=None, 
         dbc.RadioItems(id=ids("variant"), value=variant, inline=True, className="mb-3",
                        options=[{"label": v, "value": k} for k, v in VARIANTS.items()]),
         dbc.Row([
-            dbc.Col(dbc.Card([dbc.CardHeader("Accuracy per condition (Figure 5)"), dbc.CardBody(
+            dbc.Col(dbc.Card([dbc.CardHeader(["Accuracy per condition (Figure 5)", export_menu("decoding-accuracy")]), dbc.CardBody(
                 dcc.Loading(dcc.Graph(id=ids("accuracy"), config=GRAPH_CONFIG)))]), lg=7),
             dbc.Col(dbc.Card([dbc.CardHeader([html.Span("Confusion matrix (Figures S5, S6)"), dcc.Dropdown(
                 id=ids("condition"), value=condition, clearable=False, className="mt-2",
@@ -80,3 +81,14 @@ def update_decoding(variant, condition, dataset, model, region):
             make_confusion_figure(data.confusions(dataset, model, region), train=train, test=test, variant=variant),
             to_query({"dataset": dataset, "model": model, "region": region, "variant": variant,
                       "condition": condition}))
+
+
+@register_export("decoding-accuracy", "Figure 5: decoding accuracy per condition",
+                 ("dataset", "model", "region", "variant"))
+def export_accuracy(dataset, model, region, variant):
+    f = data.resolve_filters(dataset, model, region)
+    variant = variant or "in_sample"
+    if variant not in VARIANTS:
+        raise NotFoundError(f"variant must be one of {', '.join(VARIANTS)}")
+    runs = data.decoding(f.dataset, f.model)
+    return make_decoding_figure(runs, region=f.region, variant=variant), runs[runs["region"] == f.region]

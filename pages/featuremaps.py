@@ -22,6 +22,7 @@ from components.figures.featuremaps import (
     validated_featuremaps,
 )
 from components.filters import filter_bar, register_navigation
+from components.exports import export_menu, register_export
 from components.ids import PageIds
 from components.urlstate import query_store, to_query
 
@@ -50,12 +51,12 @@ def layout(dataset=None, model=None, region=None, layer=None, top=None, **_ignor
                        options=[{"label": "best unit of each site", "value": "1"},
                                 {"label": "top-K units of each site (within the layer)", "value": "all"}]),
         dbc.Row([
-            dbc.Col(dbc.Card([dbc.CardHeader("Sites per feature map (Figure 8)"), dbc.CardBody(
+            dbc.Col(dbc.Card([dbc.CardHeader(["Sites per feature map (Figure 8)", export_menu("featuremaps-counts")]), dbc.CardBody(
                 dcc.Loading(dcc.Graph(id=ids("counts"), config=GRAPH_CONFIG)))]), lg=7),
             dbc.Col(dbc.Card([dbc.CardHeader("Sites per x and y position (Figure S11)"), dbc.CardBody(
                 dcc.Loading(dcc.Graph(id=ids("positions"), config=GRAPH_CONFIG)))]), lg=5),
         ], className="mb-4"),
-        dbc.Card([dbc.CardHeader("Validated and unvalidated feature maps (Figure S13)"), dbc.CardBody([
+        dbc.Card([dbc.CardHeader(["Validated and unvalidated feature maps (Figure S13)", export_menu("featuremaps-validated")]), dbc.CardBody([
             dcc.Loading(dcc.Graph(id=ids("validated"), config=GRAPH_CONFIG)),
             dag.AgGrid(id=ids("validated-table"), rowData=[], columnDefs=[], className="ag-theme-alpine",
                        defaultColDef={"sortable": True, "filter": True, "resizable": True, "flex": 1},
@@ -110,3 +111,22 @@ def update_featuremaps(top, dataset, model, region, layer):
 def update_url(top, dataset, model, region, layer):
     return to_query({"dataset": dataset, "model": model, "region": region, "layer": layer,
                      "top": None if top == "1" else top})
+
+
+@register_export("featuremaps-counts", "Figure 8: sites per feature map", ("dataset", "model", "region", "layer", "top"))
+def export_counts(dataset, model, region, layer, top):
+    f = data.resolve_filters(dataset, model, region, layer, need_layer=True)
+    info = data.layers(f.model).set_index("layer_idx").loc[f.layer]
+    topk = data.layer_topk(f.dataset, f.model, f.layer, f.region)
+    k = int(topk["rank"].max()) if top == "all" and len(topk) else 1
+    fig = make_featuremap_counts_figure(topk, channels=int(info.channels), region=f.region, layer=info.layer, top=k)
+    return fig, topk[topk["rank"] <= k]
+
+
+@register_export("featuremaps-validated", "Figure S13: validated feature maps", ("dataset", "model", "region", "layer"))
+def export_validated(dataset, model, region, layer):
+    f = data.resolve_filters(dataset, model, region, layer, need_layer=True)
+    info = data.layers(f.model).set_index("layer_idx").loc[f.layer]
+    table = validated_featuremaps(data.featuremap_best(f.dataset, f.model, f.layer, f.region),
+                                  channels=int(info.channels))
+    return make_validated_figure(table, region=f.region, layer=info.layer), table

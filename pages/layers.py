@@ -20,6 +20,7 @@ from components.figures.layers import (
     make_layer_spread_figure,
 )
 from components.filters import filter_bar, register_navigation
+from components.exports import export_menu, register_export
 from components.ids import PageIds
 
 dash.register_page(__name__, path="/layers", name="Layers", order=3, title="Unitscope · Layers")
@@ -41,13 +42,13 @@ def layout(dataset=None, model=None, region=None, **_ignored):
         html.H2("Layers"),
         filter_bar(ids, f),
         dbc.Row([
-            dbc.Col(dbc.Card([dbc.CardHeader("Best-matched units by layer (Figure 6, left)"), dbc.CardBody(
+            dbc.Col(dbc.Card([dbc.CardHeader(["Best-matched units by layer (Figure 6, left)", export_menu("layers-histogram")]), dbc.CardBody(
                 dcc.Loading(dcc.Graph(id=ids("hist"), config=GRAPH_CONFIG)))]), lg=6),
-            dbc.Col(dbc.Card([dbc.CardHeader("Best unit within each layer (Figure 6, right)"), dbc.CardBody(
+            dbc.Col(dbc.Card([dbc.CardHeader(["Best unit within each layer (Figure 6, right)", export_menu("layers-spread")]), dbc.CardBody(
                 dcc.Loading(dcc.Graph(id=ids("spread"), config=GRAPH_CONFIG)))]), lg=6),
         ], className="mb-4"),
         dbc.Row([
-            dbc.Col(dbc.Card([dbc.CardHeader("Depth of matches across models (Figure S7)"), dbc.CardBody(
+            dbc.Col(dbc.Card([dbc.CardHeader(["Depth of matches across models (Figure S7)", export_menu("layers-depth")]), dbc.CardBody(
                 dcc.Loading(dcc.Graph(id=ids("depth"), config=GRAPH_CONFIG)))]), lg=6),
             dbc.Col(dbc.Card([dbc.CardHeader("A family compared by depth (Figure S9)"), dbc.CardBody(
                 dcc.Loading(dcc.Graph(id=ids("family"), config=GRAPH_CONFIG)))]), lg=6),
@@ -90,3 +91,24 @@ def update_layers(region, dataset, model):
         make_depth_across_models_figure(data.depth_across_models(dataset)),
         make_family_depth_figure(family, region=region),
     )
+
+
+@register_export("layers-histogram", "Figure 6 left: best units per layer", ("dataset", "model", "region"))
+def export_histogram(dataset, model, region):
+    f = data.resolve_filters(dataset, model, region)
+    best = data.best_matches(f.dataset, f.model)
+    return make_layer_histogram_figure(best, data.layers(f.model), region=f.region, model=f.model), best
+
+
+@register_export("layers-spread", "Figure 6 right: best unit within each layer", ("dataset", "model", "region"))
+def export_spread(dataset, model, region):
+    f = data.resolve_filters(dataset, model, region)
+    layer_best = data.layer_best(f.dataset, f.model)
+    fig = make_layer_spread_figure(layer_best, data.layers(f.model), region=f.region, model=f.model)
+    return fig, layer_best
+
+
+@register_export("layers-depth", "Figure S7: depth of the matches across models", ("dataset",))
+def export_depth(dataset):
+    depth = data.depth_across_models(data.require_dataset(dataset))
+    return make_depth_across_models_figure(depth), depth

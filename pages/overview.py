@@ -26,6 +26,7 @@ from components.figures.overview import (
     make_score_vs_figure,
     make_selection_curve_figure,
 )
+from components.exports import export_menu, register_export
 from components.ids import PageIds
 from components.urlstate import query_store, to_query
 
@@ -133,8 +134,10 @@ def _results_section(dataset, metric, region, model):
                    defaultColDef={"sortable": True, "resizable": True, "flex": 1, "minWidth": 100},
                    dashGridOptions={"domLayout": "autoHeight"}, style={"height": None}),
         dbc.Row([
-            dbc.Col(dcc.Loading(dcc.Graph(id=ids("regions"), config=GRAPH_CONFIG)), lg=6),
-            dbc.Col(dcc.Loading(dcc.Graph(id=ids("accuracy"), config=GRAPH_CONFIG)), lg=6),
+            dbc.Col([export_menu("overview-regions"), dcc.Loading(dcc.Graph(id=ids("regions"), config=GRAPH_CONFIG))],
+                    lg=6),
+            dbc.Col([export_menu("overview-accuracy"),
+                     dcc.Loading(dcc.Graph(id=ids("accuracy"), config=GRAPH_CONFIG))], lg=6),
         ], className="mt-3"),
         dbc.Row([
             dbc.Col([dbc.RadioItems(id=ids("size-axis"), value="parameters", inline=True,
@@ -224,3 +227,27 @@ def update_model(model, dataset):
 )
 def update_url(metric, region, model, dataset):
     return to_query({"dataset": dataset, "metric": metric, "region": region, "model": model})
+
+
+def _export_scores(dataset, metric):
+    dataset = data.require_dataset(dataset)
+    scores = data.scores(dataset)
+    metrics = available_metrics(scores)
+    if not metrics:
+        raise NotFoundError("no scores yet")
+    metric = metric or metrics[0]
+    if metric not in metrics:
+        raise NotFoundError(f"unknown metric {str(metric)[:40]!r}")
+    return scores, metric
+
+
+@register_export("overview-regions", "Figure 3: V4 vs IT across models", ("dataset", "metric"))
+def export_regions(dataset, metric):
+    scores, metric = _export_scores(dataset, metric)
+    return make_region_scatter_figure(scores, metric), scores[scores["metric"] == metric]
+
+
+@register_export("overview-accuracy", "Figure 4: score vs ImageNet top-1", ("dataset", "metric"))
+def export_accuracy(dataset, metric):
+    scores, metric = _export_scores(dataset, metric)
+    return make_score_vs_figure(scores, metric, "imagenet_top1"), scores[scores["metric"] == metric]

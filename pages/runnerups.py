@@ -15,6 +15,7 @@ from backend.data import NotComputedError, NotFoundError
 from components import empty
 from components.figures.runnerups import make_runnerup_heatmap_figure
 from components.filters import filter_bar, register_navigation
+from components.exports import export_menu, register_export
 from components.ids import PageIds
 
 dash.register_page(__name__, path="/runner-ups", name="Runner-ups", order=4, title="Unitscope · Runner-ups")
@@ -36,7 +37,8 @@ def layout(dataset=None, model=None, region=None, **_ignored):
         html.P("Is the best unit alone, or one of many almost as good? Each row is a site; each column a rank.",
                className="text-muted"),
         filter_bar(ids, f),
-        dbc.Card(dbc.CardBody(dcc.Loading(dcc.Graph(id=ids("heatmap"), config={"displaylogo": False})))),
+        dbc.Card([dbc.CardHeader(["Top-K r of every site (Figures 7, S10)", export_menu("runnerups-heatmap")]),
+                  dbc.CardBody(dcc.Loading(dcc.Graph(id=ids("heatmap"), config={"displaylogo": False})))]),
     ])
 
 
@@ -51,3 +53,10 @@ register_navigation(ids, "/runner-ups")
 )
 def update_heatmap(region, dataset, model):
     return make_runnerup_heatmap_figure(data.runner_ups(dataset, model, region), region=region, model=model)
+
+
+@register_export("runnerups-heatmap", "Figures 7, S10: top-K r of every site", ("dataset", "model", "region"))
+def export_heatmap(dataset, model, region):
+    f = data.resolve_filters(dataset, model, region)
+    frame = data.runner_ups(f.dataset, f.model, f.region)
+    return make_runnerup_heatmap_figure(frame, region=f.region, model=f.model), frame

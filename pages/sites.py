@@ -21,6 +21,7 @@ from components.filters import filter_bar, register_navigation
 from components.ids import PageIds
 from components.stimuli import stimulus_src, thumbnail_strip
 from components.theme import empty_figure
+from components.exports import export_menu, register_export
 from components.urlstate import query_store, to_query
 
 dash.register_page(__name__, path="/sites", name="Sites", order=2, title="Unitscope · Sites")
@@ -78,7 +79,7 @@ def layout(dataset=None, model=None, region=None, site=None, rank=None, **_ignor
         filter_bar(ids, f),
         controls,
         dbc.Row([
-            dbc.Col(dbc.Card([dbc.CardHeader("Neural vs unit responses (Figure 2)"), dbc.CardBody(
+            dbc.Col(dbc.Card([dbc.CardHeader(["Neural vs unit responses (Figure 2)", export_menu("sites-scatter")]), dbc.CardBody(
                 dcc.Loading(dcc.Graph(id=ids("scatter"), config=GRAPH_CONFIG, clear_on_unhover=False)))]), lg=8),
             dbc.Col([
                 dbc.Card([dbc.CardHeader("Site"), dbc.CardBody(id=ids("stats"))], className="mb-3"),
@@ -93,7 +94,7 @@ def layout(dataset=None, model=None, region=None, site=None, rank=None, **_ignor
                 dashGridOptions={"pagination": True, "paginationPageSize": 10, "paginationPageSizeSelector": False,
                                  "rowSelection": {"mode": "singleRow"}},
                 style={"height": 400}, className="ag-theme-alpine"))]), lg=6),
-            dbc.Col(dbc.Card([dbc.CardHeader("Runner-up units"), dbc.CardBody(
+            dbc.Col(dbc.Card([dbc.CardHeader(["Runner-up units", export_menu("sites-runnerups")]), dbc.CardBody(
                 dcc.Loading(dcc.Graph(id=ids("runnerups"), config=GRAPH_CONFIG)))]), lg=6),
         ], className="mb-4"),
         dbc.Card([dbc.CardHeader("The stimuli that drive the site most, and those that drive its unit most"),
@@ -204,3 +205,26 @@ def rank_from_table(rows):
 def update_url(site, rank, dataset, model, region):
     return to_query({"dataset": dataset, "model": model, "region": region, "site": site,
                      "rank": None if rank in (None, 1) else rank})
+
+
+def _export_state(dataset, model, region, site, rank):
+    f = data.resolve_filters(dataset, model, region)
+    site = data.require_site(f.dataset, site, f.region)
+    top_k = int(data.matched_models(f.dataset).set_index("model").loc[f.model, "top_k"])
+    return f, site, parse_rank(rank, top_k)
+
+
+@register_export("sites-scatter", "Figure 2: a site against its rank-k unit",
+                 ("dataset", "model", "region", "site", "rank"))
+def export_scatter(dataset, model, region, site, rank):
+    f, site, rank = _export_state(dataset, model, region, site, rank)
+    frame = data.site_scatter(f.dataset, f.model, site, rank)
+    fig = make_site_scatter_figure(frame, site_id=site, model=f.model, rank=rank)
+    return fig, frame if frame is not None else pd.DataFrame()
+
+
+@register_export("sites-runnerups", "The site's top-K units", ("dataset", "model", "region", "site"))
+def export_runnerups(dataset, model, region, site):
+    f, site, _ = _export_state(dataset, model, region, site, None)
+    top = data.site_matches(f.dataset, f.model, site)
+    return make_runnerup_histogram_figure(top, region=f.region), top

@@ -41,9 +41,9 @@ def make_rf_map_figure(row: pd.Series | None, *, site_id: str) -> go.Figure:
         return empty_figure("This dataset has no receptive-field mapping for this site")
     size = int(row["map_size"])
     extent = float(row["extent_deg"])
-    z = np.asarray(row["map"], dtype=float).reshape(size, size)  # row 0 = bottom (y = -extent/2)
+    z = np.asarray(row["map"], dtype=float).reshape(size, size)  # image-like: row 0 = top (y = +extent/2)
     coords = np.linspace(-extent / 2, extent / 2, size)
-    fig = go.Figure(go.Heatmap(z=z, x=coords, y=coords, colorscale="Greys", showscale=False,
+    fig = go.Figure(go.Heatmap(z=z, x=coords, y=coords[::-1], colorscale="Greys", showscale=False,
                                hovertemplate="x %{x:.1f}°, y %{y:.1f}°<br>density %{z:.3f}<extra></extra>"))
     if pd.notna(row.get("rf_x_deg")) and pd.notna(row.get("rf_size_deg")):
         cx, cy = _circle(row["rf_x_deg"], row["rf_y_deg"], row["rf_size_deg"])

@@ -75,3 +75,25 @@ def test_other_pages_load_with_an_empty_console(dash_duo, results_app, path, ele
     dash_duo.wait_for_page(url=f"{dash_duo.server_url}{path}")
     dash_duo.wait_for_element(element, timeout=15)
     assert console_errors(dash_duo) == []
+
+
+def test_export_menu_downloads_what_is_on_screen(dash_duo, results_app):
+    import urllib.request
+
+    dash_duo.start_server(results_app)
+    dash_duo.wait_for_page(url=f"{dash_duo.server_url}/sites?dataset=mini&model=toy&region=IT&site=IT-006&rank=2")
+    dash_duo.wait_for_contains_text("#sites-scatter .gtitle", "Rank 2", timeout=15)
+    dash_duo.find_element("#export-sites-scatter button").click()
+    link = dash_duo.wait_for_element("#export-sites-scatter a.export-link", timeout=5)
+    main = dash_duo.driver.current_window_handle
+    link.click()
+    href = link.get_attribute("href")
+    assert "/export/sites-scatter.png?" in href and "site=IT-006" in href and "rank=2" in href
+    for handle in dash_duo.driver.window_handles:
+        if handle != main:
+            dash_duo.driver.switch_to.window(handle)
+            dash_duo.driver.close()
+    dash_duo.driver.switch_to.window(main)
+    with urllib.request.urlopen(href, timeout=60) as resp:
+        assert resp.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert console_errors(dash_duo) == []
