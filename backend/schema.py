@@ -181,8 +181,8 @@ TABLES: tuple[Table, ...] = (
         (
             DATASET,
             SITE,
-            C("grid_responses", "FLOAT[]", "response minus blank to the 8x8 squares, row-major like an image: row 0 is the "
-              "top of the visual field (highest y), column 0 the left", False),
+            C("grid_responses", "FLOAT[]", "response minus blank to the 8x8 squares, row-major like an image: "
+              "row 0 is the top of the visual field (highest y), column 0 the left", False),
             C("map", "FLOAT[]", "smoothed, normalised map on a map_size x map_size grid, row-major like an image: "
               "row 0 at y = +extent/2 (top), column 0 at x = -extent/2 (left)", False),
             C("map_size", "INTEGER", "side of `map` in samples", False),

@@ -72,6 +72,11 @@ def export_menu(name: str, label: str = "Export") -> dbc.DropdownMenu:
                             id=f"export-{name}")
 
 
+def card_header(title: str, export: str) -> dbc.CardHeader:
+    """A card header with the figure's title and its Export menu."""
+    return dbc.CardHeader([title, export_menu(export)])
+
+
 def safe_filename(name: str, params: dict[str, str], fmt: str) -> str:
     parts = ["unitscope", name] + [f"{k}-{v}" for k, v in params.items() if v not in (None, "")]
     stem = "_".join(re.sub(r"[^A-Za-z0-9.-]+", "-", str(p)).strip("-") for p in parts)
@@ -107,7 +112,7 @@ def register_export_routes(server: Flask) -> None:
     @server.route("/export/<name>.<fmt>")
     def export(name: str, fmt: str) -> Response:
         spec = _REGISTRY.get(name)
-        if spec is None or fmt not in IMAGE_FORMATS and fmt not in DATA_FORMATS:
+        if spec is None or (fmt not in IMAGE_FORMATS and fmt not in DATA_FORMATS):
             return _message(404, "unknown export: pick one from a figure's Export menu")
         params = {}
         for key in spec.params:

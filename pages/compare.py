@@ -13,9 +13,9 @@ from backend import data
 from backend.config import get_settings
 from backend.data import NotComputedError, NotFoundError
 from components import empty
+from components.exports import card_header, register_export
 from components.figures.compare import make_model_pair_figure
 from components.figures.sites import make_site_scatter_figure
-from components.exports import export_menu, register_export
 from components.ids import PageIds
 from components.urlstate import query_store, to_query
 
@@ -56,7 +56,7 @@ def layout(dataset=None, region=None, a=None, b=None, site=None, **_ignored):
                 id=ids("site"), value=site, clearable=False,
                 options=[{"label": s, "value": s} for s in sites[sites["region"] == f.region]["site_id"]])], md=4),
         ], className="g-3 mb-3"),
-        dbc.Card([dbc.CardHeader(["Best r per site", export_menu("compare-pair")]),
+        dbc.Card([card_header("Best r per site", "compare-pair"),
                   dbc.CardBody(dcc.Loading(dcc.Graph(id=ids("pair"), config=GRAPH_CONFIG)))], className="mb-3"),
         dbc.Row([
             dbc.Col(dbc.Card(dbc.CardBody(dcc.Loading(dcc.Graph(id=ids("scatter-a"), config=GRAPH_CONFIG)))), lg=6),

@@ -14,8 +14,8 @@ from backend import data
 from backend.config import get_settings
 from backend.data import NotFoundError
 from components import empty
+from components.exports import card_header, register_export
 from components.figures.controls import make_controls_figure, make_rotation_figure
-from components.exports import export_menu, register_export
 from components.ids import PageIds
 from components.urlstate import query_store, to_query
 
@@ -51,7 +51,8 @@ def layout(dataset=None, region=None, **_ignored):
                                                          options=[{"label": r, "value": r} for r in regions])], md=3),
         ], className="g-3 mb-3"),
         dbc.Row([
-            dbc.Col(dbc.Card([dbc.CardHeader(["Rotations of the feature basis (Figure 9)", export_menu("controls-rotations")]), dbc.CardBody(
+            dbc.Col(dbc.Card([card_header(
+                "Rotations of the feature basis (Figure 9)", "controls-rotations"), dbc.CardBody(
                 dcc.Loading(dcc.Graph(id=ids("rotations"), config=GRAPH_CONFIG)))]), lg=6),
             dbc.Col(dbc.Card([dbc.CardHeader("Models beside their controls"), dbc.CardBody(
                 dcc.Loading(dcc.Graph(id=ids("controls"), config=GRAPH_CONFIG)))]), lg=6),

@@ -17,13 +17,13 @@ from backend import data
 from backend.config import get_settings
 from backend.data import NotFoundError
 from components import empty
+from components.exports import export_menu, register_export
 from components.figures.dataset import (
     make_reliability_figure,
     make_rf_map_figure,
     make_rf_scatter_figure,
     make_site_correlation_figure,
 )
-from components.exports import export_menu, register_export
 from components.ids import PageIds
 from components.theme import empty_figure
 from components.urlstate import query_store, to_query

@@ -14,9 +14,9 @@ from backend import data
 from backend.config import get_settings
 from backend.data import NotComputedError, NotFoundError
 from components import empty
+from components.exports import card_header, register_export
 from components.figures.decoding import CONDITIONS, condition_label, make_confusion_figure, make_decoding_figure
 from components.filters import filter_bar, register_navigation
-from components.exports import export_menu, register_export
 from components.ids import PageIds
 from components.urlstate import query_store, to_query
 
@@ -51,7 +51,7 @@ def layout(dataset=None, model=None, region=None, variant=None, condition=None, 
         dbc.RadioItems(id=ids("variant"), value=variant, inline=True, className="mb-3",
                        options=[{"label": v, "value": k} for k, v in VARIANTS.items()]),
         dbc.Row([
-            dbc.Col(dbc.Card([dbc.CardHeader(["Accuracy per condition (Figure 5)", export_menu("decoding-accuracy")]), dbc.CardBody(
+            dbc.Col(dbc.Card([card_header("Accuracy per condition (Figure 5)", "decoding-accuracy"), dbc.CardBody(
                 dcc.Loading(dcc.Graph(id=ids("accuracy"), config=GRAPH_CONFIG)))]), lg=7),
             dbc.Col(dbc.Card([dbc.CardHeader([html.Span("Confusion matrix (Figures S5, S6)"), dcc.Dropdown(
                 id=ids("condition"), value=condition, clearable=False, className="mt-2",

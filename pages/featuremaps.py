@@ -15,6 +15,7 @@ from backend import data
 from backend.config import get_settings
 from backend.data import NotComputedError, NotFoundError
 from components import empty
+from components.exports import card_header, register_export
 from components.figures.featuremaps import (
     make_featuremap_counts_figure,
     make_position_figure,
@@ -22,7 +23,6 @@ from components.figures.featuremaps import (
     validated_featuremaps,
 )
 from components.filters import filter_bar, register_navigation
-from components.exports import export_menu, register_export
 from components.ids import PageIds
 from components.urlstate import query_store, to_query
 
@@ -51,12 +51,14 @@ def layout(dataset=None, model=None, region=None, layer=None, top=None, **_ignor
                        options=[{"label": "best unit of each site", "value": "1"},
                                 {"label": "top-K units of each site (within the layer)", "value": "all"}]),
         dbc.Row([
-            dbc.Col(dbc.Card([dbc.CardHeader(["Sites per feature map (Figure 8)", export_menu("featuremaps-counts")]), dbc.CardBody(
+            dbc.Col(dbc.Card([card_header(
+                "Sites per feature map (Figure 8)", "featuremaps-counts"), dbc.CardBody(
                 dcc.Loading(dcc.Graph(id=ids("counts"), config=GRAPH_CONFIG)))]), lg=7),
             dbc.Col(dbc.Card([dbc.CardHeader("Sites per x and y position (Figure S11)"), dbc.CardBody(
                 dcc.Loading(dcc.Graph(id=ids("positions"), config=GRAPH_CONFIG)))]), lg=5),
         ], className="mb-4"),
-        dbc.Card([dbc.CardHeader(["Validated and unvalidated feature maps (Figure S13)", export_menu("featuremaps-validated")]), dbc.CardBody([
+        dbc.Card([card_header(
+                "Validated and unvalidated feature maps (Figure S13)", "featuremaps-validated"), dbc.CardBody([
             dcc.Loading(dcc.Graph(id=ids("validated"), config=GRAPH_CONFIG)),
             dag.AgGrid(id=ids("validated-table"), rowData=[], columnDefs=[], className="ag-theme-alpine",
                        defaultColDef={"sortable": True, "filter": True, "resizable": True, "flex": 1},
@@ -113,7 +115,8 @@ def update_url(top, dataset, model, region, layer):
                      "top": None if top == "1" else top})
 
 
-@register_export("featuremaps-counts", "Figure 8: sites per feature map", ("dataset", "model", "region", "layer", "top"))
+@register_export("featuremaps-counts", "Figure 8: sites per feature map",
+                 ("dataset", "model", "region", "layer", "top"))
 def export_counts(dataset, model, region, layer, top):
     f = data.resolve_filters(dataset, model, region, layer, need_layer=True)
     info = data.layers(f.model).set_index("layer_idx").loc[f.layer]

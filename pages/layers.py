@@ -13,6 +13,7 @@ from backend import data
 from backend.config import get_settings
 from backend.data import NotComputedError, NotFoundError
 from components import empty
+from components.exports import card_header, register_export
 from components.figures.layers import (
     make_depth_across_models_figure,
     make_family_depth_figure,
@@ -20,7 +21,6 @@ from components.figures.layers import (
     make_layer_spread_figure,
 )
 from components.filters import filter_bar, register_navigation
-from components.exports import export_menu, register_export
 from components.ids import PageIds
 
 dash.register_page(__name__, path="/layers", name="Layers", order=3, title="Unitscope · Layers")
@@ -42,13 +42,16 @@ def layout(dataset=None, model=None, region=None, **_ignored):
         html.H2("Layers"),
         filter_bar(ids, f),
         dbc.Row([
-            dbc.Col(dbc.Card([dbc.CardHeader(["Best-matched units by layer (Figure 6, left)", export_menu("layers-histogram")]), dbc.CardBody(
+            dbc.Col(dbc.Card([card_header(
+                "Best-matched units by layer (Figure 6, left)", "layers-histogram"), dbc.CardBody(
                 dcc.Loading(dcc.Graph(id=ids("hist"), config=GRAPH_CONFIG)))]), lg=6),
-            dbc.Col(dbc.Card([dbc.CardHeader(["Best unit within each layer (Figure 6, right)", export_menu("layers-spread")]), dbc.CardBody(
+            dbc.Col(dbc.Card([card_header(
+                "Best unit within each layer (Figure 6, right)", "layers-spread"), dbc.CardBody(
                 dcc.Loading(dcc.Graph(id=ids("spread"), config=GRAPH_CONFIG)))]), lg=6),
         ], className="mb-4"),
         dbc.Row([
-            dbc.Col(dbc.Card([dbc.CardHeader(["Depth of matches across models (Figure S7)", export_menu("layers-depth")]), dbc.CardBody(
+            dbc.Col(dbc.Card([card_header(
+                "Depth of matches across models (Figure S7)", "layers-depth"), dbc.CardBody(
                 dcc.Loading(dcc.Graph(id=ids("depth"), config=GRAPH_CONFIG)))]), lg=6),
             dbc.Col(dbc.Card([dbc.CardHeader("A family compared by depth (Figure S9)"), dbc.CardBody(
                 dcc.Loading(dcc.Graph(id=ids("family"), config=GRAPH_CONFIG)))]), lg=6),

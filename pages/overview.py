@@ -16,6 +16,7 @@ from backend import data
 from backend.config import get_settings
 from backend.data import NotFoundError
 from components import empty
+from components.exports import export_menu, register_export
 from components.figures.overview import (
     METRICS,
     available_metrics,
@@ -26,7 +27,6 @@ from components.figures.overview import (
     make_score_vs_figure,
     make_selection_curve_figure,
 )
-from components.exports import export_menu, register_export
 from components.ids import PageIds
 from components.urlstate import query_store, to_query
 

@@ -13,9 +13,9 @@ from backend import data
 from backend.config import get_settings
 from backend.data import NotComputedError, NotFoundError
 from components import empty
+from components.exports import card_header, register_export
 from components.figures.runnerups import make_runnerup_heatmap_figure
 from components.filters import filter_bar, register_navigation
-from components.exports import export_menu, register_export
 from components.ids import PageIds
 
 dash.register_page(__name__, path="/runner-ups", name="Runner-ups", order=4, title="Unitscope · Runner-ups")
@@ -37,7 +37,7 @@ def layout(dataset=None, model=None, region=None, **_ignored):
         html.P("Is the best unit alone, or one of many almost as good? Each row is a site; each column a rank.",
                className="text-muted"),
         filter_bar(ids, f),
-        dbc.Card([dbc.CardHeader(["Top-K r of every site (Figures 7, S10)", export_menu("runnerups-heatmap")]),
+        dbc.Card([card_header("Top-K r of every site (Figures 7, S10)", "runnerups-heatmap"),
                   dbc.CardBody(dcc.Loading(dcc.Graph(id=ids("heatmap"), config={"displaylogo": False})))]),
     ])
 

@@ -15,13 +15,13 @@ from backend import data
 from backend.config import get_settings
 from backend.data import NotComputedError, NotFoundError
 from components import empty
+from components.exports import card_header, register_export
 from components.figures.dataset import make_rf_map_figure
 from components.figures.sites import make_runnerup_histogram_figure, make_site_scatter_figure
 from components.filters import filter_bar, register_navigation
 from components.ids import PageIds
 from components.stimuli import stimulus_src, thumbnail_strip
 from components.theme import empty_figure
-from components.exports import export_menu, register_export
 from components.urlstate import query_store, to_query
 
 dash.register_page(__name__, path="/sites", name="Sites", order=2, title="Unitscope · Sites")
@@ -79,7 +79,7 @@ def layout(dataset=None, model=None, region=None, site=None, rank=None, **_ignor
         filter_bar(ids, f),
         controls,
         dbc.Row([
-            dbc.Col(dbc.Card([dbc.CardHeader(["Neural vs unit responses (Figure 2)", export_menu("sites-scatter")]), dbc.CardBody(
+            dbc.Col(dbc.Card([card_header("Neural vs unit responses (Figure 2)", "sites-scatter"), dbc.CardBody(
                 dcc.Loading(dcc.Graph(id=ids("scatter"), config=GRAPH_CONFIG, clear_on_unhover=False)))]), lg=8),
             dbc.Col([
                 dbc.Card([dbc.CardHeader("Site"), dbc.CardBody(id=ids("stats"))], className="mb-3"),
@@ -94,7 +94,7 @@ def layout(dataset=None, model=None, region=None, site=None, rank=None, **_ignor
                 dashGridOptions={"pagination": True, "paginationPageSize": 10, "paginationPageSizeSelector": False,
                                  "rowSelection": {"mode": "singleRow"}},
                 style={"height": 400}, className="ag-theme-alpine"))]), lg=6),
-            dbc.Col(dbc.Card([dbc.CardHeader(["Runner-up units", export_menu("sites-runnerups")]), dbc.CardBody(
+            dbc.Col(dbc.Card([card_header("Runner-up units", "sites-runnerups"), dbc.CardBody(
                 dcc.Loading(dcc.Graph(id=ids("runnerups"), config=GRAPH_CONFIG)))]), lg=6),
         ], className="mb-4"),
         dbc.Card([dbc.CardHeader("The stimuli that drive the site most, and those that drive its unit most"),
