@@ -52,3 +52,15 @@ def test_overview_lists_the_dataset(dash_duo, dash_app):
     dash_duo.wait_for_page(url=f"{dash_duo.server_url}/")
     dash_duo.wait_for_contains_text("#overview-build", "dataset:mini", timeout=10)
     assert console_errors(dash_duo) == []
+
+
+def test_missing_database_says_how_to_build_it(dash_duo, tmp_path, monkeypatch):
+    import importlib
+
+    monkeypatch.setenv("UNITSCOPE_DB", str(tmp_path / "not-built-yet.duckdb"))
+    dash_duo.start_server(importlib.import_module("app").app)
+    for path in ("/", "/dataset", "/sites"):
+        dash_duo.wait_for_page(url=f"{dash_duo.server_url}{path}")
+        dash_duo.wait_for_contains_text("#empty-no-database", "./scripts/up.sh", timeout=10)
+    dash_duo.wait_for_contains_text("#build-status", "no database yet", timeout=10)
+    assert console_errors(dash_duo) == []
