@@ -72,3 +72,25 @@ def test_reader_sees_a_new_build_after_publish(mini_db: Store):
         assert db.build_id() == first  # a pinned request stays on its build
     assert db.build_id() != first
     db.close()
+
+
+ARGUMENTS = {"dataset": "mini", "model": "toy", "site_id": "V4-000", "region": "V4", "layer_idx": 1, "channel": 1,
+             "y": 0, "x": 0, "stimulus_id": "stim000", "metric": "neural_correlation"}
+
+
+def test_every_named_query_runs(results_env):
+    """Every function in backend.queries runs against a miniature database with results (contract test)."""
+    import inspect
+
+    db = Database(results_env.served_path)
+    ran = []
+    for name, fn in inspect.getmembers(queries, inspect.isfunction):
+        if fn.__module__ != queries.__name__:
+            continue
+        params = list(inspect.signature(fn).parameters)[1:]
+        missing = [p for p in params if p not in ARGUMENTS]
+        assert not missing, f"add test values for {missing} (query {name})"
+        fn(db, **{p: ARGUMENTS[p] for p in params})
+        ran.append(name)
+    assert {"scores", "site_matches", "layer_topk", "featuremap_best", "decoding", "rotations"} <= set(ran)
+    db.close()
