@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    for noisy in ("onnx_ir", "onnxscript", "torch.onnx", "h5py", "matplotlib"):  # third-party INFO chatter
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     store = Store(args.db or settings.db_path)
     try:
         return int(args.func(args, store) or 0)
