@@ -243,6 +243,15 @@ def confusions(db: Database, dataset: str, model: str, region: str) -> pd.DataFr
 
 
 def unit_receptive_fields(db: Database, dataset: str, model: str, site_id: str) -> pd.DataFrame:
-    return db.query("SELECT method, layer_idx, channel, y, x, x_deg, y_deg, size_deg, map, map_size, extent_deg, "
-                    "distance_deg FROM receptive_fields WHERE dataset = ? AND model = ? AND site_id = ? "
-                    "ORDER BY method", [dataset, model, site_id])
+    """Receptive fields (each method) of the site's best unit, with the distance to this site's field.
+
+    A unit can be several sites' best unit and is stored once, so the join goes through `matches`.
+    """
+    return db.query(
+        "SELECT rf.method, rf.layer_idx, rf.channel, rf.y, rf.x, rf.x_deg, rf.y_deg, rf.size_deg, rf.map, "
+        "rf.map_size, rf.extent_deg, sqrt(pow(rf.x_deg - s.rf_x_deg, 2) + pow(rf.y_deg - s.rf_y_deg, 2)) "
+        "AS distance_deg FROM matches m JOIN receptive_fields rf ON rf.dataset = m.dataset AND rf.model = m.model "
+        "AND rf.layer_idx = m.layer_idx AND rf.channel = m.channel AND rf.y = m.y AND rf.x = m.x "
+        "JOIN sites s ON s.dataset = m.dataset AND s.site_id = m.site_id "
+        "WHERE m.dataset = ? AND m.model = ? AND m.site_id = ? AND m.rank = 1 ORDER BY rf.method",
+        [dataset, model, site_id])

@@ -17,7 +17,11 @@ from backend.data import NotComputedError, NotFoundError
 from components import empty
 from components.exports import card_header, register_export
 from components.figures.dataset import make_rf_map_figure
-from components.figures.sites import make_runnerup_histogram_figure, make_site_scatter_figure
+from components.figures.sites import (
+    make_runnerup_histogram_figure,
+    make_site_scatter_figure,
+    make_unit_rf_figure,
+)
 from components.filters import filter_bar, register_navigation
 from components.ids import PageIds
 from components.stimuli import stimulus_src, thumbnail_strip
@@ -101,9 +105,7 @@ def layout(dataset=None, model=None, region=None, site=None, rank=None, **_ignor
                   dbc.CardBody(dcc.Loading(html.Div(id=ids("top-stimuli"))))], className="mb-4"),
         dbc.Card([dbc.CardHeader("Receptive field (Figure S2)"), dbc.CardBody(dbc.Row([
             dbc.Col(dcc.Loading(dcc.Graph(id=ids("rf"), config=GRAPH_CONFIG)), lg=6),
-            dbc.Col(empty.not_computed("Receptive fields of model units",
-                                       f"python -m precompute analyze --dataset {f.dataset} --model {f.model} "
-                                       "--only receptive_fields"), lg=6),
+            dbc.Col(dcc.Loading(dcc.Graph(id=ids("unit-rf"), config=GRAPH_CONFIG)), lg=6),
         ]))], className="mb-4"),
         *query_store("sites"),
     ])
@@ -117,6 +119,7 @@ register_navigation(ids, "/sites", keep=("site",))
     Output(ids("runnerups"), "figure"),
     Output(ids("stats"), "children"),
     Output(ids("rf"), "figure"),
+    Output(ids("unit-rf"), "figure"),
     Input(ids("site"), "value"),
     State(ids("f-dataset"), "value"),
     State(ids("f-model"), "value"),
@@ -127,8 +130,10 @@ def update_site(site, dataset, model, region):
     site_row = data.sites(dataset).set_index("site_id").loc[site]
     rf = data.site_rf(dataset, site)
     rf_fig = make_rf_map_figure(rf.iloc[0] if len(rf) else None, site_id=site)
+    unit_rf = make_unit_rf_figure(data.unit_receptive_fields(dataset, model, site), site_row, site_id=site,
+                                  model=model)
     return (top.to_dict("records"), make_runnerup_histogram_figure(top, region=region),
-            site_stats(site_row, data.site_scores(dataset, model, site), top), rf_fig)
+            site_stats(site_row, data.site_scores(dataset, model, site), top), rf_fig, unit_rf)
 
 
 def site_stats(site_row: pd.Series, scores: dict[str, float], top: pd.DataFrame) -> html.Div:

@@ -21,6 +21,7 @@ log = logging.getLogger("precompute")
 
 def build_parser() -> argparse.ArgumentParser:
     from precompute import analyze, demo
+    from precompute.analyses import cli as analyses_cli
     from precompute.datasets import cli as datasets_cli
     from precompute.match import cli as match_cli
     from precompute.models import cli as models_cli
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     models_cli.register(sub)
     match_cli.register(sub)
     analyze.register(sub)
+    analyses_cli.register(sub)
     demo.register(sub)
     return parser
 

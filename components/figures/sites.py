@@ -48,3 +48,40 @@ def make_runnerup_histogram_figure(matches: pd.DataFrame, *, region: str) -> go.
     fig.update_yaxes(title="units")
     gap = best - float(matches.sort_values("rank")["r"].iloc[1]) if len(matches) > 1 else float("nan")
     return base_layout(fig, title=f"Runner-up units (gap to rank 2: {gap:.3f})", height=300)
+
+
+def _circle(x: float, y: float, diameter: float, n: int = 64):
+    t = np.linspace(0, 2 * np.pi, n)
+    return x + diameter / 2 * np.cos(t), y + diameter / 2 * np.sin(t)
+
+
+def make_unit_rf_figure(units: pd.DataFrame, site: pd.Series | None, *, site_id: str, model: str) -> go.Figure:
+    """Figure S2: the best unit's receptive field (mapping and/or gradient) against the site's mapped field."""
+    require_columns(units, ("method", "x_deg", "y_deg", "size_deg", "map", "map_size", "extent_deg"), "unit RF")
+    if units.empty:
+        return empty_figure("Receptive fields of model units not computed yet "
+                            "(python -m precompute analyze --only receptive_fields)")
+    shown = units.set_index("method")
+    base = shown.loc["mapping"] if "mapping" in shown.index else shown.iloc[0]
+    size, extent = int(base["map_size"]), float(base["extent_deg"])
+    coords = np.linspace(-extent / 2, extent / 2, size)
+    z = np.asarray(base["map"], dtype=float).reshape(size, size)  # image-like: row 0 = top
+    fig = go.Figure(go.Heatmap(z=z, x=coords, y=coords[::-1], colorscale="Greys", showscale=False,
+                               hovertemplate="x %{x:.1f}°, y %{y:.1f}°<extra></extra>"))
+    styles = {"mapping": ("unit (mapping)", "#009E73", "solid"), "gradient": ("unit (gradient)", "#CC79A7", "dash")}
+    for method, row in shown.iterrows():
+        if pd.isna(row["x_deg"]) or pd.isna(row["size_deg"]):
+            continue
+        label, color, dash = styles.get(method, (method, "#333", "dot"))
+        cx, cy = _circle(row["x_deg"], row["y_deg"], row["size_deg"])
+        fig.add_trace(go.Scatter(x=cx, y=cy, mode="lines", name=label, line={"color": color, "dash": dash, "width": 2}))
+    if site is not None and pd.notna(site.get("rf_x_deg")) and pd.notna(site.get("rf_size_deg")):
+        cx, cy = _circle(site["rf_x_deg"], site["rf_y_deg"], site["rf_size_deg"])
+        fig.add_trace(go.Scatter(x=cx, y=cy, mode="lines", name=f"{site_id} (mapped)",
+                                 line={"color": region_color(str(site.get("region", "V4"))), "width": 3}))
+    fig.update_xaxes(title="x (deg)", range=[-extent / 2, extent / 2])
+    fig.update_yaxes(title="y (deg)", range=[-extent / 2, extent / 2], scaleanchor="x")
+    fig.update_layout(legend={"orientation": "h", "y": -0.2})
+    distance = base.get("distance_deg")
+    title = f"{model}'s best unit" + (f": {distance:.2f}° from the site's field" if pd.notna(distance) else "")
+    return base_layout(fig, title=title, height=420)

@@ -58,7 +58,8 @@ def test_site_scatter_shows_the_site_against_its_unit(results_env):
 
 
 def test_site_panel_lists_top_units_and_stats(results_env):
-    rows, hist, stats, rf = page("sites").update_site("IT-005", "mini", "toy", "IT")
+    rows, hist, stats, rf, unit_rf = page("sites").update_site("IT-005", "mini", "toy", "IT")
+    assert "not computed" in unit_rf.layout.annotations[0].text
     assert [row["rank"] for row in rows] == list(range(1, 11))
     assert all(a["r"] >= b["r"] for a, b in itertools.pairwise(rows))
     assert {row["layer"] for row in rows} <= {name for name, *_ in TOY_LAYERS}

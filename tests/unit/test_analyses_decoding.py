@@ -1,0 +1,117 @@
+"""Linear-SVM decoding: high on separable data, chance on shuffled labels, training-data z-scoring."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from precompute.analyses import decoding as dec
+
+FAST = dec.Protocol(runs_within=4, runs_transfer=2, cv_splits=3, c_grid=(0.01, 1.0), per_run_c=True)
+
+
+def _blobs(n_per=40, n_classes=8, dim=20, sep=3.0, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_classes, dim)) * sep
+    y = np.repeat(np.arange(n_classes), n_per)
+    x = centres[y] + rng.normal(size=(len(y), dim))
+    return x, y
+
+
+def test_stratified_split_is_balanced_and_disjoint():
+    y = np.repeat(np.arange(8), 30)
+    tr, te = dec.stratified_split(y, 0.1, np.random.default_rng(0))
+    assert len(np.intersect1d(tr, te)) == 0 and len(tr) + len(te) == len(y)
+    assert np.all(np.bincount(y[te]) == 3)
+
+
+def test_decoder_is_high_on_separable_data():
+    x, y = _blobs()
+    res = dec.decode_within(lambda run: x, y, FAST, np.random.default_rng(0), 8)
+    assert len(res) == FAST.runs_within
+    assert np.mean([r.accuracy for r in res]) > 0.95
+    for r in res:
+        np.testing.assert_allclose(np.nansum(r.confusion, axis=1), 1.0)
+        assert r.c in FAST.c_grid
+
+
+def test_decoder_is_at_chance_on_shuffled_labels():
+    x, y = _blobs(n_per=60, seed=1)
+    y = np.random.default_rng(5).permutation(y)
+    protocol = dec.Protocol(runs_within=12, runs_transfer=1, cv_splits=2, c_grid=(0.01,), per_run_c=False)
+    res = dec.decode_within(lambda run: x, y, protocol, np.random.default_rng(1), 8, c=0.01)
+    acc = np.mean([r.accuracy for r in res])
+    assert abs(acc - 1 / 8) < 0.06
+
+
+def test_transfer_zscores_each_population_on_its_own():
+    """A test population with another scale and offset decodes as well as the training one: each is
+    standardised with its own statistics (condition ii/iii)."""
+    x, y = _blobs(seed=2)
+    shifted = x * 7.0 + 100.0
+    res = dec.decode_transfer(lambda run: x, lambda run: shifted, y, FAST, np.random.default_rng(0), 8)
+    assert min(r.accuracy for r in res) > 0.95
+    # without per-population z-scoring the shifted population would be decoded at chance
+    clf, stats = dec.fit_svm(x, y, 1.0)
+    assert (clf.predict(dec.zscore(shifted, stats)) == y).mean() < 0.5
+
+
+def test_choose_c_prefers_the_grid_value_that_generalises():
+    rng = np.random.default_rng(3)
+    y = np.repeat(np.arange(2), 60)
+    x = np.c_[y + rng.normal(scale=1.0, size=len(y)), rng.normal(size=(len(y), 150))]  # one signal, 150 noise
+    protocol = dec.Protocol(runs_within=1, runs_transfer=1, cv_splits=10, c_grid=(1e-2, 100.0), per_run_c=True)
+    assert dec.choose_c(x, y, protocol, rng) == 1e-2
+
+
+def test_random_population_draws_from_each_sites_layer():
+    site_layers = np.array([3, 3, 5, 7])
+    pool_layers = np.array([3, 3, 3, 5, 5, 9])
+    picks = dec.random_population(site_layers, pool_layers, np.random.default_rng(0))
+    assert set(pool_layers[picks[:2]]) == {3} and picks[0] != picks[1]
+    assert pool_layers[picks[2]] == 5
+    assert 0 <= picks[3] < len(pool_layers)  # no pooled unit in layer 7: falls back to the whole pool
+
+
+def test_heldout_selection_uses_only_the_selection_half():
+    rng = np.random.default_rng(0)
+    resp = rng.normal(size=(1, 100))
+    half = np.arange(50)
+    good_on_half = resp[0].copy()
+    good_on_half[50:] = rng.normal(size=50)
+    good_overall = resp[0] + rng.normal(scale=0.8, size=100)
+    cands = [np.stack([good_overall, good_on_half])]
+    assert dec.heldout_selection(resp, cands, half)[0] == 1
+    assert dec.heldout_selection(resp, cands, np.arange(50, 100))[0] == 0
+
+
+def test_decoding_analysis_writes_runs_and_confusions(results_env):
+    from precompute.analyze import get_analyses, run_analysis
+
+    assert dec.run_decoding is not None  # registered on import
+    (analysis,) = get_analyses(["decoding"])
+    assert run_analysis(results_env, analysis, "mini", "toy")
+    with results_env.connect() as con:
+        runs = con.execute("SELECT * FROM decoding WHERE model = 'toy'").df()
+        conf = con.execute("SELECT * FROM confusions WHERE model = 'toy'").df()
+    assert set(runs["region"]) == {"V4", "IT"}
+    assert runs["chance"].eq(0.25).all() and runs["accuracy"].between(0, 1).all()
+    ins = runs[(runs["variant"] == "in_sample") & (runs["train_population"] == "matched")
+               & (runs["test_population"] == "matched")]
+    assert len(ins) == 2 * dec.DEFAULT.runs_within
+    assert set(runs["variant"]) == {"in_sample", "heldout"}
+    sums = conf.groupby(["region", "train_population", "test_population", "variant", "true_category"])["fraction"].sum()
+    np.testing.assert_allclose(sums.to_numpy(), 1.0, atol=1e-9)
+
+
+def test_neural_only_decoding_is_the_same_for_every_model(results_env):
+    from precompute.analyze import get_analyses, run_analysis
+
+    (analysis,) = get_analyses(["decoding"])
+    for model in ("toy", "toy2"):
+        assert run_analysis(results_env, analysis, "mini", model)
+    with results_env.connect() as con:
+        df = con.execute("SELECT model, region, variant, run, accuracy FROM decoding WHERE "
+                         "train_population = 'neural' AND test_population = 'neural' "
+                         "ORDER BY region, variant, run").df()
+    a, b = df[df["model"] == "toy"], df[df["model"] == "toy2"]
+    np.testing.assert_array_equal(a["accuracy"].to_numpy(), b["accuracy"].to_numpy())
