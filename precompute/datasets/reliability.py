@@ -45,6 +45,8 @@ def _nanmean(x: np.ndarray) -> np.ndarray:
 
 
 def _rowwise_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if a.shape[1] < 2:  # no stimulus had trials in both halves: undefined, not an error
+        return np.full(a.shape[0], np.nan)
     a = a - a.mean(axis=1, keepdims=True)
     b = b - b.mean(axis=1, keepdims=True)
     denom = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
