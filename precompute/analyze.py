@@ -34,12 +34,23 @@ ANALYSIS_MODULES: tuple[str, ...] = (
     "precompute.statistics.one_to_one",
     "precompute.statistics.depth",
     "precompute.statistics.comparisons",
+    # null, pls and crossval share one streaming pass (precompute/statistics/streaming_pass.py): the first
+    # of them computes it for all; heldout_split_half (last in crossval) reuses it
+    "precompute.statistics.null",
+    "precompute.statistics.pls",
+    "precompute.statistics.crossval",
+    # the paper's analyses (issue 7)
+    "precompute.analyses.runnerups",
+    "precompute.analyses.featuremaps",
+    "precompute.analyses.rotations",
+    "precompute.analyses.decoding",
+    "precompute.analyses.receptive_fields",
 )
 
 PROTOCOLS = ("default", "paper")
 DEFAULT_SEED = 0
 #: `default_models` values: which demo models an analysis runs on in the default demo.
-DEMO_SCOPES = ("all", "primary")
+DEMO_SCOPES = ("all", "primary", "main")
 #: Tables an analysis writes through the context, with the columns that identify a (dataset, model).
 RESULT_TABLES = ("scores", "layer_scores", "site_scores", "selection_curve")
 
@@ -50,7 +61,9 @@ class Analysis:
 
     run:               computes and writes its rows through the context (inside the step's transaction)
     requires_matching: the model must have match tables on the dataset (`python -m precompute run`)
-    default_models:    demo scope: "all" (Lite0/1/2 and the controls) or "primary" (Lite0 and its
+    default_models:    demo scope: "all" (Lite0/1/2 and the controls), "main" (Lite0 only: the analyses
+                       that re-run the model and would not fit the default demo's 30 minutes on a 2-core
+                       machine; `demo --full` runs them everywhere) or "primary" (Lite0 and its
                        controls, DESIGN.md's "every analysis on Lite0 and its controls")
     cross_model:       runs once per dataset over every matched model (ctx.model is None, ctx.models set)
     outputs:           (table, metric) pairs it writes; a rerun deletes them for its (dataset, model) first
@@ -558,9 +571,13 @@ def demo_steps(variant: str) -> list:
         plan = [(a, "efficientnet-lite0") for a in registry if not a.cross_model]
     else:
         for model in (*PRIMARY_DEMO_MODELS, *OTHER_DEMO_MODELS):
-            primary = model in PRIMARY_DEMO_MODELS or variant == "full"
+            full = variant == "full"
+            primary = model in PRIMARY_DEMO_MODELS or full
+            main = model == PRIMARY_DEMO_MODELS[0] or full
             plan += [(a, model) for a in registry
-                     if not a.cross_model and (primary or a.default_models == "all")]
+                     if not a.cross_model and (a.default_models == "all"
+                                               or (a.default_models == "primary" and primary)
+                                               or (a.default_models == "main" and main))]
         plan += [(a, None) for a in registry if a.cross_model]
     return [DemoStep(step_name(a.name, dataset, m), _demo_runner(a, dataset, m),
                      f"{a.name} on {dataset}" + (f" x {m}" if m else " (all matched models)"))

@@ -456,5 +456,5 @@ register(Analysis(
     "receptive_fields",
     "receptive fields of every site's best unit: gradient (torch models) and 8x8 squares mapping (Fig. S2)",
     run_receptive_fields,
-    default_models="primary",
+    default_models="main",
 ))

@@ -294,5 +294,5 @@ register(Analysis(
     "rotations",
     "neural correlation of the V4-/IT-like layer under 10 Haar-random rotations of SO(N) vs natural (Fig. 9)",
     run_rotations,
-    default_models="primary",
+    default_models="main",
 ))

@@ -1,0 +1,471 @@
+"""The statistics' one streaming pass per (dataset, model): extra rows of the matching product, no extra matching.
+
+Cross-validation, the null and PLS all need to look at every unit again, so they share ONE run of the
+streaming engine (precompute/match/engine.py) over rows that are not the sites themselves:
+
+- **training copies** (cross-validation, the selection curve): one copy of every site per training set,
+  with 0/1 stimulus weights (the engine's weighted groups), so each copy's top-1 is the unit the site
+  selects on that training set, searched over ALL units of the model;
+- **permuted copies** (the null): every site's responses under an independent random permutation of
+  the stimuli (weights 1); each copy's top-1 r is one draw of "the best r of this model with a response
+  that has no relation to the images";
+- **random projections** (PLS): a tap on the source projects chosen layers' activations of every stimulus
+  to `projection_dim` features with a very sparse random projection (Li, Hastie & Church 2006:
+  entries +-sqrt(1/(density * dim)) with density 1/sqrt(units)), which keeps inner products (and so
+  linear predictivity) up to a small distortion; a layer of U units costs sqrt(U) * dim multiply-adds
+  per stimulus and sqrt(U) * dim * 8 bytes of matrix.
+
+Then one gather pass (inference only) fetches the activations of every selected unit over all stimuli,
+so held-out r is computed in float64 on the held-out stimuli without running the model again.
+
+Rows are budgeted like units (DESIGN.md, Performance model): each block of S rows (S = sites) costs one
+more product the size of the matching itself, and the engine's memory plan splits units into more
+passes when the accumulator grows. `PassSpec` says what goes in; the defaults are in `pass_spec`.
+
+The result (`PassResult`, a few MB without projections) is cached per (dataset, model, inputs, protocol,
+seed) under `<data folder>/cache/stats/`, so the analyses that share it (`null`, `pls`, `crossval`,
+`heldout_split_half`) run it once: the first of them computes the full pass; `heldout_split_half`
+alone (Lite1/Lite2 in the demo) computes only the split-half rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: Bump when the pass's content or layout changes: old cached results are then ignored.
+PASS_VERSION = 1
+DEFAULT_PROJECTION_DIM = 1000
+#: split-half: 1 random stratified half x both directions by default; 5 halves with --protocol paper
+DEFAULT_HALVES = 1
+PAPER_HALVES = 5
+#: selection curve fractions (0.5 reuses the split-half's first half): default / --protocol paper
+DEFAULT_CURVE_FRACTIONS = (0.1, 0.25, 0.5)
+PAPER_CURVE_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+#: Brain-Score's neuron_to_neuron protocol: 10 stratified splits of 90/10
+N2N_SPLITS = 10
+N2N_TEST_SIZE = 0.1
+#: permuted copies of all sites: default / --protocol paper
+DEFAULT_PERMUTATIONS = 1
+PAPER_PERMUTATIONS = 4
+
+
+@dataclass(frozen=True)
+class PassSpec:
+    """What the pass computes.
+
+    train_masks:       training set name -> boolean mask over stimuli (one row per site and set)
+    n_permutations:    permuted copies of all sites (the null)
+    projection_layers: layer_idx of the layers projected for PLS
+    projection_dim:    features per projected layer
+    seed:              seeds the permutations, the projection matrices and the engine's stimulus order
+    """
+
+    train_masks: dict[str, np.ndarray]
+    n_permutations: int = 0
+    projection_layers: tuple[int, ...] = ()
+    projection_dim: int = DEFAULT_PROJECTION_DIM
+    seed: int = 0
+
+    def summary(self) -> dict:
+        """A JSON-able description (cache key): set names with mask digests, counts, layers."""
+        return {
+            "sets": {k: hashlib.sha1(np.packbits(v).tobytes()).hexdigest()[:12] for k, v in self.train_masks.items()},
+            "n_permutations": self.n_permutations, "projection_layers": list(self.projection_layers),
+            "projection_dim": self.projection_dim, "seed": self.seed, "version": PASS_VERSION,
+        }
+
+    def extra_rows(self, n_sites: int) -> int:
+        return n_sites * (len(self.train_masks) + self.n_permutations)
+
+
+@dataclass
+class PassResult:
+    """What the pass found. Units are (layer_idx, channel, y, x); -1 where a row has no valid unit.
+
+    set_names, train_masks  (sets,), (sets, stimuli): the training sets, in row-block order
+    selected, selected_r    (sets, sites, 4) int, (sets, sites): each training copy's best unit and its training r
+    null_max                (permutations, sites): each permuted copy's best r (NaN when none)
+    unit_keys, unit_values  (units, 4), (units, stimuli) float32: every selected unit's activations (idx order)
+    projections             layer_idx -> (stimuli, projection_dim) float32
+    """
+
+    set_names: list[str]
+    train_masks: np.ndarray
+    selected: np.ndarray
+    selected_r: np.ndarray
+    null_max: np.ndarray
+    unit_keys: np.ndarray
+    unit_values: np.ndarray
+    projections: dict[int, np.ndarray] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def set_index(self, name: str) -> int:
+        return self.set_names.index(name)
+
+    def values_of(self, keys: np.ndarray) -> np.ndarray:
+        """(n, stimuli) float64 activations of units `keys` (n, 4); NaN rows for unknown or -1 units."""
+        lookup = {tuple(int(v) for v in k): i for i, k in enumerate(self.unit_keys)}
+        out = np.full((len(keys), self.unit_values.shape[1]), np.nan)
+        for i, k in enumerate(np.asarray(keys).reshape(-1, 4)):
+            j = lookup.get(tuple(int(v) for v in k))
+            if j is not None:
+                out[i] = self.unit_values[j]
+        return out
+
+    def save(self, path: Path) -> None:
+        arrays = {"train_masks": self.train_masks, "selected": self.selected, "selected_r": self.selected_r,
+                  "null_max": self.null_max, "unit_keys": self.unit_keys, "unit_values": self.unit_values}
+        for layer, proj in self.projections.items():
+            arrays[f"projection_{layer}"] = proj
+        meta = {"set_names": self.set_names, "timings": self.timings}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> PassResult:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            projections = {int(k.removeprefix("projection_")): z[k] for k in z.files if k.startswith("projection_")}
+            return cls(meta["set_names"], z["train_masks"], z["selected"], z["selected_r"], z["null_max"],
+                       z["unit_keys"], z["unit_values"], projections, meta.get("timings", {}))
+
+
+# ---------------------------------------------------------------------------------------------- rows
+@dataclass(frozen=True)
+class RowLayout:
+    """Which product row is what: training copy (set, site) rows first, then permuted copies."""
+
+    n_sites: int
+    n_sets: int
+    n_permutations: int
+
+    def train_row(self, t: int, s: int) -> int:
+        return t * self.n_sites + s
+
+    def perm_row(self, p: int, s: int) -> int:
+        return (self.n_sets + p) * self.n_sites + s
+
+
+def build_rows(responses: np.ndarray, spec: PassSpec, rng: np.random.Generator):
+    """The engine's RowSet for `spec` (training copies with 0/1 weights, permuted copies) and its layout.
+
+    A row's weights are its training mask AND the stimuli the site has a response to (NaN = missing);
+    rows with the same weights share a group. Each permuted copy permutes one site's responses
+    (missing ones included) with its own permutation."""
+    from precompute.match.engine import RowSet
+
+    responses = np.asarray(responses, dtype=np.float64)
+    n_sites, n_stim = responses.shape
+    present = np.isfinite(responses)
+    masks = [np.asarray(m, dtype=bool) for m in spec.train_masks.values()]
+    values, weights = [], []
+    for mask in masks:
+        values.append(responses)
+        weights.append(present & mask[None, :])
+    for _ in range(spec.n_permutations):
+        perm = np.argsort(rng.random((n_sites, n_stim)), axis=1)
+        values.append(np.take_along_axis(responses, perm, axis=1))
+        weights.append(np.take_along_axis(present, perm, axis=1))
+    layout = RowLayout(n_sites, len(masks), spec.n_permutations)
+    if not values:
+        return RowSet(np.zeros((0, n_stim))), layout
+    values_all = np.concatenate(values, axis=0)
+    w_all = np.concatenate(weights, axis=0)
+    groups, group = np.unique(w_all, axis=0, return_inverse=True)
+    values_all = np.where(w_all, values_all, 0.0)
+    return RowSet(values_all, group.reshape(-1).astype(np.int64), groups.astype(np.float64)), layout
+
+
+# ---------------------------------------------------------------------------------------------- projections
+def sparse_projection(n_units: int, dim: int, seed: int):
+    """A very sparse random projection (dim, n_units) as a scipy CSR float32 matrix.
+
+    Each of the `dim` features sums m = ceil(sqrt(n_units)) units drawn at random (with replacement;
+    repeats add up) with random signs, scaled by sqrt(n_units / (m * dim)): Li et al.'s very sparse
+    projection (density 1/sqrt(n_units)), every feature non-empty, squared norms kept in expectation."""
+    from scipy import sparse
+
+    rng = np.random.default_rng([int(seed), int(n_units), int(dim)])
+    m = max(1, int(np.ceil(np.sqrt(n_units))))
+    cols = rng.integers(0, n_units, size=(dim, m))
+    scale = np.float32(np.sqrt(n_units / (m * dim)))
+    signs = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=(dim, m)) * scale
+    rows = np.repeat(np.arange(dim), m)
+    mat = sparse.coo_matrix((signs.reshape(-1), (rows, cols.reshape(-1))), shape=(dim, n_units)).tocsr()
+    mat.sum_duplicates()
+    return mat.astype(np.float32)
+
+
+class ProjectingSource:
+    """An ActivationSource that passes activations through and, on the way, projects chosen layers of
+    every stimulus it sees (by stimulus id) with `sparse_projection`."""
+
+    def __init__(self, source, stimulus_ids: Sequence[str], layers: Sequence[int], dim: int, seed: int):
+        self.source = source
+        self.model = source.model
+        self.layers = source.layers
+        self._pos = {s: i for i, s in enumerate(stimulus_ids)}
+        n = len(stimulus_ids)
+        self._matrices = {int(li): sparse_projection(self.layers[int(li)].units, dim, seed + int(li))
+                          for li in layers}
+        self.projections = {li: np.zeros((n, dim), np.float32) for li in self._matrices}
+        self._seen = {li: np.zeros(n, bool) for li in self._matrices}
+        self.seconds = 0.0
+
+    def activations(self, images, stimulus_ids, layer_indices=None):
+        outs = self.source.activations(images, stimulus_ids, layer_indices=layer_indices)
+        t0 = time.perf_counter()
+        wanted = range(len(self.layers)) if layer_indices is None else layer_indices
+        pos = None
+        for li, out in zip(wanted, outs, strict=True):
+            mat = self._matrices.get(int(li))
+            if mat is None:
+                continue
+            if pos is None:
+                pos = np.array([self._pos[s] for s in stimulus_ids], dtype=np.int64)
+            if self._seen[int(li)][pos].all():
+                continue  # a layer split over several engine passes is seen more than once
+            flat = np.asarray(out, dtype=np.float32).reshape(len(stimulus_ids), -1)
+            self.projections[int(li)][pos] = np.asarray(mat @ flat.T).T
+            self._seen[int(li)][pos] = True
+        self.seconds += time.perf_counter() - t0
+        return outs
+
+    def missing(self) -> list[int]:
+        """Projected layers that did not see every stimulus (should be none after a full pass)."""
+        return [li for li, seen in self._seen.items() if not seen.all()]
+
+    def close(self) -> None:
+        self.source.close()
+
+
+def projection_bytes(layers, spec: PassSpec, n_stimuli: int) -> int:
+    total = 0
+    for li in spec.projection_layers:
+        units = layers[int(li)].units
+        total += 4 * n_stimuli * spec.projection_dim + 8 * spec.projection_dim * int(np.ceil(np.sqrt(units)))
+    return total
+
+
+# ---------------------------------------------------------------------------------------------- the pass
+def run_pass(source, feed, responses: np.ndarray, spec: PassSpec, *, memory_bytes: int | None = None,
+             progress: str | None = None) -> PassResult:
+    """Run the engine once over `spec`'s rows (projecting layers on the way), then gather the selected units."""
+    from precompute.match.engine import EngineConfig, match_units, unit_coords
+    from precompute.match.gather import gather_activations
+    from precompute.match.plan import DEFAULT_RESERVE_BYTES
+
+    t_start = time.perf_counter()
+    responses = np.asarray(responses, dtype=np.float64)
+    n_sites, n_stim = responses.shape
+    rng = np.random.default_rng([int(spec.seed), 7])
+    rows, layout = build_rows(responses, spec, rng)
+    layers = list(source.layers)
+    tap = ProjectingSource(source, feed.stimulus_ids, spec.projection_layers, spec.projection_dim, spec.seed)
+    set_names = list(spec.train_masks)
+    selected = np.full((layout.n_sets, n_sites, 4), -1, np.int64)
+    selected_r = np.full((layout.n_sets, n_sites), np.nan)
+    null_max = np.full((layout.n_permutations, n_sites), np.nan)
+    timings: dict[str, float] = {}
+    unit_keys = np.zeros((0, 4), np.int64)
+    unit_values = np.zeros((0, n_stim), np.float32)
+    if rows.n_rows:
+        config = EngineConfig(top_k=1, layer_top_k=1, featuremaps=False, memory_bytes=memory_bytes,
+                              reserve_bytes=DEFAULT_RESERVE_BYTES + projection_bytes(layers, spec, n_stim),
+                              seed=spec.seed, progress=progress)
+        log.info("%s: statistics pass over %d extra rows (%d training sets, %d permutations) and %d projected "
+                 "layer(s)", source.model, rows.n_rows, layout.n_sets, layout.n_permutations,
+                 len(spec.projection_layers))
+        result = match_units(tap, feed, rows, config)
+        timings.update({f"match_{k}": v for k, v in result.timings.items()})
+        timings["passes"] = float(len(result.plan.passes))
+        best = result.top_index[:, 0]
+        best_r = np.where(np.isfinite(result.top_r[:, 0]), result.top_r[:, 0], np.nan).astype(np.float64)
+        layer_idx, flat = result.locate(np.where(best >= 0, best, 0))
+        keys = np.full((rows.n_rows, 4), -1, np.int64)
+        for lay in np.unique(layer_idx[best >= 0]):
+            sel = (layer_idx == lay) & (best >= 0)
+            c, y, x = unit_coords(layers[int(lay)], flat[sel])
+            keys[sel] = np.stack([np.full(sel.sum(), lay), c, y, x], axis=1)
+        n_train = layout.n_sets * n_sites
+        selected = keys[:n_train].reshape(layout.n_sets, n_sites, 4)
+        selected_r = best_r[:n_train].reshape(layout.n_sets, n_sites)
+        null_max = best_r[n_train:].reshape(layout.n_permutations, n_sites)
+        unit_keys = np.unique(selected.reshape(-1, 4), axis=0)
+        unit_keys = unit_keys[unit_keys[:, 0] >= 0]
+    elif spec.projection_layers:
+        # nothing to match: an inference pass over the projected layers feeds the tap (unit 0 is a dummy)
+        layer_ids = np.array(spec.projection_layers, np.int64)
+        gather_activations(tap, feed, layer_ids, np.zeros(len(layer_ids), np.int64))
+    if tap.missing():
+        raise RuntimeError(f"projection of layers {tap.missing()} did not see every stimulus")
+    timings["projection_s"] = tap.seconds
+    if len(unit_keys):
+        t0 = time.perf_counter()
+        flat_idx = np.array([k[1] * layers[k[0]].height * layers[k[0]].width + k[2] * layers[k[0]].width + k[3]
+                             for k in unit_keys], np.int64)
+        unit_values, _ = gather_activations(source, feed, unit_keys[:, 0], flat_idx)
+        timings["gather_s"] = time.perf_counter() - t0
+    timings["total_s"] = time.perf_counter() - t_start
+    log.info("%s: statistics pass done in %.1f s (%s)", source.model, timings["total_s"],
+             ", ".join(f"{k} {v:.1f}" for k, v in timings.items() if k != "total_s"))
+    return PassResult(set_names, np.array([spec.train_masks[k] for k in set_names], bool).reshape(-1, n_stim),
+                      selected, selected_r, null_max, unit_keys, unit_values, tap.projections, timings)
+
+
+# ---------------------------------------------------------------------------------------------- analyses' glue
+def pass_rng(ctx, *keys: str) -> np.random.Generator:
+    """Generator for the pass's splits and permutations: seeded by the run's seed, the dataset and `keys`,
+    not by the model, so every model is cross-validated on the same splits (paired comparisons)."""
+    from precompute.statistics.resample import rng_for
+
+    return rng_for(ctx.seed, "stats_pass", ctx.dataset, *keys)
+
+
+def stimulus_strata(ctx) -> list:
+    """Each stimulus's object (idx order): the stratum of every split."""
+    return ctx._cached(("strata",), lambda: [o for (o,) in ctx.con.execute(
+        "SELECT object FROM stimuli WHERE dataset = ? ORDER BY idx", [ctx.dataset]).fetchall()])
+
+
+def half_masks(ctx, n_halves: int) -> dict[str, np.ndarray]:
+    """Split-half training sets `half{i}a` / `half{i}b` (each the other's held-out set)."""
+    from precompute.statistics.splits import split_halves
+
+    masks = split_halves(stimulus_strata(ctx), len(ctx.stimulus_ids()), n_halves, pass_rng(ctx, "halves"))
+    return {f"half{i // 2}{'ab'[i % 2]}": m for i, m in enumerate(masks)}
+
+
+def n2n_masks(ctx) -> np.ndarray:
+    """Brain-Score's neuron_to_neuron training masks (N2N_SPLITS x 90/10, stratified by object); PLS uses
+    the same splits."""
+    from precompute.statistics.splits import shuffle_splits
+
+    return shuffle_splits(stimulus_strata(ctx), len(ctx.stimulus_ids()), N2N_SPLITS, N2N_TEST_SIZE,
+                          pass_rng(ctx, "n2n"))
+
+
+def curve_sets(ctx) -> dict[float, tuple[str, np.ndarray]]:
+    """Selection-curve fraction -> (training set name, mask); 0.5 is the split-half's first half."""
+    from precompute.statistics.splits import fraction_masks
+
+    fractions = PAPER_CURVE_FRACTIONS if ctx.protocol == "paper" else DEFAULT_CURVE_FRACTIONS
+    others = [f for f in fractions if f != 0.5]
+    masks = fraction_masks(stimulus_strata(ctx), len(ctx.stimulus_ids()), others, pass_rng(ctx, "curve"))
+    out = {f: (f"frac{f:g}", m) for f, m in zip(others, masks, strict=True)}
+    if 0.5 in fractions:
+        out[0.5] = ("half0a", half_masks(ctx, 1)["half0a"])
+    return dict(sorted(out.items()))
+
+
+def best_layers(ctx) -> dict[str, int]:
+    """Each region's best layer (highest median over sites of the best-in-layer r; ties: the earliest), as
+    `layer_scores` chooses its "V4-like" / "IT-like" layer."""
+    from precompute.statistics.resample import nanmedian_axis1
+    from precompute.statistics.scores import layer_matrix
+
+    layer_idx = ctx.layers()["layer_idx"].astype(int).tolist()
+    lm = ctx.layer_matches(rank=1)
+    out = {}
+    for region, group in ctx.sites().groupby("region", sort=True):
+        med = nanmedian_axis1(layer_matrix(lm, group["site_id"].tolist(), layer_idx)[None])[0]
+        if np.isfinite(med).any():
+            out[str(region)] = layer_idx[int(np.nanargmax(med))]
+    return out
+
+
+def pass_spec(ctx, full: bool = True) -> PassSpec:
+    """The pass's rows for this context: split-half sets always; with `full`, the selection curve, the
+    null's permutations and the PLS projections (and, with --protocol paper, the exact n2n sets)."""
+    paper = ctx.protocol == "paper"
+    masks = half_masks(ctx, PAPER_HALVES if paper else DEFAULT_HALVES)
+    if not full:
+        return PassSpec(masks, seed=ctx.seed)
+    for name, mask in curve_sets(ctx).values():
+        masks.setdefault(name, mask)
+    if paper:
+        masks.update({f"n2n{i}": m for i, m in enumerate(n2n_masks(ctx))})
+        layers = tuple(ctx.layers()["layer_idx"].astype(int).tolist())
+    else:
+        layers = tuple(sorted(set(best_layers(ctx).values())))
+    return PassSpec(masks, PAPER_PERMUTATIONS if paper else DEFAULT_PERMUTATIONS, layers,
+                    DEFAULT_PROJECTION_DIM, ctx.seed)
+
+
+def open_model_source(ctx):
+    """The model's ActivationSource, or None for a model with nothing to run (not a control and no ONNX
+    file: e.g. match tables written by a test). Tests replace this function to use a synthetic source."""
+    from precompute.models import registry
+    from precompute.models.sources import open_source
+
+    row = registry.read_model(ctx.con, ctx.model)
+    if row.get("kind") != "control" and not row.get("onnx_path"):
+        return None
+    return open_source(ctx.con, ctx.model, ctx.store)
+
+
+def _cache_path(ctx, spec: PassSpec) -> Path | None:
+    if ctx.store is None:
+        return None
+    from precompute.analyze import inputs_fingerprint
+    from precompute.models.sources import data_dir_of
+
+    key = json.dumps({"dataset": ctx.dataset, "model": ctx.model, "protocol": ctx.protocol,
+                      "inputs": inputs_fingerprint(ctx.con, ctx.dataset, [ctx.model]), "spec": spec.summary()},
+                     sort_keys=True, default=str)
+    return data_dir_of(ctx.store) / "cache" / "stats" / f"pass-{hashlib.sha256(key.encode()).hexdigest()[:24]}.npz"
+
+
+def ensure_pass(ctx, full: bool = True) -> PassResult | None:
+    """The pass for this (dataset, model): from the step's cache, the data folder's cache, or computed now.
+
+    A split-half-only request (`full=False`) is served by a full pass when one is cached. None (logged)
+    when the model has no activation source to run."""
+    specs = [pass_spec(ctx, True)] if full else [pass_spec(ctx, True), pass_spec(ctx, False)]
+    for spec in specs:
+        key = ("stats_pass", json.dumps(spec.summary(), sort_keys=True))
+        if key in ctx._cache:
+            return ctx._cache[key]
+        path = _cache_path(ctx, spec)
+        if path is not None and path.exists():
+            try:
+                result = PassResult.load(path)
+            except (OSError, ValueError, KeyError) as exc:
+                log.warning("ignoring unreadable cached statistics pass %s (%s)", path, exc)
+                continue
+            log.info("%s x %s: statistics pass from cache %s", ctx.dataset, ctx.model, path.name)
+            ctx._cache[key] = result
+            return result
+    spec = specs[-1]
+    from precompute.match.runner import PngFeed, load_inputs
+
+    inputs = load_inputs(ctx.con, ctx.dataset)
+    if inputs.site_ids != ctx.sites()["site_id"].tolist() or inputs.stimulus_ids != ctx.stimulus_ids():
+        raise RuntimeError("sites or stimuli are not in idx order")
+    source = open_model_source(ctx)
+    if source is None:
+        log.warning("%s has no activation source (no ONNX file): no statistics pass, so no held-out r, null or "
+                    "PLS for it on %s", ctx.model, ctx.dataset)
+        return None
+    try:
+        result = run_pass(source, PngFeed(inputs.stimulus_ids, inputs.pngs), ctx.responses(), spec,
+                          progress=f"{ctx.model} statistics pass")
+    finally:
+        source.close()
+    ctx._cache[("stats_pass", json.dumps(spec.summary(), sort_keys=True))] = result
+    path = _cache_path(ctx, spec)
+    if path is not None:
+        result.save(path)
+    return result
