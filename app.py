@@ -9,11 +9,12 @@ import logging
 
 import dash
 
+from backend.auth import install_auth
 from backend.cache import init_cache
 from backend.config import get_settings
 from backend.http import register_routes
 from components.exports import register_export_routes
-from components.shell import create_shell
+from components.shell import callback_error, create_shell, register_error_handlers
 
 settings = get_settings()
 logging.basicConfig(level=getattr(logging, settings.log_level, logging.INFO),
@@ -25,11 +26,14 @@ app = dash.Dash(
     title="Unitscope",
     suppress_callback_exceptions=True,
     external_stylesheets=[],  # Bootstrap is served from assets/vendor: no CDN, works offline
+    on_error=callback_error,
 )
 server = app.server
 init_cache(server, settings)
 register_routes(server)
 register_export_routes(server)
+register_error_handlers(server)
+install_auth(server, settings)  # last: it puts its check in front of every other hook
 app.layout = create_shell(dash.page_registry)
 
 if __name__ == "__main__":

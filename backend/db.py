@@ -32,6 +32,34 @@ class _Handle:
     signature: tuple[int, int, int]
     con: duckdb.DuckDBPyConnection
     build_id: str
+    instance: object = None  # the build's shared in-memory instance, kept alive while a thread uses it
+
+
+_BUILDS: dict[tuple[str, tuple[int, int, int]], duckdb.DuckDBPyConnection] = {}
+_BUILDS_LOCK = threading.Lock()
+
+
+def _open_build(path: Path, sig: tuple[int, int, int]) -> tuple[duckdb.DuckDBPyConnection, object]:
+    """A new connection (for one thread) to the build now at `path`, sharing one instance per build.
+
+    Not duckdb.connect(path): DuckDB caches database instances by path within a process, so while a
+    thread still holds the old build, connect(path) hands back the *old* file. A private in-memory
+    instance that attaches the file opens the file now at that path; its cursors share its buffer pool.
+    """
+    key = (str(path), sig)
+    with _BUILDS_LOCK:
+        base = _BUILDS.get(key)
+        if base is None:
+            base = duckdb.connect(":memory:")
+            base.execute("ATTACH '{}' AS served (READ_ONLY)".format(str(path).replace("'", "''")))
+            for old in [k for k in _BUILDS if k[0] == key[0]]:
+                # forget, do not close: closing an instance's connection closes the cursors of threads
+                # still answering a request on that build; the last cursor to close frees it
+                del _BUILDS[old]
+            _BUILDS[key] = base
+        con = base.cursor()
+    con.execute("USE served")
+    return con, base
 
 
 class Database:
@@ -62,9 +90,9 @@ class Database:
         if handle is not None:
             with contextlib.suppress(duckdb.Error):
                 handle.con.close()
-        con = duckdb.connect(str(self.path), read_only=True)
+        con, instance = _open_build(self.path, sig)
         rows = con.execute("SELECT value FROM build_info WHERE key = 'build_id'").fetchall()
-        handle = _Handle(sig, con, rows[0][0] if rows else "unpublished")
+        handle = _Handle(sig, con, rows[0][0] if rows else "unpublished", instance)
         self._local.handle = handle
         log.debug("opened %s (build %s)", self.path, handle.build_id)
         return handle

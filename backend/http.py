@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, abort, jsonify
+from flask import Flask, Response, abort, g, jsonify
 
 from backend import data, queries
 from backend.db import DatabaseMissingError
@@ -13,6 +13,22 @@ log = logging.getLogger(__name__)
 
 
 def register_routes(server: Flask) -> None:
+    @server.before_request
+    def pin_build() -> None:
+        """One build per request: every query and cache key of this request uses the same connection."""
+        try:
+            pin = data.database().pinned()
+            pin.__enter__()
+        except Exception:  # no or unreadable database: the route itself reports it (404/503)
+            return
+        g.unitscope_pin = pin
+
+    @server.teardown_request
+    def unpin_build(_exc) -> None:
+        pin = g.pop("unitscope_pin", None)
+        if pin is not None:
+            pin.__exit__(None, None, None)
+
     @server.route("/stimulus/<dataset>/<stimulus_id>.png")
     def stimulus_image(dataset: str, stimulus_id: str) -> Response:
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, dcc, html
@@ -9,6 +11,25 @@ from dash import Input, Output, State, dcc, html
 from backend import data
 
 STATUS_POLL_MS = 5000
+log = logging.getLogger(__name__)
+
+
+def callback_error(err: Exception) -> None:
+    """A callback that fails leaves its outputs as they are (never a 500 with a traceback).
+
+    The browser only sends values the controls offer; hand-made requests with other values end here.
+    The error is logged with its traceback, so a real bug is still visible in the server's log.
+    """
+    log.warning("callback failed: %s: %s", type(err).__name__, err, exc_info=err)
+
+
+def register_error_handlers(server) -> None:
+    """Unknown Dash component-suite files are a 404, not a 500 (nothing is read for them)."""
+    from dash.exceptions import DependencyException
+
+    @server.errorhandler(DependencyException)
+    def _missing_dependency(_err):
+        return "not found\n", 404, {"Content-Type": "text/plain"}
 
 
 def create_shell(page_registry) -> html.Div:

@@ -108,5 +108,5 @@ def export_pair(dataset, region, a, b):
         raise NotFoundError(f"model {str(b)[:60]!r} is not matched on {f.dataset}")
     best_a, best_b = data.best_matches(f.dataset, f.model), data.best_matches(f.dataset, b)
     fig = make_model_pair_figure(best_a, best_b, model_a=f.model, model_b=b, region=f.region)
-    frame = best_a.merge(best_b, on=["site_id", "region"], suffixes=(f"_{f.model}", f"_{b}"))
+    frame = best_a.merge(best_b, on=["site_id", "region"], suffixes=("_a", "_b"))
     return fig, frame

@@ -193,6 +193,9 @@ class Store:
         """Atomically replace the served file with a copy of the working file; return the build id."""
         with self.locked():
             self._prepare_working()
+            # under the lock no other publish runs: any temporary copy left here was killed midway
+            for stale in self.served_path.parent.glob(self.served_path.name + ".publish-*"):
+                stale.unlink(missing_ok=True)
             build_id = uuid.uuid4().hex
             tmp = self.served_path.with_name(self.served_path.name + f".publish-{os.getpid()}")
             try:

@@ -1,0 +1,608 @@
+"""Load, swap and fuzz checks for a running Unitscope site, driven over HTTP like a browser would.
+
+Simulated users open pages the way the Dash renderer does -- GET the page, GET `/_dash-layout` and
+`/_dash-dependencies`, POST the page router's callback with the URL's path and query, then POST every
+callback the new page fires on load (with the values in its layout), follow chained callbacks once,
+change filters (dropdowns, radio items) and follow the navigation they trigger -- and sometimes fetch a
+stimulus image or a data export. Nothing here imports the app: it works against any deployment
+(`python -m deploy.loadcheck --url http://host:8050 --users 20 --seconds 60`), the benchmarks and the
+tests use it against gunicorn on loopback, and the fuzz cases also run in-process (Flask's test client).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import math
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlencode
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+ROUTER_OUTPUT = ".._pages_content.children..._pages_store.data.."
+OK_STATUSES = (200, 204)
+#: Page query parameters the pages understand (filters); fuzzing also sends unknown ones.
+PAGE_PARAMS = ("dataset", "model", "region", "site", "rank", "layer", "top", "category", "object", "page",
+               "metric", "variant", "condition", "a", "b")
+
+
+# ---------------------------------------------------------------------------------------------- transports
+class Transport(Protocol):
+    def get(self, path: str) -> tuple[int, bytes]: ...
+
+    def post_json(self, path: str, payload: dict) -> tuple[int, bytes]: ...
+
+
+class HttpTransport:
+    """requests.Session against a base URL (keep-alive, like a browser tab); optional credentials."""
+
+    def __init__(self, base_url: str, *, auth: tuple[str, str] | None = None, token: str | None = None,
+                 timeout_s: float = 60.0):
+        import requests
+
+        self.base_url = base_url.rstrip("/")
+        self.session = requests.Session()
+        if auth:
+            self.session.auth = auth
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+        self.timeout_s = timeout_s
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        resp = self.session.get(self.base_url + path, timeout=self.timeout_s, allow_redirects=False)
+        return resp.status_code, resp.content
+
+    def post_json(self, path: str, payload: dict) -> tuple[int, bytes]:
+        resp = self.session.post(self.base_url + path, json=payload, timeout=self.timeout_s)
+        return resp.status_code, resp.content
+
+
+class FlaskTransport:
+    """Flask's test client: the same requests in-process (for audit hooks and fast tests)."""
+
+    def __init__(self, server):
+        self.client = server.test_client()
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        resp = self.client.get(path)
+        return resp.status_code, resp.get_data()
+
+    def post_json(self, path: str, payload: dict) -> tuple[int, bytes]:
+        resp = self.client.post(path, json=payload)
+        return resp.status_code, resp.get_data()
+
+
+# ---------------------------------------------------------------------------------------------- recording
+@dataclass
+class Sample:
+    kind: str
+    target: str
+    status: int
+    seconds: float
+    error: str = ""
+
+
+@dataclass
+class Recorder:
+    """Thread-safe list of timed requests."""
+
+    samples: list[Sample] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, sample: Sample) -> None:
+        with self._lock:
+            self.samples.append(sample)
+
+    def errors(self) -> list[Sample]:
+        return [s for s in self.samples if s.error or s.status not in OK_STATUSES]
+
+    def summary(self) -> dict[str, Any]:
+        times = sorted(s.seconds for s in self.samples)
+        if not times:
+            return {"requests": 0, "errors": 0}
+        return {"requests": len(times), "errors": len(self.errors()), "p50_s": percentile(times, 50),
+                "p95_s": percentile(times, 95), "p99_s": percentile(times, 99), "max_s": times[-1],
+                "mean_s": statistics.fmean(times)}
+
+    def by_kind(self) -> dict[str, dict[str, float]]:
+        out = {}
+        for kind in sorted({s.kind for s in self.samples}):
+            t = sorted(s.seconds for s in self.samples if s.kind == kind)
+            out[kind] = {"n": len(t), "p50_s": percentile(t, 50), "p95_s": percentile(t, 95), "max_s": t[-1]}
+        return out
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    if not sorted_values:
+        return float("nan")
+    k = max(0, min(len(sorted_values) - 1, math.ceil(q / 100 * len(sorted_values)) - 1))
+    return sorted_values[k]
+
+
+# ---------------------------------------------------------------------------------------------- Dash protocol
+def id_key(component_id: Any) -> str:
+    """A component id as Dash writes it in callback specs (dict ids: compact JSON with sorted keys)."""
+    if isinstance(component_id, dict):
+        return json.dumps(component_id, sort_keys=True, separators=(",", ":"))
+    return str(component_id)
+
+
+def parse_outputs(output: str) -> list[dict]:
+    """`..a.children...b.figure..` or `a.children` -> [{id, property}, ...] (dict ids decoded)."""
+    parts = output[2:-2].split("...") if output.startswith("..") else [output]
+    out = []
+    for part in parts:
+        cid, _, prop = part.rpartition(".")
+        out.append({"id": json.loads(cid) if cid.startswith("{") else cid, "property": prop})
+    return out
+
+
+def walk_components(tree: Any, into: dict[str, dict]) -> dict[str, dict]:
+    """Every component with an id in a layout tree: id key -> its props (with `_type`)."""
+    if isinstance(tree, list):
+        for item in tree:
+            walk_components(item, into)
+    elif isinstance(tree, dict):
+        props = tree.get("props")
+        if isinstance(props, dict) and "type" in tree:
+            if "id" in props:
+                into[id_key(props["id"])] = {**props, "_type": tree.get("type")}
+            for value in props.values():
+                if isinstance(value, (dict, list)):
+                    walk_components(value, into)
+    return into
+
+
+def iter_props(tree: Any):
+    """The props of every component in a layout tree, with or without an id."""
+    if isinstance(tree, list):
+        for item in tree:
+            yield from iter_props(item)
+    elif isinstance(tree, dict):
+        props = tree.get("props")
+        if isinstance(props, dict) and "type" in tree:
+            yield props
+        for value in (props if isinstance(props, dict) and "type" in tree else tree).values():
+            if isinstance(value, (dict, list)):
+                yield from iter_props(value)
+
+
+def hrefs(tree: Any, prefix: str = "/") -> set[str]:
+    """Every `href` in a layout tree that starts with `prefix`."""
+    return {p["href"] for p in iter_props(tree) if isinstance(p.get("href"), str) and p["href"].startswith(prefix)}
+
+
+def _matches(pattern: dict, cid: Any) -> bool:
+    if not isinstance(cid, dict) or set(cid) != set(pattern):
+        return False
+    return all(isinstance(v, list) or cid[k] == v for k, v in pattern.items())
+
+
+def resolve(dep: dict, props: dict[str, dict]) -> dict | list | None:
+    """One input/state entry of a callback request from the current props (None: not on the page)."""
+    raw = dep["id"]
+    prop = dep["property"]
+    if raw.startswith("{"):
+        pattern = json.loads(raw)
+        if any(isinstance(v, list) for v in pattern.values()):
+            found = [{"id": p["id"], "property": prop, **({"value": p[prop]} if prop in p else {})}
+                     for p in props.values() if _matches(pattern, p.get("id"))]
+            if any(v == ["ALL"] for v in pattern.values()):
+                return found
+            return None  # MATCH/ALLSMALLER: only used by clientside callbacks here
+        raw = id_key(pattern)
+    comp = props.get(raw)
+    if comp is None:
+        return None
+    entry = {"id": comp["id"], "property": prop}
+    if prop in comp:
+        entry["value"] = comp[prop]
+    return entry
+
+
+@dataclass
+class Callback:
+    output: str
+    inputs: list[dict]
+    state: list[dict]
+    prevent_initial_call: bool
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> Callback:
+        return cls(spec["output"], spec["inputs"], spec["state"], bool(spec.get("prevent_initial_call")))
+
+    def input_keys(self) -> set[str]:
+        return {f"{d['id']}.{d['property']}" for d in self.inputs}
+
+    def payload(self, props: dict[str, dict], changed: list[str]) -> dict | None:
+        inputs = [resolve(d, props) for d in self.inputs]
+        state = [resolve(d, props) for d in self.state]
+        if any(v is None for v in inputs + state):
+            return None
+        outputs = parse_outputs(self.output)
+        if any(isinstance(v, list) for o in outputs if isinstance(o["id"], dict) for v in o["id"].values()):
+            return None
+        return {"output": self.output, "outputs": outputs if self.output.startswith("..") else outputs[0],
+                "inputs": inputs, "state": state, "changedPropIds": changed}
+
+
+class DashSite:
+    """The callback map of a Dash app, read once from `/_dash-dependencies` (server-side callbacks only)."""
+
+    def __init__(self, transport: Transport):
+        status, body = transport.get("/_dash-dependencies")
+        if status != 200:
+            raise RuntimeError(f"/_dash-dependencies answered {status}: {body[:200]!r}")
+        specs = json.loads(body)
+        self.callbacks = [Callback.from_spec(s) for s in specs
+                          if not s.get("clientside_function") and s["output"] != ROUTER_OUTPUT]
+        status, body = transport.get("/_dash-layout")
+        shell = json.loads(body) if status == 200 else {}
+        self.pages = sorted({h.split("?")[0] for h in hrefs(shell)
+                             if not h.startswith(("/export", "/assets", "/_", "/stimulus"))} | {"/"})
+
+
+# ---------------------------------------------------------------------------------------------- a simulated user
+class User:
+    """One browser tab: opens pages, lets their callbacks run, changes filters, exports, views images."""
+
+    def __init__(self, transport: Transport, site: DashSite, recorder: Recorder, rng: random.Random,
+                 on_page: Callable[[str, dict], None] | None = None):
+        self.t = transport
+        self.site = site
+        self.rec = recorder
+        self.rng = rng
+        self.on_page = on_page
+        self.props: dict[str, dict] = {}
+        self.content: Any = None
+
+    def _timed(self, kind: str, target: str, fn: Callable[[], tuple[int, bytes]]) -> tuple[int, bytes]:
+        t0 = time.perf_counter()
+        try:
+            status, body = fn()
+        except Exception as exc:  # a refused or reset connection is a failed request, not a crash of the check
+            self.rec.add(Sample(kind, target, 0, time.perf_counter() - t0, f"{type(exc).__name__}: {exc}"))
+            return 0, b""
+        err = "" if status in OK_STATUSES else body[:300].decode("utf-8", "replace")
+        self.rec.add(Sample(kind, target, status, time.perf_counter() - t0, err))
+        return status, body
+
+    def open_page(self, path: str, query: dict | None = None, *, depth: int = 0) -> None:
+        search = "?" + urlencode(query) if query else ""
+        self._timed("page", path, lambda: self.t.get(path + search))
+        status, body = self._timed("layout", "/_dash-layout", lambda: self.t.get("/_dash-layout"))
+        self.props = walk_components(json.loads(body), {}) if status == 200 else {}
+        payload = {"output": ROUTER_OUTPUT,
+                   "outputs": parse_outputs(ROUTER_OUTPUT),
+                   "inputs": [{"id": "_pages_location", "property": "pathname", "value": path},
+                              {"id": "_pages_location", "property": "search", "value": search}],
+                   "state": [], "changedPropIds": ["_pages_location.pathname", "_pages_location.search"]}
+        status, body = self._timed("router", path, lambda: self.t.post_json("/_dash-update-component", payload))
+        if status != 200:
+            return
+        content = json.loads(body)["response"]["_pages_content"]["children"]
+        self.content = content
+        if self.on_page is not None:
+            self.on_page(path, content)
+        walk_components(content, self.props)
+        initial = [cb for cb in self.site.callbacks if not cb.prevent_initial_call]
+        self._follow(self._fire(initial, changed=None), depth=depth)
+
+    def _fire(self, callbacks: Iterable[Callback], changed: list[str] | None) -> set[str]:
+        """POST each callback that can run on this page; apply its outputs; return the props it changed."""
+        out: set[str] = set()
+        for cb in callbacks:
+            trig = changed if changed is not None else sorted(cb.input_keys())
+            payload = cb.payload(self.props, trig)
+            if payload is None:
+                continue
+            status, body = self._timed("callback", cb.output[:80],
+                                       lambda p=payload: self.t.post_json("/_dash-update-component", p))
+            if status != 200 or not body:
+                continue
+            for cid, values in json.loads(body).get("response", {}).items():
+                comp = self.props.get(cid)
+                if comp is None:
+                    continue
+                for prop, value in values.items():
+                    if comp.get(prop) != value:
+                        comp[prop] = value
+                        out.add(f"{cid}.{prop}")
+                        if prop == "children":
+                            walk_components(value, self.props)
+        return out
+
+    def _follow(self, changed: set[str], *, depth: int) -> None:
+        """One round of chained callbacks, then follow a navigation a callback asked for (dcc.Location)."""
+        chained = [cb for cb in self.site.callbacks if cb.input_keys() & changed]
+        more = self._fire(chained, changed=sorted(changed)) if chained else set()
+        for key in sorted(changed | more):
+            cid, _, prop = key.rpartition(".")
+            comp = self.props.get(cid, {})
+            if prop == "href" and comp.get("_type") == "Location" and depth < 1:
+                href = comp.get(prop)
+                if isinstance(href, str) and href.startswith("/"):
+                    path, _, query = href.partition("?")
+                    self.open_page(path, dict(pair.split("=", 1) for pair in query.split("&") if "=" in pair),
+                                   depth=depth + 1)
+                return
+
+    def change_filter(self) -> bool:
+        """Pick a dropdown or radio item an input of some callback and set it to another of its options."""
+        inputs = {d["id"] for cb in self.site.callbacks for d in cb.inputs}
+        choices = []
+        for key, comp in self.props.items():
+            opts = comp.get("options")
+            if key in inputs and opts and "value" in comp:
+                values = [o.get("value") if isinstance(o, dict) else o for o in
+                          (opts.items() if isinstance(opts, dict) else opts)]
+                values = [v for v in values if v != comp.get("value") and not isinstance(v, (list, dict))]
+                if values:
+                    choices.append((key, values))
+        if not choices:
+            return False
+        key, values = self.rng.choice(sorted(choices, key=lambda c: c[0]))
+        self.props[key]["value"] = self.rng.choice(values)
+        changed = {f"{key}.value"}
+        cbs = [cb for cb in self.site.callbacks if cb.input_keys() & changed]
+        more = self._fire(cbs, changed=sorted(changed))
+        self._follow(more, depth=0)
+        return True
+
+    def extras(self) -> None:
+        """What else a browsing user fetches: a stimulus image, a data export of a figure on the page."""
+        for comp in list(self.props.values()):
+            src = comp.get("src")
+            if isinstance(src, str) and src.startswith("/stimulus/"):
+                self._timed("image", "/stimulus", lambda s=src: self.t.get(s))
+                break
+        links = sorted(h for h in hrefs(self.content, "/export/") if h.endswith((".csv", ".parquet")))
+        if links:
+            href = self.rng.choice(links)
+            query = {k: v for k, v in self._page_state().items() if v}
+            self._timed("export", href.split("?")[0], lambda: self.t.get(href + ("?" + urlencode(query))))
+
+    def _page_state(self) -> dict[str, str]:
+        """The page's URL state (what assets/exports.js appends to export links)."""
+        for key, comp in self.props.items():
+            if key.startswith("{") and '"url-query"' in key and isinstance(comp.get("data"), str):
+                return dict(pair.split("=", 1) for pair in comp["data"].lstrip("?").split("&") if "=" in pair)
+        return {}
+
+    def browse(self, until: float, think_s: float = 0.0) -> None:
+        """Browse random pages with random filters until the monotonic clock reaches `until`."""
+        while time.monotonic() < until:
+            self.open_page(self.rng.choice(self.site.pages))
+            for _ in range(self.rng.randint(1, 3)):
+                if time.monotonic() >= until or not self.change_filter():
+                    break
+            if self.rng.random() < 0.3:
+                self.extras()
+            if think_s:
+                time.sleep(self.rng.uniform(0, 2 * think_s))
+
+
+def run_load(make_transport: Callable[[], Transport], *, users: int, seconds: float, seed: int = 0,
+             think_s: float = 0.0, on_page: Callable[[str, dict], None] | None = None) -> Recorder:
+    """`users` simulated users browsing for `seconds`, each on its own connection; returns every request."""
+    site = DashSite(make_transport())
+    rec = Recorder()
+    until = time.monotonic() + seconds
+    threads = [threading.Thread(target=User(make_transport(), site, rec, random.Random(seed * 1000 + i),
+                                            on_page).browse,
+                                args=(until, think_s), name=f"user-{i}", daemon=True) for i in range(users)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(seconds + 300)
+    return rec
+
+
+# ---------------------------------------------------------------------------------------------- fuzzing
+def fuzz_values(secret_path: str | None = None) -> list[str]:
+    """Hostile and odd parameter values: paths, SQL, DuckDB file functions, encodings, sizes, numbers."""
+    values = [
+        "../../../../etc/passwd", "/etc/passwd", "..%2F..%2F..%2Fetc%2Fpasswd", "....//....//etc/passwd",
+        "file:///etc/passwd", "C:\\Windows\\win.ini", "/proc/self/environ", "~/.ssh/id_rsa", "data/unitscope.duckdb",
+        "' OR '1'='1", "'; DROP TABLE sites; --", "mini'; DELETE FROM matches; --", "1; SELECT * FROM build_info",
+        "x' UNION SELECT value FROM build_info --", "read_csv('/etc/passwd')", "'||read_text('/etc/passwd')||'",
+        "$model", "?", "%s%s%s%n", "{0}{1}", "${jndi:ldap://127.0.0.1/a}", "__import__('os').system('id')",
+        "<script>alert(1)</script>", "\"><img src=x onerror=alert(1)>", "\x00", "a\x00b", "%00", "\r\nX-Bad: 1",
+        "", " ", "-1", "0", "99999999999999999999999", "1e309", "NaN", "inf", "-0", "3.5", "0x10", "[]", "{}",
+        "null", "true", "é🧠ñ", "IT" * 60, "x" * 199, "x" * 201, "y" * 5000, "mini", "toy", "IT", "V4", "1", "2",
+    ]
+    if secret_path:
+        values += [secret_path, f"read_text('{secret_path}')",
+                   f"'||(SELECT content FROM read_text('{secret_path}'))||'"]
+    return values
+
+
+def fuzz_cases(site: DashSite, export_names: list[str], rng: random.Random, n: int,
+               secret_path: str | None = None) -> list[tuple[str, str, dict | None]]:
+    """`n` requests (method, path, JSON body or None): pages, callbacks, exports, images and static routes."""
+    values = fuzz_values(secret_path)
+    formats = ["csv", "parquet", "png", "svg", "pdf", "txt", "csv%00.png", "", "..", "duckdb"]
+    names = [*export_names, "..%2F..%2Fetc%2Fpasswd", "../../etc/passwd", "%2e%2e", "x" * 300, "sites-scatter%00"]
+    static = ["/assets/../../etc/passwd", "/assets/%2e%2e/%2e%2e/etc/passwd", "/assets/..%2f..%2fapp.py",
+              "/_dash-component-suites/dash/../../../../etc/passwd", "/_dash-component-suites/%2e%2e/%2e%2e/x.js",
+              "/stimulus/../../etc/passwd.png", "/stimulus/mini/..%2F..%2Fetc%2Fpasswd.png", "/export/",
+              "/export/../app.py", "//etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/health/../app.py"]
+    if secret_path:
+        static += [f"/assets/{secret_path}", f"/export/{secret_path}.csv", f"/stimulus/mini/{secret_path}.png"]
+    cases: list[tuple[str, str, dict | None]] = [("GET", s, None) for s in static]
+    from urllib.parse import quote
+
+    while len(cases) < n:
+        kind = rng.random()
+        query = {rng.choice([*PAGE_PARAMS, "zzz", "__class__", "layout"]): rng.choice(values)
+                 for _ in range(rng.randint(1, 4))}
+        if kind < 0.35:  # a page opened from a crafted link: the router calls layout(**query)
+            path = rng.choice([*site.pages, "/../../etc/passwd", "/sites/../dataset", "/" + rng.choice(values)])
+            cases.append(("POST", "/_dash-update-component", {
+                "output": ROUTER_OUTPUT, "outputs": parse_outputs(ROUTER_OUTPUT),
+                "inputs": [{"id": "_pages_location", "property": "pathname", "value": path},
+                           {"id": "_pages_location", "property": "search", "value": "?" + urlencode(query)}],
+                "state": [], "changedPropIds": ["_pages_location.pathname"]}))
+        elif kind < 0.6:  # a callback with crafted input values (what a hand-made POST can send)
+            cb = rng.choice(site.callbacks)
+            def entry(d: dict) -> dict | list:
+                if d["id"].startswith("{") and "[" in d["id"]:
+                    return []
+                cid = json.loads(d["id"]) if d["id"].startswith("{") else d["id"]
+                return {"id": cid, "property": d["property"], "value": rng.choice([*values, None, 3, [1, 2]])}
+            outputs = parse_outputs(cb.output)
+            cases.append(("POST", "/_dash-update-component", {
+                "output": cb.output, "outputs": outputs if cb.output.startswith("..") else outputs[0],
+                "inputs": [entry(d) for d in cb.inputs], "state": [entry(d) for d in cb.state],
+                "changedPropIds": [f"{d['id']}.{d['property']}" for d in cb.inputs[:1]]}))
+        elif kind < 0.9:  # an export with crafted parameters, name or format
+            name = rng.choice(export_names) if rng.random() < 0.8 else rng.choice(names)
+            fmt = rng.choice(["csv", "parquet", "csv", "parquet", "svg"] if rng.random() < 0.85 else formats)
+            cases.append(("GET", f"/export/{quote(name, safe='%/')}.{quote(fmt, safe='%')}?{urlencode(query)}", None))
+        else:  # a stimulus image with crafted ids
+            cases.append(("GET", f"/stimulus/{quote(rng.choice(values), safe='')}/"
+                                 f"{quote(rng.choice(values), safe='')}.png", None))
+    return cases[:n]
+
+
+def run_fuzz(transport: Transport, cases: list[tuple[str, str, dict | None]],
+             forbidden: Iterable[bytes] = ()) -> list[tuple[str, int, str]]:
+    """Send every case; return the failures: (request, status, why) for 5xx or forbidden content in a body."""
+    failures = []
+    forbidden = [f for f in forbidden if f]
+    for method, path, body in cases:
+        try:
+            status, content = transport.get(path) if method == "GET" else transport.post_json(path, body or {})
+        except Exception as exc:  # the server dropped the connection: as bad as a 500
+            failures.append((f"{method} {path}", 0, f"{type(exc).__name__}: {exc}"))
+            continue
+        label = f"{method} {path}" + (f" {json.dumps(body)[:300]}" if body else "")
+        if status >= 500:
+            failures.append((label, status, content[:300].decode("utf-8", "replace")))
+        leaked = [f for f in forbidden if f in content]
+        if leaked:
+            failures.append((label, status, f"response contains forbidden content {leaked[0][:40]!r}"))
+    return failures
+
+
+def export_names_from(site: DashSite, transport: Transport) -> list[str]:
+    """Registered export names, read from the export links of every page."""
+    names: set[str] = set()
+    for page in site.pages:
+        status, body = transport.post_json("/_dash-update-component", {
+            "output": ROUTER_OUTPUT, "outputs": parse_outputs(ROUTER_OUTPUT),
+            "inputs": [{"id": "_pages_location", "property": "pathname", "value": page},
+                       {"id": "_pages_location", "property": "search", "value": ""}],
+            "state": [], "changedPropIds": ["_pages_location.pathname"]})
+        if status == 200:
+            names |= {h[len("/export/"):].split("?")[0].rsplit(".", 1)[0] for h in hrefs(json.loads(body), "/export/")}
+    return sorted(n for n in names if n)
+
+
+# ---------------------------------------------------------------------------------------------- local serving
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_locally(env: dict[str, str], *, port: int | None = None, python: str | None = None,
+                  ready_timeout_s: float = 120.0, log_path: Path | None = None) -> Iterator[str]:
+    """Run the app container's entry point (deploy/app.sh -> gunicorn) on loopback; yield its base URL.
+
+    `env` is added to this process's environment (UNITSCOPE_DATA, GUNICORN_WORKERS, auth, ...). Waits
+    until `/health` answers 200, and stops gunicorn (SIGTERM, then SIGKILL) on exit.
+    """
+    import requests
+
+    port = port or free_port()
+    full_env = {**os.environ, "UNITSCOPE_HOST": "127.0.0.1", "UNITSCOPE_PORT": str(port),
+                "PYTHON": python or sys.executable, "GUNICORN_ACCESSLOG": "", **env}
+    log_file = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 closed below
+    proc = subprocess.Popen(["bash", str(PROJECT_ROOT / "deploy" / "app.sh")], cwd=PROJECT_ROOT, env=full_env,
+                            stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + ready_timeout_s
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the app exited with {proc.returncode} before answering /health")
+            try:
+                if requests.get(url + "/health", timeout=5).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the app did not answer /health within {ready_timeout_s:.0f} s")
+            time.sleep(0.3)
+        yield url
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+        if log_path:
+            log_file.close()
+
+
+def publish_variant(store, n: int) -> str:
+    """Publish a new build whose dataset titles read `variant <n>` through the real writer; return its build id.
+
+    What precompute does on every step (one transaction, then an atomic replace of the served file), with
+    a visible difference, so a check can tell which build a response came from.
+    """
+    import duckdb
+
+    with store.step(f"deploy-check-variant-{n}", record=False) as con:
+        con.execute("UPDATE datasets SET title = ?", [f"variant {n}"])
+    con = duckdb.connect(str(store.served_path), read_only=True)
+    try:
+        return con.execute("SELECT value FROM build_info WHERE key = 'build_id'").fetchone()[0]
+    finally:
+        con.close()
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deploy.loadcheck",
+                                     description="Simulated users browsing a running Unitscope site.")
+    parser.add_argument("--url", default="http://127.0.0.1:8050")
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--user", default=None, help="basic-auth user (password from --password)")
+    parser.add_argument("--password", default=None)
+    parser.add_argument("--token", default=None, help="bearer token")
+    args = parser.parse_args(argv)
+    auth = (args.user, args.password or "") if args.user else None
+    rec = run_load(lambda: HttpTransport(args.url, auth=auth, token=args.token), users=args.users,
+                   seconds=args.seconds)
+    print(json.dumps({"summary": rec.summary(), "by_kind": rec.by_kind()}, indent=2))
+    for s in rec.errors()[:20]:
+        print(f"ERROR {s.kind} {s.target}: {s.status} {s.error[:200]}")
+    return 1 if rec.errors() else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
