@@ -75,13 +75,17 @@ def setup(workdir: Path, model: str, n_stim: int, n_sites: int) -> None:
 
         sites = [f"IT-{j:03d}" for j in range(n_sites)]
         resp = rng.standard_normal((n_sites, n_stim)).astype(np.float32)
-        pd.DataFrame({"dataset": DATASET, "site_id": np.repeat(sites, n_stim),
-                             "stimulus_id": np.tile(ids, n_sites), "response": resp.reshape(-1)})
-        pd.DataFrame({"dataset": DATASET, "stimulus_id": ids, "idx": np.arange(n_stim, dtype=np.int32)})
-        pd.DataFrame({"dataset": DATASET, "stimulus_id": ids, "png": pngs})
-        pd.DataFrame({"dataset": DATASET, "site_id": sites, "idx": np.arange(n_sites, dtype=np.int32),
-                                "region": "IT"})
+        frames = {
+            "long": pd.DataFrame({"dataset": DATASET, "site_id": np.repeat(sites, n_stim),
+                                  "stimulus_id": np.tile(ids, n_sites), "response": resp.reshape(-1)}),
+            "stim": pd.DataFrame({"dataset": DATASET, "stimulus_id": ids, "idx": np.arange(n_stim, dtype=np.int32)}),
+            "imgs": pd.DataFrame({"dataset": DATASET, "stimulus_id": ids, "png": pngs}),
+            "site_df": pd.DataFrame({"dataset": DATASET, "site_id": sites, "idx": np.arange(n_sites, dtype=np.int32),
+                                     "region": "IT"}),
+        }
         with store.step("bench:dataset", publish=False) as con:
+            for name, frame in frames.items():  # registered explicitly: names in SQL, not Python variables
+                con.register(name, frame)
             for table in ("datasets", "stimuli", "stimulus_images", "sites", "responses"):
                 con.execute(f"DELETE FROM {table} WHERE dataset = ?", [DATASET])
             con.execute("INSERT INTO datasets (dataset, synthetic, n_stimuli, n_sites) VALUES (?, true, ?, ?)",
