@@ -243,7 +243,7 @@ def main() -> None:
     p.add_argument("--sites", type=int, default=256)
     p.add_argument("--small-gb", type=float, default=2.0)
     p.add_argument("--naive-stimuli", type=int, default=256)
-    p.add_argument("--naive-engine-gb", type=float, default=1.0,
+    p.add_argument("--naive-engine-gb", type=float, default=1.5,
                    help="the engine's budget on the naive baseline's work (default 1 GiB)")
     p.add_argument("--skip-small", action="store_true")
     p.add_argument("--skip-naive", action="store_true")
