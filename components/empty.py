@@ -2,8 +2,33 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import dash_bootstrap_components as dbc
 from dash import html
+
+from backend import data
+from backend.config import get_settings
+from backend.data import NotComputedError, NotFoundError
+
+
+def guarded(layout: Callable) -> Callable:
+    """Wrap a page's `layout(**query)`: no database, results not computed yet and bad URL parameters
+    become their empty states (the layout just raises NotComputedError / NotFoundError)."""
+
+    @functools.wraps(layout)
+    def wrapper(**query):
+        if not data.database_ready():
+            return no_database(str(get_settings().db_path))
+        try:
+            return layout(**query)
+        except NotComputedError as exc:
+            return not_computed(exc.what, exc.command)
+        except NotFoundError as exc:
+            return friendly_error(str(exc))
+
+    return wrapper
 
 
 def no_database(db_path: str) -> dbc.Alert:

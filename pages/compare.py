@@ -10,8 +10,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, dcc, html
 
 from backend import data
-from backend.config import get_settings
-from backend.data import NotComputedError, NotFoundError
+from backend.data import NotFoundError
 from components import empty
 from components.exports import card_header, register_export
 from components.figures.compare import make_model_pair_figure
@@ -25,21 +24,15 @@ ids = PageIds("compare")
 GRAPH_CONFIG = {"displaylogo": False}
 
 
+@empty.guarded
 def layout(dataset=None, region=None, a=None, b=None, site=None, **_ignored):
-    if not data.database_ready():
-        return empty.no_database(str(get_settings().db_path))
-    try:
-        f = data.resolve_filters(dataset, a, region)
-        names = data.matched_models(f.dataset)["model"].tolist()
-        if b in (None, ""):
-            b = next((m for m in names if m != f.model), f.model)
-        elif b not in names:
-            raise NotFoundError(f"model {str(b)[:60]!r} is not matched on {f.dataset}")
-        site = data.require_site(f.dataset, site, f.region)
-    except NotComputedError as exc:
-        return empty.not_computed(exc.what, exc.command)
-    except NotFoundError as exc:
-        return empty.friendly_error(str(exc))
+    f = data.resolve_filters(dataset, a, region)
+    names = data.matched_models(f.dataset)["model"].tolist()
+    if b in (None, ""):
+        b = next((m for m in names if m != f.model), f.model)
+    elif b not in names:
+        raise NotFoundError(f"model {str(b)[:60]!r} is not matched on {f.dataset}")
+    site = data.require_site(f.dataset, site, f.region)
     sites = data.sites(f.dataset)
     regions = list(dict.fromkeys(sites["region"]))
     model_options = [{"label": m, "value": m} for m in names]

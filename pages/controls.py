@@ -11,7 +11,6 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, dcc, html
 
 from backend import data
-from backend.config import get_settings
 from backend.data import NotFoundError
 from components import empty
 from components.exports import card_header, register_export
@@ -25,17 +24,13 @@ ids = PageIds("controls")
 GRAPH_CONFIG = {"displaylogo": False}
 
 
+@empty.guarded
 def layout(dataset=None, region=None, **_ignored):
-    if not data.database_ready():
-        return empty.no_database(str(get_settings().db_path))
-    try:
-        dataset = data.require_dataset(dataset)
-        regions = list(dict.fromkeys(data.sites(dataset)["region"]))
-        region = region or ("V4" if "V4" in regions else regions[0])
-        if region not in regions:
-            raise NotFoundError(f"unknown region {str(region)[:40]!r}")
-    except NotFoundError as exc:
-        return empty.friendly_error(str(exc))
+    dataset = data.require_dataset(dataset)
+    regions = list(dict.fromkeys(data.sites(dataset)["region"]))
+    region = region or ("V4" if "V4" in regions else regions[0])
+    if region not in regions:
+        raise NotFoundError(f"unknown region {str(region)[:40]!r}")
     return html.Div([
         html.H2("Controls"),
         html.P("Does the match depend on the trained weights and on the network's own feature basis? "

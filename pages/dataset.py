@@ -14,7 +14,6 @@ import pandas as pd
 from dash import ALL, Input, Output, State, ctx, dcc, html
 
 from backend import data
-from backend.config import get_settings
 from backend.data import NotFoundError
 from components import empty
 from components.exports import export_menu, register_export
@@ -110,14 +109,9 @@ def state_query(dataset, category, obj, page, region, site) -> str:
 
 
 # ---------------------------------------------------------------- layout
+@empty.guarded
 def layout(dataset=None, category=None, object=None, region=None, site=None, page=None, **_ignored):
-    settings = get_settings()
-    if not data.database_ready():
-        return empty.no_database(str(settings.db_path))
-    try:
-        state = validated_state(dataset, category, object, region, site, page)
-    except NotFoundError as exc:
-        return empty.friendly_error(str(exc))
+    state = validated_state(dataset, category, object, region, site, page)
     ds = state["dataset"]
     info = data.datasets().set_index("dataset").loc[ds]
     stimuli = data.stimuli(ds)

@@ -11,8 +11,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, dcc, html
 
 from backend import data
-from backend.config import get_settings
-from backend.data import NotComputedError, NotFoundError
+from backend.data import NotFoundError
 from components import empty
 from components.exports import card_header, register_export
 from components.figures.decoding import CONDITIONS, condition_label, make_confusion_figure, make_decoding_figure
@@ -27,22 +26,16 @@ GRAPH_CONFIG = {"displaylogo": False}
 VARIANTS = {"in_sample": "units chosen on all stimuli", "heldout": "units chosen on the other half (held-out)"}
 
 
+@empty.guarded
 def layout(dataset=None, model=None, region=None, variant=None, condition=None, **_ignored):
-    if not data.database_ready():
-        return empty.no_database(str(get_settings().db_path))
-    try:
-        f = data.resolve_filters(dataset, model, region)
-        variant = variant or "in_sample"
-        if variant not in VARIANTS:
-            raise NotFoundError(f"variant must be one of {', '.join(VARIANTS)}")
-        conditions = [f"{a}-{b}" for a, b in CONDITIONS]
-        condition = condition or "matched-neural"
-        if condition not in conditions:
-            raise NotFoundError(f"unknown condition {str(condition)[:40]!r}")
-    except NotComputedError as exc:
-        return empty.not_computed(exc.what, exc.command)
-    except NotFoundError as exc:
-        return empty.friendly_error(str(exc))
+    f = data.resolve_filters(dataset, model, region)
+    variant = variant or "in_sample"
+    if variant not in VARIANTS:
+        raise NotFoundError(f"variant must be one of {', '.join(VARIANTS)}")
+    conditions = [f"{a}-{b}" for a, b in CONDITIONS]
+    condition = condition or "matched-neural"
+    if condition not in conditions:
+        raise NotFoundError(f"unknown condition {str(condition)[:40]!r}")
     return html.Div([
         html.H2("Decoding the category"),
         html.P("Can a classifier trained on the units matched to a region's sites read the category from the "

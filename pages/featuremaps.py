@@ -12,8 +12,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, dcc, html
 
 from backend import data
-from backend.config import get_settings
-from backend.data import NotComputedError, NotFoundError
+from backend.data import NotFoundError
 from components import empty
 from components.exports import card_header, register_export
 from components.figures.featuremaps import (
@@ -32,18 +31,12 @@ ids = PageIds("featuremaps")
 GRAPH_CONFIG = {"displaylogo": False}
 
 
+@empty.guarded
 def layout(dataset=None, model=None, region=None, layer=None, top=None, **_ignored):
-    if not data.database_ready():
-        return empty.no_database(str(get_settings().db_path))
-    try:
-        f = data.resolve_filters(dataset, model, region, layer, need_layer=True)
-        top_value = "all" if top == "all" else "1"
-        if top not in (None, "", "1", "all"):
-            raise NotFoundError(f"top must be 1 or all, got {str(top)[:20]!r}")
-    except NotComputedError as exc:
-        return empty.not_computed(exc.what, exc.command)
-    except NotFoundError as exc:
-        return empty.friendly_error(str(exc))
+    f = data.resolve_filters(dataset, model, region, layer, need_layer=True)
+    top_value = "all" if top == "all" else "1"
+    if top not in (None, "", "1", "all"):
+        raise NotFoundError(f"top must be 1 or all, got {str(top)[:20]!r}")
     return html.Div([
         html.H2("Feature maps and positions"),
         filter_bar(ids, f, with_layer=True),

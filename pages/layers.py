@@ -10,8 +10,6 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, dcc, html
 
 from backend import data
-from backend.config import get_settings
-from backend.data import NotComputedError, NotFoundError
 from components import empty
 from components.exports import card_header, register_export
 from components.figures.layers import (
@@ -29,15 +27,9 @@ ids = PageIds("layers")
 GRAPH_CONFIG = {"displaylogo": False}
 
 
+@empty.guarded
 def layout(dataset=None, model=None, region=None, **_ignored):
-    if not data.database_ready():
-        return empty.no_database(str(get_settings().db_path))
-    try:
-        f = data.resolve_filters(dataset, model, region)
-    except NotComputedError as exc:
-        return empty.not_computed(exc.what, exc.command)
-    except NotFoundError as exc:
-        return empty.friendly_error(str(exc))
+    f = data.resolve_filters(dataset, model, region)
     return html.Div([
         html.H2("Layers"),
         filter_bar(ids, f),

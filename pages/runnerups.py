@@ -10,8 +10,6 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, dcc, html
 
 from backend import data
-from backend.config import get_settings
-from backend.data import NotComputedError, NotFoundError
 from components import empty
 from components.exports import card_header, register_export
 from components.figures.runnerups import make_runnerup_heatmap_figure
@@ -23,15 +21,9 @@ dash.register_page(__name__, path="/runner-ups", name="Runner-ups", order=4, tit
 ids = PageIds("runnerups")
 
 
+@empty.guarded
 def layout(dataset=None, model=None, region=None, **_ignored):
-    if not data.database_ready():
-        return empty.no_database(str(get_settings().db_path))
-    try:
-        f = data.resolve_filters(dataset, model, region)
-    except NotComputedError as exc:
-        return empty.not_computed(exc.what, exc.command)
-    except NotFoundError as exc:
-        return empty.friendly_error(str(exc))
+    f = data.resolve_filters(dataset, model, region)
     return html.Div([
         html.H2("Runner-up units"),
         html.P("Is the best unit alone, or one of many almost as good? Each row is a site; each column a rank.",

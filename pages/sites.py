@@ -12,8 +12,7 @@ import pandas as pd
 from dash import Input, Output, State, dcc, html
 
 from backend import data
-from backend.config import get_settings
-from backend.data import NotComputedError, NotFoundError
+from backend.data import NotFoundError
 from components import empty
 from components.exports import card_header, register_export
 from components.figures.dataset import make_rf_map_figure
@@ -57,18 +56,12 @@ def parse_rank(raw, top_k: int) -> int:
     return rank
 
 
+@empty.guarded
 def layout(dataset=None, model=None, region=None, site=None, rank=None, **_ignored):
-    if not data.database_ready():
-        return empty.no_database(str(get_settings().db_path))
-    try:
-        f = data.resolve_filters(dataset, model, region)
-        site = data.require_site(f.dataset, site, f.region)
-        top_k = int(data.matched_models(f.dataset).set_index("model").loc[f.model, "top_k"])
-        rank = parse_rank(rank, top_k)
-    except NotComputedError as exc:
-        return empty.not_computed(exc.what, exc.command)
-    except NotFoundError as exc:
-        return empty.friendly_error(str(exc))
+    f = data.resolve_filters(dataset, model, region)
+    site = data.require_site(f.dataset, site, f.region)
+    top_k = int(data.matched_models(f.dataset).set_index("model").loc[f.model, "top_k"])
+    rank = parse_rank(rank, top_k)
     sites = data.sites(f.dataset)
     region_sites = sites[sites["region"] == f.region]
     controls = dbc.Row([
