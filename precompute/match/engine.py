@@ -11,13 +11,17 @@ For row i of group g with weights w and unit activations a over the stimuli:
     r_iu = S_iu / sqrt(Q_gu - P_gu^2 / sum_s w_gs)
 
 S and P are one float32 product, accumulated in place over staged batches of stimuli
-(S^T += A^T Z^T: the transposed accumulator runs at ~90% of this machine's matmul peak, the direct
-one at ~65%); Q is a per-stage sum of squares added in float64. Shifting by c_u keeps the float32 sums
-exact to ~1e-6 relative (a unit's mean can be far larger than its spread). Stimuli are processed in a
+(S += Z A, rows x units: both layouts of the product run at the same speed here, and this one lets the
+top-k phase scale and search every row in place, without a transposed copy of the accumulator); Q is
+summed per inference batch in cache-sized blocks as the batch is written to the stage, in float32 per
+batch and float64 across batches. Shifting by c_u keeps the float32 sums exact to ~1e-6 relative (a
+unit's mean can be far larger than its spread). Stimuli are processed in a
 seeded random order so that the first batch, which sets c_u, is a fair sample (datasets are often
 sorted by category). A unit whose variance over a group is zero (dead or constant units) is never
-matched for that group's rows. No layer's activations are held for all stimuli: per pass, only the
-accumulator and one stage of activations for the pass's units (precompute/match/plan.py).
+matched for that group's rows. When the groups' weights take few patterns over the stimuli (training
+sets of the statistics), stimuli are scheduled pattern by pattern and each product step multiplies only
+the rows of the groups that weigh its stimuli (`_schedule`). No layer's activations are held for all
+stimuli: per pass, only the accumulator and one stage of activations for the pass's units (precompute/match/plan.py).
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ import logging
 import os
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -51,6 +57,12 @@ RELATIVE_VARIANCE_FLOOR = 1e-9
 TOPK_TEMP_BYTES = 128 << 20
 #: Units per chunk when sums of squares are computed by a product (weighted groups, GPU).
 SQUARE_CHUNK = 1 << 16
+#: Units per block when a batch is shifted into the stage and squared (16 stimuli x 16k units = 1 MiB:
+#: the block is squared while it is still in the core's L2 cache).
+STAGE_BLOCK = 1 << 14
+#: Most distinct weight patterns over the stimuli for which the schedule groups stimuli by pattern
+#: (beyond it, e.g. bootstrap counts, every step multiplies every row).
+MAX_WEIGHT_PATTERNS = 32
 
 
 class ImageFeed(Protocol):
@@ -177,6 +189,16 @@ class MatchResult:
     plan: Plan
     timings: dict[str, float] = field(default_factory=dict)
 
+    def reordered(self, rows: np.ndarray) -> MatchResult:
+        """The same result with its rows taken in the order `rows`."""
+        return MatchResult(
+            layers=self.layers, offsets=self.offsets, group=self.group[rows], row_valid=self.row_valid[rows],
+            top_r=self.top_r[rows], top_index=self.top_index[rows],
+            layer_top={k: (v[rows], i[rows]) for k, (v, i) in self.layer_top.items()},
+            featuremap={k: (v[rows], i[rows]) for k, (v, i) in self.featuremap.items()},
+            valid=self.valid, plan=self.plan, timings=self.timings,
+        )
+
     def locate(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Global unit indices -> (layer_idx, flat)."""
         index = np.asarray(index, dtype=np.int64)
@@ -245,6 +267,13 @@ def match_units(
         raise ValueError(f"rows have {rows.n_stimuli} stimuli but the feed has {n_stim}")
     z, group, weights, row_valid = rows.standardized()
     n_rows, n_groups = rows.n_rows, len(weights)
+    row_order = np.argsort(group, kind="stable")
+    if (row_order != np.arange(n_rows)).any():
+        # Each group's rows become one block of the accumulator (a stage then skips the blocks of groups
+        # that give its stimuli no weight); the answer comes back in the caller's row order.
+        values = np.where(weights[group] > 0, np.asarray(rows.values, dtype=np.float64), 0.0)
+        sorted_result = match_units(source, feed, RowSet(values[row_order], group[row_order], weights), config)
+        return sorted_result.reordered(np.argsort(row_order))
     k_top = config.top_k
     k_layer = config.layer_top_k or config.top_k
     # The whole-model top-k is merged from per-layer lists, so those are kept at least k_top long.
@@ -260,72 +289,157 @@ def match_units(
         plan.batch_size, budget / 2**30, plan.estimated_peak_bytes / 2**30,
     )
 
-    order = np.random.default_rng(config.seed).permutation(n_stim)
-    # Rows then one column-sum row per group, stimuli in processing order: the product's right factor.
-    zext = torch.from_numpy(np.concatenate([z, weights], axis=0)[:, order].astype(np.float32)).to(device)
-    wsum = weights.sum(axis=1)
-    uniform = bool(np.all(weights == 1.0))
-    w_ordered = torch.from_numpy(weights[:, order].astype(np.float32)).to(device)
+    with _default_budget_lock(config.memory_bytes is None):
+        order, windows = _schedule(weights, plan.stage, config.seed)
+        group_start = np.searchsorted(group, np.arange(n_groups + 1))
+        # Rows then one column-sum row per group, stimuli in processing order: the product's right factor.
+        zext = torch.from_numpy(np.concatenate([z, weights], axis=0)[:, order].astype(np.float32)).to(device)
+        wsum = weights.sum(axis=1)
+        uniform = bool(np.all(weights[:, order] == 1.0))
+        w_ordered = torch.from_numpy(weights[:, order].astype(np.float32)).to(device)
 
-    offsets = np.concatenate([[0], np.cumsum([la.units for la in layers])]).astype(np.int64)
-    layer_top = {la.layer_idx: (np.full((n_rows, min(k_keep, la.units)), -np.inf, np.float32),
-                                np.full((n_rows, min(k_keep, la.units)), PAD_INDEX, np.int64)) for la in layers}
-    featuremap = {}
-    if config.featuremaps:
-        featuremap = {la.layer_idx: (np.full((n_rows, la.channels), -np.inf, np.float32),
-                                     np.full((n_rows, la.channels), PAD_INDEX, np.int64)) for la in layers}
-    valid = {la.layer_idx: np.zeros((n_groups, la.units), bool) for la in layers}
-    timings = {"inference_s": 0.0, "product_s": 0.0, "topk_s": 0.0}
-    progress = _Progress(config.progress, n_stim * len(plan.passes))
-    try:
-        for p, unit_pass in enumerate(plan.passes):
-            postfix = f"pass {p + 1}/{len(plan.passes)}" if len(plan.passes) > 1 else None
-            acc, sumsq = _accumulate_pass(
-                source, feed, unit_pass, layers, order, zext, w_ordered, uniform, plan, device, timings,
-                lambda n, pf=postfix: progress.update(n, pf),
-            )
-            t0 = time.perf_counter()
-            _select_pass(acc, sumsq, wsum, unit_pass, layers, group, row_valid, k_keep, device,
-                         layer_top, featuremap, valid, n_rows)
-            timings["topk_s"] += time.perf_counter() - t0
-            del acc, sumsq
-    finally:
-        progress.close()
+        offsets = np.concatenate([[0], np.cumsum([la.units for la in layers])]).astype(np.int64)
+        layer_top = {la.layer_idx: (np.full((n_rows, min(k_keep, la.units)), -np.inf, np.float32),
+                                    np.full((n_rows, min(k_keep, la.units)), PAD_INDEX, np.int64)) for la in layers}
+        featuremap = {}
+        if config.featuremaps:
+            featuremap = {la.layer_idx: (np.full((n_rows, la.channels), -np.inf, np.float32),
+                                         np.full((n_rows, la.channels), PAD_INDEX, np.int64)) for la in layers}
+        valid = {la.layer_idx: np.zeros((n_groups, la.units), bool) for la in layers}
+        timings = {"inference_s": 0.0, "staging_s": 0.0, "product_s": 0.0, "topk_s": 0.0}
+        progress = _Progress(config.progress, len(order) * len(plan.passes))
+        try:
+            for p, unit_pass in enumerate(plan.passes):
+                postfix = f"pass {p + 1}/{len(plan.passes)}" if len(plan.passes) > 1 else None
+                acc, sumsq = _accumulate_pass(
+                    source, feed, unit_pass, layers, order, windows, group_start, zext, w_ordered, uniform, plan,
+                    device, timings, lambda n, pf=postfix: progress.update(n, pf),
+                )
+                t0 = time.perf_counter()
+                _select_pass(acc, sumsq, wsum, unit_pass, layers, group, row_valid, k_keep, device,
+                             layer_top, featuremap, valid, n_rows)
+                timings["topk_s"] += time.perf_counter() - t0
+                del acc, sumsq
+        finally:
+            progress.close()
 
-    t0 = time.perf_counter()
-    cand_r = np.concatenate([layer_top[la.layer_idx][0] for la in layers], axis=1)
-    cand_i = np.concatenate(
-        [np.where(layer_top[la.layer_idx][1] >= 0, layer_top[la.layer_idx][1] + offsets[la.layer_idx], PAD_INDEX)
-         for la in layers], axis=1)
-    top_r, top_index = order_candidates(cand_r, cand_i, k_top)
-    timings["topk_s"] += time.perf_counter() - t0
-    timings["total_s"] = time.perf_counter() - t_start
-    return MatchResult(
-        layers=layers, offsets=offsets, group=group, row_valid=row_valid,
-        top_r=_clip_r(top_r), top_index=top_index,
-        layer_top={k: (_clip_r(v[:, :k_layer]), i[:, :k_layer]) for k, (v, i) in layer_top.items()},
-        featuremap={k: (_clip_r(v), i) for k, (v, i) in featuremap.items()},
-        valid=valid, plan=plan, timings=timings,
-    )
+        t0 = time.perf_counter()
+        cand_r = np.concatenate([layer_top[la.layer_idx][0] for la in layers], axis=1)
+        cand_i = np.concatenate(
+            [np.where(layer_top[la.layer_idx][1] >= 0, layer_top[la.layer_idx][1] + offsets[la.layer_idx], PAD_INDEX)
+             for la in layers], axis=1)
+        top_r, top_index = order_candidates(cand_r, cand_i, k_top)
+        timings["topk_s"] += time.perf_counter() - t0
+        timings["total_s"] = time.perf_counter() - t_start
+        return MatchResult(
+            layers=layers, offsets=offsets, group=group, row_valid=row_valid,
+            top_r=_clip_r(top_r), top_index=top_index,
+            layer_top={k: (_clip_r(v[:, :k_layer]), i[:, :k_layer]) for k, (v, i) in layer_top.items()},
+            featuremap={k: (_clip_r(v), i) for k, (v, i) in featuremap.items()},
+            valid=valid, plan=plan, timings=timings,
+        )
 
 
-def _accumulate_pass(source, feed, unit_pass, layers, order, zext, w_ordered, uniform, plan, device, timings,
-                     progress):
-    """One inference pass over all stimuli for the pass's units: the accumulator S^T (units, rows +
-    groups) and the sums of squares (groups, units)."""
+@dataclass(frozen=True)
+class Window:
+    """Stimuli order[start:stop] make one product step. `groups`: the only groups with weight on them
+    (None: all), each with the same weight `weights[g]` on every stimulus of the window."""
+
+    start: int
+    stop: int
+    groups: np.ndarray | None = None
+    weights: np.ndarray | None = None
+
+
+def _schedule(weights: np.ndarray, stage: int, seed: int) -> tuple[np.ndarray, list[Window]]:
+    """The order in which stimuli are processed and its product steps.
+
+    Stimuli are taken in a seeded random order (the first batch sets the shift, so it must be a fair
+    sample). When the groups' weights take few distinct patterns over the stimuli (the statistics'
+    training sets: a split-half, a few fractions, all stimuli), stimuli with the same pattern are
+    processed together, so a step multiplies only the rows of the groups that weigh them: a row
+    restricted to half of the stimuli then costs half of a full row. Stimuli that no group weighs are
+    skipped (not even run through the model)."""
+    rng = np.random.default_rng(seed)
+    n_groups, n_stim = weights.shape
+    if n_groups > 1:
+        atoms, atom_of = np.unique(weights.T, axis=0, return_inverse=True)
+        atom_of = atom_of.reshape(-1)
+        if len(atoms) <= MAX_WEIGHT_PATTERNS and (atoms == 0).any():
+            parts, windows, pos = [], [], 0
+            for a in rng.permutation(len(atoms)):
+                groups = np.flatnonzero(atoms[a] > 0)
+                if not len(groups):
+                    continue
+                members = rng.permutation(np.flatnonzero(atom_of == a))
+                parts.append(members)
+                windows += [Window(pos + s0, pos + min(len(members), s0 + stage), groups, atoms[a])
+                            for s0 in range(0, len(members), stage)]
+                pos += len(members)
+            if parts:
+                return np.concatenate(parts), windows
+    order = rng.permutation(n_stim)
+    return order, [Window(s0, min(n_stim, s0 + stage)) for s0 in range(0, n_stim, stage)]
+
+
+def _runs(groups: np.ndarray) -> list[tuple[int, int]]:
+    """Sorted group indices -> [g0, g1) runs of consecutive groups."""
+    out: list[tuple[int, int]] = []
+    for g in groups.tolist():
+        if out and out[-1][1] == g:
+            out[-1] = (out[-1][0], g + 1)
+        else:
+            out.append((g, g + 1))
+    return out
+
+
+@contextmanager
+def _default_budget_lock(wanted: bool):
+    """Machine-wide: one engine at a time runs at the default budget (a fraction of ALL the RAM), so two
+    jobs started side by side (a demo build and an `analyze` in another shell) wait for each other instead
+    of being killed for memory. An explicit --memory-gb opts out."""
+    if not wanted:
+        yield
+        return
+    import fcntl
+    import tempfile
+
+    path = Path(os.environ.get("UNITSCOPE_ENGINE_LOCK") or Path(tempfile.gettempdir()) / "unitscope-engine.lock")
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.warning("another matching job is using the default memory budget on this machine; waiting for it "
+                        "(give each job --memory-gb to run them side by side)")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _accumulate_pass(source, feed, unit_pass, layers, order, windows, group_start, zext, w_ordered, uniform, plan,
+                     device, timings, progress):
+    """One inference pass over the scheduled stimuli for the pass's units: the accumulator S (rows + groups,
+    units) and the sums of squares (groups, units)."""
     import torch
 
     cuda = device.startswith("cuda")
     n_units = unit_pass.units
     n_cols = zext.shape[0]
     n_groups = w_ordered.shape[0]
-    n_stim = len(order)
-    stage = plan.stage
-    acc = torch.zeros((n_units, n_cols), dtype=torch.float32, device=device)
-    staging = torch.empty((stage, n_units), dtype=torch.float32, pin_memory=cuda)
+    n_rows = n_cols - n_groups
+    acc = torch.zeros((n_cols, n_units), dtype=torch.float32, device=device)
+    staging = torch.empty((plan.stage, n_units), dtype=torch.float32, pin_memory=cuda)
     staging_np = staging.numpy()
     sumsq = torch.zeros((n_groups, n_units), dtype=torch.float64, device=device)
-    sumsq_np = sumsq.numpy() if not cuda else None
+    # On the CPU, squares are summed per batch, block by block, as the batch is staged: straight into the
+    # sums when every weight is 1, else into a per-window sum that each weighing group adds (windows of
+    # one weight pattern). Otherwise (GPU, many weight patterns) a per-window product by the weights.
+    patterned = all(w.groups is not None for w in windows)
+    fused_squares = not cuda and (uniform or patterned)
+    window_sq = None if uniform or not fused_squares else torch.zeros(n_units, dtype=torch.float64)
+    squares_np = (sumsq[0] if uniform else window_sq).numpy() if fused_squares else None
     shift = np.zeros(n_units, dtype=np.float32)
     placed = []
     col = 0
@@ -334,8 +448,10 @@ def _accumulate_pass(source, feed, unit_pass, layers, order, zext, w_ordered, un
         col += seg.units
     wanted = unit_pass.layer_indices
     first = True
-    for s0 in range(0, n_stim, stage):
-        s1 = min(n_stim, s0 + stage)
+    for window in windows:
+        s0, s1 = window.start, window.stop
+        if window_sq is not None:
+            window_sq.zero_()
         for b0 in range(s0, s1, plan.batch_size):
             b1 = min(s1, b0 + plan.batch_size)
             idx = order[b0:b1]
@@ -346,6 +462,7 @@ def _accumulate_pass(source, feed, unit_pass, layers, order, zext, w_ordered, un
             timings["inference_s"] += time.perf_counter() - t0
             if len(outs) != len(wanted):
                 raise RuntimeError(f"{source.model}: asked for {len(wanted)} layers, got {len(outs)} outputs")
+            t0 = time.perf_counter()
             by_layer = dict(zip(wanted, outs, strict=True))
             for seg, c in placed:
                 out = np.asarray(by_layer[seg.layer_idx], dtype=np.float32).reshape(b1 - b0, -1)
@@ -357,19 +474,27 @@ def _accumulate_pass(source, feed, unit_pass, layers, order, zext, w_ordered, un
                 if first:
                     # Exact for constant units: the float64 mean of equal float32 values is that value.
                     shift[c:c + seg.units] = part.mean(axis=0, dtype=np.float64).astype(np.float32)
-                np.subtract(part, shift[c:c + seg.units], out=staging_np[b0 - s0:b1 - s0, c:c + seg.units])
+                _stage_block(part, shift[c:c + seg.units], staging_np[b0 - s0:b1 - s0, c:c + seg.units],
+                             squares_np[c:c + seg.units] if fused_squares else None)
             first = False
+            timings["staging_s"] += time.perf_counter() - t0
             progress(b1 - b0)
         t0 = time.perf_counter()
-        k = s1 - s0
-        a = staging[:k]
+        a = staging[:s1 - s0]
         if cuda:
             a = a.to(device, non_blocking=True)
-        acc.addmm_(a.t(), zext[:, s0:s1].t())
-        if uniform and not cuda:
-            sq = np.einsum("ij,ij->j", staging_np[:k], staging_np[:k])
-            sumsq_np += sq[None, :]
-        else:
+        if window.groups is None or len(window.groups) == n_groups:
+            acc.addmm_(zext[:, s0:s1], a)
+        else:  # only the row blocks (and column-sum rows) of the groups that weigh these stimuli
+            for g0, g1 in _runs(window.groups):
+                r0, r1 = group_start[g0], group_start[g1]
+                if r1 > r0:
+                    acc[r0:r1].addmm_(zext[r0:r1, s0:s1], a)
+                acc[n_rows + g0:n_rows + g1].addmm_(zext[n_rows + g0:n_rows + g1, s0:s1], a)
+        if window_sq is not None:
+            for g in window.groups.tolist():
+                sumsq[g] += float(window.weights[g]) * window_sq
+        elif not fused_squares:
             w = w_ordered[:, s0:s1]
             for j in range(0, n_units, SQUARE_CHUNK):
                 chunk = a[:, j:j + SQUARE_CHUNK]
@@ -380,35 +505,69 @@ def _accumulate_pass(source, feed, unit_pass, layers, order, zext, w_ordered, un
     return acc, sumsq
 
 
+def _stage_block(part: np.ndarray, shift: np.ndarray, dest: np.ndarray, sumsq: np.ndarray | None) -> None:
+    """dest = part - shift, and (when sumsq is given) sumsq += the column sums of dest's squares, in
+    blocks of STAGE_BLOCK units so each block is squared while it is still in cache."""
+    for j in range(0, part.shape[1], STAGE_BLOCK):
+        block = dest[:, j:j + STAGE_BLOCK]
+        np.subtract(part[:, j:j + STAGE_BLOCK], shift[j:j + STAGE_BLOCK], out=block)
+        if sumsq is not None:
+            sumsq[j:j + STAGE_BLOCK] += np.einsum("ij,ij->j", block, block)
+
+
+def _group_blocks(group: np.ndarray, block: int) -> list[tuple[int, int, int]]:
+    """(start, stop, group) for runs of rows with the same group, each at most `block` rows long."""
+    out = []
+    n = len(group)
+    r0 = 0
+    while r0 < n:
+        g = int(group[r0])
+        r1 = r0 + 1
+        while r1 < n and r1 - r0 < block and group[r1] == g:
+            r1 += 1
+        out.append((r0, r1, g))
+        r0 = r1
+    return out
+
+
 def _select_pass(acc, sumsq, wsum, unit_pass, layers, group, row_valid, k_layer, device,
                  layer_top, featuremap, valid, n_rows):
-    """r for the pass's units, merged into the per-layer top-k, per-channel best and validity."""
+    """r for the pass's units (computed in place in the accumulator), merged into the per-layer top-k,
+    per-channel best and validity."""
     import torch
 
-    n_groups = sumsq.shape[0]
-    colsum = acc[:, n_rows:].t().double()  # (groups, units)
+    colsum = acc[n_rows:].double()  # (groups, units)
     var = sumsq - colsum * colsum / torch.as_tensor(wsum, device=acc.device)[:, None]
     ok = (var > 0) & (var > RELATIVE_VARIANCE_FLOOR * sumsq)
     inv_sd = torch.where(ok, 1.0 / torch.sqrt(torch.where(ok, var, 1.0)), 0.0).float()
-    group_t = torch.as_tensor(group, device=acc.device)
-    bad_rows = torch.as_tensor(~row_valid, device=acc.device)
+    ok_np = ok.cpu().numpy()
+    bad_rows = np.flatnonzero(~row_valid)
     col = 0
     for seg in unit_pass.segments:
         layer = layers[seg.layer_idx]
         u = seg.units
-        seg_ok = ok[:, col:col + u]
-        valid[seg.layer_idx][:, seg.start:seg.stop] = seg_ok.cpu().numpy()
+        valid[seg.layer_idx][:, seg.start:seg.stop] = ok_np[:, col:col + u]
+        invalid_cols = {g: torch.as_tensor(np.flatnonzero(~ok_np[g, col:col + u]), device=acc.device)
+                        for g in range(len(ok_np))}
         block = max(1, min(n_rows, TOPK_TEMP_BYTES // (4 * u)))
         hw = layer.height * layer.width
         c0, c1 = seg.start // hw, seg.stop // hw
-        for r0 in range(0, n_rows, block):
-            r1 = min(n_rows, r0 + block)
-            r = acc[col:col + u, r0:r1].t().contiguous()
-            g = group_t[r0:r1] if n_groups > 1 else torch.zeros(r1 - r0, dtype=torch.long, device=acc.device)
-            r.mul_(inv_sd[g, col:col + u] if n_groups > 1 else inv_sd[0, col:col + u])
-            invalid = ~seg_ok[g] if n_groups > 1 else ~seg_ok[0].expand(r1 - r0, u)
-            r.masked_fill_(invalid | bad_rows[r0:r1, None], float("-inf"))
-            vals, idx = topk_rows(r, k_layer)
+        for r0, r1, g in _group_blocks(group, block):
+            r = acc[r0:r1, col:col + u]
+            r.mul_(inv_sd[g, col:col + u])
+            if len(invalid_cols[g]):
+                r.index_fill_(1, invalid_cols[g], float("-inf"))
+            bad = bad_rows[(bad_rows >= r0) & (bad_rows < r1)] - r0
+            if len(bad):
+                r[torch.as_tensor(bad, device=acc.device)] = float("-inf")
+            if k_layer == 1:
+                # torch.max returns the first maximal index: the lower flat index wins ties, as required.
+                v1, i1 = r.max(dim=1)
+                vals = v1.cpu().numpy()[:, None]
+                idx = i1.cpu().numpy().astype(np.int64)[:, None]
+                idx = np.where(np.isfinite(vals), idx, PAD_INDEX)
+            else:
+                vals, idx = topk_rows(r, k_layer)
             idx = np.where(idx >= 0, idx + seg.start, PAD_INDEX)
             best_v, best_i = layer_top[seg.layer_idx]
             merged_v, merged_i = order_candidates(
@@ -416,7 +575,7 @@ def _select_pass(acc, sumsq, wsum, unit_pass, layers, group, row_valid, k_layer,
                 best_v.shape[1])
             best_v[r0:r1], best_i[r0:r1] = merged_v, merged_i
             if featuremap:
-                fm_v, fm_a = r.view(r1 - r0, c1 - c0, hw).max(dim=2)
+                fm_v, fm_a = r.reshape(r1 - r0, c1 - c0, hw).max(dim=2)
                 fm_v = fm_v.cpu().numpy()
                 flat = (np.arange(c0, c1)[None, :] * hw + fm_a.cpu().numpy()).astype(np.int64)
                 dest_v, dest_i = featuremap[seg.layer_idx]

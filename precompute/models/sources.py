@@ -1,7 +1,11 @@
 """`open_source(con, model, where)`: the ActivationSource (precompute/models/base.py) of any stored model.
 
 ONNX models run in onnxruntime with explicit providers (CUDA when this onnxruntime has it, else CPU)
-and intra-op threads = the cores this process may use. Every source returns float32 NCHW arrays
+and intra-op threads = the cores this process may use. onnxruntime runs the whole graph whatever outputs
+are asked for, so a call that wants only some layers runs a copy of the graph cut after the deepest of
+them (built once per set of layers and kept while that set is in use: the engine's passes and the
+analyses ask for the same layers batch after batch); a pass over the early layers of a network then
+costs a fraction of a full inference. Every source returns float32 NCHW arrays
 (batch, C, H, W): channels-last 4-D outputs are transposed, (batch, C) becomes (batch, C, 1, 1), and
 (batch, tokens, dims) becomes (batch, dims, tokens, 1) (tokens are rows: y = token, x = 0).
 """
@@ -92,14 +96,17 @@ class OnnxSource:
         self.mean = list(mean)
         self.std = list(std)
         self.layout = layout
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or available_cores()
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(path), opts, providers=providers())
+        self.path = Path(path)
+        self.options = ort.SessionOptions()
+        self.options.intra_op_num_threads = threads or available_cores()
+        self.options.inter_op_num_threads = 1
+        self.options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), self.options, providers=providers())
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.input_layout = input_layout(inp.shape)
+        self._cut: tuple[frozenset[str], object] | None = None  # (output names, session) of the cut graph
+        self._cut_failed = False
 
     def activations(self, images, stimulus_ids, layer_indices=None) -> list[np.ndarray]:
         idx = list(range(len(self.layers))) if layer_indices is None else list(layer_indices)
@@ -107,11 +114,42 @@ class OnnxSource:
         if bad:
             raise IndexError(f"layer indices {bad} out of range (the model has {len(self.layers)} layers)")
         x = to_model_input(images, self.input_size, self.in_channels, self.mean, self.std, self.input_layout)
-        outs = self.session.run([self.layers[i].output_name for i in idx], {self.input_name: x})
+        names = [self.layers[i].output_name for i in idx]
+        outs = self.session_for(names).run(names, {self.input_name: x})
         return [to_nchw(o, self.layout) for o in outs]
+
+    def session_for(self, names: list[str]):
+        """The full session, or a session of the graph cut to `names` when they are not every layer."""
+        wanted = frozenset(names)
+        if self._cut_failed or wanted >= {layer.output_name for layer in self.layers}:
+            return self.session
+        if self._cut is not None and self._cut[0] == wanted:
+            return self._cut[1]
+        import onnxruntime as ort
+
+        self._cut = None  # release the previous cut (and its memory arena) before building the next
+        try:
+            model = cut_graph(self.path, self.input_name, sorted(wanted))
+            session = ort.InferenceSession(model.SerializeToString(), self.options, providers=providers())
+        except Exception as exc:  # an exotic graph the extractor cannot cut: run the whole graph
+            log.warning("%s: cannot cut the ONNX graph (%s); running the whole graph for every call", self.model, exc)
+            self._cut_failed = True
+            return self.session
+        self._cut = (wanted, session)
+        return session
 
     def close(self) -> None:
         self.session = None
+        self._cut = None
+
+
+def cut_graph(path: Path, input_name: str, output_names: list[str]):
+    """The ONNX model at `path` reduced to the nodes that `output_names` need (onnx.utils.Extractor)."""
+    import onnx
+    import onnx.utils
+
+    model = onnx.load(str(path))
+    return onnx.utils.Extractor(model).extract_model([input_name], list(output_names))
 
 
 def input_layout(shape) -> str:

@@ -186,6 +186,33 @@ def test_weighted_rows_match_the_reference_on_their_subset(world):
         check_topk(result.top_r[i], result.top_index[i], ref, 10)
 
 
+def test_top1_fast_path_matches_the_reference_and_breaks_ties_by_index(world):
+    """top_k = layer_top_k = 1 (the statistics' extra rows) takes the max path: same answers, same ties."""
+    source, feed, acts, rows = world
+    rng = np.random.default_rng(12)
+    masks = (rng.random((2, acts.shape[0])) < 0.7).astype(float)
+    masks[1] = 1.0
+    tie_row = acts[:, 37]  # ties units 37, 100 and 200 on every subset
+    values = np.stack([rows[0], tie_row, rows[3], tie_row, rows[5]])
+    group = np.array([0, 0, 1, 1, 0])  # interleaved groups: runs of rows per group
+    config = small_config(top_k=1, layer_top_k=1, featuremaps=False)
+    result = match_units(source, feed, RowSet(values, group, masks), config)
+    for i in range(len(values)):
+        subset = np.where(masks[group[i]] > 0, values[i], np.nan)
+        ref = reference_r(subset[None, :], acts)[0]
+        best = int(np.lexsort((np.arange(ref.size), -ref))[0])
+        if i in (1, 3):
+            assert result.top_index[i, 0] == 37
+        else:
+            assert abs(ref[result.top_index[i, 0]] - ref[best]) < TOL
+        assert abs(result.top_r[i, 0] - ref[best]) < TOL
+        for layer in result.layers:
+            lo, hi = result.offsets[layer.layer_idx], result.offsets[layer.layer_idx + 1]
+            r_l, flat_l = result.layer_top[layer.layer_idx]
+            assert abs(r_l[i, 0] - ref[lo:hi].max()) < TOL
+            assert abs(ref[lo + flat_l[i, 0]] - ref[lo:hi].max()) < TOL
+
+
 def test_integer_weights_equal_a_resample(world):
     """Counts as weights (a bootstrap) give the Pearson r of the resampled data."""
     source, feed, acts, rows = world
@@ -228,3 +255,58 @@ def test_topk_rows_breaks_ties_by_index():
     assert i[2].tolist() == [1, 3, 4, 5, -1, -1]
     v, i = order_candidates(np.array([[0.3, np.nan, 0.3]]), np.array([[9, 1, 4]]), 3)
     assert i.tolist() == [[4, 9, -1]]
+
+
+def test_default_budget_runs_wait_for_each_other(tmp_path, monkeypatch):
+    """Two engines at the default budget (a fraction of all RAM) never run at once on one machine."""
+    import threading
+    import time
+
+    from precompute.match.engine import _default_budget_lock
+
+    monkeypatch.setenv("UNITSCOPE_ENGINE_LOCK", str(tmp_path / "engine.lock"))
+    events = []
+
+    def second():
+        with _default_budget_lock(True):
+            events.append("second in")
+
+    with _default_budget_lock(True):
+        thread = threading.Thread(target=second)
+        thread.start()
+        time.sleep(0.3)
+        events.append("first out")
+    thread.join(5)
+    assert events == ["first out", "second in"]
+    with _default_budget_lock(True), _default_budget_lock(False):  # an explicit budget never waits
+        pass
+
+
+def test_split_rows_multiply_only_their_stimuli_and_unweighted_stimuli_are_skipped(world):
+    """Rows restricted to complementary halves (a split-half) are scheduled by weight pattern: every
+    answer is the reference's, and stimuli that no row weighs are never run through the model."""
+    source, feed, acts, rows = world
+    n = acts.shape[0]
+    rng = np.random.default_rng(21)
+    used = rng.random(n) < 0.8
+    half = rng.random(n) < 0.5
+    masks = np.stack([used & half, used & ~half]).astype(float)
+    values = np.concatenate([rows[:3], rows[:3]])
+    group = np.array([0, 1, 0, 1, 0, 1])  # interleaved: the engine sorts rows by group and back
+
+    class Counting:
+        def __init__(self, inner):
+            self.inner, self.layers, self.model, self.seen = inner, inner.layers, inner.model, 0
+
+        def activations(self, images, ids, layer_indices=None):
+            self.seen += len(images)
+            return self.inner.activations(images, ids, layer_indices=layer_indices)
+
+    counting = Counting(source)
+    result = match_units(counting, feed, RowSet(values, group, masks), small_config(top_k=10))
+    assert counting.seen == int(used.sum())
+    for i in range(len(values)):
+        subset = np.where(masks[group[i]] > 0, values[i], np.nan)
+        ref = reference_r(subset[None, :], acts)[0]
+        check_topk(result.top_r[i], result.top_index[i], ref, 10)
+    assert result.group.tolist() == group.tolist()

@@ -64,3 +64,24 @@ def test_onnx_source_matches_brute_force(tmp_path):
         _, fm_flat = result.featuremap[0]
         assert fm_flat[i, 2] == -1  # a dead feature map has no best unit
     assert result.top_index[0, 0] == 5 and result.top_index[2, 0] == 109
+
+
+def test_a_subset_of_layers_runs_a_cut_graph_with_the_same_outputs(tmp_path):
+    """Asking for the early layer only runs a graph cut after it (onnxruntime would run every node)."""
+    layers = tiny_onnx(tmp_path / "tiny.onnx")
+    source = sources.OnnxSource("tiny", tmp_path / "tiny.onnx", layers, input_size=8, in_channels=1,
+                                mean=[0.5], std=[0.5], threads=1)
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, (8, 8), dtype=np.uint8) for _ in range(5)]
+    ids = [f"s{i}" for i in range(5)]
+    full = source.activations(images, ids)
+    early = source.activations(images, ids, layer_indices=[0])
+    np.testing.assert_array_equal(early[0], full[0])
+    cut = source.session_for(["layer0"])
+    assert cut is not source.session and source.session_for(["layer0"]) is cut  # built once, reused
+    assert [o.name for o in cut.get_outputs()] == ["layer0"]
+    assert {n.op_type for n in sources.cut_graph(tmp_path / "tiny.onnx", "input", ["layer0"]).graph.node} == {
+        "Conv", "Relu"}
+    assert source.session_for(["layer0", "layer1"]) is source.session  # every layer: the whole graph
+    late = source.activations(images, ids, layer_indices=[1])
+    np.testing.assert_allclose(late[0], full[1], rtol=1e-6)
