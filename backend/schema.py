@@ -472,6 +472,9 @@ def remove_dataset_rows(con: duckdb.DuckDBPyConnection, dataset: str) -> None:
     """Delete a dataset and every result derived from it (inside the caller's transaction)."""
     for name in tables_with_column("dataset"):
         con.execute(f'DELETE FROM "{name}" WHERE dataset = ?', [dataset])
+    # results of other datasets that read this one are named after it: metric `cross_dataset@<dataset>`
+    for name in tables_with_column("metric"):
+        con.execute(f'DELETE FROM "{name}" WHERE ends_with(metric, ?)', ["@" + dataset])
 
 
 def remove_model_rows(con: duckdb.DuckDBPyConnection, model: str) -> None:

@@ -39,6 +39,8 @@ ANALYSIS_MODULES: tuple[str, ...] = (
     "precompute.statistics.null",
     "precompute.statistics.pls",
     "precompute.statistics.crossval",
+    # select on one dataset, evaluate on another (runs only with --select-on)
+    "precompute.statistics.cross_dataset",
     # the paper's analyses (issue 7)
     "precompute.analyses.runnerups",
     "precompute.analyses.featuremaps",
@@ -66,7 +68,13 @@ class Analysis:
                        machine; `demo --full` runs them everywhere) or "primary" (Lite0 and its
                        controls, DESIGN.md's "every analysis on Lite0 and its controls")
     cross_model:       runs once per dataset over every matched model (ctx.model is None, ctx.models set)
-    outputs:           (table, metric) pairs it writes; a rerun deletes them for its (dataset, model) first
+    outputs:           (table, metric) pairs it writes; a rerun deletes them for its (dataset, model) first;
+                       a metric may name options as `{option}` (formatted with the run's options)
+    dataset_options:   options (CLI flags) that name another dataset the analysis reads (e.g. `select_on`
+                       for `cross_dataset`): required, so the analysis only runs when they are given (a
+                       run of "all analyses" skips it otherwise); the model must be matched on that
+                       dataset; its step is `analyze:<name>@<value>:<dataset>:<model>` and is redone when
+                       that dataset or its match run changes too
     """
 
     name: str
@@ -76,6 +84,16 @@ class Analysis:
     default_models: str = "all"
     cross_model: bool = False
     outputs: tuple[tuple[str, str], ...] = ()
+    dataset_options: tuple[str, ...] = ()
+
+    def label(self, options: dict[str, str] | None = None) -> str:
+        """The name in step names: `name`, or `name@value` per dataset option (`cross_dataset@hvm-a`)."""
+        options = options or {}
+        return self.name + "".join(f"@{options[o]}" for o in self.dataset_options if options.get(o))
+
+    def missing_options(self, options: dict[str, str] | None) -> list[str]:
+        options = options or {}
+        return [o for o in self.dataset_options if not options.get(o)]
 
 
 _REGISTRY: dict[str, Analysis] = {}
@@ -139,6 +157,7 @@ class AnalysisContext:
     seed: int = DEFAULT_SEED
     models: tuple[str, ...] = ()
     analysis: str = ""
+    options: dict[str, str] = field(default_factory=dict)
     _cache: dict = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------ settings
@@ -317,12 +336,15 @@ class AnalysisContext:
         keys = zip(*(tbl.column(c).to_numpy() for c in ("layer_idx", "channel", "y", "x")), strict=True)
         return {tuple(int(v) for v in k): matrix[i] for i, k in enumerate(keys)}
 
-    def request_activations(self, units: Sequence[tuple[int, int, int, int]], model: str | None = None) -> int:
-        """Gather activations of more units (runs the model; reason 'requested'); returns how many were added."""
+    def request_activations(self, units: Sequence[tuple[int, int, int, int]], model: str | None = None,
+                            source=None) -> int:
+        """Gather activations of more units (runs the model; reason 'requested'); returns how many were added.
+
+        `source`: an open ActivationSource of the model to use (default: open the stored model)."""
         from precompute.match.gather import gather_more
 
         m = self._model(model)
-        added = gather_more(self.con, self.dataset, m, list(units), self.store)
+        added = gather_more(self.con, self.dataset, m, list(units), self.store, source=source)
         self._cache.pop(("activations", m), None)
         self._cache.pop(("activations_all", m), None)
         return added
@@ -380,8 +402,12 @@ class AnalysisContext:
             self.con.unregister(name)
 
     def clear_outputs(self, outputs: Sequence[tuple[str, str]]) -> None:
-        """Delete the (table, metric) rows of this (dataset, model): a rerun replaces them whole."""
+        """Delete the (table, metric) rows of this (dataset, model): a rerun replaces them whole.
+
+        A metric naming options (`cross_dataset@{select_on}`) is formatted with this run's options."""
         for table, metric in outputs:
+            if "{" in metric:
+                metric = metric.format(**self.options)
             if table == "model_comparisons":
                 if self.models:
                     marks = ", ".join("?" for _ in self.models)
@@ -443,32 +469,53 @@ def inputs_fingerprint(con, dataset: str, models: Sequence[str]) -> list:
 
 
 def run_analysis(store: Store, analysis: Analysis, dataset: str, model: str | None = None, *,
-                 protocol: str = "default", seed: int = DEFAULT_SEED, force: bool = False) -> bool:
+                 protocol: str = "default", seed: int = DEFAULT_SEED, force: bool = False,
+                 options: dict[str, str] | None = None) -> bool:
     """Run one analysis for one (dataset, model) (or, cross-model, for the dataset) in its own step.
 
+    `options`: values of the analysis's dataset options (e.g. {"select_on": "hvm-a"} for cross_dataset).
     Returns False when skipped: already done on the same inputs (see `inputs_fingerprint`) and not
     `force`."""
     if protocol not in PROTOCOLS:
         raise UserError(f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
+    options = {k: str(v) for k, v in (options or {}).items() if v}
+    missing = analysis.missing_options(options)
+    if missing:
+        raise UserError(f"analysis {analysis.name!r} needs {', '.join('--' + m.replace('_', '-') for m in missing)} "
+                        "(the dataset to read besides --dataset)")
     target = None if analysis.cross_model else model
-    name = step_name(analysis.name, dataset, target)
+    name = step_name(analysis.label(options), dataset, target)
     with store.locked():
         with store.connect() as con:
             check_inputs(con, dataset, [] if target is None else [target], analysis.requires_matching)
+            other = [options[o] for o in analysis.dataset_options]
+            check_other_datasets(con, dataset, other, [] if target is None else [target])
             models = tuple(matched_models(con, dataset)) if analysis.cross_model else ()
             fingerprint = inputs_fingerprint(con, dataset, models if analysis.cross_model else [target])
+            for d in other:
+                fingerprint += inputs_fingerprint(con, d, [] if target is None else [target])
             unchanged = name in steps_done(con) and _recorded_inputs(con).get(name) == fingerprint
         if unchanged and not force:
             log.info("%s is already done; skipping (use --force to redo it)", name)
             return False
         with store.step(name) as con:
             ctx = AnalysisContext(con=con, store=store, dataset=dataset, model=target, protocol=protocol, seed=seed,
-                                  models=models, analysis=analysis.name)
+                                  models=models, analysis=analysis.name, options=options)
             ctx.clear_outputs(analysis.outputs)
             analysis.run(ctx)
             store.record(con, "seeds", name, seed)
             store.record(con, ANALYSIS_INPUTS_KEY, name, fingerprint)
     return True
+
+
+def check_other_datasets(con, dataset: str, others: Sequence[str], models: Sequence[str]) -> None:
+    """UserError when a dataset an analysis also reads (a dataset option) is the same dataset, unknown, or
+    not matched with the model."""
+    for other in others:
+        if other == dataset:
+            raise UserError(f"--select-on names the dataset itself ({dataset!r}); name another dataset that "
+                            "shares site ids with it (for held-out r within one dataset use heldout_split_half)")
+        check_inputs(con, other, models, True)
 
 
 #: build_info key: JSON object step name -> the inputs fingerprint it ran on
@@ -482,14 +529,29 @@ def _recorded_inputs(con) -> dict:
 
 def run_analyses(store: Store, dataset: str, models: Sequence[str], names: Sequence[str] | None = None, *,
                  protocol: str = "default", seed: int = DEFAULT_SEED, force: bool = False,
-                 progress: bool = False) -> list[tuple[str, bool]]:
+                 progress: bool = False, options: dict[str, str] | None = None) -> list[tuple[str, bool]]:
     """Run the named analyses (all by default) for each model, then the cross-model ones once.
 
+    An analysis with dataset options (cross_dataset's `select_on`) runs only when they are given; named
+    explicitly without them it is a UserError, in a run of all analyses it is skipped (logged).
     Inputs are checked before anything runs. Returns (step name, ran) per step."""
-    chosen = get_analyses(names)
+    options = {k: str(v) for k, v in (options or {}).items() if v}
+    chosen = []
+    for a in get_analyses(names):
+        missing = a.missing_options(options)
+        if missing and names:
+            raise UserError(f"analysis {a.name!r} needs "
+                            f"{', '.join('--' + m.replace('_', '-') for m in missing)} (the dataset to read besides "
+                            f"--dataset {dataset})")
+        if missing:
+            log.info("skipping %s: it needs %s", a.name, ", ".join("--" + m.replace("_", "-") for m in missing))
+            continue
+        chosen.append(a)
     models = list(dict.fromkeys(models))
     with store.connect() as con:
         check_inputs(con, dataset, models, any(a.requires_matching for a in chosen))
+        for a in chosen:
+            check_other_datasets(con, dataset, [options[o] for o in a.dataset_options], models)
     plan = [(a, m) for m in models for a in chosen if not a.cross_model]
     plan += [(a, None) for a in chosen if a.cross_model]
     bar = None
@@ -502,11 +564,12 @@ def run_analyses(store: Store, dataset: str, models: Sequence[str], names: Seque
     out = []
     try:
         for analysis, model in plan:
-            name = step_name(analysis.name, dataset, model)
+            name = step_name(analysis.label(options), dataset, model)
             if bar is not None:
                 bar.set_postfix_str(name, refresh=True)
+            used = {o: options[o] for o in analysis.dataset_options}
             out.append((name, run_analysis(store, analysis, dataset, model, protocol=protocol, seed=seed,
-                                           force=force)))
+                                           force=force, options=used)))
             if bar is not None:
                 bar.update(1)
     finally:
@@ -518,6 +581,8 @@ def run_analyses(store: Store, dataset: str, models: Sequence[str], names: Seque
 # ---------------------------------------------------------------------------------------------- CLI
 ANALYZE_HELP = """Compute statistics and analyses for a dataset and one or more matched models, into the
 scores, layer_scores, site_scores, selection_curve and model_comparisons tables (docs/metrics.md).
+`--select-on A` adds cross_dataset (each site's best unit on dataset A, scored on --dataset); without it
+cross_dataset is skipped.
 
 Each analysis runs for each model in its own step (one transaction, published when done); a step
 already done on the same inputs is skipped unless --force (use it to recompute with another --seed or
@@ -543,12 +608,15 @@ def register_cli(sub) -> None:
                    help="default, or paper (full protocols: more resamples, every layer)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of every resampling (default 0)")
     p.add_argument("--force", action="store_true", help="redo analyses that are already done")
+    p.add_argument("--select-on", dest="select_on", metavar="DATASET", default=None,
+                   help="cross_dataset: the dataset whose best units are evaluated on --dataset (the two must "
+                        "share site ids; the model must be matched on it)")
     p.set_defaults(func=cmd_analyze)
 
 
 def cmd_analyze(args: argparse.Namespace, store: Store) -> int:
     results = run_analyses(store, args.dataset, args.models, args.only, protocol=args.protocol, seed=args.seed,
-                           force=args.force, progress=True)
+                           force=args.force, progress=True, options={"select_on": getattr(args, "select_on", None)})
     for name, ran in results:
         print(f"{name}: {'done' if ran else 'already done (use --force to redo)'}")
     return 0
@@ -565,7 +633,8 @@ def demo_steps(variant: str) -> list:
     from precompute.demo import DemoStep, demo_dataset
 
     dataset = demo_dataset(variant)
-    registry = list(analyses().values())
+    # analyses that read a second dataset (cross_dataset) need a pair the demo does not have
+    registry = [a for a in analyses().values() if not a.dataset_options]
     plan: list[tuple[Analysis, str | None]] = []
     if variant == "quick":
         plan = [(a, "efficientnet-lite0") for a in registry if not a.cross_model]

@@ -243,6 +243,9 @@ def step_depends_on(step: str, *, dataset: str | None = None, model: str | None 
             return True
         if kind == "analyze" and len(parts) in (3, 4) and parts[2] == dataset:
             return True
+        # analyses that also read another dataset name it as an option: analyze:NAME@OTHER:DATASET:MODEL
+        if kind == "analyze" and len(parts) in (3, 4) and dataset in parts[1].split("@")[1:]:
+            return True
     if model is not None:
         if kind == "model" and parts[1:] == [model]:
             return True

@@ -11,6 +11,12 @@ at its bottom, the named analyses that apply them to one (dataset, model) and wr
     one_to_one   Hungarian one-to-one assignment of sites to units
     depth        normalised depth of each site's best unit (Figure S7)
     comparisons  paired comparison of two models over the same sites (Wilcoxon signed-rank)
+    splits, streaming_pass
+                 stratified splits; the one statistics pass (training copies, permuted copies, projections)
+    null, pls    the null for the maximum (permutations, BH); Brain-Score's PLS linear predictivity
+    crossval     held-out r (split-half, neuron_to_neuron), stability, selection curve, stimulus intervals
+    cross_dataset
+                 select on one dataset, evaluate on another that shares site ids (--select-on)
 
 The definitions and the reasons for each formula are in docs/metrics.md.
 """

@@ -15,6 +15,10 @@ Protocols (docs/metrics.md has the reasons):
   the split-half training sets, where both are known).
 - selection curve (Figure S1): one stratified training set per fraction of the stimuli, scored on the rest.
 
+Intervals: every held-out median has one over sites (`heldout_split_half`, `heldout_n2n`) and one over
+stimuli (`heldout_split_half_stimuli`, `heldout_n2n_stimuli`: the held-out stimuli resampled with each
+site's selected unit held fixed, `heldout_bootstrap_medians`).
+
 Analyses registered here: `crossval` (n2n, stability, selection curve, pool agreement; Lite0 and its
 controls in the demo) and `heldout_split_half` (every model; writes site_scores `heldout_r` and the
 attenuation-corrected `heldout_ceiled` through ceiling.write_heldout_ceiled).
@@ -30,7 +34,14 @@ import pandas as pd
 
 from precompute.analyze import Analysis, AnalysisContext, register
 from precompute.statistics.ceiling import write_heldout_ceiled
-from precompute.statistics.resample import median_interval
+from precompute.statistics.correlation import PairMoments
+from precompute.statistics.resample import (
+    LEVEL,
+    median_interval,
+    nanmedian_axis1,
+    percentile_interval,
+    stimulus_count_chunks,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +80,55 @@ def heldout_r(responses: np.ndarray, selected_values: np.ndarray, train_masks: n
     responses = np.asarray(responses, dtype=np.float64)
     return np.stack([masked_pearson_rows(responses, selected_values[t], ~np.asarray(train_masks[t], bool))
                      for t in range(len(train_masks))]) if len(train_masks) else np.zeros((0, len(responses)))
+
+
+def heldout_bootstrap_medians(responses: np.ndarray, selected_values: np.ndarray, train_masks: np.ndarray,
+                              site_groups: list[np.ndarray], n_resamples: int, rng: np.random.Generator
+                              ) -> np.ndarray:
+    """(n_resamples, groups) median over each group's sites of the held-out r, over stimulus resamples.
+
+    Each resample draws the stimuli with replacement (`stimulus_count_chunks`: the same draw for every
+    site and every training set); each set's held-out r is recomputed over its held-out stimuli (the
+    complement of its training mask) weighted by their draw counts, with every site's selected unit held
+    fixed (the selection is not redone); a site's held-out r is the mean over sets (NaN sets left out),
+    as `heldout_r` + the per-site mean do on the full sample. A group's median leaves out sites without
+    an r. Vectorised: a few matrix products per (set, chunk of resamples), no loop over sites.
+
+    responses (sites, stimuli); selected_values (sets, sites, stimuli); train_masks (sets, stimuli);
+    site_groups: index arrays of sites (e.g. one per region)."""
+    responses = np.asarray(responses, dtype=np.float64)
+    holdout = ~np.asarray(train_masks, dtype=bool)
+    n_sets, _, n_stim = np.shape(selected_values)
+    # each set's per-stimulus terms, on its held-out stimuli only (computed once for all resamples)
+    cols = [np.flatnonzero(h) for h in holdout]
+    moments = [PairMoments(responses, selected_values[t]).columns(cols[t]) for t in range(n_sets)]
+    out = []
+    for counts in stimulus_count_chunks(n_stim, n_resamples, rng):
+        total = np.zeros((len(counts), len(responses)))
+        n_ok = np.zeros_like(total)
+        for t in range(n_sets):
+            r = moments[t].pearson(counts[:, cols[t]])
+            ok = np.isfinite(r)
+            total += np.where(ok, r, 0.0)
+            n_ok += ok
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_site = np.where(n_ok > 0, total / np.maximum(n_ok, 1), np.nan)
+        out.append(np.stack([nanmedian_axis1(per_site[:, np.asarray(g, int)]) if len(g) else
+                             np.full(len(counts), np.nan) for g in site_groups], axis=1))
+    return np.concatenate(out, axis=0) if out else np.zeros((0, len(site_groups)))
+
+
+def stimulus_interval_rows(sites: pd.DataFrame, per_site: np.ndarray, responses: np.ndarray,
+                           selected_values: np.ndarray, train_masks: np.ndarray, metric: str, n_resamples: int,
+                           rng: np.random.Generator, level: float = LEVEL) -> list[tuple]:
+    """(region, metric, median, low, high) per region: the held-out median with its stimulus-bootstrap
+    interval (`heldout_bootstrap_medians`; all regions share each resample)."""
+    regions = sorted(sites["region"].unique())
+    groups = [np.flatnonzero((sites["region"] == g).to_numpy() & np.isfinite(per_site)) for g in regions]
+    boot = heldout_bootstrap_medians(responses, selected_values, train_masks, groups, n_resamples, rng)
+    lo, hi = percentile_interval(boot, level)
+    return [(g, metric, float(np.median(per_site[idx])) if len(idx) else np.nan, float(lo[i]), float(hi[i]))
+            for i, (g, idx) in enumerate(zip(regions, groups, strict=True))]
 
 
 def selection_stability(selected: np.ndarray) -> np.ndarray:
@@ -141,7 +201,8 @@ def run_heldout_split_half(ctx: AnalysisContext) -> None:
     names = [n for n in result.set_names if n.startswith("half")]
     sites = ctx.sites().reset_index(drop=True)
     masks = result.train_masks[[result.set_index(n) for n in names]]
-    r = heldout_r(ctx.responses(), _selected_values(result, names), masks)
+    values = _selected_values(result, names)
+    r = heldout_r(ctx.responses(), values, masks)
     per_site = _nanmean_rows(r)
     stability = selection_stability(result.selected[[result.set_index(n) for n in names]])
     ctx.write_site_scores(pd.concat([
@@ -149,9 +210,10 @@ def run_heldout_split_half(ctx: AnalysisContext) -> None:
         _site_frame(sites, "heldout_r", per_site),
         _site_frame(sites, "stability_split_half", stability),
     ]))
-    ctx.write_scores(pd.DataFrame(region_rows(sites, per_site, "heldout_split_half", ctx.n_resamples,
-                                              lambda g: ctx.rng(g, "split_half")),
-                                  columns=["region", "metric", "value", "ci_low", "ci_high"]))
+    rows = region_rows(sites, per_site, "heldout_split_half", ctx.n_resamples, lambda g: ctx.rng(g, "split_half"))
+    rows += stimulus_interval_rows(sites, per_site, ctx.responses(), values, masks, "heldout_split_half_stimuli",
+                                   ctx.n_resamples, ctx.rng("split_half", "stimuli"))
+    ctx.write_scores(pd.DataFrame(rows, columns=["region", "metric", "value", "ci_low", "ci_high"]))
     if not ctx.sites()["reliability"].isna().all():
         write_heldout_ceiled(ctx, pd.Series(per_site, index=sites["site_id"]).dropna())
 
@@ -194,24 +256,28 @@ def run_crossval(ctx: AnalysisContext) -> None:
     if exact:
         masks = result.train_masks[[result.set_index(n) for n in exact]]
         selected = result.selected[[result.set_index(n) for n in exact]]
-        r = heldout_r(responses, _selected_values(result, exact), masks)
+        values = _selected_values(result, exact)
+        r = heldout_r(responses, values, masks)
     else:
         masks = n2n_masks(ctx)
         pool, keys = _pool(ctx)
         r = np.full((len(masks), len(sites)), np.nan)
         selected = np.full((len(masks), len(sites), 4), -1, np.int64)
+        values = np.full((len(masks), *responses.shape), np.nan)
         for t, mask in enumerate(masks):
             pick = select_in_pool(responses, pool, mask)
             ok = pick >= 0
-            vals = np.full(responses.shape, np.nan)
-            vals[ok] = pool[np.flatnonzero(ok), pick[ok]]
-            r[t] = masked_pearson_rows(responses, vals, ~mask)
+            values[t, ok] = pool[np.flatnonzero(ok), pick[ok]]
+            r[t] = masked_pearson_rows(responses, values[t], ~mask)
             for s in np.flatnonzero(ok):
                 selected[t, s] = keys[s][pick[s]]
     per_site = _nanmean_rows(r)
     site_frames += [_site_frame(sites, "heldout_n2n", per_site),
                     _site_frame(sites, "stability", selection_stability(selected))]
     score_rows += region_rows(sites, per_site, "heldout_n2n", ctx.n_resamples, lambda g: ctx.rng(g, "n2n"))
+    score_rows += stimulus_interval_rows(sites, per_site, responses, values, masks, "heldout_n2n_stimuli",
+                                         ctx.n_resamples, ctx.rng("n2n", "stimuli"))
+    del values
 
     # how often the pool's choice is the all-units choice (on the split-half sets, where both are known)
     halves = [n for n in result.set_names if n.startswith("half")]
@@ -249,7 +315,8 @@ register(Analysis(
     "held-out r under Brain-Score's neuron_to_neuron protocol, match stability, selection curve (Fig. S1)",
     run_crossval,
     default_models="main",
-    outputs=(("scores", "heldout_n2n"), ("scores", "pool_agreement"), ("site_scores", "heldout_n2n"),
+    outputs=(("scores", "heldout_n2n"), ("scores", "heldout_n2n_stimuli"), ("scores", "pool_agreement"),
+             ("site_scores", "heldout_n2n"),
              ("site_scores", "stability"), ("selection_curve", "")),
 ))
 register(Analysis(
@@ -257,7 +324,8 @@ register(Analysis(
     "held-out r of the unit selected on the other half of the stimuli (split-half); attenuation-corrected",
     run_heldout_split_half,
     default_models="main",
-    outputs=(("scores", "heldout_split_half"), ("scores", "heldout_ceiled"), ("site_scores", "heldout_split_half"),
+    outputs=(("scores", "heldout_split_half"), ("scores", "heldout_split_half_stimuli"), ("scores", "heldout_ceiled"),
+             ("site_scores", "heldout_split_half"),
              ("site_scores", "heldout_r"), ("site_scores", "stability_split_half"),
              ("site_scores", "heldout_ceiled")),
 ))

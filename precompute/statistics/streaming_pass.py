@@ -25,7 +25,8 @@ passes when the accumulator grows. `PassSpec` says what goes in; the defaults ar
 The result (`PassResult`, a few MB without projections) is cached per (dataset, model, inputs, protocol,
 seed) under `<data folder>/cache/stats/`, so the analyses that share it (`null`, `pls`, `crossval`,
 `heldout_split_half`) run it once: the first of them computes the full pass; `heldout_split_half`
-alone (Lite1/Lite2 in the demo) computes only the split-half rows.
+alone (Lite1/Lite2 in the demo) computes only the split-half rows. Only the latest pass of a (dataset,
+model) is kept: writing one removes that pair's other files (`prune_cache`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -416,6 +418,12 @@ def open_model_source(ctx):
     return open_source(ctx.con, ctx.model, ctx.store)
 
 
+def _pair_prefix(dataset: str, model: str) -> str:
+    """`pass-<digest of (dataset, model)>-`: the cache files of one (dataset, model) share it."""
+    pair = json.dumps([dataset, model]).encode()
+    return f"pass-{hashlib.sha256(pair).hexdigest()[:12]}-"
+
+
 def _cache_path(ctx, spec: PassSpec) -> Path | None:
     if ctx.store is None:
         return None
@@ -425,7 +433,37 @@ def _cache_path(ctx, spec: PassSpec) -> Path | None:
     key = json.dumps({"dataset": ctx.dataset, "model": ctx.model, "protocol": ctx.protocol,
                       "inputs": inputs_fingerprint(ctx.con, ctx.dataset, [ctx.model]), "spec": spec.summary()},
                      sort_keys=True, default=str)
-    return data_dir_of(ctx.store) / "cache" / "stats" / f"pass-{hashlib.sha256(key.encode()).hexdigest()[:24]}.npz"
+    name = f"{_pair_prefix(ctx.dataset, ctx.model)}{hashlib.sha256(key.encode()).hexdigest()[:24]}.npz"
+    return data_dir_of(ctx.store) / "cache" / CACHE_FOLDER / name
+
+
+#: cache/<CACHE_FOLDER>/ under the data folder holds the passes
+CACHE_FOLDER = "stats"
+#: the names of cache files written before the (dataset, model) prefix (`pass-<24 hex>.npz`)
+_LEGACY_NAME = re.compile(r"^pass-[0-9a-f]{24}\.npz$")
+
+
+def prune_cache(path: Path) -> list[Path]:
+    """Remove the cached passes that `path` (just written) supersedes; return what was removed.
+
+    Removed: every other file of the same (dataset, model) (another seed, protocol, set of splits or
+    earlier inputs: a rerun keys a new file, and only the latest is kept), leftover temporary files of
+    that pair (a write killed midway), and files named in the format before the (dataset, model) prefix
+    (never read again). Other pairs' files stay."""
+    prefix = path.name[:len(_pair_prefix("", ""))]
+    removed = []
+    for other in path.parent.glob("pass-*"):
+        if other == path:
+            continue
+        if other.name.startswith(prefix) or _LEGACY_NAME.match(other.name):
+            try:
+                other.unlink()
+            except FileNotFoundError:
+                continue
+            removed.append(other)
+    if removed:
+        log.info("statistics pass cache: removed %d superseded file(s) beside %s", len(removed), path.name)
+    return removed
 
 
 def ensure_pass(ctx, full: bool = True) -> PassResult | None:
@@ -468,4 +506,5 @@ def ensure_pass(ctx, full: bool = True) -> PassResult | None:
     path = _cache_path(ctx, spec)
     if path is not None:
         result.save(path)
+        prune_cache(path)
     return result

@@ -147,6 +147,8 @@ def test_trials_and_responses_round_trip(mini_db: Store):
         ("analyze:one_to_one:mini:toy", "mini2", None, False),
         ("analyze:comparisons:mini", None, "toy", True),
         ("analyze:comparisons:mini", "mini", None, True),
+        ("analyze:cross_dataset@mini2:mini:toy", "mini2", None, True),  # it reads mini2 too
+        ("analyze:cross_dataset@mini2:mini:toy", "mini3", None, False),
     ],
 )
 def test_step_dependencies(step, dataset, model, expected):

@@ -1,0 +1,149 @@
+"""Select on one dataset, evaluate on another: each site's best unit on dataset A, its r on dataset B.
+
+Where two datasets share site ids (e.g. two stimulus sets recorded at the same sites), the strictest
+held-out test of a site's best unit is a new stimulus set: the unit is chosen on A's stimuli (the
+site's rank-1 match on A, `matches`) and scored on B's (its r with B's trial-averaged responses,
+float64), so neither the selection's optimism nor A's particular images inflate it.
+
+The selected units' activations on B's stimuli come from B's gathered activations where the unit is
+already stored (B matched with the same model) and otherwise are gathered now (one inference pass over
+B's stimuli for just those units, stored in `unit_activations` with reason 'requested').
+
+Analysis registered here: `cross_dataset`, run as
+`python -m precompute analyze --dataset B --select-on A --model M --only cross_dataset`
+(step `analyze:cross_dataset@A:B:M`); see docs/metrics.md for the metrics it writes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from precompute.analyze import Analysis, AnalysisContext, register
+from precompute.errors import UserError
+from precompute.statistics.correlation import complete_stimuli
+from precompute.statistics.crossval import masked_pearson_rows
+from precompute.statistics.resample import median_interval
+from precompute.statistics.scores import stimulus_bootstrap_median
+
+log = logging.getLogger(__name__)
+
+UNIT = ["layer_idx", "channel", "y", "x"]
+
+
+# ---------------------------------------------------------------------------------------------- pure functions
+def shared_site_ids(select_sites: Sequence[str], eval_sites: Sequence[str]) -> list[str]:
+    """Site ids present in both datasets, in the evaluation dataset's order."""
+    chosen = set(map(str, select_sites))
+    return [s for s in map(str, eval_sites) if s in chosen]
+
+
+def cross_dataset_r(responses: np.ndarray, unit_values: np.ndarray) -> np.ndarray:
+    """(sites,) r of each site's responses on the evaluation stimuli with its selected unit's activations
+    there (row i with row i), over the stimuli where both are finite; NaN for a row without a unit (NaN
+    row), with fewer than 3 stimuli, or constant."""
+    return masked_pearson_rows(responses, unit_values, np.ones(np.shape(responses)[1], dtype=bool))
+
+
+# ---------------------------------------------------------------------------------------------- analysis
+def _metric(base: str, select_on: str) -> str:
+    return f"{base}@{select_on}"
+
+
+def _unit_values(ctx: AnalysisContext, units: list[tuple[int, int, int, int]]) -> dict:
+    """Activations on ctx.dataset's stimuli of `units`: stored ones, the others gathered now (when the model
+    can be run)."""
+    from precompute.statistics.streaming_pass import open_model_source
+
+    stored = ctx.activations(units)
+    missing = [u for u in dict.fromkeys(units) if u not in stored]
+    if missing:
+        source = open_model_source(ctx)
+        if source is None:
+            log.warning("%s has no activation source: %d selected units have no activations on %s and their "
+                        "sites are left out", ctx.model, len(missing), ctx.dataset)
+            return stored
+        try:
+            added = ctx.request_activations(missing, source=source)
+        finally:
+            source.close()
+        log.info("%s: gathered %d selected units on %s (%d were stored)", ctx.model, added, ctx.dataset,
+                 len(set(units)) - len(missing))
+        stored = ctx.activations(units)
+    return stored
+
+
+def run_cross_dataset(ctx: AnalysisContext) -> None:
+    """site_scores / scores `cross_dataset@A` (intervals over sites), scores `cross_dataset_stimuli@A`
+    (interval over B's stimuli), `cross_dataset_sites@A` and, when the model is matched on B too,
+    `cross_dataset_same_unit@A`."""
+    select_on = ctx.options["select_on"]
+    ctx_a = AnalysisContext(con=ctx.con, store=ctx.store, dataset=select_on, model=ctx.model,
+                            protocol=ctx.protocol, seed=ctx.seed, analysis=ctx.analysis)
+    sites_b = ctx.sites().reset_index(drop=True)
+    shared = shared_site_ids(ctx_a.sites()["site_id"], sites_b["site_id"])
+    if not shared:
+        raise UserError(f"datasets {select_on!r} and {ctx.dataset!r} share no site ids, so no site can be selected "
+                        f"on one and evaluated on the other (e.g. {select_on!r} has "
+                        f"{ctx_a.sites()['site_id'].iloc[0]!r}, {ctx.dataset!r} has {sites_b['site_id'].iloc[0]!r})")
+    best_a = ctx_a.best_matches().set_index("site_id").loc[shared]
+    best_a = best_a[best_a["r"].notna()]
+    if len(best_a) < len(shared):
+        log.warning("%d of %d shared sites have no match on %s: left out", len(shared) - len(best_a), len(shared),
+                    select_on)
+    units = list(best_a[UNIT].astype(int).itertuples(index=False, name=None))
+    table = _unit_values(ctx, units)
+    have = np.array([u in table for u in units], dtype=bool)
+    best_a = best_a[have]
+    units = [u for u, h in zip(units, have, strict=True) if h]
+    pos = pd.Series(sites_b.index.to_numpy(), index=sites_b["site_id"])
+    rows_b = pos.loc[best_a.index].to_numpy(int)
+    responses = ctx.responses()[rows_b]
+    values = ctx.activation_matrix(units).astype(np.float64) if units else np.zeros((0, responses.shape[1]))
+    r = cross_dataset_r(responses, values)
+    metric = _metric("cross_dataset", select_on)
+    ctx.write_site_scores(pd.DataFrame({"site_id": best_a.index, "metric": metric, "value": r})
+                          .dropna(subset=["value"]))
+
+    same_unit = None
+    matched_b = ctx.con.execute("SELECT count(*) FROM match_runs WHERE dataset = ? AND model = ?",
+                                [ctx.dataset, ctx.model]).fetchone()[0]
+    if matched_b:
+        best_b = ctx.best_matches().set_index("site_id").loc[best_a.index]
+        same_unit = (best_b[UNIT].to_numpy(float) == best_a[UNIT].to_numpy(float)).all(axis=1).astype(float)
+        same_unit[best_b["r"].isna().to_numpy()] = np.nan
+
+    score_rows = []
+    regions = sites_b.set_index("site_id").loc[best_a.index, "region"].to_numpy()
+    for region in sorted(set(regions)):
+        sel = regions == region
+        score_rows.append((region, metric, *median_interval(r[sel], ctx.n_resamples, ctx.rng(region, "sites"))))
+        ok = sel & np.isfinite(r)
+        if ok.any():
+            cols = complete_stimuli(responses[ok])
+            score_rows.append((region, _metric("cross_dataset_stimuli", select_on),
+                               *stimulus_bootstrap_median(responses[ok][:, cols], values[ok][:, cols],
+                                                          ctx.n_resamples, ctx.rng(region, "stimuli"))))
+        score_rows.append((region, _metric("cross_dataset_sites", select_on), float(ok.sum()), np.nan, np.nan))
+        if same_unit is not None and np.isfinite(same_unit[sel]).any():
+            score_rows.append((region, _metric("cross_dataset_same_unit", select_on),
+                               float(np.nanmean(same_unit[sel])), np.nan, np.nan))
+    ctx.write_scores(pd.DataFrame(score_rows, columns=["region", "metric", "value", "ci_low", "ci_high"]))
+    log.info("%s: %d sites selected on %s and scored on %s", ctx.model, int(np.isfinite(r).sum()), select_on,
+             ctx.dataset)
+
+
+register(Analysis(
+    "cross_dataset",
+    "each site's best unit on --select-on dataset A, its r on --dataset B (sites shared by id)",
+    run_cross_dataset,
+    requires_matching=False,
+    default_models="main",
+    outputs=(("site_scores", "cross_dataset@{select_on}"), ("scores", "cross_dataset@{select_on}"),
+             ("scores", "cross_dataset_stimuli@{select_on}"), ("scores", "cross_dataset_sites@{select_on}"),
+             ("scores", "cross_dataset_same_unit@{select_on}")),
+    dataset_options=("select_on",),
+))
