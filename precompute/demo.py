@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 VARIANTS = ("quick", "default", "full")
 
+#: Analyses run after every model's fast steps (besides those scoped to the main model only): minutes each.
+SLOW_ANALYSES = frozenset({"decoding", "heldout_split_half"})
 #: Modules that define `demo_steps(variant: str) -> list[DemoStep]`, in build order.
 STEP_PROVIDERS = (
     "precompute.datasets.synth",
@@ -63,7 +65,36 @@ def demo_steps(variant: str = "default") -> list[DemoStep]:
     names = [s.name for s in steps]
     if len(set(names)) != len(names):
         raise RuntimeError(f"duplicate demo step names: {names}")
-    return steps
+    return build_order(steps)
+
+
+def build_order(steps: list[DemoStep]) -> list[DemoStep]:
+    """The order the build runs in, so the dashboard is useful early and fills in by value per minute:
+    the dataset; then model by model (Lite0 first, then its controls, then Lite1/Lite2) the export, the
+    matching and the analyses that take seconds; then the analyses that take minutes (statistics pass,
+    rotations, decoding, receptive fields) model by model; last the comparisons across models, which need
+    every model matched. Steps keep their providers' order within each of these groups."""
+    from precompute.analyze import OTHER_DEMO_MODELS, PRIMARY_DEMO_MODELS, analyses
+
+    ranked = [*PRIMARY_DEMO_MODELS, *OTHER_DEMO_MODELS]
+    slow = {a.name for a in analyses().values() if a.default_models == "main"} | SLOW_ANALYSES
+
+    def rank(model: str) -> int:
+        return ranked.index(model) if model in ranked else len(ranked)
+
+    def key(step: DemoStep) -> tuple[int, int, int]:
+        kind, *rest = step.name.split(":")
+        if kind == "dataset":
+            return (0, 0, 0)
+        if kind == "model":
+            return (1, rank(rest[0]), 0)
+        if kind == "match" and len(rest) == 2:
+            return (1, rank(rest[1]), 1)
+        if kind == "analyze" and len(rest) == 3:
+            return (2, rank(rest[2]), 0) if rest[0] in slow else (1, rank(rest[2]), 2)
+        return (3, 0, 0)
+
+    return sorted(steps, key=key)
 
 
 def missing_steps(store: Store, variant: str = "default") -> list[DemoStep]:

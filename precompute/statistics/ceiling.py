@@ -123,7 +123,7 @@ register(Analysis(
     "noise_ceiling",
     "consistency, Brain-Score-ceiled score, low-reliability flags; held-out r corrected for attenuation",
     run_noise_ceiling,
-    default_models="primary",
+    default_models="all",  # seconds per model: every demo model
     outputs=(("scores", "consistency"), ("scores", "brainscore_ceiled"), ("scores", "low_reliability_sites"),
              ("scores", "heldout_ceiled"), ("site_scores", "low_reliability"), ("site_scores", "heldout_ceiled")),
 ))

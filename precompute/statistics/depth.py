@@ -34,6 +34,6 @@ register(Analysis(
     "depth",
     "normalised depth (0 = first layer, 1 = last) of each site's best unit (Fig. S7)",
     run_depth,
-    default_models="primary",
+    default_models="all",  # seconds per model: every demo model
     outputs=(("site_scores", "depth"), ("scores", "median_depth")),
 ))

@@ -106,7 +106,7 @@ register(Analysis(
     "one_to_one",
     "Hungarian one-to-one assignment of sites to their top-K units; how many sites share a best unit",
     run_one_to_one,
-    default_models="primary",
+    default_models="all",  # seconds per model: every demo model
     outputs=(("scores", "one_to_one"), ("scores", "shared_best_units"), ("site_scores", "one_to_one"),
              ("site_scores", "one_to_one_rank")),
 ))

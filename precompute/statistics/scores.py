@@ -162,6 +162,6 @@ register(Analysis(
     "layer_scores",
     "neural correlation within each layer; the best (V4-like / IT-like) layer and its score (Fig. S8)",
     run_layer_scores,
-    default_models="primary",
+    default_models="all",  # seconds per model: every demo model
     outputs=(("layer_scores", "neural_correlation"), ("scores", "best_layer"), ("scores", "best_layer_score")),
 ))
