@@ -1,9 +1,15 @@
-"""TOML batch files: imports, model additions and runs (datasets x models), done in that order."""
+"""TOML batch files: imports, model additions, runs (datasets x models) and analyses, done in that order.
+
+Imports and model additions run in this process; runs and analyses become tasks (precompute/cluster)
+run by the `local` executor (in this process) or the `dask` executor (on a Dask cluster).
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,7 +18,11 @@ from precompute.store import Store
 
 log = logging.getLogger(__name__)
 
-BATCH_HELP = """Run a TOML batch file: every [[import]], then every [[model]], then every [[run]].
+BATCH_HELP = """Run a TOML batch file: every [[import]], then every [[model]], then every [[run]] and [[analyze]].
+
+    executor = "local"              # optional: local (default) or dask (docs/cluster.md)
+    scheduler = "tcp://host:8786"   # optional, dask: the scheduler (none: a local cluster on this machine)
+    results_dir = "/shared/results" # optional, dask: folder shared with the workers (default: beside the db)
 
     [defaults]                      # optional, for every [[run]]
     top_k = 100
@@ -34,13 +44,23 @@ BATCH_HELP = """Run a TOML batch file: every [[import]], then every [[model]], t
     top_k = 100                     # optional: top_k, memory_gb, force
     force = false
 
+    [[analyze]]                     # optional: analyses x datasets x models, as `analyze` does
+    datasets = ["synthetic-hvm"]    # or dataset = "..."
+    models = ["efficientnet-lite0"] # or model = "..."
+    analyses = ["neural_correlation", "runnerups"]  # optional (default: all); cross-model ones run once
+    protocol = "default"            # optional: protocol, seed, force
+    seed = 0
+
 Imports and models that already exist are skipped (add `replace = true` to an [[import]] to redo it);
-runs already done are skipped unless force. Relative paths are relative to the batch file's folder.
+runs already done are skipped unless force, and analyses already done on the same inputs. An analysis
+runs after the [[run]] of its (dataset, model). Relative paths are relative to the batch file's folder.
 """
 
 RUN_KEYS = {"dataset", "datasets", "model", "models", "top_k", "memory_gb", "force"}
+ANALYZE_KEYS = {"dataset", "datasets", "model", "models", "analyses", "protocol", "seed", "force"}
 DEFAULT_KEYS = {"top_k", "memory_gb", "force"}
-TOP_KEYS = {"defaults", "import", "model", "run"}
+SETTING_KEYS = {"executor", "scheduler", "results_dir"}
+TOP_KEYS = {"defaults", "import", "model", "run", "analyze", *SETTING_KEYS}
 PATH_KEYS = {"path", "assembly", "stimuli", "images", "onnx", "weights"}
 
 
@@ -53,11 +73,25 @@ class RunSpec:
     force: bool = False
 
 
+@dataclass(frozen=True)
+class AnalyzeSpec:
+    dataset: str
+    model: str
+    analyses: tuple[str, ...] = ()  # empty: every registered analysis
+    protocol: str = "default"
+    seed: int = 0
+    force: bool = False
+
+
 @dataclass
 class Batch:
     imports: list[dict] = field(default_factory=list)
     models: list[dict] = field(default_factory=list)
     runs: list[RunSpec] = field(default_factory=list)
+    analyses: list[AnalyzeSpec] = field(default_factory=list)
+    executor: str | None = None
+    scheduler: str | None = None
+    results_dir: str | None = None
 
     def describe(self) -> list[str]:
         lines = [f"import {d['name']} ({d.get('format', '?')})" for d in self.imports]
@@ -65,6 +99,11 @@ class Batch:
         lines += [f"run    {r.dataset} x {r.model} (top_k {r.top_k}"
                   + (f", memory {r.memory_gb} GiB" if r.memory_gb else "") + (", force" if r.force else "") + ")"
                   for r in self.runs]
+        lines += [f"analyze {', '.join(a.analyses) or 'all analyses'} on {a.dataset} x {a.model} "
+                  f"(protocol {a.protocol}, seed {a.seed}" + (", force" if a.force else "") + ")"
+                  for a in self.analyses]
+        if self.executor:
+            lines.append(f"executor {self.executor}" + (f" at {self.scheduler}" if self.scheduler else ""))
         return lines
 
 
@@ -119,7 +158,44 @@ def parse_batch(data: dict, base_dir: Path | None = None) -> Batch:
         for dataset in _names(entry, "dataset", "datasets", where):
             for model in _names(entry, "model", "models", where):
                 batch.runs.append(RunSpec(dataset, model, top_k, memory_gb, force))
+    batch.analyses = _parse_analyses(data.get("analyze", []))
+    for key in SETTING_KEYS:
+        value = data.get(key)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise UserError(f"batch file: `{key}` must be a non-empty string")
+        if key == "results_dir" and value is not None and base_dir is not None:
+            value = str((base_dir / value).resolve())
+        setattr(batch, key, value)
+    if batch.executor not in (None, "local", "dask"):
+        raise UserError(f"batch file: executor must be \"local\" or \"dask\", not {batch.executor!r}")
     return batch
+
+
+def _parse_analyses(entries) -> list[AnalyzeSpec]:
+    if not isinstance(entries, list):
+        raise UserError("batch file: analyses are written [[analyze]]")
+    out = []
+    for i, entry in enumerate(entries):
+        where = f"batch file: [[analyze]] #{i + 1}"
+        if not isinstance(entry, dict):
+            raise UserError(f"{where}: must be a table")
+        bad = set(entry) - ANALYZE_KEYS
+        if bad:
+            raise UserError(f"{where}: unknown keys {sorted(bad)}; use {sorted(ANALYZE_KEYS)}")
+        names = entry.get("analyses", [])
+        if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+            raise UserError(f"{where}: `analyses` must be a list of analysis names (see `analyze --help`)")
+        protocol, seed, force = entry.get("protocol", "default"), entry.get("seed", 0), entry.get("force", False)
+        if protocol not in ("default", "paper"):
+            raise UserError(f"{where}: protocol must be \"default\" or \"paper\"")
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise UserError(f"{where}: seed must be an integer")
+        if not isinstance(force, bool):
+            raise UserError(f"{where}: force must be true or false")
+        for dataset in _names(entry, "dataset", "datasets", where):
+            for model in _names(entry, "model", "models", where):
+                out.append(AnalyzeSpec(dataset, model, tuple(names), protocol, seed, force))
+    return out
 
 
 def load_batch(path: Path) -> Batch:
@@ -169,10 +245,40 @@ def _run_command(argv: list[str], store: Store) -> None:
         raise UserError(f"batch file: `python -m precompute {' '.join(argv)}` failed (exit {code})")
 
 
-def run_batch(batch: Batch, store: Store) -> int:
-    """Run everything in order; stops at the first failure (finished pairs stay done)."""
-    from precompute.match.runner import run_pair
+def run_batch(batch: Batch, store: Store, *, executor: str | None = None, scheduler: str | None = None,
+              results_dir: Path | None = None, workers: int | None = None,
+              report: Callable[[str], None] = print) -> int:
+    """Run the batch (see `execute_batch`), print a summary; the exit code: 0 when every task succeeded."""
+    outcome = execute_batch(batch, store, executor=executor, scheduler=scheduler, results_dir=results_dir,
+                            workers=workers, report=report)
+    report(outcome.summary())
+    for o in outcome.failed:
+        report(f"  {o.task_id}: {o.error}")
+    return 1 if outcome.failed else 0
 
+
+def execute_batch(batch: Batch, store: Store, *, executor: str | None = None, scheduler: str | None = None,
+                  results_dir: Path | None = None, workers: int | None = None, client=None,
+                  report: Callable[[str], None] = print):
+    """Imports and model additions here, then runs and analyses with the executor; the tasks' BatchReport.
+
+    Options given here (the command line) win over the batch file's; the scheduler defaults to
+    $UNITSCOPE_DASK_SCHEDULER. `client` (a distributed.Client) is for callers that hold one already."""
+    from precompute.cluster.executor import run_tasks
+    from precompute.cluster.tasks import build_tasks
+
+    executor = executor or batch.executor or "local"
+    scheduler = scheduler or batch.scheduler or (os.environ.get("UNITSCOPE_DASK_SCHEDULER") if executor == "dask"
+                                                 else None)
+    results = results_dir or (Path(batch.results_dir) if batch.results_dir else None)
+    tasks = build_tasks(batch.runs, batch.analyses)  # checks analysis names before anything runs
+    with store.locked():
+        _add_inputs(batch, store)
+        return run_tasks(tasks, store, executor=executor, scheduler=scheduler, results_dir=results,
+                         workers=workers, client=client, report=report)
+
+
+def _add_inputs(batch: Batch, store: Store) -> None:
     for entry in batch.imports:
         if not entry.get("replace") and _exists(store, "datasets", "dataset", entry["name"]):
             log.info("batch: dataset %s exists; skipping its import", entry["name"])
@@ -183,9 +289,3 @@ def run_batch(batch: Batch, store: Store) -> int:
             log.info("batch: model %s exists; skipping", entry["name"])
             continue
         _run_command(["models", "add", entry["name"], *_argv(entry, {"name"})], store)
-    for spec in batch.runs:
-        outcome = run_pair(store, spec.dataset, spec.model, top_k=spec.top_k, memory_gb=spec.memory_gb,
-                           force=spec.force)
-        state = "already matched" if outcome is None else f"matched in {outcome.match_s:.1f} s"
-        print(f"{spec.dataset} x {spec.model}: {state}")
-    return 0

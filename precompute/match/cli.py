@@ -36,10 +36,21 @@ def register(sub) -> None:
 
     from precompute.match.batch import BATCH_HELP
 
-    b = sub.add_parser("batch", help="run a TOML file of imports, model additions and runs",
+    b = sub.add_parser("batch", help="run a TOML file of imports, model additions, runs and analyses "
+                       "(locally or on a Dask cluster)",
                        description=BATCH_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     b.add_argument("file", type=Path, help="the TOML batch file")
     b.add_argument("--dry-run", action="store_true", help="only check the file and list what it would do")
+    b.add_argument("--executor", choices=("local", "dask"), default=None,
+                   help="local: in this process (default); dask: on a Dask cluster (docs/cluster.md)")
+    b.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="dask: the scheduler, e.g. tcp://10.0.0.5:8786 (default: $UNITSCOPE_DASK_SCHEDULER, "
+                        "else a local cluster on this machine)")
+    b.add_argument("--results-dir", type=Path, default=None, metavar="DIR",
+                   help="dask: the results folder shared with the workers (default: $UNITSCOPE_RESULTS_DIR, "
+                        "else cluster-results/ beside the database)")
+    b.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="dask without --scheduler: worker processes of the local cluster (default: cores, max 4)")
     b.set_defaults(func=cmd_batch)
 
 
@@ -58,11 +69,19 @@ def cmd_run(args: argparse.Namespace, store: Store) -> int:
 
 
 def cmd_batch(args: argparse.Namespace, store: Store) -> int:
+    from precompute.errors import UserError
     from precompute.match.batch import load_batch, run_batch
 
     batch = load_batch(args.file)
+    if args.workers is not None and args.workers < 1:
+        raise UserError("--workers must be at least 1")
     if args.dry_run:
+        from precompute.cluster.tasks import build_tasks
+
         for line in batch.describe():
             print(line)
+        for task in build_tasks(batch.runs, batch.analyses):
+            print(f"task   {task.task_id}" + (f" (after {', '.join(task.deps)})" if task.deps else ""))
         return 0
-    return run_batch(batch, store)
+    return run_batch(batch, store, executor=args.executor, scheduler=args.scheduler, results_dir=args.results_dir,
+                     workers=args.workers)

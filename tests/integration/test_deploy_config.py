@@ -28,7 +28,10 @@ def compose() -> dict:
 
 def test_compose_services(compose):
     services = compose["services"]
-    assert set(services) == {"precompute", "app", "redis"}
+    # the default services; the Dask scheduler and workers only start with `--profile cluster`
+    assert {k for k, v in services.items() if "profiles" not in v} == {"precompute", "app", "redis"}
+    cluster = {k for k, v in services.items() if "cluster" in v.get("profiles", [])}
+    assert cluster and cluster == set(services) - {"precompute", "app", "redis"}
     app, job = services["app"], services["precompute"]
     assert app["command"] == ["bash", "deploy/app.sh"] and job["command"] == ["bash", "deploy/precompute.sh"]
     assert job["restart"] == "no"  # one-shot

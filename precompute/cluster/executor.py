@@ -1,0 +1,365 @@
+"""Run a batch's tasks: `local` (in this process, one after the other) or `dask` (on a Dask cluster).
+
+local  runs each step in this process exactly as `run` and `analyze` do (the batch's historical
+       behaviour; stops at the first failure).
+dask   the coordinator (this process) keeps the task graph: when a task's dependencies are in the
+       working database it checks whether the task is already done (skipped), whether a complete result
+       file computed from the same inputs is waiting in the results folder (ingested: a coordinator that
+       crashed left it), and otherwise writes the task's snapshot and submits it to the cluster with
+       Dask's `retries=`. Each finished task is ingested in one transaction and published at once, so
+       the dashboard fills in as the cluster works. A task that still fails after its retries is
+       reported; the tasks that depend on it are not run; the others go on.
+
+Both print progress (tasks done/total, ETA); the dask executor also prints the dashboard link.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from precompute.cluster import results
+from precompute.cluster.ingest import discard, ingest
+from precompute.cluster.snapshot import write_snapshot
+from precompute.cluster.tasks import (
+    ANALYZE,
+    MATCH,
+    Task,
+    check_graph,
+    dataset_fingerprint,
+    file_slug,
+    input_hash,
+)
+from precompute.errors import UserError
+from precompute.store import Store, steps_done
+
+log = logging.getLogger(__name__)
+
+EXECUTORS = ("local", "dask")
+DEFAULT_RETRIES = 2
+#: results folder when none is given: beside the database, so it is on the same (shared) disk
+RESULTS_DIR_NAME = "cluster-results"
+
+Report = Callable[[str], None]
+
+
+@dataclass
+class TaskOutcome:
+    """What became of one task: ran | skipped | recovered (a left-over result ingested) | failed | blocked."""
+
+    task_id: str
+    state: str
+    compute_s: float = 0.0
+    ingest_s: float = 0.0
+    prepare_s: float = 0.0
+    worker: str = ""
+    error: str = ""
+
+
+@dataclass
+class BatchReport:
+    outcomes: list[TaskOutcome] = field(default_factory=list)
+    wall_s: float = 0.0
+    dashboard: str | None = None
+
+    def count(self, state: str) -> int:
+        return sum(o.state == state for o in self.outcomes)
+
+    @property
+    def failed(self) -> list[TaskOutcome]:
+        return [o for o in self.outcomes if o.state in ("failed", "blocked")]
+
+    def summary(self) -> str:
+        parts = [f"{self.count(s)} {s}" for s in ("ran", "recovered", "skipped", "failed", "blocked") if self.count(s)]
+        return f"{len(self.outcomes)} task(s) in {self.wall_s:.1f} s: " + (", ".join(parts) or "nothing to do")
+
+
+class Progress:
+    """`[done/total] task: state ... ETA` lines; the ETA extrapolates the pace of the tasks that ran."""
+
+    def __init__(self, total: int, report: Report):
+        self.total, self.report = total, report
+        self.done = 0
+        self.ran = 0
+        self.t0 = time.perf_counter()
+
+    def update(self, o: TaskOutcome) -> None:
+        self.done += 1
+        self.ran += o.state in ("ran", "recovered")
+        elapsed = time.perf_counter() - self.t0
+        left = self.total - self.done
+        eta = "0:00:00" if left == 0 else (_clock(elapsed / self.ran * left) if self.ran else "?")
+        detail = {"ran": f"done (compute {o.compute_s:.1f} s" + (f" on {o.worker}" if o.worker else "")
+                         + (f", ingest {o.ingest_s:.2f} s" if o.ingest_s else "") + ")",
+                  "recovered": f"ingested a finished result left in the results folder ({o.ingest_s:.2f} s)",
+                  "skipped": "already done", "failed": f"FAILED: {o.error}", "blocked": f"not run: {o.error}"}[o.state]
+        self.report(f"[{self.done}/{self.total}] {o.task_id}: {detail}; elapsed {_clock(elapsed)}, ETA {eta}")
+
+
+def _clock(seconds: float) -> str:
+    s = round(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def default_results_dir(store: Store) -> Path:
+    env = os.environ.get("UNITSCOPE_RESULTS_DIR")
+    return Path(env) if env else store.served_path.parent / RESULTS_DIR_NAME
+
+
+def run_tasks(tasks: Sequence[Task], store: Store, *, executor: str = "local", scheduler: str | None = None,
+              results_dir: Path | None = None, workers: int | None = None, retries: int = DEFAULT_RETRIES,
+              client=None, report: Report | None = None) -> BatchReport:
+    """Run `tasks` (in a valid order, see tasks.build_tasks) with the chosen executor."""
+    if executor not in EXECUTORS:
+        raise UserError(f"unknown executor {executor!r}; use one of {', '.join(EXECUTORS)}")
+    check_graph(tasks)
+    report = report or log.info
+    if executor == "local":
+        if scheduler:
+            raise UserError("--scheduler needs --executor dask")
+        return LocalExecutor(report).run(tasks, store)
+    return DaskExecutor(scheduler=scheduler, results_dir=results_dir or default_results_dir(store),
+                        workers=workers, retries=retries, client=client, report=report).run(tasks, store)
+
+
+# ---------------------------------------------------------------------------------------------- local
+class LocalExecutor:
+    """Each task's step in this process, in order (exceptions propagate: the batch stops there)."""
+
+    def __init__(self, report: Report):
+        self.report = report
+
+    def run(self, tasks: Sequence[Task], store: Store) -> BatchReport:
+        from precompute import analyze
+        from precompute.match.runner import run_pair
+
+        out = BatchReport()
+        progress = Progress(len(tasks), self.report)
+        t0 = time.perf_counter()
+        for task in tasks:
+            t1 = time.perf_counter()
+            p = task.params
+            if task.kind == MATCH:
+                ran = run_pair(store, task.dataset, task.model, top_k=p["top_k"], memory_gb=p.get("memory_gb"),
+                               force=task.force) is not None
+            else:
+                analysis = analyze.get_analyses([p["analysis"]])[0]
+                ran = analyze.run_analysis(store, analysis, task.dataset, task.model, protocol=p["protocol"],
+                                           seed=p["seed"], force=task.force)
+            o = TaskOutcome(task.task_id, "ran" if ran else "skipped", compute_s=time.perf_counter() - t1)
+            out.outcomes.append(o)
+            progress.update(o)
+        out.wall_s = time.perf_counter() - t0
+        return out
+
+
+# ---------------------------------------------------------------------------------------------- dask
+@dataclass
+class _Prepared:
+    task: Task
+    action: str  # skip | recover | submit
+    input_hash: str = ""
+    spec: dict | None = None
+    leftover: tuple[Path, dict] | None = None
+    prepare_s: float = 0.0
+
+
+class DaskExecutor:
+    """The coordinator: submits ready tasks to a Dask cluster and ingests each result as it finishes."""
+
+    def __init__(self, *, scheduler: str | None, results_dir: Path, workers: int | None = None,
+                 retries: int = DEFAULT_RETRIES, client=None, report: Report):
+        self.scheduler, self.results_dir, self.workers = scheduler, Path(results_dir).resolve(), workers
+        self.retries, self.client, self.report = retries, client, report
+
+    # ------------------------------------------------------------------ cluster
+    def _connect(self):
+        from distributed import Client, LocalCluster
+
+        if self.client is not None:
+            return self.client, None, False
+        if self.scheduler:
+            try:
+                return Client(self.scheduler, timeout="30s"), None, True
+            except OSError as exc:
+                raise UserError(f"cannot reach the Dask scheduler at {self.scheduler} ({exc}); start it "
+                                "(docs/cluster.md) or check the address") from None
+        n = self.workers or max(1, min(os.cpu_count() or 1, 4))
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address="127.0.0.1:0")
+        return Client(cluster), cluster, True
+
+    # ------------------------------------------------------------------ one task
+    def _prepare(self, task: Task, store: Store) -> _Prepared:
+        from precompute import analyze
+
+        t0 = time.perf_counter()
+        slug = file_slug(task.task_id)
+        with store.connect() as con:
+            models = [task.model] if task.model else analyze.matched_models(con, task.dataset)
+            _check_inputs(con, task)
+            h = input_hash(con, task, models)
+            if not task.force and _is_done(con, task, models):
+                discard(self.results_dir, slug)  # a result already ingested, or one from older inputs
+                return _Prepared(task, "skip", h, prepare_s=time.perf_counter() - t0)
+            leftover = results.find_complete(self.results_dir, slug, h)
+            if leftover is not None:
+                return _Prepared(task, "recover", h, leftover=leftover, prepare_s=time.perf_counter() - t0)
+            fp = repr(dataset_fingerprint(con, task.dataset)).encode()
+            dataset_key = f"{file_slug(task.dataset)}-{hashlib.sha256(fp).hexdigest()[:12]}"
+            folders = write_snapshot(con, self.results_dir, task.dataset, models, dataset_key, slug, h)
+        spec = {"task_id": task.task_id, "kind": task.kind, "dataset": task.dataset, "model": task.model,
+                "models": models, "params": dict(task.params), "input_hash": h, "slug": slug,
+                "snapshot": folders, "results_dir": str(self.results_dir),
+                "data_dir": str(store.served_path.parent)}
+        return _Prepared(task, "submit", h, spec=spec, prepare_s=time.perf_counter() - t0)
+
+    def _ingest(self, store: Store, prep: _Prepared, folder: Path, manifest: dict, state: str,
+                info: dict | None = None) -> TaskOutcome:
+        seconds = ingest(store, folder, manifest)
+        discard(self.results_dir, prep.spec["slug"] if prep.spec else file_slug(prep.task.task_id))
+        if prep.spec:
+            for rel in prep.spec["snapshot"][1:]:  # the task's own part; the dataset part is shared
+                shutil.rmtree(self.results_dir / rel, ignore_errors=True)
+        return TaskOutcome(prep.task.task_id, state, compute_s=float(manifest.get("compute_s", 0.0)),
+                           ingest_s=seconds, prepare_s=prep.prepare_s, worker=(info or {}).get("worker", ""))
+
+    # ------------------------------------------------------------------ the loop
+    def run(self, tasks: Sequence[Task], store: Store) -> BatchReport:
+        from distributed import as_completed
+
+        from precompute.cluster.worker import execute_task
+
+        out = BatchReport()
+        progress = Progress(len(tasks), self.report)
+        t0 = time.perf_counter()
+        self.results_dir.mkdir(parents=True, exist_ok=True)
+        waiting = list(tasks)
+        finished: dict[str, str] = {}  # task id -> state
+        running: dict[str, _Prepared] = {}
+        client, cluster, owned = None, None, False
+        ac = as_completed()
+
+        def finish(o: TaskOutcome) -> None:
+            finished[o.task_id] = o.state
+            out.outcomes.append(o)
+            progress.update(o)
+
+        def launch() -> None:
+            nonlocal client, cluster, owned
+            changed = True
+            while changed:
+                changed = False
+                for task in list(waiting):
+                    bad = [d for d in task.deps if finished.get(d) in ("failed", "blocked")]
+                    if bad:
+                        waiting.remove(task)
+                        finish(TaskOutcome(task.task_id, "blocked", error=f"{bad[0]} failed"))
+                        changed = True
+                        continue
+                    if any(d not in finished for d in task.deps):
+                        continue
+                    waiting.remove(task)
+                    changed = True
+                    try:
+                        prep = self._prepare(task, store)
+                    except UserError as exc:
+                        finish(TaskOutcome(task.task_id, "failed", error=str(exc)))
+                        continue
+                    if prep.action == "skip":
+                        finish(TaskOutcome(task.task_id, "skipped", prepare_s=prep.prepare_s))
+                    elif prep.action == "recover":
+                        finish(self._ingest(store, prep, *prep.leftover, state="recovered"))
+                    else:
+                        if client is None:
+                            client, cluster, owned = self._connect()
+                            out.dashboard = _dashboard(client)
+                            self.report(f"Dask dashboard: {out.dashboard}" if out.dashboard else
+                                        "Dask dashboard: the scheduler serves none")
+                            self.report(f"Dask scheduler: {client.scheduler.address}, "
+                                        f"{len(client.scheduler_info().get('workers', {}))} worker(s)")
+                        key = f"unitscope-{task.task_id}-{prep.input_hash[:12]}"
+                        ac.add(client.submit(execute_task, prep.spec, key=key, retries=self.retries, pure=False))
+                        running[key] = prep
+
+        try:
+            launch()
+            while running:
+                future = next(ac)
+                prep = running.pop(future.key)
+                try:
+                    info = future.result()
+                except Exception as exc:  # the task's error after its retries (or a worker that kept dying)
+                    log.error("task %s failed: %s", prep.task.task_id, exc)
+                    finish(TaskOutcome(prep.task.task_id, "failed", error=f"{type(exc).__name__}: {exc}"))
+                else:
+                    folder = self.results_dir / info["attempt"]
+                    manifest = results.read_complete(folder, input_hash=prep.input_hash, task_id=prep.task.task_id)
+                    if manifest is None:
+                        finish(TaskOutcome(prep.task.task_id, "failed", error=f"result {folder} is incomplete"))
+                    else:
+                        finish(self._ingest(store, prep, folder, manifest, "ran", info))
+                launch()
+        finally:
+            for prep in running.values():
+                log.warning("task %s was still running; its result file stays for the next run", prep.task.task_id)
+            if owned and client is not None:
+                client.close()
+            if cluster is not None:
+                cluster.close()
+        if not running and not waiting:
+            shutil.rmtree(self.results_dir / "snapshots", ignore_errors=True)
+        out.wall_s = time.perf_counter() - t0
+        return out
+
+
+def _dashboard(client) -> str | None:
+    """The scheduler's dashboard link (None when it serves none), with a note when bokeh is missing here."""
+    import importlib.util
+
+    try:
+        running = "dashboard" in client.scheduler_info().get("services", {})
+    except Exception:  # an old scheduler: trust the link
+        running = True
+    if not running:
+        return None
+    note = "" if importlib.util.find_spec("bokeh") else " (its pages need the bokeh package on the scheduler)"
+    return client.dashboard_link + note
+
+
+def _check_inputs(con, task: Task) -> None:
+    """UserError (the task fails at once, not after retries) when what it needs is not in the database."""
+    from precompute import analyze
+
+    if task.kind == ANALYZE:
+        analysis = analyze.get_analyses([task.params["analysis"]])[0]
+        analyze.check_inputs(con, task.dataset, [task.model] if task.model else [], analysis.requires_matching)
+        return
+    if not con.execute("SELECT count(*) FROM stimuli WHERE dataset = ?", [task.dataset]).fetchone()[0]:
+        raise UserError(f"dataset {task.dataset!r} has no stimuli (is it imported? "
+                        "`python -m precompute datasets list`)")
+    if not con.execute("SELECT count(*) FROM models WHERE model = ?", [task.model]).fetchone()[0]:
+        raise UserError(f"model {task.model!r} is not added; add it with `python -m precompute models add` "
+                        "(see `python -m precompute models list`)")
+
+
+def _is_done(con, task: Task, models: list[str]) -> bool:
+    """The rule `run` and `analyze` use: a matched pair; an analysis step done on the same inputs."""
+    import json
+
+    from precompute import analyze
+
+    if task.kind == MATCH:
+        return con.execute("SELECT count(*) FROM match_runs WHERE dataset = ? AND model = ?",
+                           [task.dataset, task.model]).fetchone()[0] > 0
+    if task.task_id not in steps_done(con):
+        return False
+    row = con.execute("SELECT value FROM build_info WHERE key = ?", [analyze.ANALYSIS_INPUTS_KEY]).fetchone()
+    recorded = json.loads(row[0]) if row and row[0] else {}
+    return recorded.get(task.task_id) == analyze.inputs_fingerprint(con, task.dataset, models)
