@@ -289,7 +289,10 @@ def match_units(
         plan.batch_size, budget / 2**30, plan.estimated_peak_bytes / 2**30,
     )
 
-    with _default_budget_lock(config.memory_bytes is None):
+    from threadpoolctl import threadpool_limits
+
+    with _default_budget_lock(config.memory_bytes is None), threadpool_limits(
+            config.threads or len(os.sched_getaffinity(0)), user_api="blas"):
         order, windows = _schedule(weights, plan.stage, config.seed)
         group_start = np.searchsorted(group, np.arange(n_groups + 1))
         # Rows then one column-sum row per group, stimuli in processing order: the product's right factor.
@@ -484,13 +487,14 @@ def _accumulate_pass(source, feed, unit_pass, layers, order, windows, group_star
         if cuda:
             a = a.to(device, non_blocking=True)
         if window.groups is None or len(window.groups) == n_groups:
-            acc.addmm_(zext[:, s0:s1], a)
+            blocks = [(0, n_cols)]
         else:  # only the row blocks (and column-sum rows) of the groups that weigh these stimuli
+            blocks = []
             for g0, g1 in _runs(window.groups):
-                r0, r1 = group_start[g0], group_start[g1]
-                if r1 > r0:
-                    acc[r0:r1].addmm_(zext[r0:r1, s0:s1], a)
-                acc[n_rows + g0:n_rows + g1].addmm_(zext[n_rows + g0:n_rows + g1, s0:s1], a)
+                blocks += [(group_start[g0], group_start[g1]), (n_rows + g0, n_rows + g1)]
+        for r0, r1 in blocks:
+            if r1 > r0:
+                _accumulate(acc[r0:r1], zext[r0:r1, s0:s1], a, cuda)
         if window_sq is not None:
             for g in window.groups.tolist():
                 sumsq[g] += float(window.weights[g]) * window_sq
@@ -503,6 +507,23 @@ def _accumulate_pass(source, feed, unit_pass, layers, order, windows, group_star
             torch.cuda.synchronize()
         timings["product_s"] += time.perf_counter() - t0
     return acc, sumsq
+
+
+def _accumulate(acc, z, a, cuda: bool) -> None:
+    """acc += z @ a in place (acc: rows x units, z: rows x stage, a: stage x units; float32).
+
+    On the CPU through OpenBLAS's sgemm (scipy's), not torch's MKL: on this AMD machine MKL ran the
+    product at ~60% of the float32 peak and OpenBLAS at ~80% (benchmarks/bench_match.py prints both).
+    In Fortran terms acc^T (units x rows, column-major = acc's row-major memory) += a^T z^T."""
+    if cuda:
+        acc.addmm_(z, a)
+        return
+    from scipy.linalg import blas
+
+    c = acc.numpy()
+    out = blas.sgemm(1.0, a.numpy().T, np.ascontiguousarray(z.numpy()).T, beta=1.0, c=c.T, overwrite_c=1)
+    if not np.shares_memory(out, c):  # never seen: sgemm updates a Fortran-ordered float32 c in place
+        c[...] = out.T
 
 
 def _stage_block(part: np.ndarray, shift: np.ndarray, dest: np.ndarray, sumsq: np.ndarray | None) -> None:

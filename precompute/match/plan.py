@@ -33,9 +33,21 @@ GiB = 1 << 30
 
 
 def default_memory_budget() -> int:
-    """DEFAULT_RAM_FRACTION of this machine's total RAM, in bytes."""
+    """The engine's budget when none is given, in bytes: $UNITSCOPE_MEMORY_GB if set (e.g. for the demo
+    on a machine shared with other jobs), else DEFAULT_RAM_FRACTION of this machine's total RAM."""
+    import os
+
     import psutil
 
+    raw = os.environ.get("UNITSCOPE_MEMORY_GB", "").strip()
+    if raw:
+        try:
+            gb = float(raw)
+        except ValueError:
+            gb = -1.0
+        if not gb > 0:
+            raise UserError(f"UNITSCOPE_MEMORY_GB must be a positive number of GiB; got {raw!r}")
+        return int(gb * GiB)
     return int(psutil.virtual_memory().total * DEFAULT_RAM_FRACTION)
 
 

@@ -218,6 +218,32 @@ def run_heldout_split_half(ctx: AnalysisContext) -> None:
         write_heldout_ceiled(ctx, pd.Series(per_site, index=sites["site_id"]).dropna())
 
 
+def run_heldout_split_half_pool(ctx: AnalysisContext) -> None:
+    """scores/site_scores heldout_split_half_pool: the split-half protocol with each site's unit selected
+    within its full-data top-K (the gathered candidates) instead of all units. No model run: seconds, so
+    it covers every model; the pool was chosen with all stimuli (the held-out half included), which can
+    favour it, so it is reported under its own name, and on models that also have the all-units protocol
+    `pool_agreement` (crossval) measures how often the two choices agree."""
+    from precompute.statistics.streaming_pass import DEFAULT_HALVES, PAPER_HALVES, half_masks
+
+    masks = np.stack(list(half_masks(ctx, PAPER_HALVES if ctx.protocol == "paper" else DEFAULT_HALVES).values()))
+    pool, _keys = _pool(ctx)
+    sites = ctx.sites().reset_index(drop=True)
+    responses = ctx.responses()
+    values = np.full((len(masks), *responses.shape), np.nan)
+    for t, mask in enumerate(masks):
+        pick = select_in_pool(responses, pool, mask)
+        ok = pick >= 0
+        values[t, ok] = pool[np.flatnonzero(ok), pick[ok]]
+    per_site = _nanmean_rows(heldout_r(responses, values, masks))
+    ctx.write_site_scores(_site_frame(sites, "heldout_split_half_pool", per_site))
+    rows = region_rows(sites, per_site, "heldout_split_half_pool", ctx.n_resamples,
+                       lambda g: ctx.rng(g, "split_half_pool"))
+    rows += stimulus_interval_rows(sites, per_site, responses, values, masks, "heldout_split_half_pool_stimuli",
+                                   ctx.n_resamples, ctx.rng("split_half_pool", "stimuli"))
+    ctx.write_scores(pd.DataFrame(rows, columns=["region", "metric", "value", "ci_low", "ci_high"]))
+
+
 def _pool(ctx: AnalysisContext) -> tuple[np.ndarray, list[list[tuple[int, int, int, int]]]]:
     """(sites, K, stimuli) activations of each site's full-data top-K candidates (NaN padded) and the keys."""
     return ctx._cached(("crossval_pool",), lambda: _load_pool(ctx))
@@ -328,4 +354,12 @@ register(Analysis(
              ("site_scores", "heldout_split_half"),
              ("site_scores", "heldout_r"), ("site_scores", "stability_split_half"),
              ("site_scores", "heldout_ceiled")),
+))
+register(Analysis(
+    "heldout_split_half_pool",
+    "split-half held-out r with each site's unit selected within its full-data top-K (seconds; every model)",
+    run_heldout_split_half_pool,
+    default_models="all",
+    outputs=(("scores", "heldout_split_half_pool"), ("scores", "heldout_split_half_pool_stimuli"),
+             ("site_scores", "heldout_split_half_pool")),
 ))

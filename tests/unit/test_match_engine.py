@@ -310,3 +310,17 @@ def test_split_rows_multiply_only_their_stimuli_and_unweighted_stimuli_are_skipp
         ref = reference_r(subset[None, :], acts)[0]
         check_topk(result.top_r[i], result.top_index[i], ref, 10)
     assert result.group.tolist() == group.tolist()
+
+
+def test_the_default_budget_follows_the_environment(monkeypatch):
+    from precompute.match.plan import DEFAULT_RAM_FRACTION, default_memory_budget
+
+    monkeypatch.setenv("UNITSCOPE_MEMORY_GB", "2.5")
+    assert default_memory_budget() == int(2.5 * (1 << 30))
+    monkeypatch.setenv("UNITSCOPE_MEMORY_GB", "lots")
+    with pytest.raises(UserError, match="UNITSCOPE_MEMORY_GB"):
+        default_memory_budget()
+    monkeypatch.delenv("UNITSCOPE_MEMORY_GB")
+    import psutil
+
+    assert default_memory_budget() == int(psutil.virtual_memory().total * DEFAULT_RAM_FRACTION)

@@ -327,6 +327,7 @@ def test_demo_steps_follow_the_design_scope():
         assert f"analyze:neural_correlation:synthetic-hvm:{model}" in names
         assert f"analyze:one_to_one:synthetic-hvm:{model}" in names
         assert f"analyze:null:synthetic-hvm:{model}" not in names
+        assert f"analyze:heldout_split_half_pool:synthetic-hvm:{model}" in names  # held-out r, within the pool
     assert names[-1] == "analyze:model_comparison:synthetic-hvm"
     full = [s.name for s in analyze.demo_steps("full")]
     assert "analyze:null:synthetic-hvm:efficientnet-lite2" in full

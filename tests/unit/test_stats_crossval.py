@@ -282,3 +282,42 @@ def test_a_model_without_an_activation_source_gets_no_pass_statistics(mini_db):
         n = con.execute("SELECT count(*) FROM site_scores WHERE model = 'toy' AND metric IN "
                         "('p_value', 'heldout_r', 'stability')").fetchone()[0]
     assert n == 0
+
+
+def test_split_half_within_the_pool_is_the_brute_force_choice_among_each_sites_top_k(mini_db):
+    """heldout_split_half_pool: on each half, the site's best among its stored top-K candidates (by r on
+    that half, float64), scored on the other half; averaged over the two directions; medians per region."""
+    from precompute.analyze import AnalysisContext, run_analyses
+    from precompute.statistics.streaming_pass import half_masks
+    from tests.factories import write_toy_results
+
+    write_toy_results(mini_db, model="toy")
+    assert run_analyses(mini_db, "mini", ["toy"], ["heldout_split_half_pool"])[0][1]
+    with mini_db.connect() as con:
+        ctx = AnalysisContext(con=con, store=mini_db, dataset="mini", model="toy")
+        masks = list(half_masks(ctx, 1).values())
+        sites = ctx.sites().reset_index(drop=True)
+        responses = ctx.responses().astype(np.float64)
+        matches = ctx.matches()
+        acts = ctx.activations([tuple(int(v) for v in k) for k in
+                                matches[["layer_idx", "channel", "y", "x"]].drop_duplicates().to_numpy()])
+        got = con.execute("SELECT site_id, value FROM site_scores WHERE model = 'toy' AND "
+                          "metric = 'heldout_split_half_pool'").df().set_index("site_id")["value"]
+        scores = con.execute("SELECT region, value FROM scores WHERE model = 'toy' AND "
+                             "metric = 'heldout_split_half_pool'").df().set_index("region")["value"]
+    expected = {}
+    for i, site in enumerate(sites["site_id"]):
+        cands = matches[matches.site_id == site].sort_values("rank")
+        keys = [tuple(int(v) for v in k) for k in cands[["layer_idx", "channel", "y", "x"]].to_numpy()]
+        rs = []
+        for train in masks:
+            test = ~train
+            r_train = [np.corrcoef(responses[i, train], acts[k][train].astype(np.float64))[0, 1] for k in keys]
+            best = keys[int(np.argmax(r_train))]
+            rs.append(np.corrcoef(responses[i, test], acts[best][test].astype(np.float64))[0, 1])
+        expected[site] = float(np.mean(rs))
+    assert sorted(got.index) == sorted(expected)
+    for site, value in expected.items():
+        assert got[site] == pytest.approx(value, abs=1e-6)
+    for region, group in sites.groupby("region"):
+        assert scores[region] == pytest.approx(np.median([expected[s] for s in group["site_id"]]), abs=1e-9)
