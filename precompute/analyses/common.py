@@ -87,6 +87,20 @@ def derived_seed(*keys: object) -> int:
     return int(np.random.SeedSequence(parts).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
+#: build_info key: JSON object "<analysis>:<dataset>:<model>" -> a sentence the dashboard shows where an analysis
+#: stored no rows on purpose (a random control has no receptive field, ...); null once it ran normally
+NOTES_KEY = "analysis_notes"
+
+
+def record_note(ctx, text: str | None) -> None:
+    """Say (in build_info[NOTES_KEY]) why this (analysis, dataset, model) stored nothing or less than usual;
+    None clears an earlier note. Also logged."""
+    if text:
+        log.info("%s %s x %s: %s", ctx.analysis, ctx.dataset, ctx.model, text)
+    if ctx.store is not None:
+        ctx.store.record(ctx.con, NOTES_KEY, f"{ctx.analysis}:{ctx.dataset}:{ctx.model}", text)
+
+
 def model_row(con, model: str) -> dict:
     """The `models` row of `model` (kind, family, reference_model, input_size, source, ...)."""
     from precompute.models import registry

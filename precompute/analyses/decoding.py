@@ -30,9 +30,11 @@ matrices, averaged over the runs of each condition).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,7 +82,22 @@ def zscore(x: np.ndarray, stats: tuple[np.ndarray, np.ndarray] | None = None) ->
 
 
 def fit_svm(x: np.ndarray, y: np.ndarray, c: float):
-    """A LinearSVC fitted on z-scored x; returns (classifier, z-score statistics)."""
+    """A LinearSVC fitted on z-scored x; returns (classifier, z-score statistics).
+
+    A fit is a deterministic function of (x, y, C) (the primal solver has no randomness), so a repeated fit
+    (the neural decoder of condition (iii), used against the matched and the random units, and by every
+    model) is taken from a small in-process cache instead of being refitted."""
+    key = (_digest(x), _digest(y), float(c))
+    hit = _FIT_CACHE.get(key)
+    if hit is not None:
+        _FIT_CACHE.move_to_end(key)
+        return hit
+    out = _fit_svm(x, y, c)
+    _remember(_FIT_CACHE, key, out)
+    return out
+
+
+def _fit_svm(x: np.ndarray, y: np.ndarray, c: float):
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.svm import LinearSVC
 
@@ -90,6 +107,26 @@ def fit_svm(x: np.ndarray, y: np.ndarray, c: float):
         warnings.simplefilter("ignore", ConvergenceWarning)  # a few iterations short changes nothing here
         clf.fit(zscore(x, stats), y)
     return clf, stats
+
+
+#: in-process caches (least recently used first): fits by (x, y, C) and the model-independent decoders
+#: (neural populations, the pixels bar) by their inputs and seed keys, so every model after the first
+#: reuses them; a cached result is the one the computation gives (same inputs, same seeded draws)
+_FIT_CACHE: OrderedDict = OrderedDict()
+_SHARED_CACHE: OrderedDict = OrderedDict()
+CACHE_ENTRIES = 64
+
+
+def _digest(a: np.ndarray) -> tuple:
+    a = np.ascontiguousarray(a)
+    return a.shape, a.dtype.str, hashlib.blake2b(a.view(np.uint8).reshape(-1), digest_size=16).digest()
+
+
+def _remember(cache: OrderedDict, key, value) -> None:
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > CACHE_ENTRIES:
+        cache.popitem(last=False)
 
 
 def stratified_split(y: np.ndarray, test_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -236,7 +273,6 @@ def run_decoding(ctx: AnalysisContext) -> None:
         y = y_all[stim]
         rng = ctx.rng(region)
         # the neural-only decoders and the halves do not depend on the model: same draws for every model
-        neural_rng = _shared_rng(ctx, region, "neural")
 
         def fixed(x):
             return lambda run: x
@@ -244,8 +280,9 @@ def run_decoding(ctx: AnalysisContext) -> None:
         def c_for(x, yy, rng=rng):
             return None if protocol.per_run_c else choose_c(x, yy, protocol, rng)
 
-        c_neural, c_matched = c_for(neural, y, neural_rng), c_for(matched, y)
-        res = decode_within(fixed(neural), y, protocol, neural_rng, n_classes, c_neural)
+        c_neural, res = shared_within((ctx.seed, ctx.dataset, region, "neural"), neural, y, protocol,
+                                      lambda region=region: _shared_rng(ctx, region, "neural"), n_classes)
+        c_matched = c_for(matched, y)
         rows += _rows(region, "neural", "neural", "in_sample", res, chance)
         conf_rows += _confusion_rows(region, "neural", "neural", "in_sample", res, categories)
         for train, test, results in (
@@ -280,8 +317,8 @@ def run_decoding(ctx: AnalysisContext) -> None:
             if px_best["r"].notna().all():
                 px = ctx.activation_matrix(common.units_of(px_best.reset_index()), model=pixels_model)
                 px = px[:, stim].T.astype(np.float64)
-                px_rng = _shared_rng(ctx, region, "pixels")
-                res = decode_within(fixed(px), y, protocol, px_rng, n_classes, c_for(px, y, px_rng))
+                _, res = shared_within((ctx.seed, ctx.dataset, region, "pixels"), px, y, protocol,
+                                       lambda region=region: _shared_rng(ctx, region, "pixels"), n_classes)
                 rows += _rows(region, "pixels", "pixels", "in_sample", res, chance)
                 conf_rows += _confusion_rows(region, "pixels", "pixels", "in_sample", res, categories)
         # held-out variant: select on half A, decode on half B
@@ -299,10 +336,11 @@ def run_decoding(ctx: AnalysisContext) -> None:
                      at_edge)
         held = np.stack([cands[i][pick[i]] for i in range(len(cands))]).T[half_b]
         nb, yb = neural[half_b], y[half_b]
-        heldout_rng = _shared_rng(ctx, region, "heldout-neural")
-        c_nb, c_held = c_for(nb, yb, heldout_rng), c_for(held, yb)
+        c_nb, res_nb = shared_within((ctx.seed, ctx.dataset, region, "heldout-neural"), nb, yb, protocol,
+                                     lambda region=region: _shared_rng(ctx, region, "heldout-neural"), n_classes)
+        c_held = c_for(held, yb)
         for train, test, results in (
-            ("neural", "neural", decode_within(fixed(nb), yb, protocol, heldout_rng, n_classes, c_nb)),
+            ("neural", "neural", res_nb),
             ("matched", "matched", decode_within(fixed(held), yb, protocol, rng, n_classes, c_held)),
             ("matched", "neural", decode_transfer(fixed(held), fixed(nb), yb, protocol, rng, n_classes, c_held)),
             ("neural", "matched", decode_transfer(fixed(nb), fixed(held), yb, protocol, rng, n_classes, c_nb)),
@@ -335,6 +373,22 @@ def _shared_rng(ctx: AnalysisContext, region: str, what: str) -> np.random.Gener
     from precompute.statistics.resample import rng_for
 
     return rng_for(ctx.seed, "decoding", ctx.dataset, region, what)
+
+
+def shared_within(key: tuple, x: np.ndarray, y: np.ndarray, protocol: Protocol, rng_of, n_classes: int
+                  ) -> tuple[float | None, list[RunResult]]:
+    """(shared C or None, condition (i) runs) of a model-independent population, whose generator `rng_of()` is
+    seeded by `key` alone: computed once per process for the same inputs and reused by every model."""
+    full = (key, protocol, _digest(x), _digest(y), n_classes)
+    hit = _SHARED_CACHE.get(full)
+    if hit is not None:
+        _SHARED_CACHE.move_to_end(full)
+        return hit
+    rng = rng_of()
+    c = None if protocol.per_run_c else choose_c(x, y, protocol, rng)
+    out = (c, decode_within(lambda run: x, y, protocol, rng, n_classes, c))
+    _remember(_SHARED_CACHE, full, out)
+    return out
 
 
 def _random_pool(ctx: AnalysisContext) -> tuple[np.ndarray, np.ndarray] | None:

@@ -299,6 +299,8 @@ def _gradient_for_model(con, dataset: str, model: str, units: list[Unit], image_
         log.info("%s does not come from a torch network this build can rebuild: mapping receptive fields only",
                  model)
         return {}
+    for param in net.parameters():
+        param.requires_grad_(False)  # only input gradients are needed: the backward skips every weight gradient
     if torch.cuda.is_available():
         net = net.to("cuda")
     row = common.model_row(con, model)
@@ -401,6 +403,11 @@ def run_receptive_fields(ctx: AnalysisContext) -> None:
     for u, s in zip(units, best["site_id"], strict=True):
         site_of.setdefault(u, s)
     paper = ctx.protocol == "paper"
+    if common.is_random_control(ctx.con, ctx.model):
+        ctx.con.execute("DELETE FROM receptive_fields WHERE dataset = ? AND model = ?", [ctx.dataset, ctx.model])
+        common.record_note(ctx, f"{ctx.model} is a random control: its activations do not depend on the image, so "
+                                "its units have no receptive field (nothing computed or stored)")
+        return
     estimates = compute_unit_rfs(ctx.con, ctx.dataset, ctx.model, units, ctx.store, methods=("mapping",))
     grad_units = units
     regions = set(best["region"])
@@ -416,6 +423,14 @@ def run_receptive_fields(ctx: AnalysisContext) -> None:
         # a requested row of the same unit and method is superseded by the site's row
         _delete_units(ctx.con, ctx.dataset, ctx.model, rows)
         common.append_rows(ctx.con, "receptive_fields", ctx.dataset, ctx.model, rows)
+    if common.is_pixels_control(ctx.con, ctx.model):
+        common.record_note(ctx, "a pixels unit's gradient field is the pixel itself (trivial); its mapping field "
+                                "follows the physiological protocol like any model's")
+    elif grad_units and not estimates.get("gradient"):
+        common.record_note(ctx, f"no gradient receptive fields: {ctx.model} cannot be rebuilt as a torch network "
+                                "here (or it does not reproduce the stored activations); mapping fields only")
+    else:
+        common.record_note(ctx, None)
     for method in ("mapping", "gradient"):
         d = rows.loc[rows["method"] == method, "distance_deg"].dropna()
         if len(d):

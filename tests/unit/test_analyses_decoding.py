@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from precompute.analyses import decoding as dec
 
@@ -115,3 +116,41 @@ def test_neural_only_decoding_is_the_same_for_every_model(results_env):
                          "ORDER BY region, variant, run").df()
     a, b = df[df["model"] == "toy"], df[df["model"] == "toy2"]
     np.testing.assert_array_equal(a["accuracy"].to_numpy(), b["accuracy"].to_numpy())
+
+
+def test_fit_cache_returns_the_fit_of_the_same_data_and_refits_other_data(monkeypatch):
+    x, y = _blobs(seed=4)
+    calls = []
+    real = dec._fit_svm
+    monkeypatch.setattr(dec, "_fit_svm", lambda *a: calls.append(1) or real(*a))
+    dec._FIT_CACHE.clear()
+    clf, stats = dec.fit_svm(x, y, 0.1)
+    again, _ = dec.fit_svm(x.copy(), y.copy(), 0.1)  # equal content, other arrays: a cache hit
+    assert again is clf and len(calls) == 1
+    fresh, _ = real(x, y, 0.1)  # what a refit gives: the same decoder (the primal solver is deterministic)
+    np.testing.assert_array_equal(fresh.coef_, clf.coef_)
+    other, _ = dec.fit_svm(x, y, 1.0)
+    shifted, _ = dec.fit_svm(x + 1e-9, y, 0.1)
+    assert len(calls) == 3 and other is not clf and shifted is not clf
+
+
+def test_decoding_analysis_is_unchanged_by_the_in_process_caches(results_env):
+    """A second model's run reuses the neural decoders from the cache: its rows equal a run with cold caches."""
+    from precompute.analyze import get_analyses, run_analysis
+
+    (analysis,) = get_analyses(["decoding"])
+    dec._FIT_CACHE.clear()
+    dec._SHARED_CACHE.clear()
+    assert run_analysis(results_env, analysis, "mini", "toy")
+    assert dec._SHARED_CACHE  # the neural decoders were remembered
+    assert run_analysis(results_env, analysis, "mini", "toy2")
+    query = ("SELECT region, train_population, test_population, variant, run, accuracy, c FROM decoding "
+             "WHERE model = 'toy2' ORDER BY ALL")
+    with results_env.connect() as con:
+        warm = con.execute(query).df()
+    dec._FIT_CACHE.clear()
+    dec._SHARED_CACHE.clear()
+    assert run_analysis(results_env, analysis, "mini", "toy2", force=True)
+    with results_env.connect() as con:
+        cold = con.execute(query).df()
+    pd.testing.assert_frame_equal(warm, cold)

@@ -196,3 +196,21 @@ def test_rf_command_stores_a_requested_unit_and_rejects_bad_units(results_env, m
         args = parser.parse_args(["rf", "--dataset", "mini", "--model", "toy", "--unit", bad])
         with pytest.raises(UserError):
             args.func(args, results_env)
+
+
+def test_random_control_stores_no_receptive_field_and_says_so(results_env, monkeypatch):
+    import json
+
+    from precompute.analyses import common
+    from precompute.analyze import get_analyses, run_analysis
+
+    opened = []
+    monkeypatch.setattr(common, "is_random_control", lambda con, model: True)
+    monkeypatch.setattr(common, "open_model", lambda *a: opened.append(1))
+    (analysis,) = get_analyses(["receptive_fields"])
+    assert run_analysis(results_env, analysis, "mini", "toy")
+    with results_env.connect() as con:
+        assert con.execute("SELECT count(*) FROM receptive_fields WHERE model = 'toy'").fetchone()[0] == 0
+        notes = json.loads(con.execute("SELECT value FROM build_info WHERE key = ?", [common.NOTES_KEY]).fetchone()[0])
+    assert opened == []  # nothing was run
+    assert "no receptive field" in notes["receptive_fields:mini:toy"]

@@ -68,7 +68,8 @@ def test_haar_so3_rotation_angle_distribution():
 def _toy(n_stim=60, n_sites=5, n_ch=6, h=3, w=2, seed=0):
     rng = np.random.default_rng(seed)
     acts = rng.gamma(2.0, 1.0, size=(n_stim, n_ch, h, w)) * (1 + rng.random(n_ch))[None, :, None, None]
-    acts[:, 1] = 3.0  # a dead channel: never matched in the natural basis
+    if n_ch > 1:
+        acts[:, 1] = 3.0  # a dead channel: never matched in the natural basis
     resp = rng.normal(size=(n_sites, n_stim)) + acts[:, 0, 1, 1][None] * np.arange(n_sites)[:, None]
     return resp, acts
 
@@ -154,3 +155,62 @@ def test_analyses_skip_what_needs_a_model_that_cannot_run(results_env):
     with results_env.connect() as con:
         assert con.execute("SELECT count(*) FROM rotations").fetchone()[0] == 0
         assert con.execute("SELECT count(*) FROM receptive_fields").fetchone()[0] == 0
+
+
+def test_layers_share_one_inference_pass_and_match_per_layer_scores():
+    """Two layers (one per mode) with different stimuli subsets: one pass over their union, each layer's
+    scores equal to its own single-layer computation and to the brute force."""
+    rng = np.random.default_rng(4)
+    n_stim = 70
+    ids = [f"s{i}" for i in range(n_stim)]
+    small = rng.gamma(2.0, 1.0, size=(n_stim, 5, 3, 3)).astype(np.float32)  # covariance mode
+    wide = rng.gamma(2.0, 1.0, size=(n_stim, 90, 2, 1)).astype(np.float32)  # direct mode (N > n)
+    source = ArraySource(ids, [small, wide])
+    feed = ArrayFeed(ids, [np.zeros((2, 2), np.uint8)] * n_stim)
+    resp = rng.normal(size=(4, n_stim)) + small[:, 2, 1, 1][None]
+    keep_a, keep_b = np.arange(0, 60), np.arange(5, 70)
+    qs = [rot.haar_rotation(5, np.random.default_rng(k)) for k in range(2)]
+    jobs = [rot.LayerJob(0, resp[:, keep_a], keep_a, qs),
+            rot.LayerJob(1, resp[:, keep_b], keep_b, [rot.haar_rotation(90, np.random.default_rng(9))])]
+    got = rot.layers_rotation_scores(source, feed, jobs)
+    assert source.calls == -(-n_stim // rot.INFERENCE_BATCH)  # one pass over the 70 stimuli for both layers
+    assert [info["mode"] for *_, info in got] == ["covariance", "direct"]
+    for job, acts, (natural, rotated, _) in zip(jobs, (small, wide), got, strict=True):
+        alone = rot.layer_rotation_scores(ArraySource(ids, [small, wide]), feed, job.layer_idx, job.responses,
+                                          job.stimuli, job.rotations)
+        np.testing.assert_array_equal(natural, alone[0])
+        np.testing.assert_array_equal(rotated, alone[1])
+        n_ch = acts.shape[1]
+        np.testing.assert_allclose(natural, brute_best_r(job.responses, acts[job.stimuli], np.eye(n_ch)), atol=2e-5)
+        for k, q in enumerate(job.rotations):
+            np.testing.assert_allclose(rotated[k], brute_best_r(job.responses, acts[job.stimuli], q), atol=2e-5)
+
+
+def test_plan_passes_packs_chunks_within_the_memory_bound():
+    from precompute.models.base import LayerInfo
+
+    layers = [LayerInfo(0, "a", 4, 4, 4), LayerInfo(1, "b", 8, 2, 2)]
+    keep = np.arange(50)
+    jobs = [rot.LayerJob(0, np.zeros((3, 50)), keep, []), rot.LayerJob(1, np.zeros((3, 50)), keep, [])]
+    per = [rot.bytes_per_position(3, 50, la.channels, "covariance") for la in layers]
+    plan = rot.plan_passes(jobs, layers, 16 * per[0] + 4 * per[1])
+    assert len(plan) == 1 and [j for j, _ in plan[0]] == [0, 1]  # everything fits: one pass
+    bound = 10 * per[0]  # layer 0 in chunks of 10 + 6 positions, layer 1 of 3 + 1: the last fits beside the 6
+    plan = rot.plan_passes(jobs, layers, bound)
+    chunks = [c for chunks in plan for c in chunks]
+    covered = {j: sorted(p for jj, sl in chunks if jj == j for p in range(16 if j == 0 else 4)[sl]) for j in (0, 1)}
+    assert covered == {0: list(range(16)), 1: list(range(4))}
+    for chunks in plan:
+        assert sum((sl.stop - sl.start) * per[j] for j, sl in chunks) <= bound
+    assert len(plan) == 3
+
+
+def test_identity_rotation_and_single_channel_layer_reuse_the_natural_scores():
+    resp, acts = _toy(n_ch=1, seed=3)
+    z = rot.standardized_rows(resp)
+    st = rot.stats_from_activations(z, acts.reshape(acts.shape[0], 1, -1), "covariance")
+    q = rot.haar_rotation(1, np.random.default_rng(0))
+    np.testing.assert_array_equal(q, np.eye(1))  # SO(1) = {1}
+    natural, rotated = rot.rotated_best_rs(st, [q, q])
+    np.testing.assert_array_equal(rotated, np.stack([natural, natural]))
+    np.testing.assert_allclose(natural, brute_best_r(resp, acts, np.eye(1)), atol=1e-6)
