@@ -6,6 +6,7 @@
     >>> us.matches("synthetic-hvm", "efficientnet-lite0", site_id="Synth_L_P_0_1")
     >>> sites, responses = us.responses("synthetic-hvm", region="IT")   # sites x stimuli (idx order)
     >>> us.activations("synthetic-hvm", "efficientnet-lite0", layer_idx=20, channel=5, y=3, x=4)
+    >>> us.unit_sites("synthetic-hvm", "efficientnet-lite0", layer_idx=20, channel=5, y=3, x=4)
 
 Read-only: it opens the served file the way the app does, so it never disturbs a running build.
 Every method returns a DataFrame (or NumPy arrays where the data is a matrix); column names are the
@@ -93,6 +94,17 @@ class Unitscope:
             raise KeyError(f"unit ({layer_idx}, {channel}, {y}, {x}) of {model} was not gathered on {dataset}; "
                            "gathered units are every site's top-K and 10 random units per site")
         return values
+
+    def unit_sites(self, dataset: str, model: str, layer_idx: int, channel: int, y: int = 0,
+                   x: int = 0) -> pd.DataFrame:
+        """Every site that has this unit in a top-K list (what the Unit page lists), one row per site and
+        list: `scope` is model (matches), layer (layer_matches) or featuremap (featuremap_matches)."""
+        return queries.unit_site_ranks(self.db, dataset, model, layer_idx, channel, y, x)
+
+    def unit_receptive_field(self, dataset: str, model: str, layer_idx: int, channel: int, y: int = 0,
+                             x: int = 0) -> pd.DataFrame:
+        """The unit's receptive field, one row per method (empty when not computed)."""
+        return queries.unit_rf(self.db, dataset, model, layer_idx, channel, y, x)
 
     # statistics and analyses
     def scores(self, dataset: str) -> pd.DataFrame:

@@ -314,3 +314,146 @@ def confusions(dataset: str, model: str, region: str) -> pd.DataFrame:
 @cached(build_id)
 def unit_receptive_fields(dataset: str, model: str, site_id: str) -> pd.DataFrame:
     return queries.unit_receptive_fields(database(), dataset, model, site_id)
+
+
+# ---------------------------------------------------------------- one unit (the Unit page)
+@dataclass(frozen=True)
+class Unit:
+    """One unit of a model, validated against its layer table."""
+
+    layer_idx: int
+    channel: int
+    y: int
+    x: int
+    layer: str
+    depth: float
+    channels: int
+    height: int
+    width: int
+
+    @property
+    def flat_index(self) -> int:
+        """Index within the layer's output, `c*H*W + y*W + x` (DESIGN.md, Units)."""
+        return self.channel * self.height * self.width + self.y * self.width + self.x
+
+    @property
+    def label(self) -> str:
+        return f"{self.layer} [c{self.channel}, y{self.y}, x{self.x}]"
+
+    def key(self) -> tuple[int, int, int, int]:
+        return (self.layer_idx, self.channel, self.y, self.x)
+
+
+def _whole_number(name: str, raw, default: int | None = None) -> int:
+    if raw is None or raw == "":
+        if default is None:
+            raise NotFoundError(f"{name} is missing: give a whole number")
+        return default
+    if isinstance(raw, bool):
+        raise NotFoundError(f"{name} must be a whole number, got {str(raw)[:40]!r}")
+    if isinstance(raw, int):
+        return raw
+    text = str(raw).strip()
+    if not text.lstrip("-").isdigit() or len(text) > 9:
+        raise NotFoundError(f"{name} must be a whole number, got {str(raw)[:40]!r}")
+    return int(text)
+
+
+def require_unit(model: str, layer_idx, channel, y=None, x=None) -> Unit:
+    """Validate a unit's coordinates against the model's layer table (before any query uses them).
+
+    y and x default to 0 (1-D outputs have y = x = 0). Raises NotFoundError naming the valid range.
+    """
+    frame = layers(model)
+    if frame.empty:
+        raise NotFoundError(f"model {str(model)[:60]!r} has no layers in this build")
+    layer_idx = _whole_number("layer_idx", layer_idx)
+    if not 0 <= layer_idx < len(frame):
+        raise NotFoundError(f"layer_idx {layer_idx} is out of range 0..{len(frame) - 1} for {model}")
+    row = frame.set_index("layer_idx").loc[layer_idx]
+    coords = {}
+    for name, raw, size in (("channel", channel, int(row.channels)), ("y", y, int(row.height)),
+                            ("x", x, int(row.width))):
+        value = _whole_number(name, raw, None if name == "channel" else 0)
+        if not 0 <= value < size:
+            raise NotFoundError(f"{name} {value} is out of range 0..{size - 1} for layer {layer_idx} ({row.layer}) "
+                                f"of {model}")
+        coords[name] = value
+    return Unit(layer_idx, coords["channel"], coords["y"], coords["x"], str(row.layer), float(row.depth),
+                int(row.channels), int(row.height), int(row.width))
+
+
+@cached(build_id)
+def default_unit(dataset: str, model: str, region: str) -> tuple[int, int, int, int] | None:
+    """The unit shown when the URL names none: the region's best-matched unit (highest rank-1 r)."""
+    best = best_matches(dataset, model)
+    best = best[best["region"] == region]
+    if best.empty:
+        return None
+    row = best.loc[best["r"].idxmax()]
+    return int(row.layer_idx), int(row.channel), int(row.y), int(row.x)
+
+
+UNIT_SITE_COLUMNS = ["site_id", "region", "rank", "layer_rank", "featuremap_best", "r"]
+
+
+@cached(build_id)
+def unit_sites(dataset: str, model: str, layer_idx: int, channel: int, y: int, x: int) -> pd.DataFrame:
+    """Every site that has the unit in a top-K list, one row per site: its rank over the whole model
+    (`rank`, from matches), within the layer (`layer_rank`), whether it is the site's best unit of its
+    feature map (`featuremap_best`), and r. Sorted by rank, then r."""
+    long = queries.unit_site_ranks(database(), dataset, model, layer_idx, channel, y, x)
+    if long.empty:
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(
+            UNIT_SITE_COLUMNS, ["object", "object", "Int64", "Int64", "bool", "float64"], strict=True)})
+    wide = long.pivot_table(index=["site_id", "site_idx", "region"], columns="scope", values="rank",
+                            aggfunc="min")
+    r = long.groupby("site_id")["r"].max()
+    out = wide.reset_index()
+    frame = pd.DataFrame({
+        "site_id": out["site_id"].astype(str),
+        "region": out["region"].astype(str),
+        "rank": out["model"].astype("Int64") if "model" in out else pd.array([pd.NA] * len(out), dtype="Int64"),
+        "layer_rank": out["layer"].astype("Int64") if "layer" in out else pd.array([pd.NA] * len(out),
+                                                                                  dtype="Int64"),
+        "featuremap_best": out["featuremap"].notna() if "featuremap" in out else False,
+        "r": r.reindex(out["site_id"]).to_numpy(np.float64),
+        "_site_idx": out["site_idx"].to_numpy(),
+    })
+    frame = frame.sort_values(["rank", "layer_rank", "r", "_site_idx"], ascending=[True, True, False, True],
+                              na_position="last")
+    return frame.drop(columns="_site_idx").reset_index(drop=True)
+
+
+@cached(build_id)
+def unit_activity(dataset: str, model: str, layer_idx: int, channel: int, y: int, x: int) -> pd.DataFrame | None:
+    """The unit's gathered activation per stimulus (idx, stimulus_id, category, object, activation);
+    None when the unit's activations were not gathered."""
+    values = queries.unit_values(database(), dataset, model, layer_idx, channel, y, x)
+    stim = stimuli(dataset)[["idx", "stimulus_id", "category", "object"]]
+    if values is None or len(values) != len(stim):
+        return None
+    return stim.assign(activation=values.astype(np.float64)).reset_index(drop=True)
+
+
+@cached(build_id)
+def unit_scatter(dataset: str, model: str, layer_idx: int, channel: int, y: int, x: int,
+                 site_id: str) -> pd.DataFrame | None:
+    """The site's standardised responses vs the unit's standardised activations, per stimulus (the
+    columns of `site_scatter`, with r in attrs); None when the unit's activations were not gathered."""
+    activity = unit_activity(dataset, model, layer_idx, channel, y, x)
+    if activity is None:
+        return None
+    frame = queries.site_responses(database(), dataset, site_id)
+    if len(frame) != len(activity) or not (frame["stimulus_id"].to_numpy() == activity["stimulus_id"].to_numpy()).all():
+        return None
+    frame["neural"] = _zscore(frame["response"].to_numpy(np.float64))
+    frame["unit"] = _zscore(activity["activation"].to_numpy(np.float64))
+    r = float(np.mean(frame["neural"] * frame["unit"])) if frame["unit"].std() > 0 else float("nan")
+    frame.attrs.update({"r": r, "layer_idx": layer_idx, "channel": channel, "y": y, "x": x})
+    return frame
+
+
+@cached(build_id)
+def unit_rf(dataset: str, model: str, layer_idx: int, channel: int, y: int, x: int) -> pd.DataFrame:
+    return queries.unit_rf(database(), dataset, model, layer_idx, channel, y, x)

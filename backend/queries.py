@@ -255,3 +255,37 @@ def unit_receptive_fields(db: Database, dataset: str, model: str, site_id: str) 
         "JOIN sites s ON s.dataset = m.dataset AND s.site_id = m.site_id "
         "WHERE m.dataset = ? AND m.model = ? AND m.site_id = ? AND m.rank = 1 ORDER BY rf.method",
         [dataset, model, site_id])
+
+
+# ---------------------------------------------------------------- one unit (the Unit page)
+_UNIT_WHERE = "m.dataset = ? AND m.model = ? AND m.layer_idx = ? AND m.channel = ? AND m.y = ? AND m.x = ?"
+
+
+def unit_site_ranks(db: Database, dataset: str, model: str, layer_idx: int, channel: int, y: int,
+                    x: int) -> pd.DataFrame:
+    """Every site that has this unit in one of its top-K lists, one row per (site, list).
+
+    `scope` says which list: `model` (matches: top-K over the whole model), `layer` (layer_matches: top-K
+    within the unit's layer) or `featuremap` (featuremap_matches: the best unit of its feature map, rank 1).
+    """
+    unit = [dataset, model, layer_idx, channel, y, x]
+    return db.query(
+        "SELECT 'model' AS scope, m.site_id, s.idx AS site_idx, s.region, m.rank, m.r FROM matches m "
+        "JOIN sites s ON s.dataset = m.dataset AND s.site_id = m.site_id WHERE " + _UNIT_WHERE + " "
+        "UNION ALL SELECT 'layer', m.site_id, s.idx, s.region, m.rank, m.r FROM layer_matches m "
+        "JOIN sites s ON s.dataset = m.dataset AND s.site_id = m.site_id WHERE " + _UNIT_WHERE + " "
+        "UNION ALL SELECT 'featuremap', m.site_id, s.idx, s.region, 1, m.r FROM featuremap_matches m "
+        "JOIN sites s ON s.dataset = m.dataset AND s.site_id = m.site_id WHERE " + _UNIT_WHERE + " "
+        "ORDER BY site_idx, scope",
+        unit * 3,
+    )
+
+
+def unit_rf(db: Database, dataset: str, model: str, layer_idx: int, channel: int, y: int, x: int) -> pd.DataFrame:
+    """The unit's receptive fields (one row per method), where computed."""
+    return db.query(
+        "SELECT m.method, m.site_id, m.layer_idx, m.channel, m.y, m.x, m.x_deg, m.y_deg, m.size_deg, m.map, "
+        "m.map_size, m.extent_deg, m.distance_deg FROM receptive_fields m WHERE " + _UNIT_WHERE
+        + " ORDER BY m.method",
+        [dataset, model, layer_idx, channel, y, x],
+    )

@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 def scenarios(dataset: str, model: str, sites_v4: list[str], sites_it: list[str]):
     """page -> list of zero-argument calls, each one callback (or layout) as the browser triggers it."""
     p = {name: importlib.import_module(f"pages.{name}") for name in
-         ("overview", "dataset", "sites", "layers", "runnerups", "featuremaps", "controls", "decoding", "compare")}
+         ("overview", "dataset", "sites", "layers", "runnerups", "featuremaps", "controls", "decoding", "compare",
+          "unit")}
     from backend import data
 
     layer = data.default_layer(dataset, model, "V4")
@@ -34,7 +35,18 @@ def scenarios(dataset: str, model: str, sites_v4: list[str], sites_it: list[str]
     for s in sites_v4[:5] + sites_it[:5]:
         region = "V4" if s in sites_v4 else "IT"
         site_calls += [lambda s=s, region=region: p["sites"].update_site(s, dataset, model, region),
-                       lambda s=s: p["sites"].update_scatter(s, 1, dataset, model)]
+                       lambda s=s, region=region: p["sites"].update_scatter(s, 1, dataset, model, region)]
+    best = data.best_matches(dataset, model)
+    unit_calls = []
+    for s in sites_v4[:3] + sites_it[:3]:  # each site's best unit, as a link from the Sites page opens it
+        row = best.set_index("site_id").loc[s]
+        region = "V4" if s in sites_v4 else "IT"
+        query = {"layer_idx": int(row.layer_idx), "channel": int(row.channel), "y": int(row.y), "x": int(row.x)}
+        unit_calls += [
+            lambda q=query, region=region, s=s: p["unit"].layout(dataset=dataset, model=model, region=region,
+                                                                  site=s, **q),
+            lambda q=query, region=region: p["unit"].update_unit(q, dataset, model, region),
+            lambda q=query, region=region, s=s: p["unit"].update_scatter(s, q, dataset, model, region)]
     return {
         "overview": [lambda: p["overview"].layout(dataset=dataset),
                      lambda: p["overview"].update_metric("neural_correlation", dataset),
@@ -55,6 +67,7 @@ def scenarios(dataset: str, model: str, sites_v4: list[str], sites_it: list[str]
         "controls": [lambda: p["controls"].update_controls("V4", dataset)],
         "decoding": [lambda: p["decoding"].update_decoding("in_sample", "matched-neural", dataset, model, "IT")],
         "compare": [lambda: p["compare"].update_compare(model, model, sites_it[0], "IT", dataset)],
+        "unit": unit_calls,
     }
 
 

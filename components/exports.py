@@ -40,7 +40,8 @@ class ExportSpec:
     name: str
     description: str
     params: tuple[str, ...]
-    build: Callable[..., tuple[go.Figure, pd.DataFrame]]
+    build: Callable[..., tuple[go.Figure | None, pd.DataFrame]]
+    data_only: bool = False  # a table: CSV and Parquet of exactly its rows, no image
 
 
 _REGISTRY: dict[str, ExportSpec] = {}
@@ -48,11 +49,15 @@ _KALEIDO_LOCK = threading.Lock()
 _KALEIDO_STARTED = threading.Event()
 
 
-def register_export(name: str, description: str, params: tuple[str, ...]) -> Callable:
-    """Decorator: `build(**params) -> (figure, frame)` becomes exportable as `name`."""
+def register_export(name: str, description: str, params: tuple[str, ...], *, data_only: bool = False) -> Callable:
+    """Decorator: `build(**params) -> (figure, frame)` becomes exportable as `name`.
 
-    def decorate(fn: Callable[..., tuple[go.Figure, pd.DataFrame]]):
-        _REGISTRY[name] = ExportSpec(name, description, params, fn)
+    `data_only=True` registers a table (an AG Grid): its builder returns (None, the rows the table shows)
+    and only CSV and Parquet are offered.
+    """
+
+    def decorate(fn: Callable[..., tuple[go.Figure | None, pd.DataFrame]]):
+        _REGISTRY[name] = ExportSpec(name, description, params, fn, data_only)
         return fn
 
     return decorate
@@ -62,19 +67,20 @@ def registered() -> dict[str, ExportSpec]:
     return dict(_REGISTRY)
 
 
-def export_menu(name: str, label: str = "Export") -> dbc.DropdownMenu:
-    """A small menu of download links for one registered figure."""
+def export_menu(name: str, label: str = "Export", *, data_only: bool = False) -> dbc.DropdownMenu:
+    """A small menu of download links for one registered figure (or, `data_only`, one table)."""
+    formats = DATA_FORMATS if data_only else (*IMAGE_FORMATS, *DATA_FORMATS)
     items = [dbc.DropdownMenuItem(f"{fmt.upper()}{' (data)' if fmt in DATA_FORMATS else ''}",
                                   href=f"/export/{name}.{fmt}", external_link=True, target="_blank",
                                   className="export-link")
-             for fmt in (*IMAGE_FORMATS, *DATA_FORMATS)]
+             for fmt in formats]
     return dbc.DropdownMenu(items, label=label, size="sm", color="light", className="export-menu float-end",
                             id=f"export-{name}")
 
 
-def card_header(title: str, export: str) -> dbc.CardHeader:
-    """A card header with the figure's title and its Export menu."""
-    return dbc.CardHeader([title, export_menu(export)])
+def card_header(title, export: str, *, data_only: bool = False) -> dbc.CardHeader:
+    """A card header with the figure's (or table's) title and its Export menu."""
+    return dbc.CardHeader([export_menu(export, data_only=data_only), title], className="clearfix")
 
 
 def safe_filename(name: str, params: dict[str, str], fmt: str) -> str:
@@ -114,6 +120,8 @@ def register_export_routes(server: Flask) -> None:
         spec = _REGISTRY.get(name)
         if spec is None or (fmt not in IMAGE_FORMATS and fmt not in DATA_FORMATS):
             return _message(404, "unknown export: pick one from a figure's Export menu")
+        if spec.data_only and fmt not in DATA_FORMATS:
+            return _message(404, f"{name} is a table: export it as CSV or Parquet")
         params = {}
         for key in spec.params:
             value = request.args.get(key)

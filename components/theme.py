@@ -30,19 +30,36 @@ def base_layout(fig: go.Figure, *, title: str | None = None, height: int | None 
     (it resolves every property path), which showed up as most of a cached callback's time.
     """
     layout = fig.layout
-    layout["margin"] = {"l": 60, "r": 20, "t": 50 if title else 20, "b": 50}
+    lines = wrap_text(title, TITLE_WIDTH) if title else []
+    # the title sits below the modebar's row (top right), so a long title never runs under its icons
+    layout["margin"] = {"l": 60, "r": 20, "t": 40 + 20 * len(lines) if title else 20, "b": 50}
     layout["font"] = {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 13}
     if title:
-        layout["title"] = {"text": title, "x": 0.01, "xanchor": "left"}
+        layout["title"] = {"text": "<br>".join(lines), "x": 0.01, "xanchor": "left", "y": 1, "yanchor": "top",
+                           "yref": "container", "pad": {"t": 30}, "font": {"size": 15}}
     if height:
         layout["height"] = height
     return fig
 
 
+TITLE_WIDTH = 58  # characters per title line: fits a half-width figure on a laptop screen
+
+
+def wrap_text(text: str, width: int) -> list[str]:
+    """Split `text` into lines of at most `width` characters at spaces (a longer word keeps its own line)."""
+    lines: list[str] = []
+    for word in str(text).split(" "):
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines
+
+
 def empty_figure(message: str, height: int = 300) -> go.Figure:
-    """A blank figure that says why it is blank."""
+    """A blank figure that says why it is blank (wrapped, so a long command stays readable)."""
     fig = go.Figure()
-    fig.add_annotation(text=message, showarrow=False, font={"size": 14, "color": "#555"},
+    fig.add_annotation(text="<br>".join(wrap_text(message, 60)), showarrow=False, font={"size": 14, "color": "#555"},
                        xref="paper", yref="paper", x=0.5, y=0.5)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)

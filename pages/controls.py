@@ -49,12 +49,28 @@ def layout(dataset=None, region=None, **_ignored):
             dbc.Col(dbc.Card([card_header(
                 "Rotations of the feature basis (Figure 9)", "controls-rotations"), dbc.CardBody(
                 dcc.Loading(dcc.Graph(id=ids("rotations"), config=GRAPH_CONFIG)))]), lg=6),
-            dbc.Col(dbc.Card([dbc.CardHeader("Models beside their controls"), dbc.CardBody(
-                dcc.Loading(dcc.Graph(id=ids("controls"), config=GRAPH_CONFIG)))]), lg=6),
+            dbc.Col(dbc.Card([card_header("Models beside their controls", "controls-controls"), dbc.CardBody([
+                dcc.Loading(dcc.Graph(id=ids("controls"), config=GRAPH_CONFIG)),
+                missing_controls_note(dataset)])]), lg=6),
         ]),
         dcc.Location(id=ids("nav"), refresh="callback-nav"),
         *query_store("controls"),
     ])
+
+
+DEMO_CONTROLS = ("pixels", "random-efficientnet-lite0", "untrained-efficientnet-lite0")
+
+
+def missing_controls_note(dataset: str):
+    """Say which of the demo's controls have no scores yet, and the command that adds them."""
+    scored = set(data.scores(dataset)["model"])
+    missing = [m for m in DEMO_CONTROLS if m not in scored]
+    if not missing:
+        return None
+    return html.Small([f"Not scored yet on {dataset}: {', '.join(missing)}. Run ",
+                       html.Code(f"python -m precompute run --dataset {dataset} --model {missing[0]}"),
+                       " and ", html.Code(f"python -m precompute analyze --dataset {dataset} --model {missing[0]}"),
+                       " for each."], className="text-muted")
 
 
 @dash.callback(Output(ids("nav"), "href"), Input(ids("dataset"), "value"), prevent_initial_call=True)
@@ -84,3 +100,15 @@ def export_rotations(dataset, region):
         raise NotFoundError(f"unknown region {str(region)[:40]!r}")
     rot = data.rotations(dataset)
     return make_rotation_figure(rot, region=region), rot[rot["region"] == region]
+
+
+@register_export("controls-controls", "Models beside their controls", ("dataset", "region"))
+def export_controls(dataset, region):
+    dataset = data.require_dataset(dataset)
+    regions = list(dict.fromkeys(data.sites(dataset)["region"]))
+    region = region or regions[0]
+    if region not in regions:
+        raise NotFoundError(f"unknown region {str(region)[:40]!r}")
+    scores = data.scores(dataset)
+    frame = scores[(scores["region"] == region) & (scores["metric"] == "neural_correlation")]
+    return make_controls_figure(scores, region=region), frame

@@ -16,7 +16,7 @@ from dash import ALL, Input, Output, State, ctx, dcc, html
 from backend import data
 from backend.data import NotFoundError
 from components import empty
-from components.exports import export_menu, register_export
+from components.exports import card_header, export_menu, register_export
 from components.figures.dataset import (
     make_reliability_figure,
     make_rf_map_figure,
@@ -153,7 +153,7 @@ def layout(dataset=None, category=None, object=None, region=None, site=None, pag
     ], className="mb-4")
 
     sites_card = dbc.Card([
-        dbc.CardHeader("Sites"),
+        card_header("Sites", "dataset-sites", data_only=True),
         dbc.CardBody([
             dbc.Row([
                 dbc.Col(dag.AgGrid(
@@ -204,8 +204,11 @@ def layout(dataset=None, category=None, object=None, region=None, site=None, pag
                      dcc.Location(id=ids("nav"), refresh="callback-nav"), *query_store("dataset")])
 
 
+SITE_TABLE_COLUMNS = ["site_id", "region", "subregion", "reliability", "rf_x_deg", "rf_y_deg", "rf_size_deg"]
+
+
 def _site_rows(sites: pd.DataFrame) -> list[dict]:
-    cols = ["site_id", "region", "subregion", "reliability", "rf_x_deg", "rf_y_deg", "rf_size_deg"]
+    cols = SITE_TABLE_COLUMNS
     return sites[cols].astype(object).where(sites[cols].notna(), None).to_dict("records")
 
 
@@ -353,3 +356,8 @@ def export_correlations(dataset, region):
         raise NotFoundError(f"unknown region {str(region)[:40]!r}")
     frame = data.site_correlations(dataset, region)
     return make_site_correlation_figure(frame, region=region), frame
+
+
+@register_export("dataset-sites", "The dataset's sites (the table)", ("dataset",), data_only=True)
+def export_sites(dataset):
+    return None, data.sites(data.require_dataset(dataset))[SITE_TABLE_COLUMNS]

@@ -13,7 +13,7 @@ from dash import Input, Output, State, dcc, html
 from backend import data
 from backend.data import NotFoundError
 from components import empty
-from components.exports import card_header, register_export
+from components.exports import card_header, export_menu, register_export
 from components.figures.decoding import CONDITIONS, condition_label, make_confusion_figure, make_decoding_figure
 from components.filters import filter_bar, register_navigation
 from components.ids import PageIds
@@ -46,7 +46,8 @@ def layout(dataset=None, model=None, region=None, variant=None, condition=None, 
         dbc.Row([
             dbc.Col(dbc.Card([card_header("Accuracy per condition (Figure 5)", "decoding-accuracy"), dbc.CardBody(
                 dcc.Loading(dcc.Graph(id=ids("accuracy"), config=GRAPH_CONFIG)))]), lg=7),
-            dbc.Col(dbc.Card([dbc.CardHeader([html.Span("Confusion matrix (Figures S5, S6)"), dcc.Dropdown(
+            dbc.Col(dbc.Card([dbc.CardHeader([export_menu("decoding-confusion"),
+                                              html.Span("Confusion matrix (Figures S5, S6)"), dcc.Dropdown(
                 id=ids("condition"), value=condition, clearable=False, className="mt-2",
                 options=[{"label": condition_label(a, b), "value": f"{a}-{b}"} for a, b in CONDITIONS])]),
                 dbc.CardBody(dcc.Loading(dcc.Graph(id=ids("confusion"), config=GRAPH_CONFIG)))]), lg=5),
@@ -85,3 +86,21 @@ def export_accuracy(dataset, model, region, variant):
         raise NotFoundError(f"variant must be one of {', '.join(VARIANTS)}")
     runs = data.decoding(f.dataset, f.model)
     return make_decoding_figure(runs, region=f.region, variant=variant), runs[runs["region"] == f.region]
+
+
+@register_export("decoding-confusion", "Figures S5, S6: a confusion matrix",
+                 ("dataset", "model", "region", "variant", "condition"))
+def export_confusion(dataset, model, region, variant, condition):
+    f = data.resolve_filters(dataset, model, region)
+    variant = variant or "in_sample"
+    if variant not in VARIANTS:
+        raise NotFoundError(f"variant must be one of {', '.join(VARIANTS)}")
+    condition = condition or "matched-neural"
+    if condition not in {f"{a}-{b}" for a, b in CONDITIONS}:
+        raise NotFoundError(f"unknown condition {str(condition)[:40]!r}")
+    train, test = condition.split("-", 1)
+    frame = data.confusions(f.dataset, f.model, f.region)
+    frame = frame[(frame["train_population"] == train) & (frame["test_population"] == test)
+                  & (frame["variant"] == variant)]
+    return make_confusion_figure(data.confusions(f.dataset, f.model, f.region), train=train, test=test,
+                                 variant=variant), frame

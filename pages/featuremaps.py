@@ -14,7 +14,7 @@ from dash import Input, Output, State, dcc, html
 from backend import data
 from backend.data import NotFoundError
 from components import empty
-from components.exports import card_header, register_export
+from components.exports import card_header, export_menu, register_export
 from components.figures.featuremaps import (
     make_featuremap_counts_figure,
     make_position_figure,
@@ -23,12 +23,15 @@ from components.figures.featuremaps import (
 )
 from components.filters import filter_bar, register_navigation
 from components.ids import PageIds
+from components.links import LINK_COLUMN, markdown_link, unit_hrefs
 from components.urlstate import query_store, to_query
 
 dash.register_page(__name__, path="/feature-maps", name="Feature maps", order=5, title="Unitscope · Feature maps")
 
 ids = PageIds("featuremaps")
 GRAPH_CONFIG = {"displaylogo": False}
+TABLE_HEADERS = {"channel": "feature map", "best_site": "best site", "best_r": "best r", "best_y": "its y",
+                 "best_x": "its x"}
 
 
 @empty.guarded
@@ -47,16 +50,21 @@ def layout(dataset=None, model=None, region=None, layer=None, top=None, **_ignor
             dbc.Col(dbc.Card([card_header(
                 "Sites per feature map (Figure 8)", "featuremaps-counts"), dbc.CardBody(
                 dcc.Loading(dcc.Graph(id=ids("counts"), config=GRAPH_CONFIG)))]), lg=7),
-            dbc.Col(dbc.Card([dbc.CardHeader("Sites per x and y position (Figure S11)"), dbc.CardBody(
+            dbc.Col(dbc.Card([card_header("Sites per x and y position (Figure S11)", "featuremaps-positions"),
+                              dbc.CardBody(
                 dcc.Loading(dcc.Graph(id=ids("positions"), config=GRAPH_CONFIG)))]), lg=5),
         ], className="mb-4"),
         dbc.Card([card_header(
                 "Validated and unvalidated feature maps (Figure S13)", "featuremaps-validated"), dbc.CardBody([
             dcc.Loading(dcc.Graph(id=ids("validated"), config=GRAPH_CONFIG)),
+            html.Div([export_menu("featuremaps-table", "Export table", data_only=True),
+                      html.H6("Every feature map of the layer: its best site and how many sites pass each threshold",
+                              className="mt-2")], className="clearfix mb-2"),
             dag.AgGrid(id=ids("validated-table"), rowData=[], columnDefs=[], className="ag-theme-alpine",
                        defaultColDef={"sortable": True, "filter": True, "resizable": True, "flex": 1},
+                       # field names such as "sites_r>0.3" hold a dot: not a nested path
                        dashGridOptions={"pagination": True, "paginationPageSize": 10,
-                                        "paginationPageSizeSelector": False},
+                                        "paginationPageSizeSelector": False, "suppressFieldDotNotation": True},
                        style={"height": 380}),
         ])], className="mb-4"),
         *query_store("featuremaps"),
@@ -83,16 +91,29 @@ def update_featuremaps(top, dataset, model, region, layer):
     topk = data.layer_topk(dataset, model, int(layer), region)
     k = 1 if top == "1" else int(topk["rank"].max() or 1) if len(topk) else 1
     table = validated_featuremaps(data.featuremap_best(dataset, model, int(layer), region), channels=int(info.channels))
-    columns = [{"field": c, **({"valueFormatter": {"function": "params.value == null ? '' : "
-                                                   "d3.format('.3f')(params.value)"}} if c == "best_r" else {})}
+    columns = [{"field": c, "headerName": TABLE_HEADERS.get(c, c.replace("sites_r>", "sites r > ")),
+                **({"valueFormatter": {"function": "params.value == null ? '' : d3.format('.3f')(params.value)"}}
+                   if c == "best_r" else {})}
                for c in table.columns]
+    columns.append({"field": "unit", "headerName": "best site's unit", "minWidth": 130, **LINK_COLUMN})
     return (
         make_featuremap_counts_figure(topk, channels=int(info.channels), region=region, layer=info.layer, top=k),
         make_position_figure(topk, height=int(info.height), width=int(info.width), region=region, top=k),
         make_validated_figure(table, region=region, layer=info.layer),
-        table.astype(object).where(table.notna(), None).to_dict("records"),
+        validated_rows(table, dataset, model, region, int(layer)),
         columns,
     )
+
+
+def validated_rows(table, dataset: str, model: str, region: str, layer: int) -> list[dict]:
+    """Table rows; each feature map with a best site links to that site's best unit in it (its Unit page)."""
+    rows = table.astype(object).where(table.notna(), None).to_dict("records")
+    linked = [row for row in rows if row.get("best_site") is not None and row.get("best_y") is not None]
+    hrefs = unit_hrefs(dataset, model, region, layer, ((row["channel"], row["best_y"], row["best_x"],
+                                                        row["best_site"]) for row in linked))
+    for row, href in zip(linked, hrefs, strict=True):
+        row["unit"] = markdown_link("open", href)
+    return rows
 
 
 @dash.callback(
@@ -126,3 +147,23 @@ def export_validated(dataset, model, region, layer):
     table = validated_featuremaps(data.featuremap_best(f.dataset, f.model, f.layer, f.region),
                                   channels=int(info.channels))
     return make_validated_figure(table, region=f.region, layer=info.layer), table
+
+
+@register_export("featuremaps-table", "Every feature map of a layer: best site, r, sites per threshold (the table)",
+                 ("dataset", "model", "region", "layer"), data_only=True)
+def export_table(dataset, model, region, layer):
+    f = data.resolve_filters(dataset, model, region, layer, need_layer=True)
+    info = data.layers(f.model).set_index("layer_idx").loc[f.layer]
+    return None, validated_featuremaps(data.featuremap_best(f.dataset, f.model, f.layer, f.region),
+                                       channels=int(info.channels))
+
+
+@register_export("featuremaps-positions", "Figure S11: sites per x and y position",
+                 ("dataset", "model", "region", "layer", "top"))
+def export_positions(dataset, model, region, layer, top):
+    f = data.resolve_filters(dataset, model, region, layer, need_layer=True)
+    info = data.layers(f.model).set_index("layer_idx").loc[f.layer]
+    topk = data.layer_topk(f.dataset, f.model, f.layer, f.region)
+    k = int(topk["rank"].max()) if top == "all" and len(topk) else 1
+    fig = make_position_figure(topk, height=int(info.height), width=int(info.width), region=f.region, top=k)
+    return fig, topk[topk["rank"] <= k]

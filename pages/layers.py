@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dash
 import dash_bootstrap_components as dbc
+import pandas as pd
 from dash import Input, Output, State, dcc, html
 
 from backend import data
@@ -45,7 +46,7 @@ def layout(dataset=None, model=None, region=None, **_ignored):
             dbc.Col(dbc.Card([card_header(
                 "Depth of matches across models (Figure S7)", "layers-depth"), dbc.CardBody(
                 dcc.Loading(dcc.Graph(id=ids("depth"), config=GRAPH_CONFIG)))]), lg=6),
-            dbc.Col(dbc.Card([dbc.CardHeader("A family compared by depth (Figure S9)"), dbc.CardBody(
+            dbc.Col(dbc.Card([card_header("A family compared by depth (Figure S9)", "layers-family"), dbc.CardBody(
                 dcc.Loading(dcc.Graph(id=ids("family"), config=GRAPH_CONFIG)))]), lg=6),
         ], className="mb-4"),
     ])
@@ -107,3 +108,11 @@ def export_spread(dataset, model, region):
 def export_depth(dataset):
     depth = data.depth_across_models(data.require_dataset(dataset))
     return make_depth_across_models_figure(depth), depth
+
+
+@register_export("layers-family", "Figure S9: a family compared by depth", ("dataset", "model", "region"))
+def export_family(dataset, model, region):
+    f = data.resolve_filters(dataset, model, region)
+    family = {m: data.layer_best(f.dataset, m) for m in family_members(f.dataset, f.model)}
+    frame = pd.concat([df.assign(model=m) for m, df in family.items()], ignore_index=True)
+    return make_family_depth_figure(family, region=f.region), frame[frame["region"] == f.region]

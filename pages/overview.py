@@ -130,13 +130,15 @@ def _results_section(dataset, metric, region, model):
                 id=ids("metric"), value=metric, inline=True,
                 options=[{"label": METRICS[m], "value": m} for m in metrics])], md=9),
         ], className="g-3 mb-3"),
+        html.Div(export_menu("overview-leaderboard", "Export table", data_only=True), className="clearfix mb-1"),
         dag.AgGrid(id=ids("leaderboard"), columnDefs=columns, rowData=[], className="ag-theme-alpine",
                    defaultColDef={"sortable": True, "resizable": True, "flex": 1, "minWidth": 100},
                    dashGridOptions={"domLayout": "autoHeight"}, style={"height": None}),
         dbc.Row([
-            dbc.Col([export_menu("overview-regions"), dcc.Loading(dcc.Graph(id=ids("regions"), config=GRAPH_CONFIG))],
+            dbc.Col([html.Div(export_menu("overview-regions"), className="clearfix"),
+                     dcc.Loading(dcc.Graph(id=ids("regions"), config=GRAPH_CONFIG))],
                     lg=6),
-            dbc.Col([export_menu("overview-accuracy"),
+            dbc.Col([html.Div(export_menu("overview-accuracy"), className="clearfix"),
                      dcc.Loading(dcc.Graph(id=ids("accuracy"), config=GRAPH_CONFIG))], lg=6),
         ], className="mt-3"),
         dbc.Row([
@@ -156,13 +158,18 @@ def _results_section(dataset, metric, region, model):
             dbc.Col(dcc.Loading(dcc.Graph(id=ids("selection"), config=GRAPH_CONFIG)), lg=6),
             dbc.Col(dcc.Loading(dcc.Graph(id=ids("pls"), config=GRAPH_CONFIG)), lg=6),
         ]),
-        html.H5("Paired comparisons", className="mt-3"),
+        html.Div([export_menu("overview-comparisons", "Export table", data_only=True),
+                  html.H5("Paired comparisons")], className="clearfix mt-3"),
+        empty.not_computed("Paired comparisons between models",
+                           f"python -m precompute analyze --dataset {dataset} --model MODEL for a second model")
+        if data.model_comparisons(dataset).empty else None,
         dag.AgGrid(id=ids("comparisons"), rowData=[], className="ag-theme-alpine",
                    columnDefs=[{"field": c, **({"valueFormatter": _F3} if c in ("difference",) else {})}
                                for c in ("region", "metric", "model_a", "model_b", "difference", "p_value")],
                    defaultColDef={"sortable": True, "filter": True, "resizable": True, "flex": 1},
                    dashGridOptions={"pagination": True, "paginationPageSize": 10,
-                                    "paginationPageSizeSelector": False}, style={"height": 360}),
+                                    "paginationPageSizeSelector": False},
+                   style={"height": 360, "display": "none" if data.model_comparisons(dataset).empty else "block"}),
         dcc.Location(id=ids("nav"), refresh="callback-nav"),
     ])
 
@@ -251,3 +258,17 @@ def export_regions(dataset, metric):
 def export_accuracy(dataset, metric):
     scores, metric = _export_scores(dataset, metric)
     return make_score_vs_figure(scores, metric, "imagenet_top1"), scores[scores["metric"] == metric]
+
+
+@register_export("overview-leaderboard", "The model leaderboard for one score (the table)", ("dataset", "metric"),
+                 data_only=True)
+def export_leaderboard(dataset, metric):
+    scores, metric = _export_scores(dataset, metric)
+    regions = list(dict.fromkeys(data.sites(data.require_dataset(dataset))["region"]))
+    return None, leaderboard(scores, metric, regions)
+
+
+@register_export("overview-comparisons", "Paired comparisons between models (the table)", ("dataset",),
+                 data_only=True)
+def export_comparisons(dataset):
+    return None, data.model_comparisons(data.require_dataset(dataset))

@@ -15,6 +15,7 @@ from components.exports import card_header, register_export
 from components.figures.runnerups import make_runnerup_heatmap_figure
 from components.filters import filter_bar, register_navigation
 from components.ids import PageIds
+from components.links import site_href, unit_href
 
 dash.register_page(__name__, path="/runner-ups", name="Runner-ups", order=4, title="Unitscope · Runner-ups")
 
@@ -30,7 +31,9 @@ def layout(dataset=None, model=None, region=None, **_ignored):
                className="text-muted"),
         filter_bar(ids, f),
         dbc.Card([card_header("Top-K r of every site (Figures 7, S10)", "runnerups-heatmap"),
-                  dbc.CardBody(dcc.Loading(dcc.Graph(id=ids("heatmap"), config={"displaylogo": False})))]),
+                  dbc.CardBody([dcc.Loading(dcc.Graph(id=ids("heatmap"), config={"displaylogo": False})),
+                                html.Div("Click a cell to open that unit.", id=ids("selected"),
+                                         className="small text-muted")])]),
     ])
 
 
@@ -52,3 +55,28 @@ def export_heatmap(dataset, model, region):
     f = data.resolve_filters(dataset, model, region)
     frame = data.runner_ups(f.dataset, f.model, f.region)
     return make_runnerup_heatmap_figure(frame, region=f.region, model=f.model), frame
+
+
+@dash.callback(
+    Output(ids("selected"), "children"),
+    Input(ids("heatmap"), "clickData"),
+    State(ids("f-dataset"), "value"),
+    State(ids("f-model"), "value"),
+    State(ids("f-region"), "value"),
+    prevent_initial_call=True,
+)
+def open_clicked(click, dataset, model, region):
+    """A clicked cell (site, rank) -> links to that unit's page and to the site's view at that rank."""
+    point = (click or {}).get("points", [{}])[0]
+    if point.get("curveNumber", 0) != 0 or "customdata" not in point:
+        return dash.no_update
+    site, rank = data.require_site(dataset, point["customdata"], region), int(point["x"])
+    top = data.site_matches(dataset, model, site)
+    row = top[top["rank"] == rank]
+    if row.empty:
+        return dash.no_update
+    row = row.iloc[0]
+    return html.Span([f"{site}, rank {rank}: {row.layer} [c{row.channel}, y{row.y}, x{row.x}], r = {row.r:.3f} · ",
+                      dcc.Link("open this unit", href=unit_href(dataset, model, row.layer_idx, row.channel, row.y,
+                                                                row.x, region=region, site=site)),
+                      " · ", dcc.Link("open the site", href=site_href(dataset, model, region, site, rank))])

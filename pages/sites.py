@@ -23,6 +23,7 @@ from components.figures.sites import (
 )
 from components.filters import filter_bar, register_navigation
 from components.ids import PageIds
+from components.links import LINK_COLUMN, markdown_link, unit_href
 from components.stimuli import stimulus_src, thumbnail_strip
 from components.theme import empty_figure
 from components.urlstate import query_store, to_query
@@ -34,13 +35,14 @@ GRAPH_CONFIG = {"displaylogo": False}
 N_TOP_STIMULI = 8
 _R = {"function": "d3.format('.4f')(params.value)"}
 TOPK_COLUMNS = [
-    {"field": "rank", "maxWidth": 90},
-    {"field": "layer_idx", "headerName": "layer #", "maxWidth": 100},
-    {"field": "layer", "minWidth": 180},
-    {"field": "channel", "maxWidth": 100},
-    {"field": "y", "maxWidth": 70},
-    {"field": "x", "maxWidth": 70},
-    {"field": "r", "valueFormatter": _R, "maxWidth": 110},
+    {"field": "rank", "headerName": "rank", "width": 75},
+    {"field": "layer_idx", "headerName": "#", "headerTooltip": "layer index", "width": 65},
+    {"field": "layer", "headerName": "layer", "flex": 1, "minWidth": 120},
+    {"field": "channel", "headerName": "c", "headerTooltip": "channel (feature map)", "width": 70},
+    {"field": "y", "headerName": "y", "width": 55},
+    {"field": "x", "headerName": "x", "width": 55},
+    {"field": "r", "headerName": "r", "valueFormatter": _R, "width": 90},
+    {"field": "unit", "headerName": "unit", "width": 70, **LINK_COLUMN},
 ]
 
 
@@ -85,11 +87,13 @@ def layout(dataset=None, model=None, region=None, site=None, rank=None, **_ignor
             ], lg=4),
         ], className="mb-4"),
         dbc.Row([
-            dbc.Col(dbc.Card([dbc.CardHeader(f"Top {top_k} units (click a row to plot it)"), dbc.CardBody(dag.AgGrid(
+            dbc.Col(dbc.Card([card_header(f"Top {top_k} units (click a row to plot it)", "sites-topk", data_only=True),
+                              dbc.CardBody(dag.AgGrid(
                 id=ids("topk"), columnDefs=TOPK_COLUMNS, rowData=[],
-                defaultColDef={"sortable": True, "resizable": True, "flex": 1},
+                defaultColDef={"sortable": True, "resizable": True},
                 dashGridOptions={"pagination": True, "paginationPageSize": 10, "paginationPageSizeSelector": False,
-                                 "rowSelection": {"mode": "singleRow"}},
+                                 "rowSelection": {"mode": "singleRow", "checkboxes": False,
+                                                  "enableClickSelection": True}},
                 style={"height": 400}, className="ag-theme-alpine"))]), lg=6),
             dbc.Col(dbc.Card([card_header("Runner-up units", "sites-runnerups"), dbc.CardBody(
                 dcc.Loading(dcc.Graph(id=ids("runnerups"), config=GRAPH_CONFIG)))]), lg=6),
@@ -125,11 +129,22 @@ def update_site(site, dataset, model, region):
     rf_fig = make_rf_map_figure(rf.iloc[0] if len(rf) else None, site_id=site)
     unit_rf = make_unit_rf_figure(data.unit_receptive_fields(dataset, model, site), site_row, site_id=site,
                                   model=model)
-    return (top.to_dict("records"), make_runnerup_histogram_figure(top, region=region),
-            site_stats(site_row, data.site_scores(dataset, model, site), top), rf_fig, unit_rf)
+    return (topk_rows(top, dataset, model, region, site), make_runnerup_histogram_figure(top, region=region),
+            site_stats(site_row, data.site_scores(dataset, model, site), top,
+                       f"python -m precompute analyze --dataset {dataset} --model {model}"), rf_fig, unit_rf)
 
 
-def site_stats(site_row: pd.Series, scores: dict[str, float], top: pd.DataFrame) -> html.Div:
+def topk_rows(top: pd.DataFrame, dataset: str, model: str, region: str, site: str) -> list[dict]:
+    """The top-K table's rows, each with a link to its unit's page (drawn against this site)."""
+    rows = top.to_dict("records")
+    for row in rows:
+        row["unit"] = markdown_link("open", unit_href(dataset, model, row["layer_idx"], row["channel"], row["y"],
+                                                      row["x"], region=region, site=site))
+    return rows
+
+
+def site_stats(site_row: pd.Series, scores: dict[str, float], top: pd.DataFrame,
+               command: str | None = None) -> html.Div:
     """Reliability, best r and, where computed, the statistics of the site's match."""
     def stat(label, value, fmt="{:.3f}"):
         shown = "not computed" if value is None or pd.isna(value) else fmt.format(value)
@@ -142,6 +157,9 @@ def site_stats(site_row: pd.Series, scores: dict[str, float], top: pd.DataFrame)
         stat("match stability", scores.get("stability"), "{:.0%}"),
         stat("p-value (max null)", scores.get("p_value"), "{:.2g}"),
         stat("depth of best unit", float(top["depth"].iloc[0]) if len(top) else None, "{:.2f}"),
+        dbc.Col(html.Small(["Held-out r, stability and p come from the cross-validated analyses: run ",
+                            html.Code(command), "."], className="text-muted"), xs=12)
+        if command and not {"heldout_r", "stability", "p_value"} <= set(scores) else None,
     ], className="g-2")
 
 
@@ -152,8 +170,9 @@ def site_stats(site_row: pd.Series, scores: dict[str, float], top: pd.DataFrame)
     Input(ids("rank"), "value"),
     State(ids("f-dataset"), "value"),
     State(ids("f-model"), "value"),
+    State(ids("f-region"), "value"),
 )
-def update_scatter(site, rank, dataset, model):
+def update_scatter(site, rank, dataset, model, region=None):
     if not rank:
         return empty_figure("Pick a rank"), dash.no_update
     frame = data.site_scatter(dataset, model, site, int(rank))
@@ -165,7 +184,9 @@ def update_scatter(site, rank, dataset, model):
     strips = dbc.Row([
         dbc.Col([html.H6(f"{site}: top {N_TOP_STIMULI}"),
                  thumbnail_strip(dataset, by_site.itertuples(), caption=lambda r: f"z {r.neural:.1f}")], lg=6),
-        dbc.Col([html.H6(f"unit at rank {rank}: top {N_TOP_STIMULI}"),
+        dbc.Col([html.H6([f"unit at rank {rank}: top {N_TOP_STIMULI} ", dcc.Link("(open this unit)", href=unit_href(
+            dataset, model, frame.attrs["layer_idx"], frame.attrs["channel"], frame.attrs["y"], frame.attrs["x"],
+            region=region, site=site if region else None), className="small")]),
                  thumbnail_strip(dataset, by_unit.itertuples(), caption=lambda r: f"z {r.unit:.1f}")], lg=6),
     ])
     return fig, strips
@@ -226,3 +247,10 @@ def export_runnerups(dataset, model, region, site):
     f, site, _ = _export_state(dataset, model, region, site, None)
     top = data.site_matches(f.dataset, f.model, site)
     return make_runnerup_histogram_figure(top, region=f.region), top
+
+
+@register_export("sites-topk", "The site's top-K units (the table)", ("dataset", "model", "region", "site"),
+                 data_only=True)
+def export_topk(dataset, model, region, site):
+    f, site, _ = _export_state(dataset, model, region, site, None)
+    return None, data.site_matches(f.dataset, f.model, site)

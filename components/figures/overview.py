@@ -133,7 +133,8 @@ def make_selection_curve_figure(curve: pd.DataFrame, model: str) -> go.Figure:
     require_columns(curve, ("model", "region", "fraction", "value", "ci_low", "ci_high"), "selection curve")
     sub = curve[curve["model"] == model]
     if sub.empty:
-        return empty_figure("The selection curve is not computed for this model")
+        return empty_figure("The selection curve (Figure S1) is not computed for this model: run "
+                            "python -m precompute analyze (its cross-validated analyses)")
     fig = go.Figure()
     for region, group in sub.groupby("region", sort=False):
         fig.add_trace(go.Scatter(x=group["fraction"], y=group["value"], mode="lines+markers", name=region,
@@ -146,7 +147,8 @@ def make_selection_curve_figure(curve: pd.DataFrame, model: str) -> go.Figure:
 def make_pls_comparison_figure(single: pd.DataFrame, pls: pd.DataFrame, model: str) -> go.Figure:
     """Figure S4: per site, linear predictivity (PLS) against the single best unit's r."""
     if pls.empty:
-        return empty_figure("Linear predictivity (PLS) is not computed for this model")
+        return empty_figure("Linear predictivity (PLS, Figure S4) is not computed for this model: run "
+                            "python -m precompute analyze (its cross-validated analyses)")
     merged = single.merge(pls, on=["site_id", "region"], suffixes=("_su", "_pls"))
     fig = go.Figure()
     for region, group in merged.groupby("region", sort=False):

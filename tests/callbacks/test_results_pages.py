@@ -120,10 +120,22 @@ def test_overview_without_scores_says_what_to_run(app_env):
 
 def test_compare_page_plots_both_models_for_the_site(results_env):
     compare = page("compare")
-    pair, a, b, query = compare.update_compare("toy", "toy2", "IT-005", "IT", "mini")
+    pair, a, b, unit_a, unit_b, _, _, query = compare.update_compare("toy", "toy2", "IT-005", "IT", "mini")
     assert len(pair.data[0].x) == 5
-    assert "toy conv1" in a.layout.yaxis.title.text or "toy " in a.layout.yaxis.title.text
+    assert a.layout.yaxis.title.text.startswith("toy<br>") and b.layout.yaxis.title.text.startswith("toy2<br>")
     assert "b=toy2" in query and "site=IT-005" in query
+    # the two models' scatters share one scale, wide enough for every point of both
+    assert tuple(a.layout.xaxis.range) == tuple(b.layout.xaxis.range) == tuple(a.layout.yaxis.range) \
+        == tuple(b.layout.yaxis.range)
+    lim = a.layout.xaxis.range[1]
+    points = np.concatenate([np.abs(np.concatenate([t.x, t.y])) for f in (a, b) for t in f.data if t.mode == "markers"])
+    assert points.max() <= lim and points.max() == pytest.approx(lim / 1.05)
+    # each scatter links to its model's best unit of the site
+    best = {m: page("compare").data.site_matches("mini", m, "IT-005").iloc[0] for m in ("toy", "toy2")}
+    for link, m in ((unit_a, "toy"), (unit_b, "toy2")):
+        row = best[m]
+        assert link.href == (f"/unit?dataset=mini&model={m}&region=IT&layer_idx={row.layer_idx}&channel={row.channel}"
+                             f"&y={row.y}&x={row.x}&site=IT-005")
     assert compare.layout(dataset="mini", b="nope").id == "friendly-error"
 
 

@@ -22,6 +22,11 @@ def test_notebook_api_round_trips_data(results_env):
     values = us.activations("mini", "toy", int(unit.layer_idx), int(unit.channel), int(unit.y), int(unit.x))
     expected = toy_activations(24)[int(unit.layer_idx)][:, int(unit.channel), int(unit.y), int(unit.x)]
     np.testing.assert_allclose(values, expected, atol=1e-6)
+    ranks = us.unit_sites("mini", "toy", int(unit.layer_idx), int(unit.channel), int(unit.y), int(unit.x))
+    whole = ranks[ranks["scope"] == "model"].set_index("site_id")
+    assert whole.loc["V4-002", "rank"] == 1 and whole.loc["V4-002", "r"] == pytest.approx(unit.r)
+    assert set(ranks["scope"]) <= {"model", "layer", "featuremap"} and (ranks["rank"] >= 1).all()
+    assert us.unit_receptive_field("mini", "toy", 0, 0).empty
     assert us.image("mini", "stim000").size == (32, 32)
     assert set(us.scores("mini")["metric"]) >= {"neural_correlation"}
     with pytest.raises(KeyError, match="was not gathered"):

@@ -100,3 +100,80 @@ def test_rotation_figure_reports_mean_and_sd():
     fig = controls.make_rotation_figure(rot, region="V4")
     rotated = next(t for t in fig.data if t.name == "random rotations")
     assert rotated.y[0] == pytest.approx(0.4) and rotated.error_y.array[0] == pytest.approx(np.std([0.3, 0.5], ddof=1))
+
+
+def scatter_frame(seed: int, scale: float = 1.0, n: int = 40) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"stimulus_id": [f"s{i}" for i in range(n)], "category": [CATS[i % 3] for i in range(n)],
+                          "object": [f"o{i % 5}" for i in range(n)], "neural": rng.normal(size=n),
+                          "unit": rng.normal(size=n) * scale})
+    frame.attrs.update({"r": 0.5, "layer": "blocks.1", "channel": 2, "y": 0, "x": 1})
+    return frame
+
+
+def test_site_scatter_draws_every_stimulus_once_per_category_on_a_shared_scale():
+    from components.figures.sites import make_site_scatter_figure, scatter_limit
+
+    a, b = scatter_frame(0), scatter_frame(1, scale=3.0)
+    lim = scatter_limit(a, b)
+    assert lim == pytest.approx(1.05 * max(np.abs(np.r_[a.neural, a.unit, b.neural, b.unit])))
+    fig = make_site_scatter_figure(a, site_id="V4-1", model="m", rank=2, lim=lim)
+    markers = [t for t in fig.data if t.mode == "markers"]
+    assert [t.name for t in markers] == sorted(CATS)
+    for t in markers:
+        rows = a[a["category"] == t.name]
+        assert np.allclose(t.x, rows["neural"]) and np.allclose(t.y, rows["unit"])
+        assert [c[0] for c in t.customdata] == rows["stimulus_id"].tolist()
+    assert tuple(fig.layout.xaxis.range) == tuple(fig.layout.yaxis.range) == (-lim, lim)
+    assert fig.layout.yaxis.scaleanchor == "x" and "Rank 2" in fig.layout.title.text
+    own = make_site_scatter_figure(a, site_id="V4-1", model="m", rank=1, title="custom")
+    assert own.layout.xaxis.range[1] == pytest.approx(scatter_limit(a)) and own.layout.title.text == "custom"
+    assert "not gathered" in make_site_scatter_figure(None, site_id="s", model="m", rank=1).layout.annotations[0].text
+
+
+def test_model_pair_figure_uses_one_range_on_both_axes():
+    from components.figures.compare import make_model_pair_figure
+
+    a = pd.DataFrame({"site_id": ["s1", "s2", "s3"], "region": "IT", "r": [0.3, 0.6, 0.5]})
+    b = pd.DataFrame({"site_id": ["s1", "s2", "s3"], "region": "IT", "r": [0.4, 0.2, 0.7]})
+    fig = make_model_pair_figure(a, b, model_a="A", model_b="B", region="IT")
+    assert tuple(fig.layout.xaxis.range) == tuple(fig.layout.yaxis.range) == (pytest.approx(0.18), 1)
+    assert "A better for 1 of 3" in fig.layout.title.text.replace("<br>", " ")
+
+
+def test_unit_category_figure_has_one_box_per_category_and_the_mean():
+    from components.figures.unit import make_unit_category_figure
+
+    activity = pd.DataFrame({"category": [CATS[i % 3] for i in range(30)], "activation": np.arange(30.0)})
+    fig = make_unit_category_figure(activity, model="m", unit_label="l [c0, y0, x0]")
+    assert [t.name for t in fig.data] == sorted(CATS)
+    for t in fig.data:
+        assert sorted(t.y) == sorted(activity[activity["category"] == t.name]["activation"])
+    assert fig.layout.shapes[0].y0 == pytest.approx(14.5)
+    assert "not gathered" in make_unit_category_figure(None, model="m", unit_label="u").layout.annotations[0].text
+    with pytest.raises(ValueError, match="activation"):
+        make_unit_category_figure(pd.DataFrame({"category": ["a"]}), model="m", unit_label="u")
+
+
+def test_unit_rf_figure_without_a_map_draws_the_centres_only():
+    from components.figures.sites import make_unit_rf_figure
+
+    units = pd.DataFrame({"method": ["gradient", "mapping"], "x_deg": [1.0, 1.5], "y_deg": [0.0, 0.5],
+                          "size_deg": [2.0, 2.5], "map": [None, None], "map_size": [None, None],
+                          "extent_deg": [8.0, 8.0], "distance_deg": [0.3, 0.4]})
+    fig = make_unit_rf_figure(units, None, site_id="s", model="m")
+    assert [t.type for t in fig.data] == ["scatter", "scatter"]  # no heatmap, two circles
+    with_map = units.assign(map=[None, list(np.linspace(0, 1, 16))], map_size=[None, 4])
+    assert make_unit_rf_figure(with_map, None, site_id="s", model="m").data[0].type == "heatmap"
+
+
+def test_long_titles_and_empty_messages_wrap():
+    from components.theme import base_layout, empty_figure, wrap_text
+
+    assert wrap_text("aa bb cc", 5) == ["aa bb", "cc"]
+    assert all(len(line) <= 20 for line in wrap_text("word " * 30, 20))
+    import plotly.graph_objects as go
+
+    fig = base_layout(go.Figure(), title="x" * 10 + " " + "y" * 60)
+    assert fig.layout.title.text == "x" * 10 + "<br>" + "y" * 60 and fig.layout.margin.t == 80
+    assert "<br>" in empty_figure("a fairly long message " * 5).layout.annotations[0].text
