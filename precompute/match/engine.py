@@ -6,7 +6,7 @@ default; a 0/1 mask restricts a row to a subset of stimuli; integer counts give 
 For row i of group g with weights w and unit activations a over the stimuli:
 
     z_i  = w * (y_i - mean_w(y_i)) / ||sqrt(w) (y_i - mean_w(y_i))||    (standardised, float64 -> float32)
-    S_iu = sum_s z_is (a_su - c_u)                                        (c_u: first-batch mean of the unit)
+    S_iu = sum_s z_is (a_su - c_u)                                        (c_u: first-batch median of the unit)
     P_gu = sum_s w_gs (a_su - c_u),   Q_gu = sum_s w_gs (a_su - c_u)^2
     r_iu = S_iu / sqrt(Q_gu - P_gu^2 / sum_s w_gs)
 
@@ -53,6 +53,11 @@ log = logging.getLogger(__name__)
 #: A unit whose variance is below this fraction of its (shifted) sum of squares is at float32's
 #: resolution of the sums: it is treated as zero variance (constant units give exactly zero).
 RELATIVE_VARIANCE_FLOOR = 1e-9
+#: A unit whose variance over a group is below this fraction of its shifted sum of squares lost too many
+#: digits to float32 cancellation for r to be good to 1e-4 (its values over the group sit far from the
+#: shift, e.g. a nearly constant unit on a subset of stimuli): its r for that group's rows is computed
+#: again exactly (float64, from its gathered activations) after the passes.
+CONDITION_FLOOR = 2e-3
 #: Bound on the temporaries of the top-k phase (rows x units of one segment, converted to r).
 TOPK_TEMP_BYTES = 128 << 20
 #: Units per chunk when sums of squares are computed by a product (weighted groups, GPU).
@@ -309,6 +314,7 @@ def match_units(
             featuremap = {la.layer_idx: (np.full((n_rows, la.channels), -np.inf, np.float32),
                                          np.full((n_rows, la.channels), PAD_INDEX, np.int64)) for la in layers}
         valid = {la.layer_idx: np.zeros((n_groups, la.units), bool) for la in layers}
+        flagged: list[tuple[int, int, int]] = []  # (group, layer_idx, flat) searched exactly after the passes
         timings = {"inference_s": 0.0, "staging_s": 0.0, "product_s": 0.0, "topk_s": 0.0}
         progress = _Progress(config.progress, len(order) * len(plan.passes))
         try:
@@ -320,11 +326,17 @@ def match_units(
                 )
                 t0 = time.perf_counter()
                 _select_pass(acc, sumsq, wsum, unit_pass, layers, group, row_valid, k_keep, device,
-                             layer_top, featuremap, valid, n_rows)
+                             layer_top, featuremap, valid, n_rows, flagged)
                 timings["topk_s"] += time.perf_counter() - t0
                 del acc, sumsq
         finally:
             progress.close()
+        timings["ill_conditioned"] = float(len(flagged))
+        if flagged:
+            t0 = time.perf_counter()
+            _redo_ill_conditioned(source, feed, layers, flagged, z, group, weights, row_valid, plan.batch_size,
+                                  layer_top, featuremap)
+            timings["ill_conditioned_s"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         cand_r = np.concatenate([layer_top[la.layer_idx][0] for la in layers], axis=1)
@@ -341,6 +353,53 @@ def match_units(
             featuremap={k: (_clip_r(v), i) for k, (v, i) in featuremap.items()},
             valid=valid, plan=plan, timings=timings,
         )
+
+
+def _redo_ill_conditioned(source, feed, layers, flagged, z, group, weights, row_valid, batch_size,
+                          layer_top, featuremap) -> None:
+    """Exact float64 r of the ill-conditioned (group, unit) pairs for the group's rows, merged into the
+    per-layer top-k and the per-channel best: one gather pass over those units (their layers only)."""
+    from precompute.match.gather import gather_activations
+
+    units = sorted({(lay, flat) for _g, lay, flat in flagged})
+    log.warning("%s: %d (group, unit) pairs too ill-conditioned for float32 sums (%d units); computing their r "
+                "exactly from one more pass over their layers", source.model, len(flagged), len(units))
+    where = {u: i for i, u in enumerate(units)}
+    values, _ = gather_activations(source, feed, np.array([u[0] for u in units]), np.array([u[1] for u in units]),
+                                   batch_size=batch_size)
+    values = values.astype(np.float64)
+    for g in sorted({f[0] for f in flagged}):
+        rows = np.flatnonzero((group == g) & row_valid)
+        mine = [(lay, flat) for gg, lay, flat in flagged if gg == g]
+        if not len(rows) or not mine:
+            continue
+        w = weights[g]
+        a = values[[where[u] for u in mine]]                       # (units, stimuli)
+        a = a - (a @ w / w.sum())[:, None]
+        sd = np.sqrt(np.maximum((a * a) @ w, 0.0))
+        r = np.where(sd > 0, (z[rows] @ a.T) / np.where(sd > 0, sd, 1.0), -np.inf)  # z is weighted and centred
+        mine_layer = np.array([m[0] for m in mine])
+        mine_flat = np.array([m[1] for m in mine], dtype=np.int64)
+        for lay in np.unique(mine_layer):
+            cols = np.flatnonzero(mine_layer == lay)
+            best_v, best_i = layer_top[int(lay)]
+            cand_r = _clip_r(r[:, cols])
+            merged_v, merged_i = order_candidates(
+                np.concatenate([best_v[rows], cand_r], axis=1),
+                np.concatenate([best_i[rows], np.broadcast_to(mine_flat[cols], (len(rows), len(cols)))], axis=1),
+                best_v.shape[1])
+            best_v[rows], best_i[rows] = merged_v, merged_i
+            if featuremap:
+                layer = layers[int(lay)]
+                hw = layer.height * layer.width
+                fm_v, fm_i = featuremap[int(lay)]
+                for j, col in enumerate(cols):
+                    ch = int(mine_flat[col] // hw)
+                    better = (cand_r[:, j] > fm_v[rows, ch]) | (
+                        (cand_r[:, j] == fm_v[rows, ch]) & (mine_flat[col] < fm_i[rows, ch]))
+                    better &= np.isfinite(cand_r[:, j])
+                    fm_v[rows[better], ch] = cand_r[better, j]
+                    fm_i[rows[better], ch] = mine_flat[col]
 
 
 @dataclass(frozen=True)
@@ -476,7 +535,7 @@ def _accumulate_pass(source, feed, unit_pass, layers, order, windows, group_star
                 part = out[:, seg.start:seg.stop]
                 if first:
                     # Exact for constant units: the float64 mean of equal float32 values is that value.
-                    shift[c:c + seg.units] = part.mean(axis=0, dtype=np.float64).astype(np.float32)
+                    shift[c:c + seg.units] = np.median(part, axis=0)
                 _stage_block(part, shift[c:c + seg.units], staging_np[b0 - s0:b1 - s0, c:c + seg.units],
                              squares_np[c:c + seg.units] if fused_squares else None)
             first = False
@@ -552,7 +611,7 @@ def _group_blocks(group: np.ndarray, block: int) -> list[tuple[int, int, int]]:
 
 
 def _select_pass(acc, sumsq, wsum, unit_pass, layers, group, row_valid, k_layer, device,
-                 layer_top, featuremap, valid, n_rows):
+                 layer_top, featuremap, valid, n_rows, flagged):
     """r for the pass's units (computed in place in the accumulator), merged into the per-layer top-k,
     per-channel best and validity."""
     import torch
@@ -560,15 +619,20 @@ def _select_pass(acc, sumsq, wsum, unit_pass, layers, group, row_valid, k_layer,
     colsum = acc[n_rows:].double()  # (groups, units)
     var = sumsq - colsum * colsum / torch.as_tensor(wsum, device=acc.device)[:, None]
     ok = (var > 0) & (var > RELATIVE_VARIANCE_FLOOR * sumsq)
+    ill = ok & (var < CONDITION_FLOOR * sumsq)
     inv_sd = torch.where(ok, 1.0 / torch.sqrt(torch.where(ok, var, 1.0)), 0.0).float()
     ok_np = ok.cpu().numpy()
+    ill_np = ill.cpu().numpy()
+    usable = ok_np & ~ill_np  # ill-conditioned units are searched exactly afterwards (_redo_ill_conditioned)
     bad_rows = np.flatnonzero(~row_valid)
     col = 0
     for seg in unit_pass.segments:
         layer = layers[seg.layer_idx]
         u = seg.units
         valid[seg.layer_idx][:, seg.start:seg.stop] = ok_np[:, col:col + u]
-        invalid_cols = {g: torch.as_tensor(np.flatnonzero(~ok_np[g, col:col + u]), device=acc.device)
+        for g, local in zip(*np.nonzero(ill_np[:, col:col + u]), strict=True):
+            flagged.append((int(g), seg.layer_idx, seg.start + int(local)))
+        invalid_cols = {g: torch.as_tensor(np.flatnonzero(~usable[g, col:col + u]), device=acc.device)
                         for g in range(len(ok_np))}
         block = max(1, min(n_rows, TOPK_TEMP_BYTES // (4 * u)))
         hw = layer.height * layer.width

@@ -324,3 +324,44 @@ def test_the_default_budget_follows_the_environment(monkeypatch):
     import psutil
 
     assert default_memory_budget() == int(psutil.virtual_memory().total * DEFAULT_RAM_FRACTION)
+
+
+class _TableSource:
+    """An ActivationSource over a fixed (stimuli, units) table: one layer of units x 1 x 1."""
+
+    def __init__(self, table: np.ndarray):
+        self.table = table.astype(np.float32)
+        self.model = "table"
+        self.layers = [LayerInfo(0, "units", table.shape[1], 1, 1)]
+
+    def activations(self, images, stimulus_ids, layer_indices=None):
+        idx = [int(s.split("-")[1]) for s in stimulus_ids]
+        return [self.table[idx][:, :, None, None]]
+
+
+def test_units_too_ill_conditioned_for_float32_are_matched_exactly():
+    """A unit nearly constant on a row's stimuli, far from the shift (set on other stimuli), loses its
+    variance to float32 cancellation; the engine redoes such units in float64 instead of reporting noise."""
+    from precompute.match.engine import _schedule
+
+    rng = np.random.default_rng(0)
+    n = 200
+    in_b = np.arange(n) >= 100
+    t = rng.standard_normal(n)
+    table = rng.standard_normal((n, 4))
+    table[:, 1] = np.where(in_b, 1e-3 * t, 5.0 + 0.5 * rng.standard_normal(n))  # tiny spread on B, far from 5
+    rows = np.stack([rng.standard_normal(n), np.where(in_b, t + 0.05 * rng.standard_normal(n), np.nan)])
+    weights = np.stack([np.ones(n), in_b.astype(float)])
+    group = np.array([0, 1])
+    seed = next(s for s in range(100) if not in_b[_schedule(weights, 50, s)[0][0]])  # first batch outside B
+    feed = ArrayFeed([f"stim-{i:04d}" for i in range(n)], [np.zeros((4, 4), np.uint8)] * n)
+    source = _TableSource(table)
+    result = match_units(source, feed, RowSet(np.nan_to_num(rows), group, weights),
+                         small_config(top_k=2, layer_top_k=2, seed=seed))
+    assert result.timings["ill_conditioned"] >= 1
+    ref = reference_r(np.where(weights[group] > 0, np.nan_to_num(rows), np.nan), table.astype(np.float64))
+    for i in range(2):
+        check_topk(result.top_r[i], result.top_index[i], ref[i], 2)
+    assert result.top_index[1, 0] == 1 and result.top_r[1, 0] > 0.99
+    fm_r, fm_flat = result.featuremap[0]
+    assert fm_flat[1, 1] == 1 and abs(fm_r[1, 1] - ref[1, 1]) < TOL
