@@ -14,6 +14,7 @@ from components.theme import OTHER_COLOR, REGION_COLORS, base_layout, empty_figu
 METRICS = {
     "neural_correlation": "in-sample (the paper's)",
     "heldout_split_half": "held-out (split-half)",
+    "heldout_split_half_pool": "held-out (split-half, chosen within each site's top-K; every model)",
     "heldout_n2n": "held-out (Brain-Score neuron-to-neuron)",
     "heldout_ceiled": "held-out, noise-ceiling corrected",
     "brainscore_ceiled": "Brain-Score ceiled",
