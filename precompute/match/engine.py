@@ -30,6 +30,7 @@ import logging
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -510,61 +511,69 @@ def _accumulate_pass(source, feed, unit_pass, layers, order, windows, group_star
         col += seg.units
     wanted = unit_pass.layer_indices
     first = True
-    for window in windows:
-        s0, s1 = window.start, window.stop
-        if window_sq is not None:
-            window_sq.zero_()
-        for b0 in range(s0, s1, plan.batch_size):
-            b1 = min(s1, b0 + plan.batch_size)
-            idx = order[b0:b1]
-            images = feed.load(idx)
-            ids = [feed.stimulus_ids[int(i)] for i in idx]
+    n_workers = torch.get_num_threads()
+    workers = ThreadPoolExecutor(n_workers) if n_workers > 1 else None
+    try:
+        for window in windows:
+            s0, s1 = window.start, window.stop
+            if window_sq is not None:
+                window_sq.zero_()
+            for b0 in range(s0, s1, plan.batch_size):
+                b1 = min(s1, b0 + plan.batch_size)
+                idx = order[b0:b1]
+                images = feed.load(idx)
+                ids = [feed.stimulus_ids[int(i)] for i in idx]
+                t0 = time.perf_counter()
+                outs = source.activations(images, ids, layer_indices=wanted)
+                timings["inference_s"] += time.perf_counter() - t0
+                if len(outs) != len(wanted):
+                    raise RuntimeError(f"{source.model}: asked for {len(wanted)} layers, got {len(outs)} outputs")
+                t0 = time.perf_counter()
+                by_layer = dict(zip(wanted, outs, strict=True))
+                jobs = []
+                for seg, c in placed:
+                    out = np.asarray(by_layer[seg.layer_idx], dtype=np.float32).reshape(b1 - b0, -1)
+                    if out.shape[1] != layers[seg.layer_idx].units:
+                        raise RuntimeError(
+                            f"{source.model}: layer {seg.layer_idx} gave {out.shape[1]} units per stimulus, "
+                            f"expected {layers[seg.layer_idx].units}")
+                    part = out[:, seg.start:seg.stop]
+                    if first:
+                        # A mostly constant unit (a silent ReLU) gets its constant: its sums are then exact zeros.
+                        shift[c:c + seg.units] = np.median(part, axis=0)
+                    jobs.append((part, shift[c:c + seg.units], staging_np[b0 - s0:b1 - s0, c:c + seg.units],
+                                 squares_np[c:c + seg.units] if fused_squares else None))
+                _stage_batch(jobs, workers)
+                first = False
+                timings["staging_s"] += time.perf_counter() - t0
+                progress(b1 - b0)
             t0 = time.perf_counter()
-            outs = source.activations(images, ids, layer_indices=wanted)
-            timings["inference_s"] += time.perf_counter() - t0
-            if len(outs) != len(wanted):
-                raise RuntimeError(f"{source.model}: asked for {len(wanted)} layers, got {len(outs)} outputs")
-            t0 = time.perf_counter()
-            by_layer = dict(zip(wanted, outs, strict=True))
-            for seg, c in placed:
-                out = np.asarray(by_layer[seg.layer_idx], dtype=np.float32).reshape(b1 - b0, -1)
-                if out.shape[1] != layers[seg.layer_idx].units:
-                    raise RuntimeError(
-                        f"{source.model}: layer {seg.layer_idx} gave {out.shape[1]} units per stimulus, "
-                        f"expected {layers[seg.layer_idx].units}")
-                part = out[:, seg.start:seg.stop]
-                if first:
-                    # Exact for constant units: the float64 mean of equal float32 values is that value.
-                    shift[c:c + seg.units] = np.median(part, axis=0)
-                _stage_block(part, shift[c:c + seg.units], staging_np[b0 - s0:b1 - s0, c:c + seg.units],
-                             squares_np[c:c + seg.units] if fused_squares else None)
-            first = False
-            timings["staging_s"] += time.perf_counter() - t0
-            progress(b1 - b0)
-        t0 = time.perf_counter()
-        a = staging[:s1 - s0]
-        if cuda:
-            a = a.to(device, non_blocking=True)
-        if window.groups is None or len(window.groups) == n_groups:
-            blocks = [(0, n_cols)]
-        else:  # only the row blocks (and column-sum rows) of the groups that weigh these stimuli
-            blocks = []
-            for g0, g1 in _runs(window.groups):
-                blocks += [(group_start[g0], group_start[g1]), (n_rows + g0, n_rows + g1)]
-        for r0, r1 in blocks:
-            if r1 > r0:
-                _accumulate(acc[r0:r1], zext[r0:r1, s0:s1], a, cuda)
-        if window_sq is not None:
-            for g in window.groups.tolist():
-                sumsq[g] += float(window.weights[g]) * window_sq
-        elif not fused_squares:
-            w = w_ordered[:, s0:s1]
-            for j in range(0, n_units, SQUARE_CHUNK):
-                chunk = a[:, j:j + SQUARE_CHUNK]
-                sumsq[:, j:j + SQUARE_CHUNK] += (w @ (chunk * chunk)).double()
-        if cuda:
-            torch.cuda.synchronize()
-        timings["product_s"] += time.perf_counter() - t0
+            a = staging[:s1 - s0]
+            if cuda:
+                a = a.to(device, non_blocking=True)
+            if window.groups is None or len(window.groups) == n_groups:
+                blocks = [(0, n_cols)]
+            else:  # only the row blocks (and column-sum rows) of the groups that weigh these stimuli
+                blocks = []
+                for g0, g1 in _runs(window.groups):
+                    blocks += [(group_start[g0], group_start[g1]), (n_rows + g0, n_rows + g1)]
+            for r0, r1 in blocks:
+                if r1 > r0:
+                    _accumulate(acc[r0:r1], zext[r0:r1, s0:s1], a, cuda)
+            if window_sq is not None:
+                for g in window.groups.tolist():
+                    sumsq[g] += float(window.weights[g]) * window_sq
+            elif not fused_squares:
+                w = w_ordered[:, s0:s1]
+                for j in range(0, n_units, SQUARE_CHUNK):
+                    chunk = a[:, j:j + SQUARE_CHUNK]
+                    sumsq[:, j:j + SQUARE_CHUNK] += (w @ (chunk * chunk)).double()
+            if cuda:
+                torch.cuda.synchronize()
+            timings["product_s"] += time.perf_counter() - t0
+    finally:
+        if workers is not None:
+            workers.shutdown()
     return acc, sumsq
 
 
@@ -583,6 +592,24 @@ def _accumulate(acc, z, a, cuda: bool) -> None:
     out = blas.sgemm(1.0, a.numpy().T, np.ascontiguousarray(z.numpy()).T, beta=1.0, c=c.T, overwrite_c=1)
     if not np.shares_memory(out, c):  # never seen: sgemm updates a Fortran-ordered float32 c in place
         c[...] = out.T
+
+
+def _stage_batch(jobs: list, workers) -> None:
+    """Stage one batch (every segment through `_stage_block`): split in contiguous shares of units over
+    the worker threads (numpy releases the GIL in these loops), or in this thread when there is one."""
+    if workers is None:
+        for job in jobs:
+            _stage_block(*job)
+        return
+    blocks = []
+    for part, shift, dest, squares in jobs:
+        for j in range(0, part.shape[1], STAGE_BLOCK):
+            k = slice(j, j + STAGE_BLOCK)
+            blocks.append((part[:, k], shift[k], dest[:, k], None if squares is None else squares[k]))
+    n = workers._max_workers
+    shares = [blocks[i::n] for i in range(n)]
+    for future in [workers.submit(lambda share=share: [_stage_block(*b) for b in share]) for share in shares]:
+        future.result()
 
 
 def _stage_block(part: np.ndarray, shift: np.ndarray, dest: np.ndarray, sumsq: np.ndarray | None) -> None:

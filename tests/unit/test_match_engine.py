@@ -131,8 +131,9 @@ def test_matches_brute_force_reference(world, memory_units):
 def test_passes_do_not_change_results(world):
     source, feed, acts, rows = world
     one = match_units(source, feed, RowSet.from_matrix(rows), small_config())
-    many = match_units(source, feed, RowSet.from_matrix(rows),
-                       small_config(memory_bytes=4 * 7 * acts.shape[1] + 50 * bytes_per_unit(rows.shape[0], 2, 20)))
+    many = match_units(source, feed, RowSet.from_matrix(rows),  # and two threads staging the batches
+                       small_config(memory_bytes=4 * 7 * acts.shape[1] + 50 * bytes_per_unit(rows.shape[0], 2, 20),
+                                    threads=2))
     assert len(many.plan.passes) > 1
     np.testing.assert_array_equal(one.top_index, many.top_index)
     np.testing.assert_allclose(one.top_r, many.top_r, atol=1e-6)
