@@ -629,15 +629,17 @@ OTHER_DEMO_MODELS = ("efficientnet-lite1", "efficientnet-lite2")
 
 def demo_steps(variant: str) -> list:
     """Analysis steps of the demo (DESIGN.md scope): every analysis on Lite0 and its controls, the
-    `default_models="all"` ones on Lite1/Lite2, then the cross-model ones; quick: Lite0 only."""
-    from precompute.demo import DemoStep, demo_dataset
+    `default_models="all"` ones on Lite1/Lite2, then the cross-model ones; quick: Lite0 only, the analyses
+    that take seconds (a first look in a few minutes; `analyze` adds the rest)."""
+    from precompute.demo import SLOW_ANALYSES, DemoStep, demo_dataset
 
     dataset = demo_dataset(variant)
     # analyses that read a second dataset (cross_dataset) need a pair the demo does not have
     registry = [a for a in analyses().values() if not a.dataset_options]
     plan: list[tuple[Analysis, str | None]] = []
-    if variant == "quick":
-        plan = [(a, "efficientnet-lite0") for a in registry if not a.cross_model]
+    if variant == "quick":  # a first look in a few minutes: the analyses that take seconds
+        plan = [(a, "efficientnet-lite0") for a in registry
+                if not a.cross_model and a.default_models != "main" and a.name not in SLOW_ANALYSES]
     else:
         for model in (*PRIMARY_DEMO_MODELS, *OTHER_DEMO_MODELS):
             full = variant == "full"

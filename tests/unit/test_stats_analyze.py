@@ -318,6 +318,9 @@ def test_demo_steps_follow_the_design_scope():
     quick = [s.name for s in analyze.demo_steps("quick")]
     assert quick and all(n.startswith("analyze:") and n.endswith(":synthetic-hvm-quick:efficientnet-lite0")
                          for n in quick)
+    # a first look: the analyses that take seconds, not those that run the model again
+    assert "analyze:runnerups:synthetic-hvm-quick:efficientnet-lite0" in quick
+    assert not any(f":{slow}:" in n for n in quick for slow in ("null", "rotations", "decoding", "receptive_fields"))
     names = [s.name for s in analyze.demo_steps("default")]
     assert len(names) == len(set(names))
     for model in ("efficientnet-lite0", "pixels", "random-efficientnet-lite0", "untrained-efficientnet-lite0"):
