@@ -39,7 +39,8 @@ def test_unit_page_filters_url_and_exports(dash_duo, results_app):
     unit_params = [p for p in unit_query.split("&") if p.split("=")[0] in ("layer_idx", "channel", "y", "x")]
 
     # a filter change (region) reopens the page on the same unit, against a V4 site
-    next(el for el in dash_duo.find_elements("#unit-f-region label") if el.text == "V4").click()
+    v4 = next(el for el in dash_duo.find_elements("#unit-f-region label") if el.text == "V4")
+    dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click();", v4)
     until(lambda: "region=V4" in dash_duo.driver.current_url and "site=V4-" in dash_duo.driver.current_url, 15)
     assert all(p in dash_duo.driver.current_url for p in unit_params)
     dash_duo.wait_for_contains_text("#unit-scatter .gtitle", "V4-", timeout=15)
@@ -60,7 +61,7 @@ def test_unit_page_filters_url_and_exports(dash_duo, results_app):
     dash_duo.driver.execute_script("arguments[0].click();", button)  # a scrolled card may sit under the navbar
     link = dash_duo.wait_for_element("#export-unit-scatter a.export-link", timeout=5)
     main = dash_duo.driver.current_window_handle
-    link.click()
+    dash_duo.driver.execute_script("arguments[0].click();", link)  # the open menu may sit under the navbar
     href = link.get_attribute("href")
     for handle in dash_duo.driver.window_handles:
         if handle != main:
