@@ -12,12 +12,13 @@ For row i of group g with weights w and unit activations a over the stimuli:
 
 S and P are one float32 product, accumulated in place over staged batches of stimuli
 (S += Z A, rows x units: both layouts of the product run at the same speed here, and this one lets the
-top-k phase scale and search every row in place, without a transposed copy of the accumulator); Q is
-summed per inference batch in cache-sized blocks as the batch is written to the stage, in float32 per
-batch and float64 across batches. Shifting by c_u keeps the float32 sums exact to ~1e-6 relative (a
-unit's mean can be far larger than its spread). Stimuli are processed in a
-seeded random order so that the first batch, which sets c_u, is a fair sample (datasets are often
-sorted by category). A unit whose variance over a group is zero (dead or constant units) is never
+top-k phase scale and search every row in place, without a transposed copy of the accumulator). The
+source writes each inference batch straight into the stage (one block per layer: onnxruntime's I/O
+binding, no copy); the batch is then shifted in place and its squares summed block by block while each
+block is in cache (Q: float32 per batch, float64 across batches), and each product step multiplies the
+stage blocks into their columns of S (OpenBLAS sgemm on strided views, precompute/match/blas.py). Shifting by c_u keeps the float32 sums exact to ~1e-6 relative (a unit's mean can be far
+larger than its spread). Stimuli are processed in a seeded random order so that the first batch, which
+sets c_u, is a fair sample (datasets are often sorted by category). A unit whose variance over a group is zero (dead or constant units) is never
 matched for that group's rows. When the groups' weights take few patterns over the stimuli (training
 sets of the statistics), stimuli are scheduled pattern by pattern and each product step multiplies only
 the rows of the groups that weigh its stimuli (`_schedule`). No layer's activations are held for all
@@ -38,6 +39,7 @@ from typing import Protocol
 
 import numpy as np
 
+from precompute.match import blas
 from precompute.match.plan import (
     DEFAULT_RESERVE_BYTES,
     MAX_STAGE,
@@ -63,8 +65,8 @@ CONDITION_FLOOR = 2e-3
 TOPK_TEMP_BYTES = 128 << 20
 #: Units per chunk when sums of squares are computed by a product (weighted groups, GPU).
 SQUARE_CHUNK = 1 << 16
-#: Units per block when a batch is shifted into the stage and squared (16 stimuli x 16k units = 1 MiB:
-#: the block is squared while it is still in the core's L2 cache).
+#: Units per block when a staged batch is shifted and squared (16 stimuli x 16k units = 1 MiB: the block
+#: is squared while it is still in the core's L2 cache).
 STAGE_BLOCK = 1 << 14
 #: Most distinct weight patterns over the stimuli for which the schedule groups stimuli by pattern
 #: (beyond it, e.g. bootstrap counts, every step multiplies every row).
@@ -302,10 +304,10 @@ def match_units(
         order, windows = _schedule(weights, plan.stage, config.seed)
         group_start = np.searchsorted(group, np.arange(n_groups + 1))
         # Rows then one column-sum row per group, stimuli in processing order: the product's right factor.
-        zext = torch.from_numpy(np.concatenate([z, weights], axis=0)[:, order].astype(np.float32)).to(device)
+        zext = torch.from_numpy(np.ascontiguousarray(np.concatenate([z, weights], axis=0)[:, order], np.float32)).to(device)
         wsum = weights.sum(axis=1)
         uniform = bool(np.all(weights[:, order] == 1.0))
-        w_ordered = torch.from_numpy(weights[:, order].astype(np.float32)).to(device)
+        w_ordered = torch.from_numpy(np.ascontiguousarray(weights[:, order], np.float32)).to(device)
 
         offsets = np.concatenate([[0], np.cumsum([la.units for la in layers])]).astype(np.int64)
         layer_top = {la.layer_idx: (np.full((n_rows, min(k_keep, la.units)), -np.inf, np.float32),
@@ -484,7 +486,13 @@ def _default_budget_lock(wanted: bool):
 def _accumulate_pass(source, feed, unit_pass, layers, order, windows, group_start, zext, w_ordered, uniform, plan,
                      device, timings, progress):
     """One inference pass over the scheduled stimuli for the pass's units: the accumulator S (rows + groups,
-    units) and the sums of squares (groups, units)."""
+    units) and the sums of squares (groups, units).
+
+    The stage is one block (stage x units) per segment, so the source writes a batch of a layer that the
+    pass holds whole straight into the block's rows (`_infer_into`: onnxruntime's I/O binding): nothing is
+    copied and no output is allocated per batch. On the CPU each batch is then shifted in place and its
+    squares summed (`_shift_batch`), and each product step multiplies every block into its columns of the
+    accumulator (blas.accumulate: OpenBLAS, every core). On a GPU the blocks are shifted and squared there."""
     import torch
 
     cuda = device.startswith("cuda")
@@ -492,27 +500,39 @@ def _accumulate_pass(source, feed, unit_pass, layers, order, windows, group_star
     n_cols = zext.shape[0]
     n_groups = w_ordered.shape[0]
     n_rows = n_cols - n_groups
-    acc = torch.zeros((n_cols, n_units), dtype=torch.float32, device=device)
-    staging = torch.empty((plan.stage, n_units), dtype=torch.float32, pin_memory=cuda)
-    staging_np = staging.numpy()
-    sumsq = torch.zeros((n_groups, n_units), dtype=torch.float64, device=device)
-    # On the CPU, squares are summed per batch, block by block, as the batch is staged: straight into the
-    # sums when every weight is 1, else into a per-window sum that each weighing group adds (windows of
-    # one weight pattern). Otherwise (GPU, many weight patterns) a per-window product by the weights.
-    patterned = all(w.groups is not None for w in windows)
-    fused_squares = not cuda and (uniform or patterned)
-    window_sq = None if uniform or not fused_squares else torch.zeros(n_units, dtype=torch.float64)
-    squares_np = (sumsq[0] if uniform else window_sq).numpy() if fused_squares else None
-    shift = np.zeros(n_units, dtype=np.float32)
-    placed = []
+    if cuda:
+        acc = torch.zeros((n_cols, n_units), dtype=torch.float32, device=device)
+        flat = torch.empty(plan.stage * n_units, dtype=torch.float32, pin_memory=True)
+        flat_np = flat.numpy()
+    else:
+        # numpy asks the kernel for huge pages on arrays this large (~500x fewer page faults and TLB misses
+        # than torch's allocator here, where the stage is first written by onnxruntime).
+        t0 = time.perf_counter()
+        acc_np = np.empty((n_cols, n_units), dtype=np.float32)
+        acc_np.fill(0.0)  # first touch here, at memset speed (np.zeros would fault page by page in the product)
+        acc = torch.from_numpy(acc_np)
+        flat_np = np.empty(plan.stage * n_units, dtype=np.float32)
+        flat_np[::1024] = 0.0  # and the stage's pages (else onnxruntime's first batches fault them in)
+        flat = None
+        timings["allocate_s"] = timings.get("allocate_s", 0.0) + time.perf_counter() - t0
+    blocks = []  # (segment, first accumulator column, its stage block (stage x segment units))
     col = 0
     for seg in unit_pass.segments:
-        placed.append((seg, col))
+        blocks.append((seg, col, flat_np[plan.stage * col:plan.stage * (col + seg.units)].reshape(plan.stage, seg.units)))
         col += seg.units
+    sumsq = torch.zeros((n_groups, n_units), dtype=torch.float64, device=device)
+    patterned = all(w.groups is not None for w in windows)
+    window_sq = None if uniform or not patterned else torch.zeros(n_units, dtype=torch.float64, device=device)
+    shift = torch.zeros(n_units, dtype=torch.float32, device=device)
     wanted = unit_pass.layer_indices
-    first = True
+    # Layers the pass holds whole are written in place; a layer split across passes comes back as a new
+    # array and its segment is copied (the plan budgets one batch of outputs over all units for that).
+    whole = {seg.layer_idx: block for seg, _c, block in blocks
+             if seg.start == 0 and seg.stop == layers[seg.layer_idx].units}
+    partial = [(seg, block) for seg, _c, block in blocks if seg.layer_idx not in whole]
     n_workers = torch.get_num_threads()
-    workers = ThreadPoolExecutor(n_workers) if n_workers > 1 else None
+    workers = ThreadPoolExecutor(n_workers) if n_workers > 1 and not cuda else None
+    first = True
     try:
         for window in windows:
             s0, s1 = window.start, window.stop
@@ -521,53 +541,47 @@ def _accumulate_pass(source, feed, unit_pass, layers, order, windows, group_star
             for b0 in range(s0, s1, plan.batch_size):
                 b1 = min(s1, b0 + plan.batch_size)
                 idx = order[b0:b1]
+                t0 = time.perf_counter()
                 images = feed.load(idx)
+                timings["decode_s"] = timings.get("decode_s", 0.0) + time.perf_counter() - t0
                 ids = [feed.stimulus_ids[int(i)] for i in idx]
+                dests = [whole[lay][b0 - s0:b1 - s0] if lay in whole else None for lay in wanted]
                 t0 = time.perf_counter()
-                outs = source.activations(images, ids, layer_indices=wanted)
-                timings["inference_s"] += time.perf_counter() - t0
-                if len(outs) != len(wanted):
-                    raise RuntimeError(f"{source.model}: asked for {len(wanted)} layers, got {len(outs)} outputs")
-                t0 = time.perf_counter()
+                outs, copied = _infer_into(source, images, ids, wanted, dests, layers)
+                t1 = time.perf_counter()
                 by_layer = dict(zip(wanted, outs, strict=True))
-                jobs = []
-                for seg, c in placed:
-                    out = np.asarray(by_layer[seg.layer_idx], dtype=np.float32).reshape(b1 - b0, -1)
-                    if out.shape[1] != layers[seg.layer_idx].units:
-                        raise RuntimeError(
-                            f"{source.model}: layer {seg.layer_idx} gave {out.shape[1]} units per stimulus, "
-                            f"expected {layers[seg.layer_idx].units}")
-                    part = out[:, seg.start:seg.stop]
-                    if first:
-                        # A mostly constant unit (a silent ReLU) gets its constant: its sums are then exact zeros.
-                        shift[c:c + seg.units] = np.median(part, axis=0)
-                    jobs.append((part, shift[c:c + seg.units], staging_np[b0 - s0:b1 - s0, c:c + seg.units],
-                                 squares_np[c:c + seg.units] if fused_squares else None))
-                _stage_batch(jobs, workers)
+                for seg, block in partial:
+                    block[b0 - s0:b1 - s0] = by_layer[seg.layer_idx][:, seg.start:seg.stop]
+                if not cuda:
+                    _shift_batch([(c, block[b0 - s0:b1 - s0]) for _seg, c, block in blocks], shift.numpy(),
+                                 sumsq.numpy(), None if window_sq is None else window_sq.numpy(),
+                                 None if uniform or window_sq is not None else w_ordered.numpy()[:, b0:b1],
+                                 first, workers)
+                t2 = time.perf_counter()
+                timings["inference_s"] += t1 - t0 - copied
+                timings["staging_s"] += t2 - t1 + copied
                 first = False
-                timings["staging_s"] += time.perf_counter() - t0
                 progress(b1 - b0)
             t0 = time.perf_counter()
-            a = staging[:s1 - s0]
-            if cuda:
-                a = a.to(device, non_blocking=True)
+            k = s1 - s0
             if window.groups is None or len(window.groups) == n_groups:
-                blocks = [(0, n_cols)]
+                row_blocks = [(0, n_cols)]
             else:  # only the row blocks (and column-sum rows) of the groups that weigh these stimuli
-                blocks = []
+                row_blocks = []
                 for g0, g1 in _runs(window.groups):
-                    blocks += [(group_start[g0], group_start[g1]), (n_rows + g0, n_rows + g1)]
-            for r0, r1 in blocks:
-                if r1 > r0:
-                    _accumulate(acc[r0:r1], zext[r0:r1, s0:s1], a, cuda)
+                    row_blocks += [(group_start[g0], group_start[g1]), (n_rows + g0, n_rows + g1)]
+            row_blocks = [(r0, r1) for r0, r1 in row_blocks if r1 > r0]
+            if cuda:
+                _product_gpu(acc, zext, w_ordered, sumsq, window_sq, shift, flat, blocks, plan.stage, s0, k,
+                             row_blocks, uniform, min(plan.batch_size, k) if window is windows[0] else 0)
+            else:
+                acc_np, z_np = acc.numpy(), zext.numpy()
+                for seg, c, block in blocks:
+                    for r0, r1 in row_blocks:
+                        blas.accumulate(acc_np[r0:r1, c:c + seg.units], z_np[r0:r1, s0:s1], block[:k])
             if window_sq is not None:
                 for g in window.groups.tolist():
                     sumsq[g] += float(window.weights[g]) * window_sq
-            elif not fused_squares:
-                w = w_ordered[:, s0:s1]
-                for j in range(0, n_units, SQUARE_CHUNK):
-                    chunk = a[:, j:j + SQUARE_CHUNK]
-                    sumsq[:, j:j + SQUARE_CHUNK] += (w @ (chunk * chunk)).double()
             if cuda:
                 torch.cuda.synchronize()
             timings["product_s"] += time.perf_counter() - t0
@@ -577,49 +591,89 @@ def _accumulate_pass(source, feed, unit_pass, layers, order, windows, group_star
     return acc, sumsq
 
 
-def _accumulate(acc, z, a, cuda: bool) -> None:
-    """acc += z @ a in place (acc: rows x units, z: rows x stage, a: stage x units; float32).
+def _infer_into(source, images, ids, wanted, dests, layers) -> tuple[list[np.ndarray], float]:
+    """The source's outputs for `wanted`, as (batch, units) arrays, written into `dests` where one is given
+    (a source with `activations_into` writes there itself; otherwise they are copied, and the seconds the
+    copies took are returned too)."""
+    n = len(images)
+    if hasattr(source, "activations_into"):
+        outs = source.activations_into(images, ids, wanted, dests)
+        copying = False
+    else:
+        outs = source.activations(images, ids, layer_indices=wanted)
+        copying = True
+    if len(outs) != len(wanted):
+        raise RuntimeError(f"{source.model}: asked for {len(wanted)} layers, got {len(outs)} outputs")
+    flat = []
+    t0 = time.perf_counter()
+    for lay, out, dest in zip(wanted, outs, dests, strict=True):
+        out = np.asarray(out, dtype=np.float32).reshape(n, -1)
+        if out.shape[1] != layers[lay].units:
+            raise RuntimeError(f"{source.model}: layer {lay} gave {out.shape[1]} units per stimulus, "
+                               f"expected {layers[lay].units}")
+        if dest is not None and not np.shares_memory(out, dest):
+            dest[...] = out
+            out = dest
+        flat.append(out)
+    return flat, (time.perf_counter() - t0 if copying else 0.0)
 
-    On the CPU through OpenBLAS's sgemm (scipy's), not torch's MKL: on this AMD machine MKL ran the
-    product at ~60% of the float32 peak and OpenBLAS at ~80% (benchmarks/bench_match.py prints both).
-    In Fortran terms acc^T (units x rows, column-major = acc's row-major memory) += a^T z^T."""
-    if cuda:
-        acc.addmm_(z, a)
-        return
-    from scipy.linalg import blas
 
-    c = acc.numpy()
-    out = blas.sgemm(1.0, a.numpy().T, np.ascontiguousarray(z.numpy()).T, beta=1.0, c=c.T, overwrite_c=1)
-    if not np.shares_memory(out, c):  # never seen: sgemm updates a Fortran-ordered float32 c in place
-        c[...] = out.T
+def _shift_batch(parts, shift, sumsq, window_sq, weights, first, workers) -> None:
+    """A batch just staged, on the CPU: each part (first accumulator column, batch rows of a stage block)
+    shifted in place (the shift set from this batch's median when `first`) and its squares summed: into
+    the sums when every weight is 1, into the window's sums for one weight pattern, else weighted by each
+    group (`weights`: groups x batch). In blocks of STAGE_BLOCK units (each squared while it is in cache),
+    shared out over the worker threads (numpy releases the GIL in these loops)."""
+    jobs = [(part, c, j, min(part.shape[1], j + STAGE_BLOCK))
+            for c, part in parts for j in range(0, part.shape[1], STAGE_BLOCK)]
 
+    def run(chunks) -> None:
+        for part, c, j0, j1 in chunks:
+            a = part[:, j0:j1]
+            cols = slice(c + j0, c + j1)
+            if first:
+                # A mostly constant unit (a silent ReLU) gets its constant: its sums are then exact zeros.
+                shift[cols] = np.median(a, axis=0)
+            np.subtract(a, shift[cols], out=a)
+            if weights is not None:
+                sumsq[:, cols] += weights @ (a * a)
+            elif window_sq is not None:
+                window_sq[cols] += np.einsum("ij,ij->j", a, a)
+            else:
+                sumsq[0, cols] += np.einsum("ij,ij->j", a, a)
 
-def _stage_batch(jobs: list, workers) -> None:
-    """Stage one batch (every segment through `_stage_block`): split in contiguous shares of units over
-    the worker threads (numpy releases the GIL in these loops), or in this thread when there is one."""
     if workers is None:
-        for job in jobs:
-            _stage_block(*job)
+        run(jobs)
         return
-    blocks = []
-    for part, shift, dest, squares in jobs:
-        for j in range(0, part.shape[1], STAGE_BLOCK):
-            k = slice(j, j + STAGE_BLOCK)
-            blocks.append((part[:, k], shift[k], dest[:, k], None if squares is None else squares[k]))
-    n = workers._max_workers
-    shares = [blocks[i::n] for i in range(n)]
-    for future in [workers.submit(lambda share=share: [_stage_block(*b) for b in share]) for share in shares]:
+    shared = iter(jobs)  # each thread takes the next block (a list iterator is safe to share under the GIL)
+    for future in [workers.submit(run, shared) for _ in range(workers._max_workers)]:
         future.result()
 
 
-def _stage_block(part: np.ndarray, shift: np.ndarray, dest: np.ndarray, sumsq: np.ndarray | None) -> None:
-    """dest = part - shift, and (when sumsq is given) sumsq += the column sums of dest's squares, in
-    blocks of STAGE_BLOCK units so each block is squared while it is still in cache."""
-    for j in range(0, part.shape[1], STAGE_BLOCK):
-        block = dest[:, j:j + STAGE_BLOCK]
-        np.subtract(part[:, j:j + STAGE_BLOCK], shift[j:j + STAGE_BLOCK], out=block)
-        if sumsq is not None:
-            sumsq[j:j + STAGE_BLOCK] += np.einsum("ij,ij->j", block, block)
+def _product_gpu(acc, zext, w_ordered, sumsq, window_sq, shift, flat, blocks, stage, s0, k, row_blocks, uniform,
+                 median_rows) -> None:
+    """One product step on the GPU: each stage block is copied to the device, shifted and squared there,
+    and multiplied into its columns of the accumulator (torch addmm_)."""
+    w = w_ordered[:, s0:s0 + k]
+    for seg, c, _block in blocks:
+        u = seg.units
+        a = flat[stage * c:stage * (c + u)].view(stage, u)[:k].to(acc.device, non_blocking=True)
+        cols = slice(c, c + u)
+        if median_rows:
+            shift[cols] = a[:median_rows].median(dim=0).values
+        a -= shift[cols]
+        for j in range(0, u, SQUARE_CHUNK):
+            part = a[:, j:j + SQUARE_CHUNK]
+            sq = part * part
+            cc = slice(c + j, c + min(u, j + SQUARE_CHUNK))
+            if uniform:
+                sumsq[0, cc] += sq.sum(dim=0).double()
+            elif window_sq is not None:
+                window_sq[cc] = sq.sum(dim=0).double()
+            else:
+                sumsq[:, cc] += (w @ sq).double()
+        for r0, r1 in row_blocks:
+            acc[r0:r1, cols].addmm_(zext[r0:r1, s0:s0 + k], a)
 
 
 def _group_blocks(group: np.ndarray, block: int) -> list[tuple[int, int, int]]:

@@ -4,7 +4,7 @@ Memory of one pass is, per unit in the pass (DESIGN.md, Performance model):
   4 bytes x (rows + groups)   the float32 accumulator S (units x rows), plus one column per group
                               holding the unit's sum over the group's stimuli (folded into the product)
   4 bytes x stage             the staged activations (stage stimuli x units)
-  4 bytes                     the per-unit shift (first-batch mean)
+  4 bytes                     the per-unit shift (first-batch median)
   13 bytes x groups           sums of squares (float64), 1/sd (float32) and the validity flag
 plus, once per run, the source's output for one inference batch over all units and a fixed reserve
 (interpreter, onnxruntime session, top-k temporaries). Rows are budgeted exactly like units: permuted

@@ -82,11 +82,18 @@ class RandomSource:
         ]
 
     def activations(self, images, stimulus_ids, layer_indices=None) -> list[np.ndarray]:
+        return self.activations_into(images, stimulus_ids, layer_indices)
+
+    def activations_into(self, images, stimulus_ids, layer_indices=None, out=None) -> list[np.ndarray]:
+        """`activations`, with layer i written into out[i] where given (float32, C-ordered, batch x units)."""
         _check_indices(layer_indices, len(self.layers))
         idx = list(range(len(self.layers)) if layer_indices is None else layer_indices)
         n = len(stimulus_ids)
-        out = [np.empty((n, self.layers[i].channels, self.layers[i].height, self.layers[i].width), dtype=np.float32)
-               for i in idx]
+        dests = list(out) if out is not None else [None] * len(idx)
+        out = []
+        for i, dest in zip(idx, dests, strict=True):
+            shape = (n, self.layers[i].channels, self.layers[i].height, self.layers[i].width)
+            out.append(np.empty(shape, dtype=np.float32) if dest is None else _as_output(dest, shape))
 
         def fill(b: int) -> None:
             for arr, i in zip(out, idx, strict=True):
@@ -138,3 +145,11 @@ def _check_indices(layer_indices, n_layers: int) -> None:
     bad = [i for i in layer_indices if not 0 <= int(i) < n_layers]
     if bad:
         raise IndexError(f"layer indices {bad} out of range (the model has {n_layers} layers)")
+
+
+def _as_output(dest: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """`dest` (float32, C-ordered, as many values as `shape`) viewed with `shape`."""
+    if dest.dtype != np.float32 or not dest.flags.c_contiguous or dest.size != int(np.prod(shape)):
+        raise ValueError(f"an output array must be C-ordered float32 with {int(np.prod(shape))} values; "
+                         f"got {dest.dtype}, shape {dest.shape}")
+    return dest.reshape(shape)

@@ -85,3 +85,48 @@ def test_a_subset_of_layers_runs_a_cut_graph_with_the_same_outputs(tmp_path):
     assert source.session_for(["layer0", "layer1"]) is source.session  # every layer: the whole graph
     late = source.activations(images, ids, layer_indices=[1])
     np.testing.assert_allclose(late[0], full[1], rtol=1e-6)
+
+
+def test_outputs_are_written_in_place_where_an_array_is_given(tmp_path):
+    """activations_into: onnxruntime writes each bound layer straight into the caller's rows (the engine's
+    stage), equal to `activations`; a layer without an array comes back as a new one; a wrong array is
+    refused with the layer's name."""
+    layers = tiny_onnx(tmp_path / "tiny.onnx")
+    source = sources.OnnxSource("tiny", tmp_path / "tiny.onnx", layers, input_size=8, in_channels=1,
+                                mean=[0.5], std=[0.5], threads=1)
+    rng = np.random.default_rng(4)
+    images = [rng.integers(0, 256, (8, 8), dtype=np.uint8) for _ in range(5)]
+    ids = [f"s{i}" for i in range(5)]
+    full = source.activations(images, ids)
+    stage0 = np.full((9, 108), np.nan, np.float32)  # 9 staged rows; the batch goes to rows 2..6
+    stage1 = np.full((9, 3), np.nan, np.float32)
+    out = source.activations_into(images, ids, [0, 1], [stage0[2:7], stage1[2:7]])
+    assert np.shares_memory(out[0], stage0) and np.shares_memory(out[1], stage1)
+    np.testing.assert_array_equal(stage0[2:7], full[0].reshape(5, -1))
+    np.testing.assert_allclose(stage1[2:7], full[1].reshape(5, -1), rtol=1e-6)
+    assert np.isnan(stage0[:2]).all() and np.isnan(stage0[7:]).all()  # nothing written outside the batch
+    out = source.activations_into(images, ids, [1, 0], [None, stage0[:5]])
+    assert out[0].shape == (5, 3, 1, 1) and not np.shares_memory(out[0], stage0)
+    np.testing.assert_allclose(out[0], full[1], rtol=1e-6)
+    with pytest.raises(ValueError, match="layer0"):
+        source.activations_into(images, ids, [0], [np.zeros((5, 100), np.float32)])
+
+
+def test_the_engine_gives_the_same_answer_with_blocks_over_two_threads(tmp_path, monkeypatch):
+    """Batches shifted and squared in blocks of a few units by two threads: the same as one thread."""
+    from precompute.match import engine
+
+    layers = tiny_onnx(tmp_path / "tiny.onnx")
+    source = sources.OnnxSource("tiny", tmp_path / "tiny.onnx", layers, input_size=8, in_channels=1,
+                                mean=[0.5], std=[0.5], threads=1)
+    rng = np.random.default_rng(2)
+    n = 90
+    images = [rng.integers(0, 256, (8, 8), dtype=np.uint8) for _ in range(n)]
+    feed = ArrayFeed([f"s{i}" for i in range(n)], images)
+    rows = rng.standard_normal((6, n))
+    config = dict(top_k=8, batch_size=16, device="cpu", max_stage=32, min_stage=32)
+    one = match_units(source, feed, RowSet(rows), EngineConfig(threads=1, **config))
+    monkeypatch.setattr(engine, "STAGE_BLOCK", 7)
+    two = match_units(source, feed, RowSet(rows), EngineConfig(threads=2, **config))
+    np.testing.assert_array_equal(one.top_index, two.top_index)
+    np.testing.assert_allclose(one.top_r, two.top_r, atol=1e-6)

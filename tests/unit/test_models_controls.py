@@ -57,5 +57,18 @@ def test_random_source_is_normal_deterministic_and_independent():
     assert np.abs(s[~np.eye(400, dtype=bool)]).max() < 0.2
 
 
+def test_random_source_writes_into_given_arrays():
+    layers = [LayerInfo(0, "a", 2, 3, 3), LayerInfo(1, "b", 5, 1, 1)]
+    src = RandomSource("random-x", layers, seed=4, threads=2)
+    ids = [f"s{i}" for i in range(6)]
+    a, b = src.activations(None, ids)
+    stage = np.full((8, 18), np.nan, np.float32)
+    out = src.activations_into(None, ids, [0, 1], [stage[1:7], None])
+    assert np.shares_memory(out[0], stage) and out[0].shape == (6, 2, 3, 3)
+    np.testing.assert_array_equal(stage[1:7], a.reshape(6, -1))
+    np.testing.assert_array_equal(out[1], b)
+    assert np.isnan(stage[0]).all() and np.isnan(stage[7]).all()
+
+
 def test_pixels_names():
     assert pixels_size("pixels") == 224 and pixels_size("pixels-96") == 96 and pixels_size("random-x") is None
