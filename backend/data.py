@@ -8,6 +8,7 @@ validated against what the database holds before any query uses them (a bad URL 
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,6 +66,25 @@ def build_id() -> str:
 @cached(build_id)
 def build_info() -> dict[str, str]:
     return queries.build_info(database())
+
+
+def analysis_notes(dataset: str, analysis: str | None = None, model: str | None = None) -> list[dict]:
+    """What analyses said about this dataset (build_info['analysis_notes'], precompute/analyses/common.py):
+    why a model has no rows for an analysis, or fewer than usual. [{analysis, model, note}], sorted."""
+    raw = build_info().get("analysis_notes")
+    try:
+        notes = json.loads(raw) if raw else {}
+    except ValueError:
+        return []
+    out = []
+    for key, note in notes.items() if isinstance(notes, dict) else ():
+        name, _, rest = str(key).partition(":")
+        if not note or not rest.startswith(f"{dataset}:"):
+            continue
+        who = rest[len(dataset) + 1:]
+        if (analysis is None or name == analysis) and (model is None or who == model):
+            out.append({"analysis": name, "model": who, "note": str(note)})
+    return sorted(out, key=lambda n: (n["analysis"], n["model"]))
 
 
 @cached(build_id)

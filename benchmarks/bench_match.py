@@ -307,11 +307,17 @@ def main() -> None:
     print(f"matching (default budget {match['budget'] / GiB:.1f} GiB): {match['match_s']:8.1f} s   "
           f"({match['n_passes']} pass(es), stage {match['stage']}; inference {match['inference_s']:.1f} s, "
           f"shift and squares {match['staging_s']:.1f} s, product {match['product_s']:.1f} s, "
+          f"first touch of the accumulator and stage {match.get('allocate_s', 0.0):.1f} s, "
           f"top-k {match['topk_s']:.1f} s, PNG decode {match.get('decode_s', 0.0):.1f} s)")
     print(f"correlation product:                    {match['flops'] / 1e12:8.2f} TFLOP at {gflops:.1f} GFLOP/s "
           f"= {gflops / pk:.0%} of peak (target >= 75%)")
     print(f"matching / (inference + FLOPs at peak): {match['match_s'] / ideal:8.2f}     (target <= 1.25; "
           f"ideal {ideal:.1f} s)")
+    touch = match.get("allocate_s", 0.0)
+    touched = (args.sites + 1 + match["stage"]) * inf["units"] * 4 / GiB
+    print(f"  the same without the first touch:     {(match['match_s'] - touch) / ideal:8.2f}     (writing "
+          f"{touched:.1f} GiB of fresh memory the first time took {touch:.1f} s = {touch / touched:.2f} s/GiB here: "
+          f"this VM's host backs new memory lazily)")
     print(f"gather pass:                            {match['gather_s']:8.1f} s   ({match['gathered']} units; "
           f"{match['gather_s'] / inf['inference_s']:.2f} x an inference pass, target <= 1.2)")
     print(f"peak resident memory (match + gather):  {match['rss'] / GiB:8.2f} GiB (budget {match['budget'] / GiB:.1f}"

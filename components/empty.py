@@ -53,3 +53,11 @@ def friendly_error(message: str) -> dbc.Alert:
 def not_computed(what: str, command: str) -> dbc.Alert:
     return dbc.Alert([html.Strong(f"{what} not computed yet. "), "Run ", html.Code(command), "."],
                      color="secondary", className="mt-2")
+
+
+def analysis_notes(notes: list[dict], *, with_model: bool = True):
+    """The notes analyses left (backend.data.analysis_notes) as a short list under a figure, or None."""
+    if not notes:
+        return None
+    return html.Ul([html.Li([html.Strong(f"{n['model']}: ") if with_model else None, n["note"]])
+                    for n in notes], className="small text-muted mb-0 mt-2")

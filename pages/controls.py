@@ -47,8 +47,9 @@ def layout(dataset=None, region=None, **_ignored):
         ], className="g-3 mb-3"),
         dbc.Row([
             dbc.Col(dbc.Card([card_header(
-                "Rotations of the feature basis (Figure 9)", "controls-rotations"), dbc.CardBody(
-                dcc.Loading(dcc.Graph(id=ids("rotations"), config=GRAPH_CONFIG)))]), lg=6),
+                "Rotations of the feature basis (Figure 9)", "controls-rotations"), dbc.CardBody([
+                dcc.Loading(dcc.Graph(id=ids("rotations"), config=GRAPH_CONFIG)),
+                empty.analysis_notes(data.analysis_notes(dataset, "rotations"))])]), lg=6),
             dbc.Col(dbc.Card([card_header("Models beside their controls", "controls-controls"), dbc.CardBody([
                 dcc.Loading(dcc.Graph(id=ids("controls"), config=GRAPH_CONFIG)),
                 missing_controls_note(dataset)])]), lg=6),

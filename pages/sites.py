@@ -102,7 +102,8 @@ def layout(dataset=None, model=None, region=None, site=None, rank=None, **_ignor
                   dbc.CardBody(dcc.Loading(html.Div(id=ids("top-stimuli"))))], className="mb-4"),
         dbc.Card([dbc.CardHeader("Receptive field (Figure S2)"), dbc.CardBody(dbc.Row([
             dbc.Col(dcc.Loading(dcc.Graph(id=ids("rf"), config=GRAPH_CONFIG)), lg=6),
-            dbc.Col(dcc.Loading(dcc.Graph(id=ids("unit-rf"), config=GRAPH_CONFIG)), lg=6),
+            dbc.Col([dcc.Loading(dcc.Graph(id=ids("unit-rf"), config=GRAPH_CONFIG)),
+                     html.Div(id=ids("unit-rf-note"))], lg=6),
         ]))], className="mb-4"),
         *query_store("sites"),
     ])
@@ -117,6 +118,7 @@ register_navigation(ids, "/sites", keep=("site",))
     Output(ids("stats"), "children"),
     Output(ids("rf"), "figure"),
     Output(ids("unit-rf"), "figure"),
+    Output(ids("unit-rf-note"), "children"),
     Input(ids("site"), "value"),
     State(ids("f-dataset"), "value"),
     State(ids("f-model"), "value"),
@@ -131,7 +133,8 @@ def update_site(site, dataset, model, region):
                                   model=model)
     return (topk_rows(top, dataset, model, region, site), make_runnerup_histogram_figure(top, region=region),
             site_stats(site_row, data.site_scores(dataset, model, site), top,
-                       f"python -m precompute analyze --dataset {dataset} --model {model}"), rf_fig, unit_rf)
+                       f"python -m precompute analyze --dataset {dataset} --model {model}"), rf_fig, unit_rf,
+            empty.analysis_notes(data.analysis_notes(dataset, "receptive_fields", model), with_model=False))
 
 
 def topk_rows(top: pd.DataFrame, dataset: str, model: str, region: str, site: str) -> list[dict]:

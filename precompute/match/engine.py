@@ -10,19 +10,21 @@ For row i of group g with weights w and unit activations a over the stimuli:
     P_gu = sum_s w_gs (a_su - c_u),   Q_gu = sum_s w_gs (a_su - c_u)^2
     r_iu = S_iu / sqrt(Q_gu - P_gu^2 / sum_s w_gs)
 
-S and P are one float32 product, accumulated in place over staged batches of stimuli
-(S += Z A, rows x units: both layouts of the product run at the same speed here, and this one lets the
-top-k phase scale and search every row in place, without a transposed copy of the accumulator). The
-source writes each inference batch straight into the stage (one block per layer: onnxruntime's I/O
-binding, no copy); the batch is then shifted in place and its squares summed block by block while each
-block is in cache (Q: float32 per batch, float64 across batches), and each product step multiplies the
-stage blocks into their columns of S (OpenBLAS sgemm on strided views, precompute/match/blas.py). Shifting by c_u keeps the float32 sums exact to ~1e-6 relative (a unit's mean can be far
-larger than its spread). Stimuli are processed in a seeded random order so that the first batch, which
-sets c_u, is a fair sample (datasets are often sorted by category). A unit whose variance over a group is zero (dead or constant units) is never
-matched for that group's rows. When the groups' weights take few patterns over the stimuli (training
-sets of the statistics), stimuli are scheduled pattern by pattern and each product step multiplies only
-the rows of the groups that weigh its stimuli (`_schedule`). No layer's activations are held for all
-stimuli: per pass, only the accumulator and one stage of activations for the pass's units (precompute/match/plan.py).
+S and P are one float32 product, accumulated in place over staged batches of stimuli (S += Z A, rows x
+units: both layouts of the product run at the same speed here, and this one lets the top-k phase scale
+and search every row in place, without a transposed copy of the accumulator). The source writes each
+inference batch straight into the stage (one block per layer: onnxruntime's I/O binding, no copy); the
+batch is then shifted in place and its squares summed block by block while each block is in cache (Q:
+float32 per batch, float64 across batches), and each product step multiplies the stage blocks into their
+columns of S (OpenBLAS sgemm on strided views, precompute/match/blas.py). Shifting by c_u keeps the
+float32 sums exact to ~1e-6 relative (a unit's mean can be far larger than its spread). Stimuli are
+processed in a seeded random order so that the first batch, which sets c_u, is a fair sample (datasets
+are often sorted by category). A unit whose variance over a group is zero (dead or constant units) is
+never matched for that group's rows. When the groups' weights take few patterns over the stimuli
+(training sets of the statistics), stimuli are scheduled pattern by pattern and each product step
+multiplies only the rows of the groups that weigh its stimuli (`_schedule`). No layer's activations are
+held for all stimuli: per pass, only the accumulator and one stage of activations for the pass's units
+(precompute/match/plan.py).
 """
 
 from __future__ import annotations
@@ -304,7 +306,8 @@ def match_units(
         order, windows = _schedule(weights, plan.stage, config.seed)
         group_start = np.searchsorted(group, np.arange(n_groups + 1))
         # Rows then one column-sum row per group, stimuli in processing order: the product's right factor.
-        zext = torch.from_numpy(np.ascontiguousarray(np.concatenate([z, weights], axis=0)[:, order], np.float32)).to(device)
+        zext = np.ascontiguousarray(np.concatenate([z, weights], axis=0)[:, order], np.float32)
+        zext = torch.from_numpy(zext).to(device)
         wsum = weights.sum(axis=1)
         uniform = bool(np.all(weights[:, order] == 1.0))
         w_ordered = torch.from_numpy(np.ascontiguousarray(weights[:, order], np.float32)).to(device)
@@ -505,20 +508,21 @@ def _accumulate_pass(source, feed, unit_pass, layers, order, windows, group_star
         flat = torch.empty(plan.stage * n_units, dtype=torch.float32, pin_memory=True)
         flat_np = flat.numpy()
     else:
-        # numpy asks the kernel for huge pages on arrays this large (~500x fewer page faults and TLB misses
-        # than torch's allocator here, where the stage is first written by onnxruntime).
+        # Every page is touched here, up front and timed (allocate_s): lazily mapped memory would be faulted in
+        # by the first product step and the first batches. torch's allocator, not numpy's: numpy asks for
+        # transparent huge pages on arrays this large, and the kernel's compaction for them can stall the first
+        # touch (6.9 GB here: 3.6-5.0 s without, 4.9-17.4 s with); the product runs as fast on 4 KiB pages.
         t0 = time.perf_counter()
-        acc_np = np.empty((n_cols, n_units), dtype=np.float32)
-        acc_np.fill(0.0)  # first touch here, at memset speed (np.zeros would fault page by page in the product)
-        acc = torch.from_numpy(acc_np)
-        flat_np = np.empty(plan.stage * n_units, dtype=np.float32)
-        flat_np[::1024] = 0.0  # and the stage's pages (else onnxruntime's first batches fault them in)
+        acc = torch.zeros((n_cols, n_units), dtype=torch.float32)
+        flat_np = torch.empty(plan.stage * n_units, dtype=torch.float32).numpy()
+        flat_np[::1024] = 0.0
         flat = None
         timings["allocate_s"] = timings.get("allocate_s", 0.0) + time.perf_counter() - t0
     blocks = []  # (segment, first accumulator column, its stage block (stage x segment units))
     col = 0
     for seg in unit_pass.segments:
-        blocks.append((seg, col, flat_np[plan.stage * col:plan.stage * (col + seg.units)].reshape(plan.stage, seg.units)))
+        block = flat_np[plan.stage * col:plan.stage * (col + seg.units)].reshape(plan.stage, seg.units)
+        blocks.append((seg, col, block))
         col += seg.units
     sumsq = torch.zeros((n_groups, n_units), dtype=torch.float64, device=device)
     patterned = all(w.groups is not None for w in windows)

@@ -79,12 +79,19 @@ def gather_activations(
     if not wanted:
         return values, 0.0
     rows_of = {lay: np.flatnonzero(layer_idx == lay) for lay in wanted}
+    # A source that can write into given arrays reuses one batch of outputs throughout (no allocation per batch).
+    into = hasattr(source, "activations_into")
+    scratch = {lay: np.empty((batch_size, source.layers[lay].units), np.float32) for lay in wanted} if into else {}
     inference_s = 0.0
     for b0 in range(0, n_stim, batch_size):
         b1 = min(n_stim, b0 + batch_size)
         idx = np.arange(b0, b1)
         t0 = time.perf_counter()
-        outs = source.activations(feed.load(idx), [feed.stimulus_ids[i] for i in idx], layer_indices=wanted)
+        images, ids = feed.load(idx), [feed.stimulus_ids[i] for i in idx]
+        if into:
+            outs = source.activations_into(images, ids, wanted, [scratch[lay][:b1 - b0] for lay in wanted])
+        else:
+            outs = source.activations(images, ids, layer_indices=wanted)
         inference_s += time.perf_counter() - t0
         for lay, out in zip(wanted, outs, strict=True):
             sel = rows_of[lay]

@@ -58,7 +58,7 @@ def test_site_scatter_shows_the_site_against_its_unit(results_env):
 
 
 def test_site_panel_lists_top_units_and_stats(results_env):
-    rows, hist, stats, rf, unit_rf = page("sites").update_site("IT-005", "mini", "toy", "IT")
+    rows, hist, stats, rf, unit_rf, _note = page("sites").update_site("IT-005", "mini", "toy", "IT")
     assert "not computed" in unit_rf.layout.annotations[0].text
     assert [row["rank"] for row in rows] == list(range(1, 11))
     assert all(a["r"] >= b["r"] for a, b in itertools.pairwise(rows))
@@ -146,3 +146,21 @@ def test_controls_and_decoding_pages_show_empty_states_until_computed(results_en
     acc, conf, _ = page("decoding").update_decoding("in_sample", "matched-neural", "mini", "toy", "V4")
     assert "not computed" in acc.layout.annotations[0].text
     assert page("decoding").layout(dataset="mini", variant="bogus").id == "friendly-error"
+
+
+def test_notes_from_analyses_are_shown_where_their_results_would_be(results_env):
+    """An analysis that stored nothing on purpose says why (build_info['analysis_notes']): the Controls
+    page under the rotations, the Sites page under the unit's receptive field; cleared notes vanish."""
+    from precompute.analyses.common import NOTES_KEY
+
+    with results_env.step("test:notes", record=False) as con:
+        results_env.record(con, NOTES_KEY, "rotations:mini:toy", "layer 0 has a single feature map")
+        results_env.record(con, NOTES_KEY, "receptive_fields:mini:toy", "toy is a random control")
+        results_env.record(con, NOTES_KEY, "receptive_fields:mini:other", None)
+        results_env.record(con, NOTES_KEY, "receptive_fields:elsewhere:toy", "not this dataset")
+    layout = str(page("controls").layout(dataset="mini"))
+    assert "layer 0 has a single feature map" in layout and "random control" not in layout
+    *_, note = page("sites").update_site("IT-005", "mini", "toy", "IT")
+    assert "toy is a random control" in str(note) and "not this dataset" not in str(note)
+    *_, none = page("sites").update_site("IT-005", "mini", "other", "IT")
+    assert none is None

@@ -130,3 +130,21 @@ def test_the_engine_gives_the_same_answer_with_blocks_over_two_threads(tmp_path,
     two = match_units(source, feed, RowSet(rows), EngineConfig(threads=2, **config))
     np.testing.assert_array_equal(one.top_index, two.top_index)
     np.testing.assert_allclose(one.top_r, two.top_r, atol=1e-6)
+
+
+def test_the_gather_pass_reuses_one_batch_of_outputs_and_gets_every_value(tmp_path):
+    """gather_activations through activations_into (a scratch batch reused, the last batch shorter)."""
+    from precompute.match.gather import gather_activations
+
+    layers = tiny_onnx(tmp_path / "tiny.onnx")
+    source = sources.OnnxSource("tiny", tmp_path / "tiny.onnx", layers, input_size=8, in_channels=1,
+                                mean=[0.5], std=[0.5], threads=1)
+    rng = np.random.default_rng(6)
+    n = 37
+    images = [rng.integers(0, 256, (8, 8), dtype=np.uint8) for _ in range(n)]
+    feed = ArrayFeed([f"s{i}" for i in range(n)], images)
+    full = [o.reshape(n, -1) for o in source.activations(images, feed.stimulus_ids)]
+    layer_idx, flat = np.array([1, 0, 0, 1]), np.array([2, 107, 3, 0])
+    values, _ = gather_activations(source, feed, layer_idx, flat, batch_size=8)
+    expected = np.stack([full[lay][:, f] for lay, f in zip(layer_idx, flat, strict=True)])
+    np.testing.assert_allclose(values, expected, rtol=1e-6)
