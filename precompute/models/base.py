@@ -38,6 +38,12 @@ class ActivationSource(Protocol):
     the dataset's stored 8-bit images, decoded (grayscale (n, H, W) or RGB (n, H, W, 3)); the source
     resizes and normalises them as DESIGN.md's Input contract says. `stimulus_ids` lets sources that
     are functions of the stimulus (the `random-M` control) be deterministic per stimulus.
+
+    A source may also offer `activations_into(images, stimulus_ids, layer_indices, out)`: the same
+    outputs, with layer i written into out[i] where one is given (a C-ordered float32 array of batch x
+    units: the matching engine's stage rows, the gather pass's reused batch). The engine and the gather
+    pass use it when present (OnnxSource: onnxruntime's I/O binding; RandomSource) and otherwise copy
+    what `activations` returns.
     """
 
     model: str
