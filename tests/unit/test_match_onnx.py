@@ -38,10 +38,15 @@ def tiny_onnx(path) -> list[LayerInfo]:
     return [LayerInfo(0, "layer0", 3, 6, 6, "Relu", "layer0"), LayerInfo(1, "layer1", 3, 1, 1, "Flatten", "layer1")]
 
 
-def test_onnx_source_matches_brute_force(tmp_path):
+def tiny_source(tmp_path):
+    """The tiny graph as an OnnxSource (one onnxruntime thread)."""
     layers = tiny_onnx(tmp_path / "tiny.onnx")
-    source = sources.OnnxSource("tiny", tmp_path / "tiny.onnx", layers, input_size=8, in_channels=1,
-                                mean=[0.5], std=[0.5], threads=1)
+    return sources.OnnxSource("tiny", tmp_path / "tiny.onnx", layers, input_size=8, in_channels=1,
+                              mean=[0.5], std=[0.5], threads=1)
+
+
+def test_onnx_source_matches_brute_force(tmp_path):
+    source = tiny_source(tmp_path)
     rng = np.random.default_rng(1)
     n = 150
     images = [rng.integers(0, 256, (10, 10), dtype=np.uint8) for _ in range(n)]  # resized to 8 by the source
@@ -68,9 +73,7 @@ def test_onnx_source_matches_brute_force(tmp_path):
 
 def test_a_subset_of_layers_runs_a_cut_graph_with_the_same_outputs(tmp_path):
     """Asking for the early layer only runs a graph cut after it (onnxruntime would run every node)."""
-    layers = tiny_onnx(tmp_path / "tiny.onnx")
-    source = sources.OnnxSource("tiny", tmp_path / "tiny.onnx", layers, input_size=8, in_channels=1,
-                                mean=[0.5], std=[0.5], threads=1)
+    source = tiny_source(tmp_path)
     rng = np.random.default_rng(3)
     images = [rng.integers(0, 256, (8, 8), dtype=np.uint8) for _ in range(5)]
     ids = [f"s{i}" for i in range(5)]
@@ -91,9 +94,7 @@ def test_outputs_are_written_in_place_where_an_array_is_given(tmp_path):
     """activations_into: onnxruntime writes each bound layer straight into the caller's rows (the engine's
     stage), equal to `activations`; a layer without an array comes back as a new one; a wrong array is
     refused with the layer's name."""
-    layers = tiny_onnx(tmp_path / "tiny.onnx")
-    source = sources.OnnxSource("tiny", tmp_path / "tiny.onnx", layers, input_size=8, in_channels=1,
-                                mean=[0.5], std=[0.5], threads=1)
+    source = tiny_source(tmp_path)
     rng = np.random.default_rng(4)
     images = [rng.integers(0, 256, (8, 8), dtype=np.uint8) for _ in range(5)]
     ids = [f"s{i}" for i in range(5)]
@@ -116,9 +117,7 @@ def test_the_engine_gives_the_same_answer_with_blocks_over_two_threads(tmp_path,
     """Batches shifted and squared in blocks of a few units by two threads: the same as one thread."""
     from precompute.match import engine
 
-    layers = tiny_onnx(tmp_path / "tiny.onnx")
-    source = sources.OnnxSource("tiny", tmp_path / "tiny.onnx", layers, input_size=8, in_channels=1,
-                                mean=[0.5], std=[0.5], threads=1)
+    source = tiny_source(tmp_path)
     rng = np.random.default_rng(2)
     n = 90
     images = [rng.integers(0, 256, (8, 8), dtype=np.uint8) for _ in range(n)]
@@ -136,9 +135,7 @@ def test_the_gather_pass_reuses_one_batch_of_outputs_and_gets_every_value(tmp_pa
     """gather_activations through activations_into (a scratch batch reused, the last batch shorter)."""
     from precompute.match.gather import gather_activations
 
-    layers = tiny_onnx(tmp_path / "tiny.onnx")
-    source = sources.OnnxSource("tiny", tmp_path / "tiny.onnx", layers, input_size=8, in_channels=1,
-                                mean=[0.5], std=[0.5], threads=1)
+    source = tiny_source(tmp_path)
     rng = np.random.default_rng(6)
     n = 37
     images = [rng.integers(0, 256, (8, 8), dtype=np.uint8) for _ in range(n)]
