@@ -366,3 +366,37 @@ def test_units_too_ill_conditioned_for_float32_are_matched_exactly():
     assert result.top_index[1, 0] == 1 and result.top_r[1, 0] > 0.99
     fm_r, fm_flat = result.featuremap[0]
     assert fm_flat[1, 1] == 1 and abs(fm_r[1, 1] - ref[1, 1]) < TOL
+
+
+@pytest.mark.parametrize("uniform", [True, False])
+def test_the_gpu_product_step_on_any_torch_device(uniform):
+    """engine._product_gpu (no GPU here): run on CPU tensors, it must give the shifted product, the median
+    shift and the (weighted) squares for every stage block, leaving other columns alone."""
+    import torch
+
+    from precompute.match.engine import _product_gpu
+    from precompute.match.plan import Segment
+
+    rng = np.random.default_rng(9)
+    stage, k, s0, n_stim, rows, groups = 6, 5, 2, 9, 4, 2
+    units = [7, 3]
+    n_units = sum(units)
+    flat = torch.from_numpy(rng.standard_normal(stage * n_units).astype(np.float32))
+    a_all = np.concatenate([flat.numpy()[stage * c:stage * (c + u)].reshape(stage, u)[:k]
+                            for c, u in zip([0, units[0]], units, strict=True)], axis=1).astype(np.float64)
+    blocks = [(Segment(0, 0, units[0]), 0, None), (Segment(1, 0, units[1]), units[0], None)]
+    zext = torch.from_numpy(rng.standard_normal((rows + groups, n_stim)).astype(np.float32))
+    w = torch.from_numpy(rng.integers(0, 3, (groups, n_stim)).astype(np.float32))
+    acc = torch.zeros((rows + groups, n_units + 2))[:, :n_units]  # a strided view, as a column block is
+    sumsq = torch.zeros((groups, n_units), dtype=torch.float64)
+    shift = torch.zeros(n_units)
+    _product_gpu(acc, zext, w, sumsq, None, shift, flat, blocks, stage, s0, k, [(0, rows + groups)], uniform, 3)
+    expected_shift = np.sort(a_all[:3], axis=0)[1]  # the median of the first 3 staged rows
+    np.testing.assert_allclose(shift.numpy(), expected_shift, rtol=1e-6)
+    centred = a_all - expected_shift
+    np.testing.assert_allclose(acc.numpy(), zext.numpy()[:, s0:s0 + k].astype(np.float64) @ centred, atol=1e-5)
+    if uniform:
+        np.testing.assert_allclose(sumsq.numpy()[0], (centred**2).sum(axis=0), rtol=1e-5)
+        assert not sumsq.numpy()[1].any()
+    else:
+        np.testing.assert_allclose(sumsq.numpy(), w.numpy()[:, s0:s0 + k] @ centred**2, rtol=1e-5)
