@@ -36,7 +36,8 @@ def test_dataset_page_loads_filters_and_restores_from_url(dash_duo, dash_app):
 
     thumbs(dash_duo)[0].click()
     dash_duo.wait_for_element("#dataset-modal-body img", timeout=10)
-    assert "Cars" in dash_duo.find_element("#dataset-modal-title").text
+    # The title is read once the modal has faded in (Selenium reads no text from an element still invisible).
+    dash_duo.wait_for_contains_text("#dataset-modal-title", "Cars", timeout=10)
     assert console_errors(dash_duo) == []
 
 
