@@ -15,6 +15,8 @@ The default budget is `DEFAULT_RAM_FRACTION` of the machine's total RAM.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 from precompute.errors import UserError
@@ -146,7 +148,7 @@ def plan_passes(
         need = reserve_bytes + 4 * total_units + need_units * bytes_per_unit(n_rows, n_groups, min_stage)
         raise UserError(
             f"the memory budget of {budget_bytes / GiB:.2f} GiB is too small for {n_rows} rows "
-            f"(at least {need / GiB:.2f} GiB are needed); raise --memory-gb"
+            f"(at least {math.ceil(need / GiB * 100) / 100:.2f} GiB are needed); raise --memory-gb"
         )
     stage = min_stage
     for candidate in range(max_stage, min_stage, -32 if max_stage - min_stage >= 32 else -1):

@@ -242,6 +242,11 @@ def test_plan_splits_at_channels_and_refuses_hopeless_budgets():
     with pytest.raises(UserError, match="memory budget"):
         plan_passes(layers, 8, 100, 4 * 110 + 10 * per_unit, batch_size=1, reserve_bytes=0,
                     max_stage=16, min_stage=16)
+    # a budget just short of the need: the message's need is above the budget it prints (rounded up)
+    gib = 1 << 30
+    with pytest.raises(UserError, match=r"budget of 1\.00 GiB .*at least 1\.01 GiB"):
+        plan_passes(layers, 8, 100, gib, batch_size=1, reserve_bytes=gib - 4 * 110 - 20 * per_unit,
+                    max_stage=16, min_stage=16)
 
 
 def test_topk_rows_breaks_ties_by_index():
