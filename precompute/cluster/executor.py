@@ -129,6 +129,20 @@ def run_tasks(tasks: Sequence[Task], store: Store, *, executor: str = "local", s
 
 
 # ---------------------------------------------------------------------------------------------- local
+def run_here(task: Task, store: Store) -> bool:
+    """Run a task's step in this process against `store`; False when it was skipped (already done)."""
+    from precompute import analyze
+    from precompute.match.runner import run_pair
+
+    p = task.params
+    if task.kind == MATCH:
+        return run_pair(store, task.dataset, task.model, top_k=p["top_k"], memory_gb=p.get("memory_gb"),
+                        force=task.force) is not None
+    analysis = analyze.get_analyses([p["analysis"]])[0]
+    return analyze.run_analysis(store, analysis, task.dataset, task.model, protocol=p["protocol"], seed=p["seed"],
+                                force=task.force, options=task.options)
+
+
 class LocalExecutor:
     """Each task's step in this process, in order (exceptions propagate: the batch stops there)."""
 
@@ -136,22 +150,12 @@ class LocalExecutor:
         self.report = report
 
     def run(self, tasks: Sequence[Task], store: Store) -> BatchReport:
-        from precompute import analyze
-        from precompute.match.runner import run_pair
-
         out = BatchReport()
         progress = Progress(len(tasks), self.report)
         t0 = time.perf_counter()
         for task in tasks:
             t1 = time.perf_counter()
-            p = task.params
-            if task.kind == MATCH:
-                ran = run_pair(store, task.dataset, task.model, top_k=p["top_k"], memory_gb=p.get("memory_gb"),
-                               force=task.force) is not None
-            else:
-                analysis = analyze.get_analyses([p["analysis"]])[0]
-                ran = analyze.run_analysis(store, analysis, task.dataset, task.model, protocol=p["protocol"],
-                                           seed=p["seed"], force=task.force)
+            ran = run_here(task, store)
             o = TaskOutcome(task.task_id, "ran" if ran else "skipped", compute_s=time.perf_counter() - t1)
             out.outcomes.append(o)
             progress.update(o)
@@ -230,6 +234,17 @@ class DaskExecutor:
         return TaskOutcome(prep.task.task_id, state, compute_s=float(manifest.get("compute_s", 0.0)),
                            ingest_s=seconds, prepare_s=prep.prepare_s, worker=(info or {}).get("worker", ""))
 
+    def _run_on_coordinator(self, task: Task, store: Store) -> TaskOutcome:
+        t0 = time.perf_counter()
+        self.report(f"{task.describe()}: on the coordinator (it reads two datasets)")
+        try:
+            ran = run_here(task, store)
+        except Exception as exc:  # as a worker's failure: reported, the batch goes on
+            log.error("task %s failed: %s", task.task_id, exc)
+            return TaskOutcome(task.task_id, "failed", error=f"{type(exc).__name__}: {exc}")
+        return TaskOutcome(task.task_id, "ran" if ran else "skipped", compute_s=time.perf_counter() - t0,
+                           worker="coordinator")
+
     # ------------------------------------------------------------------ the loop
     def run(self, tasks: Sequence[Task], store: Store) -> BatchReport:
         from distributed import as_completed
@@ -244,7 +259,7 @@ class DaskExecutor:
         finished: dict[str, str] = {}  # task id -> state
         running: dict[str, _Prepared] = {}
         client, cluster, owned = None, None, False
-        ac = as_completed()
+        ac = None  # made with the client: an empty as_completed() looks for one
 
         def finish(o: TaskOutcome) -> None:
             finished[o.task_id] = o.state
@@ -252,7 +267,7 @@ class DaskExecutor:
             progress.update(o)
 
         def launch() -> None:
-            nonlocal client, cluster, owned
+            nonlocal client, cluster, owned, ac
             changed = True
             while changed:
                 changed = False
@@ -267,6 +282,10 @@ class DaskExecutor:
                         continue
                     waiting.remove(task)
                     changed = True
+                    if task.options:
+                        # It reads a second dataset, which a worker's snapshot (one dataset) does not hold.
+                        finish(self._run_on_coordinator(task, store))
+                        continue
                     try:
                         prep = self._prepare(task, store)
                     except UserError as exc:
@@ -279,6 +298,7 @@ class DaskExecutor:
                     else:
                         if client is None:
                             client, cluster, owned = self._connect()
+                            ac = as_completed()
                             out.dashboard = _dashboard(client)
                             self.report(f"Dask dashboard: {out.dashboard}" if out.dashboard else
                                         "Dask dashboard: the scheduler serves none")

@@ -3,7 +3,8 @@
 A task is named by the Store step it becomes (`match:D:M`, `analyze:NAME:D:M`, `analyze:NAME:D`), so
 the local and the dask executor record the same steps. Dependencies follow the order in which the
 local executor runs them (a matching run, then the pair's analyses in registry order, each reading
-what the earlier ones wrote; a cross-model analysis after every task on its dataset), so a task never
+what the earlier ones wrote; an analysis that reads a second dataset, cross_dataset, also after that
+dataset's matching run; a cross-model analysis after every task on its dataset), so a task never
 starts before what it reads is in the working database.
 
 A task's *scope* is the (dataset, models) whose rows it may write: every table with a `dataset` and a
@@ -53,7 +54,13 @@ class Task:
         if self.kind == MATCH:
             return f"match {self.dataset} x {self.model}"
         target = f"{self.dataset} x {self.model}" if self.model else f"{self.dataset} (all matched models)"
-        return f"analyze {self.params['analysis']} on {target}"
+        chosen = "".join(f", {k.replace('_', ' ')} {v}" for k, v in self.params.get("options", {}).items())
+        return f"analyze {self.params['analysis']} on {target}{chosen}"
+
+    @property
+    def options(self) -> dict[str, str]:
+        """Values of the analysis's dataset options (cross_dataset: {"select_on": A}); empty for most."""
+        return dict(self.params.get("options", {}))
 
 
 # ---------------------------------------------------------------------------------------------- graph
@@ -91,31 +98,39 @@ def build_tasks(runs: Sequence, analyses: Sequence) -> list[Task]:
     cross: dict[str, dict[str, Task]] = {}
     for spec in analyses:
         for a in analyze.get_analyses(list(spec.analyses) or None):
-            if getattr(a, "dataset_options", ()):  # reads a second dataset, named by an option
-                if spec.analyses:
-                    raise UserError(f"batch file: analysis {a.name!r} needs --{a.dataset_options[0].replace('_', '-')}"
-                                    ", which batch files do not pass yet; run it with `python -m precompute analyze`")
-                continue  # as `analyze` does for "all analyses"
             params = {"analysis": a.name, "protocol": spec.protocol, "seed": spec.seed, "force": spec.force}
+            if getattr(a, "dataset_options", ()):  # reads a second dataset, named by an option
+                options = {"select_on": spec.select_on} if getattr(spec, "select_on", None) else {}
+                missing = a.missing_options(options)
+                if missing and spec.analyses:
+                    raise UserError(f"batch file: analysis {a.name!r} on {spec.dataset} x {spec.model} needs "
+                                    f"`{missing[0]}` (the dataset to read besides {spec.dataset!r}) in its [[analyze]]")
+                if missing:
+                    continue  # as `analyze` does for "all analyses"
+                params["options"] = options
+            label = a.label(params.get("options"))
             if a.cross_model:
-                cross.setdefault(spec.dataset, {})[a.name] = Task(
-                    analyze.step_name(a.name, spec.dataset), ANALYZE, spec.dataset, None, (), params)
+                cross.setdefault(spec.dataset, {})[label] = Task(
+                    analyze.step_name(label, spec.dataset), ANALYZE, spec.dataset, None, (), params)
             else:
                 pair = per_pair.setdefault((spec.dataset, spec.model), {})
-                t = Task(analyze.step_name(a.name, spec.dataset, spec.model), ANALYZE, spec.dataset, spec.model,
+                t = Task(analyze.step_name(label, spec.dataset, spec.model), ANALYZE, spec.dataset, spec.model,
                          (), params)
-                if a.name in pair:
-                    _check_same(pair[a.name], t)
+                if label in pair:
+                    _check_same(pair[label], t)
                     if t.force:
-                        pair[a.name] = t
+                        pair[label] = t
                 else:
-                    pair[a.name] = t
+                    pair[label] = t
     for (dataset, model), named in per_pair.items():
         previous = match_step(dataset, model)
         previous = previous if previous in tasks else None
-        for name in sorted(named, key=order.__getitem__):
-            t = named[name]
-            add(Task(t.task_id, t.kind, t.dataset, t.model, (previous,) if previous else (), t.params))
+        for label in sorted(named, key=lambda n: (order[named[n].params["analysis"]], n)):
+            t = named[label]
+            # An analysis that reads another dataset also waits for that dataset's matching run.
+            others = [match_step(d, model) for d in t.params.get("options", {}).values()]
+            deps = ((previous,) if previous else ()) + tuple(o for o in others if o in tasks)
+            add(Task(t.task_id, t.kind, t.dataset, t.model, deps, t.params))
             previous = t.task_id
     for dataset, named in cross.items():
         before = tuple(tid for tid, t in tasks.items() if t.dataset == dataset)
@@ -212,6 +227,8 @@ def input_hash(con, task: Task, models: Sequence[str]) -> str:
     else:
         parts.update(analysis=task.params["analysis"], protocol=task.params["protocol"], seed=task.params["seed"],
                      inputs=analyze.inputs_fingerprint(con, task.dataset, list(models)))
+        for other in task.options.values():  # a second dataset the analysis reads
+            parts.setdefault("other_inputs", {})[other] = analyze.inputs_fingerprint(con, other, list(models))
     blob = json.dumps(parts, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()
 

@@ -100,7 +100,7 @@ def _run_step(store: Store, spec: dict) -> None:
 
         analysis = analyze.get_analyses([params["analysis"]])[0]
         analyze.run_analysis(store, analysis, spec["dataset"], spec["model"], protocol=params["protocol"],
-                             seed=params["seed"], force=True)
+                             seed=params["seed"], force=True, options=params.get("options"))
     else:
         raise ValueError(f"unknown task kind {spec['kind']!r}")
 

@@ -51,13 +51,21 @@ BATCH_HELP = """Run a TOML batch file: every [[import]], then every [[model]], t
     protocol = "default"            # optional: protocol, seed, force
     seed = 0
 
+    [[analyze]]                     # cross_dataset: each site's best unit on one dataset, scored on another
+    dataset = "hvm-b"               # scored here
+    model = "efficientnet-lite0"
+    analyses = ["cross_dataset"]
+    select_on = "hvm-a"             # selected here (matched with the same model, sharing site ids)
+
 Imports and models that already exist are skipped (add `replace = true` to an [[import]] to redo it);
 runs already done are skipped unless force, and analyses already done on the same inputs. An analysis
-runs after the [[run]] of its (dataset, model). Relative paths are relative to the batch file's folder.
+runs after the [[run]] of its (dataset, model) (cross_dataset also after the [[run]] of its select_on
+dataset; it runs on the coordinator, as it reads two datasets). Relative paths are relative to the batch
+file's folder.
 """
 
 RUN_KEYS = {"dataset", "datasets", "model", "models", "top_k", "memory_gb", "force"}
-ANALYZE_KEYS = {"dataset", "datasets", "model", "models", "analyses", "protocol", "seed", "force"}
+ANALYZE_KEYS = {"dataset", "datasets", "model", "models", "analyses", "protocol", "seed", "force", "select_on"}
 DEFAULT_KEYS = {"top_k", "memory_gb", "force"}
 SETTING_KEYS = {"executor", "scheduler", "results_dir"}
 TOP_KEYS = {"defaults", "import", "model", "run", "analyze", *SETTING_KEYS}
@@ -81,6 +89,7 @@ class AnalyzeSpec:
     protocol: str = "default"
     seed: int = 0
     force: bool = False
+    select_on: str | None = None  # cross_dataset's dataset of selection (its `--select-on`)
 
 
 @dataclass
@@ -100,7 +109,8 @@ class Batch:
                   + (f", memory {r.memory_gb} GiB" if r.memory_gb else "") + (", force" if r.force else "") + ")"
                   for r in self.runs]
         lines += [f"analyze {', '.join(a.analyses) or 'all analyses'} on {a.dataset} x {a.model} "
-                  f"(protocol {a.protocol}, seed {a.seed}" + (", force" if a.force else "") + ")"
+                  f"(protocol {a.protocol}, seed {a.seed}" + (f", selected on {a.select_on}" if a.select_on else "")
+                  + (", force" if a.force else "") + ")"
                   for a in self.analyses]
         if self.executor:
             lines.append(f"executor {self.executor}" + (f" at {self.scheduler}" if self.scheduler else ""))
@@ -192,9 +202,15 @@ def _parse_analyses(entries) -> list[AnalyzeSpec]:
             raise UserError(f"{where}: seed must be an integer")
         if not isinstance(force, bool):
             raise UserError(f"{where}: force must be true or false")
+        select_on = entry.get("select_on")
+        if select_on is not None and (not isinstance(select_on, str) or not select_on):
+            raise UserError(f"{where}: select_on must be a dataset name (cross_dataset's dataset of selection)")
         for dataset in _names(entry, "dataset", "datasets", where):
+            if select_on == dataset:
+                raise UserError(f"{where}: select_on names the dataset itself ({dataset!r}); name another "
+                                "dataset that shares site ids with it")
             for model in _names(entry, "model", "models", where):
-                out.append(AnalyzeSpec(dataset, model, tuple(names), protocol, seed, force))
+                out.append(AnalyzeSpec(dataset, model, tuple(names), protocol, seed, force, select_on))
     return out
 
 

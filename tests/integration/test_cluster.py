@@ -281,3 +281,27 @@ def test_incomplete_results_are_never_ingested_and_left_over_complete_ones_are(e
         ref = local[name][local[name]["dataset"] == "mini2"].reset_index(drop=True)
         assert_same_tables({"t": ref, "steps_done": [], "seeds": ""}, {"t": mine, "steps_done": [], "seeds": ""})
     assert not list(results_dir.glob("tasks/*"))
+
+
+def test_the_command_line_reaches_a_scheduler_by_address(env, tmp_path):
+    """`python -m precompute batch FILE --executor dask --scheduler ADDRESS`, in a process with no Dask client
+    of its own yet (the path a lab uses), runs a task on the cluster and ingests it."""
+    import subprocess
+    import sys
+
+    store = fresh_store(env, "cli")
+    batch = tmp_path / "one.toml"
+    batch.write_text('[[model]]\nname = "pixels-8"\ncontrol = "pixels"\ninput_size = 8\n\n'
+                     '[[run]]\ndataset = "mini2"\nmodel = "pixels-8"\ntop_k = 3\nmemory_gb = 2\n')
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-m", "precompute", "--db", str(store.served_path), "batch", str(batch),
+                           "--executor", "dask", "--scheduler", env["cluster"].scheduler_address],
+                          cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "match:mini2:pixels-8" in done.stdout + done.stderr
+    with duckdb.connect(str(store.served_path), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM match_runs WHERE dataset = 'mini2' AND model = 'pixels-8'"
+                           ).fetchone()[0] == 1
+        n_sites = con.execute("SELECT count(*) FROM sites WHERE dataset = 'mini2'").fetchone()[0]
+        assert con.execute("SELECT count(*) FROM matches WHERE dataset = 'mini2' AND model = 'pixels-8'"
+                           ).fetchone()[0] == 3 * n_sites

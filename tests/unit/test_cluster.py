@@ -64,6 +64,29 @@ def test_graph_without_runs_has_no_dependency_on_matching_and_dedupes():
         build_tasks([], [AnalyzeSpec("d", "m", ("nope",))])
 
 
+def test_graph_runs_cross_dataset_after_both_matching_runs_and_names_its_step_by_both_datasets():
+    runs = _runs(("a", "m"), ("b", "m"))
+    analyses = [AnalyzeSpec("b", "m", ("cross_dataset", "runnerups"), select_on="a"),
+                AnalyzeSpec("b", "m", ("cross_dataset",), select_on="c")]  # c is not run here: no dependency
+    tasks = build_tasks(runs, analyses)
+    check_graph(tasks)
+    by_id = {t.task_id: t for t in tasks}
+    cross_a, cross_c = by_id["analyze:cross_dataset@a:b:m"], by_id["analyze:cross_dataset@c:b:m"]
+    assert cross_a.options == {"select_on": "a"} and cross_c.options == {"select_on": "c"}
+    # chained with the pair's other analyses (same scope), and after A's matching run
+    chain = [t.task_id for t in tasks if t.kind == "analyze"]
+    assert chain == ["analyze:cross_dataset@a:b:m", "analyze:cross_dataset@c:b:m", "analyze:runnerups:b:m"]
+    assert cross_a.deps == ("match:b:m", "match:a:m")
+    assert cross_c.deps == ("analyze:cross_dataset@a:b:m",)
+    assert "selected on" not in by_id["analyze:runnerups:b:m"].describe()
+    assert cross_a.describe() == "analyze cross_dataset on b x m, select on a"
+    # named without the dataset of selection: refused before anything runs; in "all analyses": left out
+    with pytest.raises(UserError, match="needs `select_on`"):
+        build_tasks(runs, [AnalyzeSpec("b", "m", ("cross_dataset",))])
+    assert not any("cross_dataset" in t.task_id for t in build_tasks(runs, [AnalyzeSpec("b", "m")]))
+    assert any("cross_dataset@a" in t.task_id for t in build_tasks(runs, [AnalyzeSpec("b", "m", select_on="a")]))
+
+
 def test_check_graph_rejects_a_dependency_that_comes_later():
     tasks = build_tasks(_runs(("d", "m")), [AnalyzeSpec("d", "m", ("runnerups",))])
     with pytest.raises(ValueError, match="do not come before"):
@@ -78,7 +101,13 @@ def test_batch_file_analyze_entries_and_executor_settings(tmp_path):
     assert (batch.executor, batch.scheduler, batch.results_dir) == ("dask", "tcp://h:8786", str(tmp_path / "res"))
     assert batch.analyses == [AnalyzeSpec("d", "a", ("runnerups",), "default", 2, False)]
     assert any(line.startswith("analyze runnerups on d x a") for line in batch.describe())
+    batch = parse_batch({"analyze": [{"datasets": ["b", "c"], "model": "m", "analyses": ["cross_dataset"],
+                                      "select_on": "a"}]})
+    assert [(s.dataset, s.select_on) for s in batch.analyses] == [("b", "a"), ("c", "a")]
+    assert batch.describe()[0] == "analyze cross_dataset on b x m (protocol default, seed 0, selected on a)"
     for bad, message in (({"executor": "slurm"}, "executor"), ({"analyze": [{"dataset": "d"}]}, "model"),
+                         ({"analyze": [{"dataset": "d", "model": "m", "select_on": "d"}]}, "itself"),
+                         ({"analyze": [{"dataset": "d", "model": "m", "select_on": 3}]}, "select_on must"),
                          ({"analyze": [{"dataset": "d", "model": "m", "only": ["x"]}]}, "unknown keys"),
                          ({"analyze": [{"dataset": "d", "model": "m", "protocol": "fast"}]}, "protocol")):
         with pytest.raises(UserError, match=message):
@@ -148,6 +177,17 @@ def test_input_hash_changes_with_what_the_result_derives_from(con):
     h2 = input_hash(con, match, ["m"])
     con.execute("UPDATE datasets SET created_at = TIMESTAMP '2026-03-01 00:00:00'")  # re-imported
     assert input_hash(con, match, ["m"]) != h2
+
+
+def test_input_hash_of_cross_dataset_follows_the_dataset_of_selection(con):
+    from precompute.cluster.tasks import Task
+
+    task = build_tasks([], [AnalyzeSpec("x", "m", ("cross_dataset",), select_on="d")])[0]
+    other = Task(task.task_id, task.kind, task.dataset, task.model, (), {**task.params, "options": {"select_on": "e"}})
+    h = input_hash(con, task, ["m"])
+    assert h != input_hash(con, other, ["m"])
+    con.execute("UPDATE match_runs SET created_at = TIMESTAMP '2026-02-01 12:00:00' WHERE dataset = 'd'")
+    assert input_hash(con, task, ["m"]) != h  # the selection dataset re-matched: the result is stale
 
 
 def test_file_slug_is_safe_and_unique():

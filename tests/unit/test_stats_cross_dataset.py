@@ -277,3 +277,30 @@ def test_removing_the_selection_dataset_forgets_the_scores_read_from_it(pair):
         left += con.execute("SELECT count(*) FROM site_scores WHERE ends_with(metric, '@mini-a')").fetchall()[0][0]
         assert left == 0
         assert not [s for s in steps_done(con) if "@mini-a" in s]
+
+
+@pytest.mark.parametrize("executor", ["local", "dask"])
+def test_cross_dataset_from_a_batch_file_on_either_executor(pair, tmp_path, executor):
+    """A batch [[analyze]] with select_on runs the same step as `analyze --select-on`; the dask executor runs
+    it on the coordinator (its snapshot for a worker holds one dataset), so no cluster starts here."""
+    from precompute.match.batch import execute_batch, parse_batch
+
+    store, a, b, r_a, r_b, source = pair
+    batch = parse_batch({"analyze": [{"dataset": "mini-b", "model": "toy", "analyses": ["cross_dataset"],
+                                      "select_on": "mini-a"}], "executor": executor}, tmp_path)
+    said = []
+    report = execute_batch(batch, store, results_dir=tmp_path / "results", report=said.append)
+    assert [(o.task_id, o.state) for o in report.outcomes] == [("analyze:cross_dataset@mini-a:mini-b:toy", "ran")]
+    got = _query(store, "SELECT site_id, value FROM site_scores WHERE metric = 'cross_dataset@mini-a'", [])
+    site = b.sites["site_id"].tolist().index("V4-000")
+    flat = int(np.nanargmax(r_a[0]))
+    keep = np.isfinite(b.responses[site])
+    expected = np.corrcoef(b.responses[site, keep].astype(np.float64),
+                           unit_matrix(slice(N_A, N_A + N_B))[keep, flat])[0, 1]
+    assert got.set_index("site_id")["value"]["V4-000"] == pytest.approx(expected, abs=1e-6)
+    assert len(got) == 8
+    if executor == "dask":
+        assert any("on the coordinator" in line for line in said)
+    # a second run skips it (same inputs)
+    again = execute_batch(batch, store, results_dir=tmp_path / "results", report=said.append)
+    assert [o.state for o in again.outcomes] == ["skipped"]
