@@ -16,7 +16,6 @@ The default budget is `DEFAULT_RAM_FRACTION` of the machine's total RAM.
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 
 from precompute.errors import UserError
