@@ -280,9 +280,11 @@ def run_pass(source, feed, accumulators: list[StatsAccumulator], *, batch_size: 
     for acc in accumulators:
         if np.any(np.diff(acc.stimuli) <= 0):
             raise ValueError("an accumulator's stimuli must be strictly increasing")
-    for b0 in range(0, len(union), batch_size):
-        idx = union[b0:b0 + batch_size]
-        outs = source.activations(feed.load(idx), [feed.stimulus_ids[int(i)] for i in idx], layer_indices=layers)
+    from precompute.match.engine import prefetch_images
+
+    batches = [union[b0:b0 + batch_size] for b0 in range(0, len(union), batch_size)]
+    for idx, images, _waited in prefetch_images(feed, batches):  # the next batch decodes meanwhile
+        outs = source.activations(images, [feed.stimulus_ids[int(i)] for i in idx], layer_indices=layers)
         by_layer = dict(zip(layers, outs, strict=True))
         for acc in accumulators:
             sel = np.isin(idx, acc.stimuli, assume_unique=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from precompute.match.engine import ImageFeed, MatchResult, unit_coords
+from precompute.match.engine import ImageFeed, MatchResult, prefetch_images, unit_coords
 from precompute.models.base import ActivationSource, LayerInfo
 
 log = logging.getLogger(__name__)
@@ -83,16 +83,16 @@ def gather_activations(
     into = hasattr(source, "activations_into")
     scratch = {lay: np.empty((batch_size, source.layers[lay].units), np.float32) for lay in wanted} if into else {}
     inference_s = 0.0
-    for b0 in range(0, n_stim, batch_size):
-        b1 = min(n_stim, b0 + batch_size)
-        idx = np.arange(b0, b1)
+    batches = [np.arange(b0, min(n_stim, b0 + batch_size)) for b0 in range(0, n_stim, batch_size)]
+    for idx, images, waited in prefetch_images(feed, batches):  # the next batch decodes meanwhile
+        b0, b1 = int(idx[0]), int(idx[-1]) + 1
         t0 = time.perf_counter()
-        images, ids = feed.load(idx), [feed.stimulus_ids[i] for i in idx]
+        ids = [feed.stimulus_ids[i] for i in idx]
         if into:
             outs = source.activations_into(images, ids, wanted, [scratch[lay][:b1 - b0] for lay in wanted])
         else:
             outs = source.activations(images, ids, layer_indices=wanted)
-        inference_s += time.perf_counter() - t0
+        inference_s += time.perf_counter() - t0 + waited
         for lay, out in zip(wanted, outs, strict=True):
             sel = rows_of[lay]
             values[sel, b0:b1] = np.asarray(out, dtype=np.float32).reshape(b1 - b0, -1)[:, flat[sel]].T

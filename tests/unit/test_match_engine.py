@@ -405,3 +405,48 @@ def test_the_gpu_product_step_on_any_torch_device(uniform):
         assert not sumsq.numpy()[1].any()
     else:
         np.testing.assert_allclose(sumsq.numpy(), w.numpy()[:, s0:s0 + k] @ centred**2, rtol=1e-5)
+
+
+def test_prefetch_images_yields_every_batch_in_order_decoding_the_next_one_meanwhile():
+    import threading
+
+    from precompute.match.engine import prefetch_images
+
+    class Feed:
+        def __init__(self, fail_at=None):
+            self.loads, self.threads, self.fail_at = [], set(), fail_at
+            self.started = threading.Event()
+
+        def load(self, idx):
+            self.threads.add(threading.current_thread().name)
+            if self.fail_at is not None and int(idx[0]) == self.fail_at:
+                raise OSError("corrupt PNG")
+            self.loads.append(int(idx[0]))
+            return [np.full((2, 2), int(i)) for i in idx]
+
+    feed = Feed()
+    batches = [np.arange(b, min(10, b + 3)) for b in range(0, 10, 3)]
+    seen = []
+    for k, (idx, images, waited) in enumerate(prefetch_images(feed, batches)):
+        np.testing.assert_array_equal(idx, batches[k])
+        assert [int(im[0, 0]) for im in images] == idx.tolist() and waited >= 0
+        # the next batch was asked for before this one is used
+        deadline = 0
+        while len(feed.loads) < min(k + 2, len(batches)) and deadline < 200:
+            threading.Event().wait(0.01)
+            deadline += 1
+        assert len(feed.loads) == min(k + 2, len(batches))
+        seen.append(k)
+    assert seen == [0, 1, 2, 3] and all(n.startswith("unitscope-decode") for n in feed.threads)
+    assert list(prefetch_images(feed, [])) == []
+    # a failing decode reaches the caller at its batch, with what came before delivered
+    got = []
+    with pytest.raises(OSError, match="corrupt PNG"):
+        for idx, _images, _w in prefetch_images(Feed(fail_at=6), batches):
+            got.append(int(idx[0]))
+    assert got == [0, 3]
+    # a caller that stops early leaves no thread behind
+    stream = prefetch_images(Feed(), batches)
+    next(stream)
+    stream.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("unitscope-decode")]
