@@ -362,6 +362,13 @@ def main() -> None:
     # zero (shift, squares, top-k, decoding, the product's gap to the peak), that alone gives
     print(f"  floor set by the first touch:         {(ideal + touch) / ideal:8.2f}     ((ideal + this run's first "
           f"touch) / ideal: the least this plan's memory allows on this machine)")
+    # ... and with the product at the best rate this machine's BLAS reaches on the product's shape in
+    # isolation (the peak phase, at the plan's stage), nothing else counted:
+    best = peak.get(f"engine_{match['stage']}_gflops")
+    if best:
+        floor = (inf["inference_s"] + match["flops"] / (best * 1e9) + touch) / ideal
+        print(f"  floor with the product's own best:    {floor:8.2f}     (inference alone + the product at "
+              f"{best:.1f} GFLOP/s, its rate in isolation at stage {match['stage']} + the first touch)")
     print(f"gather pass:                            {match['gather_s']:8.1f} s   ({match['gathered']} units; "
           f"{match['gather_s'] / inf['inference_s']:.2f} x an inference pass, "
           f"{match['gather_s'] / inf['with_decode_s']:.2f} x one with its PNG decoding; target <= 1.2)")
