@@ -3,11 +3,11 @@
 A layer's activations for all stimuli are first reduced to `projection_dim` (1,000) features by a very
 sparse random projection computed in the statistics pass (streaming_pass.py): Lite0's layers have up to
 ~1.2 M units, too many to hold for 2,560 stimuli or to regress on. Then, as Brain-Score's
-`pls_regression`: scikit-learn's PLSRegression(25 components, scale=False) fits all of a region's sites at
-once on 90% of the stimuli and predicts the other 10%, over 10 splits stratified by object (the same
-splits as the neuron_to_neuron protocol); per site, the Pearson r between prediction and response on
-the held-out stimuli, averaged over splits (`pls_r`); per region, the median over sites
-(`pls_predictivity`, bootstrap interval over sites).
+`pls_regression`: scikit-learn's PLSRegression(25 components, scale=False; as many as the features'
+rank when that is lower) fits all of a region's sites at once on 90% of the stimuli and predicts the
+other 10%, over 10 splits stratified by object (the same splits as the neuron_to_neuron protocol); per
+site, the Pearson r between prediction and response on the held-out stimuli, averaged over splits
+(`pls_r`); per region, the median over sites (`pls_predictivity`, bootstrap interval over sites).
 
 By default only each region's best layer (its "V4-like" / "IT-like" layer, as `layer_scores` picks it)
 is fitted; --protocol paper fits every layer (layer_scores `pls_predictivity`), with scores and
@@ -42,12 +42,39 @@ def pls_heldout_r(features: np.ndarray, targets: np.ndarray, train_masks: np.nda
     x = np.asarray(features, dtype=np.float64)
     y = np.asarray(targets, dtype=np.float64)
     out = np.full((len(train_masks), y.shape[1]), np.nan)
+    # NIPALS extracts components from what the earlier ones leave of the features: past their rank only
+    # round-off is left, so the fit would be noise (or NaN). A layer with few live units has a low rank.
+    rank = int(np.linalg.matrix_rank(x - x.mean(axis=0)))
+    if rank == 0:
+        log.warning("PLS: the features are constant over the stimuli; nothing to fit")
+        return out
+    if rank < n_components:
+        log.info("PLS: the features have rank %d < %d components; fitting %d", rank, n_components, rank)
     for t, mask in enumerate(np.asarray(train_masks, dtype=bool)):
-        k = max(1, min(n_components, x.shape[1], int(mask.sum()) - 1))
-        model = PLSRegression(n_components=k, scale=False).fit(x[mask], y[mask])
-        pred = model.predict(x[~mask]).reshape(-1, y.shape[1])
-        out[t] = masked_pearson_rows(pred.T, y[~mask].T, np.ones(pred.shape[0], bool))
+        k = max(1, min(n_components, rank, x.shape[1], int(mask.sum()) - 1))
+        pred = _fit_predict(PLSRegression, x[mask], y[mask], x[~mask], k)
+        if pred is not None:
+            out[t] = masked_pearson_rows(pred.reshape(-1, y.shape[1]).T, y[~mask].T, np.ones(int((~mask).sum()), bool))
     return out
+
+
+def _fit_predict(pls_class, x_train, y_train, x_test, k: int) -> np.ndarray | None:
+    """PLS predictions on x_test, or None when no fit is possible.
+
+    A training subset can have a lower rank than all the stimuli (rare: a unit live on the held-out stimuli
+    only); scikit-learn then fails on NaN, and the fit is redone with as many components as that rank."""
+    try:
+        with np.errstate(all="ignore"):
+            model = pls_class(n_components=k, scale=False).fit(x_train, y_train)
+    except ValueError:
+        model = None
+    if model is None or not np.all(np.isfinite(model.coef_)):
+        rank = int(np.linalg.matrix_rank(x_train - x_train.mean(axis=0)))
+        if rank == 0 or rank >= k:
+            log.warning("PLS: no fit with %d component(s) on training features of rank %d; split left out", k, rank)
+            return None
+        return _fit_predict(pls_class, x_train, y_train, x_test, rank)
+    return model.predict(x_test)
 
 
 def _mean_over_splits(r: np.ndarray) -> np.ndarray:

@@ -27,6 +27,26 @@ def test_pls_heldout_r_is_the_per_split_pearson_of_a_25_component_fit():
             assert got[t, j] == pytest.approx(np.corrcoef(pred[:, j], y[~m, j])[0, 1], abs=1e-9)
 
 
+def test_features_of_lower_rank_than_the_components_are_fitted_with_as_many_components_as_their_rank():
+    """A layer with few live units (1,000 projected features of rank 1 here) made scikit-learn fail on NaN."""
+    from sklearn.cross_decomposition import PLSRegression
+
+    rng = np.random.default_rng(2)
+    live = rng.normal(size=(40, 1))
+    x = live @ rng.normal(size=(1, 1000))
+    y = np.concatenate([3 * live + 0.1 * rng.normal(size=(40, 1)), rng.normal(size=(40, 3))], axis=1)
+    masks = shuffle_splits(None, 40, 4, 0.2, rng)
+    got = pls_heldout_r(x, y, masks)
+    assert np.isfinite(got).all()
+    for t, m in enumerate(masks):
+        pred = PLSRegression(n_components=1, scale=False).fit(x[m], y[m]).predict(x[~m])
+        for j in range(4):
+            assert got[t, j] == pytest.approx(np.corrcoef(pred[:, j], y[~m, j])[0, 1], abs=1e-9)
+    assert got[:, 0].min() > 0.95
+    # constant features: nothing to fit, every split left out (NaN), no exception
+    assert np.isnan(pls_heldout_r(np.ones((40, 30)), y, masks)).all()
+
+
 def test_planted_linear_site_is_predicted_and_a_noise_site_is_not():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(300, 30))
