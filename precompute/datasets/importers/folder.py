@@ -64,7 +64,7 @@ def import_folder(
     report = Report()
     for name in ("stimuli.csv", "sites.csv"):
         if not (root / name).is_file():
-            report.add(str(root / name), "", "file not found", f"export {name} into {root} (see FORMATS.md)")
+            report.add(str(root / name), "", "file not found", f"export {name} into {root} (see docs/FORMATS.md)")
     present = [n for n in RESPONSE_FILES if (root / n).is_file()]
     if not present:
         report.add(str(root), "", "no responses: expected one of " + ", ".join(RESPONSE_FILES),

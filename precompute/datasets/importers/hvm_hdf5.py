@@ -1,4 +1,4 @@
-"""Import the original DiCarlo release, `ventral_neural_data.hdf5` (FORMATS.md, section 2).
+"""Import the original DiCarlo release, `ventral_neural_data.hdf5` (docs/FORMATS.md, section 2).
 
     images                          (5760, 256, 256) grayscale
     image_meta/                     category, object_name, image_id, rotation_xy/xz/yz, size,
@@ -110,8 +110,8 @@ def import_hvm_hdf5(
     with f:
         missing = [n for n in ("images", "image_meta", "neural_meta", "time_averaged_trial_averaged") if n not in f]
         if missing:
-            raise UserError(f"--path {path}: not the HvM release layout: missing {', '.join(missing)} (FORMATS.md, "
-                            "section 2); for a BrainIO .nc file use --format brainio")
+            raise UserError(f"--path {path}: not the HvM release layout: missing {', '.join(missing)} "
+                            "(docs/FORMATS.md, section 2); for a BrainIO .nc file use --format brainio")
         if selection.time_bin is not None and tuple(selection.time_bin) != RELEASE_TIME_BIN:
             raise UserError(f"--time-bin {selection.time_bin[0]:g}-{selection.time_bin[1]:g}: the HDF5 release holds "
                             "only the 70-170 ms average; leave out --time-bin or use --time-bin 70-170")
