@@ -77,6 +77,11 @@ def test_selection_parsing(tmp_path):
     f = tmp_path / "ids.txt"
     f.write_text("a\n\n# comment\nb  # trailing\n")
     assert read_exclude([str(f), "Tito_*"]) == ("a", "b", "Tito_*")
+    # a mistyped file is refused, not taken as a glob that matches nothing
+    for typo in (str(tmp_path / "idz.txt"), "bad_ids.csv", "lists/ids"):
+        with pytest.raises(UserError, match="no such file"):
+            read_exclude([typo])
+    assert read_exclude(["V4-00*", "IT-012"]) == ("V4-00*", "IT-012")
     sel = build_selection(preset="majajhong2015", variation="V3,0", region="IT")
     assert sel.variations == frozenset({0, 3}) and sel.time_bin == (70.0, 170.0) and sel.regions == {"IT"}
     assert sel.exclude_sites == ("Tito_L_P_*",)

@@ -133,8 +133,15 @@ def parse_regions(values: str | Sequence[str] | None) -> frozenset[str] | None:
     return out
 
 
+#: a value of --exclude-sites that names a file of ids (rather than a site id or glob) when it does not exist
+_ID_FILE_SUFFIXES = (".txt", ".csv", ".tsv", ".lst", ".list")
+
+
 def read_exclude(values: Sequence[str] | None) -> tuple[str, ...]:
-    """Globs or ids as given, plus the ids listed (one per line, # comments) in any value that is a file."""
+    """Globs or ids as given, plus the ids listed (one per line, # comments) in any value that is a file.
+
+    A value that looks like a file (a path separator, or a .txt/.csv/.tsv/.lst/.list name) but is not one is
+    refused: taken as a glob it would match no site and exclude nothing, silently."""
     out: list[str] = []
     for value in values or ():
         path = Path(value)
@@ -143,6 +150,9 @@ def read_exclude(values: Sequence[str] | None) -> tuple[str, ...]:
                 line = line.split("#", 1)[0].strip()
                 if line:
                     out.append(line)
+        elif "/" in value or "\\" in value or value.lower().endswith(_ID_FILE_SUFFIXES):
+            raise UserError(f"--exclude-sites {value!r}: no such file (a file lists site ids, one per line); "
+                            "check the path, or give site ids or globs such as 'V4-01*'")
         else:
             out.append(value)
     return tuple(out)
