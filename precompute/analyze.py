@@ -453,6 +453,11 @@ def check_inputs(con, dataset: str, models: Sequence[str], need_matching: bool) 
     if need_matching:
         done = set(matched_models(con, dataset))
         for model in models:
+            if model not in done and not con.execute("SELECT count(*) FROM models WHERE model = ?",
+                                                     [model]).fetchone()[0]:
+                known = [m for (m,) in con.execute("SELECT model FROM models ORDER BY model").fetchall()]
+                raise UserError(f"model {model!r} does not exist (known: {', '.join(known) or 'none'}); add it with "
+                                "`python -m precompute models add` (see `python -m precompute models list`)")
             if model not in done:
                 raise UserError(f"model {model!r} is not matched on {dataset!r} yet; run "
                                 f"`python -m precompute run --dataset {dataset} --model {model}` first")

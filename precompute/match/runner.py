@@ -74,7 +74,12 @@ def load_inputs(con, dataset: str) -> MatchInputs:
     """Stimuli (idx order), their images and the (sites x stimuli) responses, aligned by id and checked."""
     stim = con.execute("SELECT stimulus_id, idx FROM stimuli WHERE dataset = ? ORDER BY idx", [dataset]).fetchall()
     if not stim:
-        raise UserError(f"dataset {dataset!r} has no stimuli (is it imported? `python -m precompute datasets list`)")
+        known = [d for (d,) in con.execute("SELECT dataset FROM datasets ORDER BY dataset").fetchall()]
+        if dataset not in known:
+            raise UserError(f"dataset {dataset!r} does not exist (known: {', '.join(known) or 'none'}); import it "
+                            "with `python -m precompute datasets import` (see `python -m precompute datasets list`)")
+        raise UserError(f"dataset {dataset!r} has no stimuli; re-import it (`python -m precompute datasets import "
+                        "... --replace`)")
     stimulus_ids = [str(s) for s, _ in stim]
     if [i for _, i in stim] != list(range(len(stim))):
         raise UserError(f"dataset {dataset!r}: stimuli.idx is not 0..{len(stim) - 1}; re-import the dataset")
@@ -141,7 +146,14 @@ def run_pair(
     if memory_gb is not None and memory_gb <= 0:
         raise UserError("--memory-gb must be positive")
     if not force and is_done(store, dataset, model):
-        log.info("%s x %s is already matched; skipping (use --force to redo it)", dataset, model)
+        with store.connect() as con:
+            row = con.execute("SELECT top_k FROM match_runs WHERE dataset = ? AND model = ?",
+                              [dataset, model]).fetchone()
+        if row and row[0] is not None and int(row[0]) != top_k:
+            log.warning("%s x %s is already matched with top-k %d (this run asks for %d); skipping (use --force to "
+                        "redo it with %d)", dataset, model, int(row[0]), top_k, top_k)
+        else:
+            log.info("%s x %s is already matched; skipping (use --force to redo it)", dataset, model)
         return None
     factory = source_factory or default_source_factory
     base = config or EngineConfig()

@@ -62,7 +62,8 @@ def store(tmp_path):
 
 def run(st, **kw):
     kw.setdefault("config", EngineConfig(device="cpu", batch_size=16, max_stage=40, min_stage=20))
-    return runner.run_pair(st, "toy", "toy", top_k=TOP_K, progress=False, source_factory=make_source, **kw)
+    kw.setdefault("top_k", TOP_K)
+    return runner.run_pair(st, "toy", "toy", progress=False, source_factory=make_source, **kw)
 
 
 def served(st):
@@ -127,11 +128,16 @@ def test_tables_round_trip_and_match_the_reference(store):
         con.close()
 
 
-def test_rerun_is_skipped_and_force_redoes(store):
+def test_rerun_is_skipped_and_force_redoes(store, caplog):
     run(store)
     first = build_id(store)
     assert run(store) is None
     assert build_id(store) == first  # nothing published
+    # another --top-k does not redo it silently: the skip says so and how to redo it
+    with caplog.at_level("WARNING", logger="precompute.match.runner"):
+        assert run(store, top_k=TOP_K + 2) is None
+    assert f"already matched with top-k {TOP_K} (this run asks for {TOP_K + 2})" in caplog.text
+    assert "--force" in caplog.text and build_id(store) == first
     again = run(store, force=True)
     assert again is not None and build_id(store) != first
     con = served(store)
@@ -210,7 +216,7 @@ def _already(st, units, exclude_reason):
 
 
 def test_unknown_dataset_is_a_user_error(store):
-    with pytest.raises(UserError, match="no stimuli"):
+    with pytest.raises(UserError, match=r"dataset 'nope' does not exist \(known: toy\).*datasets import"):
         runner.run_pair(store, "nope", "toy", progress=False, source_factory=make_source)
 
 

@@ -235,8 +235,12 @@ def test_unknown_analysis_names_the_valid_ones(small):
 
 
 def test_unmatched_model_and_unknown_dataset_say_what_to_run(small):
-    with pytest.raises(UserError, match="python -m precompute run --dataset mini --model nope"):
+    with pytest.raises(UserError, match=r"model 'nope' does not exist \(known: .*toy.*models add"):
         run_analyses(small, "mini", ["toy", "nope"])
+    with small.step("add a model") as con:  # added, not matched
+        con.execute("INSERT INTO models (model, kind) VALUES ('added', 'onnx')")
+    with pytest.raises(UserError, match="python -m precompute run --dataset mini --model added"):
+        run_analyses(small, "mini", ["toy", "added"])
     with pytest.raises(UserError, match="dataset 'other' does not exist"):
         run_analyses(small, "other", ["toy"])
 
