@@ -135,10 +135,12 @@ def _norm(mean, std, channels: int) -> tuple[list[float], list[float]]:
     if mean is None or std is None:
         if mean is not None or std is not None:
             raise UserError("give both --mean and --std, or neither (then ImageNet's are used)")
-        log.warning("no --mean/--std given: using ImageNet's (0.485 0.456 0.406 / 0.229 0.224 0.225)")
         mean, std = zoo.IMAGENET_MEAN, zoo.IMAGENET_STD
-        if channels == 1:
+        if channels == 1:  # a grayscale input: the mean of ImageNet's three channels
             mean, std = [sum(mean) / 3], [sum(std) / 3]
+        log.warning("no --mean/--std given: using ImageNet's%s (%s / %s); give your model's own with --mean/--std",
+                    " channel average" if channels == 1 else "", " ".join(f"{v:.3f}" for v in mean),
+                    " ".join(f"{v:.3f}" for v in std))
     mean, std = [float(v) for v in mean], [float(v) for v in std]
     for what, vals in (("--mean", mean), ("--std", std)):
         if len(vals) not in (1, channels):

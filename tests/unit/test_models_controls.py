@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from precompute.models.base import LayerInfo
@@ -72,3 +73,18 @@ def test_random_source_writes_into_given_arrays():
 
 def test_pixels_names():
     assert pixels_size("pixels") == 224 and pixels_size("pixels-96") == 96 and pixels_size("random-x") is None
+
+
+def test_default_normalisation_is_imagenets_and_the_warning_gives_the_values_stored(caplog):
+    from precompute.models import zoo
+    from precompute.models.add import _norm
+
+    with caplog.at_level("WARNING", logger="precompute.models.add"):
+        mean, std = _norm(None, None, 1)
+    assert mean == pytest.approx([sum(zoo.IMAGENET_MEAN) / 3]) and std == pytest.approx([sum(zoo.IMAGENET_STD) / 3])
+    assert f"{mean[0]:.3f} / {std[0]:.3f}" in caplog.text  # what is stored, not ImageNet's three values
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="precompute.models.add"):
+        assert _norm(None, None, 3) == (list(zoo.IMAGENET_MEAN), list(zoo.IMAGENET_STD))
+    assert "0.485 0.456 0.406 / 0.229 0.224 0.225" in caplog.text
+    assert _norm([0.5], [0.25], 3) == ([0.5] * 3, [0.25] * 3)
