@@ -82,6 +82,13 @@ def test_preset_keeps_all_v4_without_per_site_animals(release, caplog):
     assert t.sites["region"].value_counts().to_dict() == {"IT": 7, "V4": 5}
     assert "cannot drop Tito" in caplog.text
     assert t.trials.shape == (12, 11, 4)
+    # with the file of Tito's sites the preset asks for, they are dropped and the warning is not given
+    caplog.clear()
+    ids = path.parent / "tito_v4.txt"
+    ids.write_text("V4-001\nV4-003\n")
+    t = import_hvm_hdf5(path, build_selection(preset="majajhong2015", exclude_sites=[str(ids)]), stimulus_csv=None)
+    assert t.sites["region"].value_counts().to_dict() == {"IT": 7, "V4": 3}
+    assert "V4-001" not in set(t.sites["site_id"]) and "cannot drop Tito" not in caplog.text
 
 
 def test_preset_drops_titos_v4_when_animals_are_given(tmp_path):

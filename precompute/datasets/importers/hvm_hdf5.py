@@ -131,9 +131,14 @@ def import_hvm_hdf5(
         keep = site_mask(sites_all["site_id"].tolist(), selection,
                          {c: sites_all[c].tolist() for c in ("region", "animal") if c in sites_all.columns})
         if selection.preset and "animal" not in sites_all.columns:
-            log.warning("the HDF5 release does not name electrodes or animals: preset %s cannot drop Tito's 40 V4 "
-                        "sites and keeps all %d V4 sites; list them in a file and pass --exclude-sites FILE",
-                        selection.preset, int((sites_all["region"] == "V4").sum()))
+            v4 = (sites_all["region"] == "V4").to_numpy()
+            if v4.any() and (keep & v4).sum() == v4.sum():  # nothing dropped Tito's sites (no file, no --region)
+                log.warning("the HDF5 release does not name electrodes or animals: preset %s cannot drop Tito's 40 V4 "
+                            "sites and keeps all %d V4 sites; list them in a file and pass --exclude-sites FILE",
+                            selection.preset, int(v4.sum()))
+            elif v4.any():
+                log.info("preset %s: %d of %d V4 sites kept after --exclude-sites / --region", selection.preset,
+                         int((keep & v4).sum()), int(v4.sum()))
         cols = np.flatnonzero(keep)
         sites = sites_all.iloc[cols].reset_index(drop=True)
 
