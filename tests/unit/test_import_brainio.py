@@ -154,7 +154,7 @@ def test_public_assembly_has_no_variation_6(tmp_path):
     csv, zpath = write_stimulus_set(tmp_path, rows, rng=rng, new_style=True)
     ids = rows["image_id"].tolist()
     write_assembly(tmp_path / "pub.nc", majajhong_sites(4, 0, 4), ids, dict.fromkeys(ids, 2), rng=rng)
-    with pytest.raises(UserError, match=r"variations 0, 3.*full or private"):
+    with pytest.raises(UserError, match=r"levels present: 0, 3.*full or private"):
         import_brainio(tmp_path / "pub.nc", csv, zpath, build_selection(preset="majajhong2015"))
 
 

@@ -92,6 +92,20 @@ def test_folder_selection(tmp_path):
     np.testing.assert_allclose(t.responses, means[[3]][:, 1::2], rtol=1e-6)
 
 
+def test_a_selection_that_keeps_nothing_names_what_there_is(tmp_path, caplog):
+    from precompute.errors import UserError
+
+    make_folder(tmp_path / "d", np.random.default_rng(8), "responses.npy", n_stim=24)
+    with pytest.raises(UserError, match=r"--variation 3: .* levels present: 0, 6"):
+        import_folder(tmp_path / "d", build_selection(variation="3"))
+    with pytest.raises(UserError, match=r"--region V1: no site is in that region; regions present: IT, V4"):
+        import_folder(tmp_path / "d", build_selection(region="V1"))
+    # a level that is absent next to one that is present: kept going, with a warning
+    with caplog.at_level("WARNING"):
+        t = import_folder(tmp_path / "d", build_selection(variation="3,6"))
+    assert len(t.stimuli) == 12 and "no stimulus at level(s) 3 (present: 0, 6)" in caplog.text
+
+
 def test_every_refusal_reported_together(tmp_path):
     """Duplicate ids, unknown ids, missing and unreadable images, NaN/inf, constant site, no region."""
     rng = np.random.default_rng(9)

@@ -35,7 +35,6 @@ from precompute.datasets.importers.selection import (
     site_mask,
     stimulus_mask,
     time_bin_indices,
-    variation_level,
 )
 from precompute.datasets.importers.validation import Report, duplicates
 from precompute.datasets.tables import DatasetTables
@@ -352,14 +351,10 @@ def _select_stimuli(report, csv, id_col, used_ids, assembly, stimuli_path, selec
                    "give the stimulus set that belongs to this assembly (--stimuli)", unknown)
     csv = csv[csv_ids.isin(set(used_ids)).to_numpy()].reset_index(drop=True)
     smask = stimulus_mask(csv["variation"].tolist() if "variation" in csv.columns else None, selection,
-                          source=str(stimuli_path))
+                          source=f"{assembly.name} (its stimuli in {stimuli_path.name})",
+                          hint="(The public MajajHong2015 assembly holds only variations 0 and 3: the seed paper's "
+                               "set, variation 6, needs the full or private one.)")
     if smask is not None:
-        if not smask.any():
-            present = sorted({variation_level(v) for v in csv["variation"]} - {None})
-            raise UserError(f"--variation: no stimulus of {assembly.name} has variation "
-                            f"{', '.join(map(str, sorted(selection.variations)))}; it holds variations "
-                            f"{', '.join(map(str, present)) or 'none'}. (The public MajajHong2015 assembly holds only "
-                            "variations 0 and 3: the seed paper's set, variation 6, needs the full or private one.)")
         csv = csv[smask].reset_index(drop=True)
     return csv
 

@@ -186,8 +186,11 @@ def build_selection(
 
 
 # ---------------------------------------------------------------------------- applying a selection
-def stimulus_mask(variations: Sequence[object] | None, selection: Selection, *, source: str) -> np.ndarray | None:
-    """Which stimuli to keep by variation level (None: keep all). `variations` may hold 6, '6' or 'V6'."""
+def stimulus_mask(variations: Sequence[object] | None, selection: Selection, *, source: str,
+                  hint: str = "") -> np.ndarray | None:
+    """Which stimuli to keep by variation level (None: keep all). `variations` may hold 6, '6' or 'V6'.
+
+    A selection that keeps no stimulus is a UserError naming the levels present (and `hint`)."""
     if selection.variations is None:
         return None
     if variations is None:
@@ -197,6 +200,15 @@ def stimulus_mask(variations: Sequence[object] | None, selection: Selection, *, 
         raise UserError(f"--variation: {source} has no `variation` column, so stimuli cannot be selected by "
                         "variation; add the column or leave out --variation")
     levels = np.array([variation_level(v) for v in variations], dtype=object)
+    present = sorted({lv for lv in levels.tolist() if lv is not None})
+    missing = sorted(set(selection.variations) - set(present))
+    asked = ",".join(str(v) for v in sorted(selection.variations))
+    if len(missing) == len(selection.variations):
+        raise UserError(f"--variation {asked}: {source} has no stimulus at that level; levels present: "
+                        f"{', '.join(str(v) for v in present) or 'none'}" + (f". {hint}" if hint else ""))
+    if missing:
+        log.warning("--variation: %s has no stimulus at level(s) %s (present: %s)", source,
+                    ", ".join(str(v) for v in missing), ", ".join(str(v) for v in present))
     return np.array([lv in selection.variations for lv in levels], dtype=bool)
 
 
@@ -214,7 +226,11 @@ def site_mask(
         if region is None:
             raise UserError("--region: the data has no region for its sites")
         wanted = {r.lower() for r in selection.regions}
-        keep &= np.array([str(r).lower() in wanted for r in region], dtype=bool)
+        in_region = np.array([str(r).lower() in wanted for r in region], dtype=bool)
+        if len(ids) and not in_region.any():
+            raise UserError(f"--region {','.join(sorted(selection.regions))}: no site is in that region; regions "
+                            f"present: {', '.join(sorted({str(r) for r in region}))}")
+        keep &= in_region
     if selection.exclude_sites:
         patterns = selection.exclude_sites
         excluded = np.array([any(fnmatch.fnmatchcase(s, p) for p in patterns) for s in ids], dtype=bool)
