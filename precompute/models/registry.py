@@ -188,7 +188,7 @@ def list_models(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 def layers_frame(con: duckdb.DuckDBPyConnection, model: str) -> pd.DataFrame:
     return con.execute(
-        "SELECT layer_idx, layer, op_type, channels, height, width, units, depth FROM layers "
+        "SELECT layer_idx, layer, op_type, channels, height, width, units, depth, layout FROM layers "
         "WHERE model = ? ORDER BY layer_idx", [model]).df()
 
 
