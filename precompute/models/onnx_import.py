@@ -49,6 +49,7 @@ class ImportedOnnx:
     layers: list[LayerInfo]
     input_size: int
     in_channels: int
+    #: the model's layout (the input's, or --layout); each layer's own is LayerInfo.layout
     layout: str
     parameters: int
 
