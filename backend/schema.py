@@ -208,7 +208,8 @@ TABLES: tuple[Table, ...] = (
             C("parameters", "BIGINT", "number of parameters"),
             C("total_units", "BIGINT", "units over all exposed layers"),
             C("n_layers", "INTEGER", "number of exposed layers"),
-            C("layout", "VARCHAR", "nchw | nhwc (layer outputs)"),
+            C("layout", "VARCHAR", "nchw | nhwc: the model's layout (the input's, or `--layout`); the layout of "
+              "layers whose layers.layout is NULL"),
             C("onnx_path", "VARCHAR", "content-addressed ONNX file under the data folder's models/"),
             C("sha256", "VARCHAR", "sha256 of the ONNX file"),
             C("created_at", "TIMESTAMP", "when it was added"),
@@ -231,6 +232,7 @@ TABLES: tuple[Table, ...] = (
             C("width", "INTEGER", "W (1 for 1-D outputs)", False),
             C("units", "BIGINT", "C*H*W", False),
             C("output_name", "VARCHAR", "ONNX graph output name of this layer"),
+            C("layout", "VARCHAR", "nchw | nhwc: this layer's output layout (NULL: the model's, models.layout)"),
         ),
         key=("model", "layer_idx"),
         enforce_key=True,
@@ -459,9 +461,26 @@ MODEL_COLUMNS = ("model", "model_a", "model_b", "reference_model")
 
 
 def create_all(con: duckdb.DuckDBPyConnection) -> None:
-    """Create every table that does not exist yet (idempotent)."""
+    """Create every table that does not exist yet and add the nullable columns an older file lacks (idempotent).
+
+    A column added to the schema later goes at the end of its table and is nullable (NULL meaning "as
+    before"), so that a database written before it opens and reads the same after `ALTER TABLE ... ADD COLUMN`.
+    """
     for table in TABLES:
         con.execute(table.ddl())
+    have: dict[str, set[str]] = {}
+    for name, column in con.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_catalog = current_database()").fetchall():
+        have.setdefault(name, set()).add(column)
+    for table in TABLES:
+        for c in table.columns:
+            if c.name in have.get(table.name, set()):
+                continue
+            if not c.nullable:
+                raise RuntimeError(f"table {table.name} lacks the NOT NULL column {c.name}: an older database "
+                                   f"cannot be upgraded in place; rebuild it")
+            con.execute(f'ALTER TABLE "{table.name}" ADD COLUMN "{c.name}" {c.type}')
 
 
 def tables_with_column(column: str) -> list[str]:

@@ -144,7 +144,7 @@ def write_toy_results(store, dataset: str = "mini", model: str = "toy", *, top_k
             "n_layers, layout, imagenet_top1) VALUES (?, 'toy', 'test', 'pretrained', 32, 1, 1000, ?, ?, 'nchw', 50.0)",
             [model, int(offsets[-1]), len(TOY_LAYERS)])
         for li, (name, c, h, w) in enumerate(TOY_LAYERS):
-            con.execute("INSERT INTO layers VALUES (?, ?, ?, 'Relu', ?, ?, ?, ?, ?, ?)",
+            con.execute("INSERT INTO layers VALUES (?, ?, ?, 'Relu', ?, ?, ?, ?, ?, ?, NULL)",
                         [model, li, name, li / (len(TOY_LAYERS) - 1), c, h, w, c * h * w, name])
         con.executemany("INSERT INTO matches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", matches)
         con.executemany("INSERT INTO layer_matches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", layer_matches)

@@ -23,6 +23,8 @@ class LayerInfo:
     width: int
     op_type: str = ""
     output_name: str = ""
+    #: "nchw" | "nhwc": how the model's raw output of this layer is ordered when it is 4-D; "" = the model's
+    layout: str = ""
 
     @property
     def units(self) -> int:

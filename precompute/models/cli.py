@@ -42,7 +42,8 @@ def register(sub) -> None:
     a.add_argument("--std", type=float, nargs="+", metavar="S", help="--onnx: per-channel std (default ImageNet's)")
     a.add_argument("--layers", default=None, metavar="auto|T1,T2,...",
                    help="--onnx: auto (activations and blocks by op type) or tensor names, in order")
-    a.add_argument("--layout", choices=("nchw", "nhwc"), help="--onnx: layer layout (default: detected)")
+    a.add_argument("--layout", choices=("nchw", "nhwc"),
+                   help="--onnx: every layer's layout (default: detected per layer)")
     a.add_argument("--reference", metavar="M", help="--control random: a stored model; untrained: a zoo name")
     a.add_argument("--seed", type=int, default=None, help="seed of random controls and --untrained (default 0)")
     a.add_argument("--replace", action="store_true",
@@ -123,10 +124,11 @@ def cmd_show(args, store) -> int:
         if value is not None and value == value:
             print(f"{key:16} {value}")
     print()
-    print(f"{'idx':>4} {'layer':40} {'op':10} {'C':>6} {'H':>5} {'W':>5} {'units':>12}")
+    print(f"{'idx':>4} {'layer':40} {'op':10} {'C':>6} {'H':>5} {'W':>5} {'units':>12}  layout")
     for r in df.itertuples():
+        layout = r.layout if isinstance(r.layout, str) and r.layout else row.get("layout") or "nchw"
         print(f"{r.layer_idx:>4} {r.layer:40} {r.op_type or '':10} {r.channels:>6} {r.height:>5} {r.width:>5} "
-              f"{r.units:>12,}")
+              f"{r.units:>12,}  {layout}")
     total = int(df["units"].sum())
     print(f"{len(df)} layers, {total:,} units ({total / 1e6:.2f} M)")
     return 0

@@ -8,8 +8,14 @@ feature maps (inception and dense blocks); in graph order, named by tensor name.
 without an Add or Concat cannot be recognised from a plain graph: name such tensors explicitly.
 `--layers a,b,c` takes exactly those tensors, in that order.
 
-Channels-last graphs (TF/Keras exports) are detected from the input's shape ((N, H, W, 3)) and from
-the layer shapes, or declared with `--layout nhwc`.
+Layouts are decided per layer, since one graph may hold both (a channels-last input transposed to
+channels-first for its convolutions, as tf2onnx exports do). A 4-D output (1, a, b, c) is channels-first
+when b == c != a and channels-last when a == b != c. Otherwise (a == b == c, non-square maps) the graph is
+run a second time at another input size, cut to those layers: the spatial dimensions change with the
+input size and the channel dimension does not. Where that cannot decide (the graph does not run at
+another size, or nothing changes), the model's layout applies: the input's (channels-last
+(N, H, W, 3) -> nhwc), or nhwc for a channels-first input whose unambiguous layers are mostly
+channels-last. `--layout nchw|nhwc` declares the layout of every layer and wins over detection.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ class ImportedOnnx:
     layers: list[LayerInfo]
     input_size: int
     in_channels: int
+    #: the model's layout (the input's, or --layout); each layer's own is LayerInfo.layout
     layout: str
     parameters: int
 
@@ -85,14 +92,16 @@ def import_onnx(
     if len(keep) != len(names):
         del graph.output[:]
         graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in keep)
-    out_layout = layout or detect_layout(in_layout, [shapes[n] for n in keep])
+    model_layout = layout or detect_layout(in_layout, [shapes[n] for n in keep])
+    layouts = layer_layouts(model, inp.name, size, in_channels, in_layout, {n: shapes[n] for n in keep},
+                            model_layout, declared=layout is not None)
     producer = {o: node for node in graph.node for o in node.output}
     infos = []
     for i, n in enumerate(keep):
-        c, h, w = layer_chw(shapes[n], out_layout)
-        infos.append(LayerInfo(i, n, c, h, w, producer[n].op_type if n in producer else "", n))
+        c, h, w = layer_chw(shapes[n], layouts[n])
+        infos.append(LayerInfo(i, n, c, h, w, producer[n].op_type if n in producer else "", n, layouts[n]))
     params = int(sum(int(np.prod(t.dims)) for t in graph.initializer))
-    return ImportedOnnx(model.SerializeToString(), infos, size, in_channels, out_layout, params)
+    return ImportedOnnx(model.SerializeToString(), infos, size, in_channels, model_layout, params)
 
 
 def load_onnx(path: Path | str):
@@ -253,29 +262,105 @@ def check_tensor_names(model, names: list[str]) -> None:
 
 def _probe_shapes(model, input_name: str, size: int, channels: int, layout: str) -> dict[str, tuple[int, ...]]:
     """Run the graph once on a one-image batch to learn every exposed tensor's shape."""
+    try:
+        return _run_shapes(model, input_name, size, channels, layout)
+    except Exception as exc:
+        raise UserError(f"onnxruntime cannot run this model at input size {size} "
+                        f"({type(exc).__name__}: {str(exc).splitlines()[0][:300]})") from None
+
+
+def _run_shapes(model, input_name: str, size: int, channels: int, layout: str) -> dict[str, tuple[int, ...]]:
     import onnxruntime as ort
 
     shape = (1, channels, size, size) if layout == "nchw" else (1, size, size, channels)
     x = np.random.default_rng(0).uniform(-1, 1, size=shape).astype(np.float32)
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    try:
-        session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-        outs = session.run(None, {input_name: x})
-    except Exception as exc:
-        raise UserError(f"onnxruntime cannot run this model at input size {size} "
-                        f"({type(exc).__name__}: {str(exc).splitlines()[0][:300]})") from None
+    session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    outs = session.run(None, {input_name: x})
     return {o.name: tuple(a.shape) for o, a in zip(session.get_outputs(), outs, strict=True)}
 
 
 def detect_layout(input_layout: str, shapes: list[tuple[int, ...]]) -> str:
-    """nhwc when the input is channels-last, or when most 4-D layers look (1, H, H, C) rather than (1, C, H, H)."""
+    """The model's layout, for layers whose own cannot be told: nhwc when the input is channels-last, or when
+    most 4-D layers look (1, H, H, C) rather than (1, C, H, H)."""
     if input_layout == "nhwc":
         return "nhwc"
     four = [s for s in shapes if len(s) == 4]
-    last = sum(1 for s in four if s[1] == s[2] and s[2] != s[3])
-    first = sum(1 for s in four if s[2] == s[3] and s[1] != s[2])
+    last = sum(1 for s in four if shape_layout(s) == "nhwc")
+    first = sum(1 for s in four if shape_layout(s) == "nchw")
     return "nhwc" if last > first else "nchw"
+
+
+def shape_layout(shape: tuple[int, ...]) -> str | None:
+    """The layout a 4-D output shape (1, a, b, c) shows: nchw when b == c != a (square maps, channels first),
+    nhwc when a == b != c, None when both or neither fit (a == b == c, non-square maps) or it is not 4-D."""
+    if len(shape) != 4:
+        return None
+    first = shape[2] == shape[3] and shape[1] != shape[2]
+    last = shape[1] == shape[2] and shape[2] != shape[3]
+    return "nchw" if first and not last else "nhwc" if last and not first else None
+
+
+def layer_layouts(model, input_name: str, size: int, channels: int, in_layout: str,
+                  shapes: dict[str, tuple[int, ...]], model_layout: str, *, declared: bool = False) -> dict[str, str]:
+    """Each layer's layout (see the module docstring): `model_layout` for all when it was declared, else
+    from its shape, else from a second run at another input size, else `model_layout`."""
+    if declared:
+        return dict.fromkeys(shapes, model_layout)
+    out = {n: shape_layout(s) or model_layout for n, s in shapes.items()}
+    unclear = [n for n, s in shapes.items() if len(s) == 4 and shape_layout(s) is None]
+    if unclear:
+        other = _probe_other_size(model, input_name, size, channels, in_layout, unclear)
+        for n in unclear:
+            told = _layout_from_sizes(shapes[n], other.get(n))
+            if told is None:
+                log.warning("layer %s %s: cannot tell channels-first from channels-last; taking the model's "
+                            "layout (%s); declare --layout if that is wrong", n, shapes[n], model_layout)
+            out[n] = told or model_layout
+    return out
+
+
+def _layout_from_sizes(shape: tuple[int, ...], other: tuple[int, ...] | None) -> str | None:
+    """nchw when only dims 2, 3 changed with the input size, nhwc when only dims 1, 2 did; else None."""
+    if other is None or len(other) != 4 or other[0] != shape[0]:
+        return None
+    changed = tuple(a != b for a, b in zip(shape, other, strict=True))
+    if changed == (False, False, True, True):
+        return "nchw"
+    if changed == (False, True, True, False):
+        return "nhwc"
+    return None
+
+
+def _probe_other_size(model, input_name: str, size: int, channels: int, in_layout: str,
+                      names: list[str]) -> dict[str, tuple[int, ...]]:
+    """Shapes of `names` with the input at another size (the graph cut to them, so that a head of fixed size
+    does not stop it); {} when the graph does not run at another size."""
+    import onnx
+    import onnx.utils
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    del probe.graph.value_info[:]  # intermediate shapes recorded at the first size
+    for inp in probe.graph.input:
+        if inp.name == input_name:
+            dims = inp.type.tensor_type.shape.dim
+            for i in ((1, 2) if in_layout == "nhwc" else (2, 3)):
+                dims[i].Clear()
+                dims[i].dim_param = f"side{i}"
+    del probe.graph.output[:]
+    probe.graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in names)
+    try:
+        probe = onnx.utils.Extractor(probe).extract_model([input_name], list(names))
+    except Exception as exc:  # an exotic graph the extractor cannot cut: run it whole
+        log.debug("cannot cut the graph for the second-size probe (%s)", exc)
+    for other in (2 * size, size + 32):
+        try:
+            return _run_shapes(probe, input_name, other, channels, in_layout)
+        except Exception as exc:
+            log.debug("the graph does not run at input size %d (%s)", other, exc)
+    return {}
 
 
 def layer_chw(shape: tuple[int, ...], layout: str) -> tuple[int, int, int]:

@@ -123,11 +123,12 @@ def write_model(
         "width": [la.width for la in layers],
         "units": np.array([la.units for la in layers], dtype=np.int64),
         "output_name": [la.output_name for la in layers],
+        "layout": [la.layout or None for la in layers],
     })
     con.register("_new_layers", rows)
     try:
         con.execute("INSERT INTO layers SELECT model, layer_idx, layer, op_type, depth, channels, height, width, "
-                    "units, output_name FROM _new_layers")
+                    "units, output_name, layout FROM _new_layers")
     finally:
         con.unregister("_new_layers")
 
@@ -167,10 +168,16 @@ def read_model(con: duckdb.DuckDBPyConnection, model: str) -> dict:
 
 
 def read_layers(con: duckdb.DuckDBPyConnection, model: str) -> list[LayerInfo]:
+    """The model's layers in order; `layout` is "" where the row has none (the model's layout applies), also
+    when the file predates the layers.layout column (read-only connections are not upgraded)."""
+    has_layout = bool(con.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'layers' AND column_name = 'layout' "
+        "AND table_schema = current_schema() AND table_catalog = current_database()").fetchone()[0])
     rows = con.execute(
-        "SELECT layer_idx, layer, channels, height, width, op_type, output_name FROM layers "
-        "WHERE model = ? ORDER BY layer_idx", [model]).fetchall()
-    return [LayerInfo(int(i), name, int(c), int(h), int(w), op or "", out or "") for i, name, c, h, w, op, out in rows]
+        "SELECT layer_idx, layer, channels, height, width, op_type, output_name, "
+        + ("layout" if has_layout else "NULL") + " FROM layers WHERE model = ? ORDER BY layer_idx", [model]).fetchall()
+    return [LayerInfo(int(i), name, int(c), int(h), int(w), op or "", out or "", lay or "")
+            for i, name, c, h, w, op, out, lay in rows]
 
 
 def list_models(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -181,7 +188,7 @@ def list_models(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 def layers_frame(con: duckdb.DuckDBPyConnection, model: str) -> pd.DataFrame:
     return con.execute(
-        "SELECT layer_idx, layer, op_type, channels, height, width, units, depth FROM layers "
+        "SELECT layer_idx, layer, op_type, channels, height, width, units, depth, layout FROM layers "
         "WHERE model = ? ORDER BY layer_idx", [model]).df()
 
 

@@ -7,7 +7,9 @@ them (built once per set of layers and kept while that set is in use: the engine
 analyses ask for the same layers batch after batch); a pass over the early layers of a network then
 costs a fraction of a full inference. Every source returns float32 NCHW arrays
 (batch, C, H, W): channels-last 4-D outputs are transposed, (batch, C) becomes (batch, C, 1, 1), and
-(batch, tokens, dims) becomes (batch, dims, tokens, 1) (tokens are rows: y = token, x = 0).
+(batch, tokens, dims) becomes (batch, dims, tokens, 1) (tokens are rows: y = token, x = 0). Whether a
+4-D output is channels-last is the layer's own layout (layers.layout, decided per layer when the model
+was added: one graph may hold both), or the model's (models.layout) where the layer has none.
 """
 
 from __future__ import annotations
@@ -95,7 +97,8 @@ class OnnxSource:
         self.in_channels = in_channels
         self.mean = list(mean)
         self.std = list(std)
-        self.layout = layout
+        self.layout = layout  # the model's: for layers without their own (LayerInfo.layout "")
+        self.layouts = [la.layout or layout for la in self.layers]
         self.path = Path(path)
         self.options = ort.SessionOptions()
         self.options.intra_op_num_threads = threads or available_cores()
@@ -119,7 +122,7 @@ class OnnxSource:
         x = to_model_input(images, self.input_size, self.in_channels, self.mean, self.std, self.input_layout)
         names = [self.layers[i].output_name for i in idx]
         outs = self.session_for(names).run(names, {self.input_name: x})
-        return [to_nchw(o, self.layout) for o in outs]
+        return [to_nchw(o, self.layouts[i]) for i, o in zip(idx, outs, strict=True)]
 
     def activations_into(self, images, stimulus_ids, layer_indices=None, out=None) -> list[np.ndarray]:
         """`activations`, with layer i written by onnxruntime straight into out[i] where one is given (a
@@ -143,7 +146,7 @@ class OnnxSource:
         bound = []
         for i, name, dest in zip(idx, names, dests, strict=True):
             layer = self.layers[i]
-            shape = native_shape(layer, n, ranks.get(name, 0), self.layout)
+            shape = native_shape(layer, n, ranks.get(name, 0), self.layouts[i])
             if dest is None or shape is None:
                 binding.bind_output(name, "cpu")
                 bound.append(None)
@@ -159,7 +162,8 @@ class OnnxSource:
             raise RuntimeError(f"{self.model}: onnxruntime failed writing the layer outputs in place (an output's "
                                f"shape differs from the layers table?): {exc}") from exc
         values = binding.get_outputs()
-        return [to_nchw(values[j].numpy(), self.layout) if dest is None else dest.reshape(shape_of(self.layers[i], n))
+        return [to_nchw(values[j].numpy(), self.layouts[i]) if dest is None
+                else dest.reshape(shape_of(self.layers[i], n))
                 for j, (i, dest) in enumerate(zip(idx, bound, strict=True))]
 
     def session_for(self, names: list[str]):

@@ -101,7 +101,7 @@ def write_matches(store, dataset: str, responses: np.ndarray, site_ids: list[str
                         "total_units, n_layers, layout, imagenet_top1) VALUES ('toy', 'toy', 'test', 'pretrained', "
                         "32, 1, 1000, ?, ?, 'nchw', 50.0)", [int(OFFSETS[-1]), len(TOY_LAYERS)])
             for li, (name, c, h, w) in enumerate(TOY_LAYERS):
-                con.execute("INSERT INTO layers VALUES ('toy', ?, ?, 'Relu', ?, ?, ?, ?, ?, ?)",
+                con.execute("INSERT INTO layers VALUES ('toy', ?, ?, 'Relu', ?, ?, ?, ?, ?, ?, NULL)",
                             [li, name, li / (len(TOY_LAYERS) - 1), c, h, w, c * h * w, name])
         con.executemany("INSERT INTO matches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", matches)
         con.executemany("INSERT INTO unit_activations VALUES (?, ?, ?, ?, ?, ?, ?, ?)", activ)

@@ -155,3 +155,26 @@ def test_step_dependencies(step, dataset, model, expected):
     from precompute.store import step_depends_on
 
     assert step_depends_on(step, dataset=dataset, model=model) is expected
+
+
+def test_a_file_from_before_a_nullable_column_opens_and_gains_it(tmp_path):
+    """layers.layout came later: an older file reads as before (NULL: the model's layout), read-only too, and the
+    writer adds the column in place; the old rows keep their values."""
+    from precompute.models import registry
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    schema.create_all(con)
+    con.execute("ALTER TABLE layers DROP COLUMN layout")  # as written before the column existed
+    con.execute("INSERT INTO layers VALUES ('m', 0, 'relu', 'Relu', 0.0, 4, 2, 2, 16, 'relu')")
+    con.close()
+    con = duckdb.connect(str(path), read_only=True)
+    (old,) = registry.read_layers(con, "m")
+    con.close()
+    assert (old.layer, old.channels, old.height, old.width, old.layout) == ("relu", 4, 2, 2, "")
+    store = Store(path)
+    with store.connect() as con:
+        assert [r[0] for r in con.execute("DESCRIBE layers").fetchall()] == list(schema.TABLES_BY_NAME["layers"]
+                                                                                   .column_names)
+        assert registry.read_layers(con, "m") == [old]
+        schema.create_all(con)  # idempotent
