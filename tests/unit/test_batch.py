@@ -1,14 +1,18 @@
 """Batch files: the check a real run makes first and `batch --dry-run` makes alone (every problem listed,
-nothing written), and exclude_sites paths relative to the batch file."""
+nothing written), exclude_sites paths relative to the batch file, and the local executor going on past a
+failing task (its dependents blocked, exit status 1)."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import shutil
 
 import numpy as np
 import pytest
 
+from precompute import analyze
+from precompute.analyze import Analysis
 from precompute.cli import main
 from precompute.datasets.importers.selection import read_exclude
 from precompute.errors import UserError
@@ -168,3 +172,66 @@ def test_a_missing_exclude_sites_file_is_a_problem(results_db, tmp_path):
                                      "exclude_sites": ["V4-00*", "lists/later.csv"]}]}, tmp_path)
     with pytest.raises(UserError, match=r"(?s)1 problem.*`exclude_sites` file .*later.csv does not exist"):
         check_batch(batch, results_db)
+
+
+# ---------------------------------------------------------------------------------------------- failures
+def _boom(ctx) -> None:
+    if ctx.model == "toy":
+        raise RuntimeError("boom on toy")
+
+
+def _fine(ctx) -> None:
+    pass
+
+
+@pytest.fixture
+def failing_analyses(monkeypatch):
+    """boom (raises on mini x toy), then fine, then a cross-model one: run in that order on each pair."""
+    for a in (Analysis("boom", "raises on toy", _boom), Analysis("fine", "does nothing", _fine),
+              Analysis("everyone", "cross-model", _fine, cross_model=True)):
+        monkeypatch.setitem(analyze._REGISTRY, a.name, a)
+
+
+def test_local_executor_goes_on_past_a_failing_task_and_blocks_its_dependents(results_db, tmp_path,
+                                                                               failing_analyses, caplog):
+    path = tmp_path / "b.toml"
+    path.write_text('[[analyze]]\ndataset = "mini"\nmodels = ["toy", "toy2"]\n'
+                    'analyses = ["boom", "fine", "everyone"]\n')
+    lines: list[str] = []
+    with caplog.at_level(logging.ERROR, logger="precompute.cluster.executor"):
+        code = run_batch(load_batch(path), results_db, report=lines.append)
+    assert code == 1
+    assert any("analyze:boom:mini:toy: FAILED: RuntimeError: boom on toy" in line for line in lines), lines
+    assert any("analyze:fine:mini:toy: not run: analyze:boom:mini:toy failed" in line for line in lines)
+    assert any("analyze:everyone:mini: not run" in line for line in lines)
+    assert any(line.startswith("5 task(s)") and "2 ran, 1 failed, 2 blocked" in line
+               for line in lines), lines
+    assert "  analyze:boom:mini:toy: RuntimeError: boom on toy" in lines
+    assert "task analyze:boom:mini:toy failed" in caplog.text
+    with results_db.connect() as con:
+        from precompute.store import steps_done
+
+        done = set(steps_done(con))
+    assert {"analyze:boom:mini:toy2", "analyze:fine:mini:toy2"} <= done
+    assert not {"analyze:boom:mini:toy", "analyze:fine:mini:toy", "analyze:everyone:mini"} & done
+
+
+def test_the_command_exits_1_when_a_task_fails(results_db, tmp_path, failing_analyses, capsys):
+    path = tmp_path / "b.toml"
+    path.write_text('[[analyze]]\ndataset = "mini"\nmodels = ["toy", "toy2"]\nanalyses = ["boom", "fine"]\n')
+    assert main(["--db", str(results_db.served_path), "batch", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "2 ran, 1 failed, 1 blocked" in out
+
+
+def test_a_keyboard_interrupt_still_stops_the_local_batch_at_once(results_db, tmp_path, monkeypatch):
+    def interrupt(ctx):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(analyze._REGISTRY, "stop", Analysis("stop", "interrupts", interrupt))
+    monkeypatch.setitem(analyze._REGISTRY, "fine", Analysis("fine", "does nothing", _fine))
+    batch = parse_batch({"analyze": [{"dataset": "mini", "models": ["toy", "toy2"], "analyses": ["stop", "fine"]}]})
+    lines: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        execute_batch(batch, results_db, report=lines.append)
+    assert lines == []  # nothing after the first task ran
