@@ -1,7 +1,8 @@
 """Run a batch's tasks: `local` (in this process, one after the other) or `dask` (on a Dask cluster).
 
-local  runs each step in this process exactly as `run` and `analyze` do (the batch's historical
-       behaviour; stops at the first failure).
+local  runs each step in this process exactly as `run` and `analyze` do, one after the other. A task
+       that raises is reported (logged with its id); the tasks that depend on it are not run; the
+       others go on (a KeyboardInterrupt still stops the batch at once).
 dask   the coordinator (this process) keeps the task graph: when a task's dependencies are in the
        working database it checks whether the task is already done (skipped), whether a complete result
        file computed from the same inputs is waiting in the results folder (ingested: a coordinator that
@@ -144,7 +145,9 @@ def run_here(task: Task, store: Store) -> bool:
 
 
 class LocalExecutor:
-    """Each task's step in this process, in order (exceptions propagate: the batch stops there)."""
+    """Each task's step in this process, in order. A task that raises fails (its step rolled back, as the
+    Store does); the tasks that depend on it are blocked; the others go on, as with the dask executor.
+    KeyboardInterrupt and SystemExit are not caught: they stop the batch at once."""
 
     def __init__(self, report: Report):
         self.report = report
@@ -152,11 +155,26 @@ class LocalExecutor:
     def run(self, tasks: Sequence[Task], store: Store) -> BatchReport:
         out = BatchReport()
         progress = Progress(len(tasks), self.report)
+        state: dict[str, str] = {}  # task id -> state
         t0 = time.perf_counter()
         for task in tasks:
-            t1 = time.perf_counter()
-            ran = run_here(task, store)
-            o = TaskOutcome(task.task_id, "ran" if ran else "skipped", compute_s=time.perf_counter() - t1)
+            bad = [d for d in task.deps if state.get(d) in ("failed", "blocked")]
+            if bad:
+                o = TaskOutcome(task.task_id, "blocked", error=f"{bad[0]} failed")
+            else:
+                t1 = time.perf_counter()
+                try:
+                    ran = run_here(task, store)
+                except Exception as exc:  # reported; what depends on it is blocked; the batch goes on
+                    if isinstance(exc, UserError):
+                        log.error("task %s failed: %s", task.task_id, exc)
+                    else:
+                        log.exception("task %s failed: %s", task.task_id, exc)
+                    o = TaskOutcome(task.task_id, "failed", compute_s=time.perf_counter() - t1,
+                                    error=str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}")
+                else:
+                    o = TaskOutcome(task.task_id, "ran" if ran else "skipped", compute_s=time.perf_counter() - t1)
+            state[o.task_id] = o.state
             out.outcomes.append(o)
             progress.update(o)
         out.wall_s = time.perf_counter() - t0

@@ -33,6 +33,7 @@ BATCH_HELP = """Run a TOML batch file: every [[import]], then every [[model]], t
     format = "hvm-hdf5"
     path = "/data/ventral_neural_data.hdf5"
     preset = "majajhong2015"        # true/false for flags; lists for multi-value options
+    exclude_sites = ["V4-00*", "bad-sites.txt"]   # site-id globs, ids, or files of ids (one per line)
 
     [[model]]                       # optional: `models add NAME` and its options
     name = "resnet-50"
@@ -61,7 +62,15 @@ Imports and models that already exist are skipped (add `replace = true` to an [[
 runs already done are skipped unless force, and analyses already done on the same inputs. An analysis
 runs after the [[run]] of its (dataset, model) (cross_dataset also after the [[run]] of its select_on
 dataset; it runs on the coordinator, as it reads two datasets). Relative paths are relative to the batch
-file's folder.
+file's folder: path, assembly, stimuli, images, onnx, weights, and the exclude_sites values that are files
+there or look like a path (a '/', or ending in .txt/.csv; globs such as "V4-00*" stay as they are).
+
+The whole file is checked before anything is written, and --dry-run does only that check: every
+[[import]] and [[model]] option as its command parses it, their files (for entries that will run), and
+every dataset and model that [[run]] and [[analyze]] name (select_on included) must be in the database or
+imported/added by this batch. Every problem is listed in one message; the database is left unchanged.
+A task that fails is reported, the tasks that depend on it are not run, the others go on, and the
+command exits with status 1.
 """
 
 RUN_KEYS = {"dataset", "datasets", "model", "models", "top_k", "memory_gb", "force"}
@@ -70,6 +79,9 @@ DEFAULT_KEYS = {"top_k", "memory_gb", "force"}
 SETTING_KEYS = {"executor", "scheduler", "results_dir"}
 TOP_KEYS = {"defaults", "import", "model", "run", "analyze", *SETTING_KEYS}
 PATH_KEYS = {"path", "assembly", "stimuli", "images", "onnx", "weights"}
+#: list-valued options whose elements may be files: `exclude_sites` takes site-id globs or files of ids
+LIST_PATH_KEYS = {"exclude_sites"}
+_GLOB_CHARS = frozenset("*?[")
 
 
 @dataclass(frozen=True)
@@ -101,6 +113,7 @@ class Batch:
     executor: str | None = None
     scheduler: str | None = None
     results_dir: str | None = None
+    source: str | None = None  # the batch file, for messages
 
     def describe(self) -> list[str]:
         lines = [f"import {d['name']} ({d.get('format', '?')})" for d in self.imports]
@@ -142,8 +155,7 @@ def parse_batch(data: dict, base_dir: Path | None = None) -> Batch:
             if kind == "import" and "format" not in entry:
                 raise UserError(f"batch file: [[import]] {entry['name']!r} needs a `format`")
             if base_dir is not None:
-                entry = {k: (str((base_dir / v).resolve()) if k in PATH_KEYS and isinstance(v, str) else v)
-                         for k, v in entry.items()}
+                entry = {k: _resolve(k, v, base_dir) for k, v in entry.items()}
             target.append(entry)
     runs = data.get("run", [])
     if not isinstance(runs, list):
@@ -179,6 +191,24 @@ def parse_batch(data: dict, base_dir: Path | None = None) -> Batch:
     if batch.executor not in (None, "local", "dask"):
         raise UserError(f"batch file: executor must be \"local\" or \"dask\", not {batch.executor!r}")
     return batch
+
+
+def _looks_like_path(value: str) -> bool:
+    """An `exclude_sites` element meant as a file of site ids (not a glob such as "V4-00*")."""
+    return not (_GLOB_CHARS & set(value)) and ("/" in value or value.lower().endswith((".txt", ".csv")))
+
+
+def _resolve(key: str, value, base_dir: Path):
+    """A path option relative to the batch file's folder; list-valued ones (LIST_PATH_KEYS) element-wise,
+    only the elements that are files there or look like a path: globs and site ids stay as they are."""
+    if key in PATH_KEYS and isinstance(value, str):
+        return str((base_dir / value).resolve())
+    if key in LIST_PATH_KEYS and isinstance(value, str | list):
+        items = [value] if isinstance(value, str) else value
+        out = [str((base_dir / v).resolve()) if isinstance(v, str) and v and
+               ((base_dir / v).is_file() or _looks_like_path(v)) else v for v in items]
+        return out[0] if isinstance(value, str) else out
+    return value
 
 
 def _parse_analyses(entries) -> list[AnalyzeSpec]:
@@ -222,7 +252,9 @@ def load_batch(path: Path) -> Batch:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"batch file {path} is not valid TOML: {exc}") from None
-    return parse_batch(data, path.parent)
+    batch = parse_batch(data, path.parent)
+    batch.source = str(path)
+    return batch
 
 
 def _argv(entry: dict, skip: set[str]) -> list[str]:
@@ -239,6 +271,157 @@ def _argv(entry: dict, skip: set[str]) -> list[str]:
         else:
             argv += [flag, str(value)]
     return argv
+
+
+# ---------------------------------------------------------------------------------------------- check
+def check_batch(batch: Batch, store: Store) -> list:
+    """Check everything the batch names before it writes anything; its tasks, or one UserError listing
+    every problem: [[import]]/[[model]] options as their command parses them (plus what the command
+    checks before reading its inputs), their input files (for entries that will run: an existing dataset
+    or model is skipped), and every dataset and model that [[run]]/[[analyze]] name (the database's, or
+    imported/added by the batch). `batch --dry-run` runs it, and so does every real run, first."""
+    from precompute.cli import build_parser
+    from precompute.cluster.tasks import build_tasks
+
+    parser = build_parser()
+    datasets, models = stored_names(store)
+    problems: list[str] = []
+    for entry in batch.imports:
+        skipped = not entry.get("replace") and entry["name"] in datasets
+        problems += _check_entry(parser, ["datasets", "import"], entry, set(), f"[[import]] {entry['name']!r}",
+                                 skipped, models)
+    added: set[str] = set()
+    for entry in batch.models:
+        skipped = not entry.get("replace") and entry["name"] in models
+        problems += _check_entry(parser, ["models", "add"], entry, {"name"}, f"[[model]] {entry['name']!r}",
+                                 skipped, models | added)
+        added.add(entry["name"])
+    imported = {e["name"] for e in batch.imports}
+    named_datasets: dict[str, list[str]] = {}
+    named_models: dict[str, list[str]] = {}
+    for where, specs in (("[[run]]", batch.runs), ("[[analyze]]", batch.analyses)):
+        for spec in specs:
+            named_datasets.setdefault(spec.dataset, []).append(where)
+            named_models.setdefault(spec.model, []).append(where)
+            if getattr(spec, "select_on", None):
+                named_datasets.setdefault(spec.select_on, []).append("[[analyze]] select_on")
+    problems += _unknown_names("dataset", named_datasets, datasets, imported, "imported by an [[import]]")
+    problems += _unknown_names("model", named_models, models, added, "added by a [[model]]")
+    tasks: list = []
+    try:
+        tasks = build_tasks(batch.runs, batch.analyses)
+    except UserError as exc:
+        problems.append(str(exc).removeprefix("batch file: "))
+    if problems:
+        where = f"batch file {batch.source}" if batch.source else "batch file"
+        raise UserError(f"{where}: {len(problems)} problem(s); nothing was imported, added or run:\n"
+                        + "".join(f"  - {p}\n" for p in problems)
+                        + "Fix them in the file; `python -m precompute batch FILE --dry-run` checks it again.")
+    return tasks
+
+
+def stored_names(store: Store) -> tuple[set[str], set[str]]:
+    """The datasets and models in the database, read without creating or locking anything."""
+    import duckdb
+
+    for path in (store.working_path, store.served_path):
+        if not path.exists():
+            continue
+        try:
+            con = duckdb.connect(str(path), read_only=True)
+        except duckdb.Error:  # e.g. the working file is open by a running writer: read the served one
+            continue
+        try:
+            return ({d for (d,) in con.execute("SELECT dataset FROM datasets").fetchall()},
+                    {m for (m,) in con.execute("SELECT model FROM models").fetchall()})
+        except duckdb.Error:
+            continue
+        finally:
+            con.close()
+    return set(), set()
+
+
+def _unknown_names(kind: str, named: dict[str, list[str]], stored: set[str], here: set[str],
+                   how: str) -> list[str]:
+    import difflib
+
+    known = sorted(stored | here)
+    listing = (", ".join(f"{n} (this batch)" if n in here and n not in stored else n for n in known)
+               or "none")
+    out = []
+    for name, wheres in named.items():
+        if name in stored or name in here:
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        out.append(f"{kind} {name!r} (named by {', '.join(dict.fromkeys(wheres))}) is neither in the database "
+                   f"nor {how} of this batch" + (f" (did you mean {close[0]!r}?)" if close else "")
+                   + f"; known {kind}s: {listing}")
+    return out
+
+
+def _subparser(parser, names: list[str]):
+    import argparse
+
+    for name in names:
+        action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = action.choices[name]
+    return parser
+
+
+def _check_entry(parser, command: list[str], entry: dict, skip: set[str], where: str, skipped: bool,
+                 models: set[str]) -> list[str]:
+    """The problems of one [[import]] or [[model]] entry (see check_batch), without running it."""
+    import contextlib
+    import difflib
+    import io
+
+    hint = f"its keys are the options of `python -m precompute {' '.join(command)} --help` without the dashes"
+    sub = _subparser(parser, command)
+    keys = {o[2:].replace("-", "_") for a in sub._actions for o in a.option_strings if o.startswith("--")}
+    keys.discard("help")
+    out = []
+    for k in entry:
+        if k not in keys and k not in skip:
+            close = difflib.get_close_matches(k, sorted(keys), n=1)
+            out.append(f"{where}: unknown option `{k}`" + (f" (did you mean `{close[0]}`?)" if close else "")
+                       + f"; {hint}")
+    if not out:  # (with unknown keys, argparse would only repeat them)
+        argv = [*command, *([entry["name"]] if "name" in skip else []), *_argv(entry, skip)]
+        err = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+                args = parser.parse_args(argv)
+        except SystemExit:
+            lines = [line.split(": error: ", 1)[1] for line in err.getvalue().splitlines() if ": error: " in line]
+            out.append(f"{where}: {lines[-1] if lines else 'not a valid command'} "
+                       f"(as `python -m precompute {' '.join(argv)}`); {hint}")
+        else:
+            try:
+                if command[0] == "datasets":
+                    from precompute.datasets.importers.cli import check_import_args
+
+                    check_import_args(args)
+                else:
+                    from precompute.models.cli import check_add_args
+
+                    check_add_args(args)
+            except UserError as exc:
+                out.append(f"{where}: {exc}")
+    if skipped:  # it exists: the entry is skipped, its files are not needed
+        return out
+    for key, value in entry.items():
+        if key in PATH_KEYS and isinstance(value, str) and not Path(value).exists():
+            out.append(f"{where}: `{key}` {value} does not exist")
+        if key in LIST_PATH_KEYS:
+            for v in [value] if isinstance(value, str) else value if isinstance(value, list) else []:
+                if isinstance(v, str) and _looks_like_path(v) and not Path(v).is_file():
+                    out.append(f"{where}: `{key}` file {v} does not exist (a value with a '/' or ending in "
+                               ".txt/.csv is read as a file of site ids; write globs without them)")
+    reference = entry.get("reference")
+    if command[0] == "models" and entry.get("control") == "random" and reference and reference not in models:
+        out.append(f"{where}: its reference model {reference!r} is neither in the database nor added by an "
+                   "earlier [[model]] of this batch")
+    return out
 
 
 def _exists(store: Store, table: str, column: str, name: str) -> bool:
@@ -281,14 +464,13 @@ def execute_batch(batch: Batch, store: Store, *, executor: str | None = None, sc
     Options given here (the command line) win over the batch file's; the scheduler defaults to
     $UNITSCOPE_DASK_SCHEDULER. `client` (a distributed.Client) is for callers that hold one already."""
     from precompute.cluster.executor import run_tasks
-    from precompute.cluster.tasks import build_tasks
 
     executor = executor or batch.executor or "local"
     scheduler = scheduler or batch.scheduler or (os.environ.get("UNITSCOPE_DASK_SCHEDULER") if executor == "dask"
                                                  else None)
     results = results_dir or (Path(batch.results_dir) if batch.results_dir else None)
-    tasks = build_tasks(batch.runs, batch.analyses)  # checks analysis names before anything runs
     with store.locked():
+        tasks = check_batch(batch, store)  # every problem of the file, before anything is written
         _add_inputs(batch, store)
         return run_tasks(tasks, store, executor=executor, scheduler=scheduler, results_dir=results,
                          workers=workers, client=client, report=report)

@@ -40,7 +40,9 @@ def register(sub) -> None:
                        "(locally or on a Dask cluster)",
                        description=BATCH_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     b.add_argument("file", type=Path, help="the TOML batch file")
-    b.add_argument("--dry-run", action="store_true", help="only check the file and list what it would do")
+    b.add_argument("--dry-run", action="store_true",
+                   help="only check the file (options, files, the datasets and models it names: what a real run "
+                        "checks first) and list what it would do; writes nothing")
     b.add_argument("--executor", choices=("local", "dask"), default=None,
                    help="local: in this process (default); dask: on a Dask cluster (docs/cluster.md)")
     b.add_argument("--scheduler", metavar="ADDRESS", default=None,
@@ -70,17 +72,16 @@ def cmd_run(args: argparse.Namespace, store: Store) -> int:
 
 def cmd_batch(args: argparse.Namespace, store: Store) -> int:
     from precompute.errors import UserError
-    from precompute.match.batch import load_batch, run_batch
+    from precompute.match.batch import check_batch, load_batch, run_batch
 
     batch = load_batch(args.file)
     if args.workers is not None and args.workers < 1:
         raise UserError("--workers must be at least 1")
     if args.dry_run:
-        from precompute.cluster.tasks import build_tasks
-
+        tasks = check_batch(batch, store)  # the check a real run makes first; writes nothing
         for line in batch.describe():
             print(line)
-        for task in build_tasks(batch.runs, batch.analyses):
+        for task in tasks:
             print(f"task   {task.task_id}" + (f" (after {', '.join(task.deps)})" if task.deps else ""))
         return 0
     return run_batch(batch, store, executor=args.executor, scheduler=args.scheduler, results_dir=args.results_dir,

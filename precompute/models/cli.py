@@ -72,24 +72,32 @@ def _reject(args, allowed: set[str], mode: str) -> None:
         raise UserError(f"{', '.join(bad)} do(es) not apply to {mode}")
 
 
-def cmd_add(args, store) -> int:
-    from precompute.models import add
-
-    seed = 0 if args.seed is None else args.seed
+def check_add_args(args) -> None:
+    """UserError for options that do not go together (checked before adding; a batch file's check uses it)."""
     if args.zoo:
         _reject(args, {"untrained", "weights", "seed"}, "--zoo")
         if args.seed is not None and not args.untrained:
             raise UserError("--seed applies to --untrained zoo models only")
+    elif args.onnx:
+        _reject(args, {"input_size", "mean", "std", "layers", "layout"}, "--onnx")
+    else:
+        allowed = {"input_size"} if args.control == "pixels" else {"reference", "seed"}
+        _reject(args, allowed, f"--control {args.control}")
+
+
+def cmd_add(args, store) -> int:
+    from precompute.models import add
+
+    check_add_args(args)
+    seed = 0 if args.seed is None else args.seed
+    if args.zoo:
         record = add.add_zoo_model(store, args.name, args.zoo, untrained=args.untrained, weights=args.weights,
                                    replace=args.replace, seed=seed)
     elif args.onnx:
-        _reject(args, {"input_size", "mean", "std", "layers", "layout"}, "--onnx")
         record = add.add_onnx_model(store, args.name, args.onnx, input_size=args.input_size, mean=args.mean,
                                     std=args.std, layers=args.layers or "auto", layout=args.layout,
                                     replace=args.replace)
     else:
-        allowed = {"input_size"} if args.control == "pixels" else {"reference", "seed"}
-        _reject(args, allowed, f"--control {args.control}")
         record = add.add_control(store, args.name, args.control, reference=args.reference,
                                  input_size=args.input_size, seed=seed, replace=args.replace)
     with store.connect() as con:

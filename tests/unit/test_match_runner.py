@@ -226,6 +226,12 @@ def test_batch_runs_datasets_x_models(store, tmp_path, monkeypatch):
     path.write_text('[defaults]\ntop_k = 5\n\n[[run]]\ndataset = "toy"\nmodels = ["toy"]\n')
     batch = load_batch(path)
     assert [(r.dataset, r.model, r.top_k) for r in batch.runs] == [("toy", "toy", 5)]
+    with pytest.raises(UserError, match=r"model 'toy' .* is neither in the database"):  # checked before it runs
+        run_batch(batch, store)
+    with store.step("test:model") as con:  # what `models add` records (the source here is synthetic)
+        con.execute("INSERT INTO models (model, family, source, kind, input_size, in_channels, parameters, "
+                    "total_units, n_layers, layout) VALUES ('toy', 'toy', 'test', 'pretrained', 12, 1, 0, 0, 3, "
+                    "'nchw')")
     assert run_batch(batch, store) == 0
     with store.connect() as con:
         assert con.execute("SELECT top_k FROM match_runs").fetchone()[0] == 5

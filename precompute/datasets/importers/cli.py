@@ -49,6 +49,31 @@ def add_import_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
+#: the input options each format needs
+NEEDS = {"brainio": ("assembly", "stimuli", "images"), "hvm-hdf5": ("path",), "folder": ("path",)}
+
+
+def check_import_args(args: argparse.Namespace):
+    """UserError (naming every problem) when the options cannot work: a selection that does not parse,
+    missing input options; checked without reading the recordings. Returns the Selection. A batch
+    file's check uses it too."""
+    from precompute.datasets.importers.selection import build_selection
+
+    problems, selection = [], None
+    try:
+        selection = build_selection(preset=args.preset, variation=args.variation, time_bin=args.time_bin,
+                                    exclude_sites=args.exclude_sites, region=args.region)
+    except UserError as exc:
+        problems.append(str(exc))
+    try:
+        _need(args, *NEEDS[args.format])
+    except UserError as exc:
+        problems.append(str(exc))
+    if problems:
+        raise UserError("; ".join(problems))
+    return selection
+
+
 def _need(args: argparse.Namespace, *names: str) -> None:
     missing = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n) is None]
     if missing:
@@ -77,25 +102,19 @@ def _existing(store: Store, name: str) -> bool:
 
 def run_import(args: argparse.Namespace):
     """Parse the selection and run the format's importer; returns DatasetTables or raises UserError."""
-    from precompute.datasets.importers.selection import build_selection
-
-    selection = build_selection(preset=args.preset, variation=args.variation, time_bin=args.time_bin,
-                                exclude_sites=args.exclude_sites, region=args.region)
+    selection = check_import_args(args)
     if args.format == "brainio":
         from precompute.datasets.importers.brainio import import_brainio
 
-        _need(args, "assembly", "stimuli", "images")
         tables = import_brainio(args.assembly, args.stimuli, args.images, selection,
                                 drop_bad_sites=args.drop_bad_sites)
     elif args.format == "hvm-hdf5":
         from precompute.datasets.importers.hvm_hdf5 import import_hvm_hdf5
 
-        _need(args, "path")
         tables = import_hvm_hdf5(args.path, selection, drop_bad_sites=args.drop_bad_sites)
     else:
         from precompute.datasets.importers.folder import import_folder
 
-        _need(args, "path")
         tables = import_folder(args.path, selection, drop_bad_sites=args.drop_bad_sites)
     if args.title:
         tables.info["title"] = args.title
