@@ -81,7 +81,6 @@ TOP_KEYS = {"defaults", "import", "model", "run", "analyze", *SETTING_KEYS}
 PATH_KEYS = {"path", "assembly", "stimuli", "images", "onnx", "weights"}
 #: list-valued options whose elements may be files: `exclude_sites` takes site-id globs or files of ids
 LIST_PATH_KEYS = {"exclude_sites"}
-_GLOB_CHARS = frozenset("*?[")
 
 
 @dataclass(frozen=True)
@@ -194,8 +193,11 @@ def parse_batch(data: dict, base_dir: Path | None = None) -> Batch:
 
 
 def _looks_like_path(value: str) -> bool:
-    """An `exclude_sites` element meant as a file of site ids (not a glob such as "V4-00*")."""
-    return not (_GLOB_CHARS & set(value)) and ("/" in value or value.lower().endswith((".txt", ".csv")))
+    """An `exclude_sites` element meant as a file of site ids (not a glob such as "V4-00*"), as the importer
+    reads it."""
+    from precompute.datasets.importers.selection import looks_like_id_file
+
+    return looks_like_id_file(value)
 
 
 def _resolve(key: str, value, base_dir: Path):
@@ -397,7 +399,9 @@ def _check_entry(parser, command: list[str], entry: dict, skip: set[str], where:
                        f"(as `python -m precompute {' '.join(argv)}`); {hint}")
         else:
             try:
-                if command[0] == "datasets":
+                if skipped:  # its own checks would read files it does not need
+                    pass
+                elif command[0] == "datasets":
                     from precompute.datasets.importers.cli import check_import_args
 
                     check_import_args(args)
@@ -409,14 +413,9 @@ def _check_entry(parser, command: list[str], entry: dict, skip: set[str], where:
                 out.append(f"{where}: {exc}")
     if skipped:  # it exists: the entry is skipped, its files are not needed
         return out
-    for key, value in entry.items():
+    for key, value in entry.items():  # (files of `exclude_sites` are checked by the import's own checks)
         if key in PATH_KEYS and isinstance(value, str) and not Path(value).exists():
             out.append(f"{where}: `{key}` {value} does not exist")
-        if key in LIST_PATH_KEYS:
-            for v in [value] if isinstance(value, str) else value if isinstance(value, list) else []:
-                if isinstance(v, str) and _looks_like_path(v) and not Path(v).is_file():
-                    out.append(f"{where}: `{key}` file {v} does not exist (a value with a '/' or ending in "
-                               ".txt/.csv is read as a file of site ids; write globs without them)")
     reference = entry.get("reference")
     if command[0] == "models" and entry.get("control") == "random" and reference and reference not in models:
         out.append(f"{where}: its reference model {reference!r} is neither in the database nor added by an "

@@ -170,7 +170,7 @@ def test_a_missing_exclude_sites_file_is_a_problem(results_db, tmp_path):
     make_folder(tmp_path / "rec", np.random.default_rng(2))
     batch = parse_batch({"import": [{"name": "x", "format": "folder", "path": "rec",
                                      "exclude_sites": ["V4-00*", "lists/later.csv"]}]}, tmp_path)
-    with pytest.raises(UserError, match=r"(?s)1 problem.*`exclude_sites` file .*later.csv does not exist"):
+    with pytest.raises(UserError, match=r"(?s)1 problem.*--exclude-sites '.*later.csv': no such file"):
         check_batch(batch, results_db)
 
 

@@ -133,15 +133,23 @@ def parse_regions(values: str | Sequence[str] | None) -> frozenset[str] | None:
     return out
 
 
-#: a value of --exclude-sites that names a file of ids (rather than a site id or glob) when it does not exist
+#: name endings of a file of site ids (see looks_like_id_file)
 _ID_FILE_SUFFIXES = (".txt", ".csv", ".tsv", ".lst", ".list")
+
+
+def looks_like_id_file(value: str) -> bool:
+    """Whether an --exclude-sites value is meant as a file of site ids rather than an id or a glob: no glob
+    characters, and a path separator or a .txt/.csv/.tsv/.lst/.list name."""
+    if set(value) & set("*?["):
+        return False
+    return "/" in value or "\\" in value or value.lower().endswith(_ID_FILE_SUFFIXES)
 
 
 def read_exclude(values: Sequence[str] | None) -> tuple[str, ...]:
     """Globs or ids as given, plus the ids listed (one per line, # comments) in any value that is a file.
 
-    A value that looks like a file (a path separator, or a .txt/.csv/.tsv/.lst/.list name) but is not one is
-    refused: taken as a glob it would match no site and exclude nothing, silently."""
+    A value that looks like a file (`looks_like_id_file`) but is not one is refused: taken as a glob it would
+    match no site and exclude nothing, silently."""
     out: list[str] = []
     for value in values or ():
         path = Path(value)
@@ -150,7 +158,7 @@ def read_exclude(values: Sequence[str] | None) -> tuple[str, ...]:
                 line = line.split("#", 1)[0].strip()
                 if line:
                     out.append(line)
-        elif "/" in value or "\\" in value or value.lower().endswith(_ID_FILE_SUFFIXES):
+        elif looks_like_id_file(value):
             raise UserError(f"--exclude-sites {value!r}: no such file (a file lists site ids, one per line); "
                             "check the path, or give site ids or globs such as 'V4-01*'")
         else:
