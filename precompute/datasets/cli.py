@@ -44,7 +44,15 @@ def _cmd_synth(args: argparse.Namespace, store: Store) -> int:
     from precompute.datasets import synth
     from precompute.datasets.writer import write_dataset
 
-    tables = synth.generate(seed=args.seed, n_stimuli=args.stimuli)
+    # The demo's own datasets: `demo` takes a dataset of that name as its step done, so only its settings fit.
+    demo = {"synthetic-hvm": None, "synthetic-hvm-quick": synth.QUICK_STIMULI}
+    n_stimuli = demo.get(args.name, args.stimuli) if args.stimuli is None else args.stimuli
+    if args.name in demo:
+        n_stimuli = n_stimuli if n_stimuli != synth.N_HVM_STIMULI else None
+        if args.seed != 0 or n_stimuli != demo[args.name]:
+            raise UserError(f"{args.name} is the demo's dataset (seed 0, {demo[args.name] or 'all'} stimuli), and "
+                            "`demo` would take this one for it; give a dataset with other settings another --name")
+    tables = synth.generate(seed=args.seed, n_stimuli=n_stimuli)
     write_dataset(store, args.name, tables, replace=args.replace)
     print(f"dataset {args.name}: {len(tables.stimuli)} stimuli, {len(tables.sites)} sites "
           f"(synthetic, seed {args.seed})")

@@ -32,6 +32,8 @@ HVM_CSV = Path(__file__).resolve().parent / "hvm_data" / "hvm_stimuli.csv"
 VARIATION = 6
 N_REPETITIONS = 47
 QUICK_STIMULI = 640
+#: HvM's variation-6 stimuli: the whole synthetic set
+N_HVM_STIMULI = 2560
 GENERATOR_VERSION = 1
 TITLE = "Synthetic HvM (variation 6)"
 

@@ -339,3 +339,32 @@ def test_sites_respond_more_to_stimuli_in_their_field():
         d = np.hypot(cx.ravel() - pop.rf_x[i], cy.ravel() - pop.rf_y[i])
         wins += rates[i, np.argmin(d)] > rates[i, np.argmax(d)]
     assert wins >= 0.9 * len(v4)
+
+
+def test_the_demos_dataset_names_only_take_the_demos_settings(tmp_path, monkeypatch):
+    """`demo` takes a dataset named synthetic-hvm(-quick) as its step done: another size or seed under that
+    name would become the demo's data, so it is refused before anything is generated or written."""
+    from types import SimpleNamespace
+
+    import precompute.datasets.writer as writer
+    from precompute.cli import main
+
+    db = tmp_path / "unitscope.duckdb"
+    made, written = [], []
+
+    def fake_generate(seed=0, n_stimuli=None, **kw):
+        made.append((seed, n_stimuli))
+        return SimpleNamespace(stimuli=[0] * (n_stimuli or synth.N_HVM_STIMULI), sites=[0] * 4)
+
+    monkeypatch.setattr(synth, "generate", fake_generate)
+    monkeypatch.setattr(writer, "write_dataset", lambda store, name, tables, **kw: written.append(name))
+    for argv in (["--stimuli", "64"], ["--seed", "1"], ["--name", "synthetic-hvm-quick", "--stimuli", "100"]):
+        assert main(["--db", str(db), "datasets", "synth", *argv]) != 0
+    assert made == [] and written == []
+    for argv, want in ((["--stimuli", "2560"], (0, None, "synthetic-hvm")), ([], (0, None, "synthetic-hvm")),
+                       (["--name", "synthetic-hvm-quick"], (0, synth.QUICK_STIMULI, "synthetic-hvm-quick")),
+                       (["--name", "mine", "--stimuli", "64", "--seed", "3"], (3, 64, "mine"))):
+        made.clear()
+        written.clear()
+        assert main(["--db", str(db), "datasets", "synth", *argv]) == 0
+        assert [(*made[0], written[0])] == [want], argv
