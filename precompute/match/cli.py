@@ -30,7 +30,9 @@ def register(sub) -> None:
                    help="model name (see `models list`); repeat for several models")
     p.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help="K of matches and layer_matches (default 100)")
     p.add_argument("--memory-gb", type=float, default=None,
-                   help="memory budget in GiB (default: half of this machine's RAM)")
+                   help="memory budget in GiB for the whole process (default: half of this machine's RAM, or "
+                        "$UNITSCOPE_MEMORY_GB); 1 GiB of it is reserved for Python, torch and onnxruntime, so the "
+                        "smallest budget is a little over 1")
     p.add_argument("--force", action="store_true", help="redo pairs that are already matched")
     p.set_defaults(func=cmd_run)
 
