@@ -75,9 +75,12 @@ def _reject(args, allowed: set[str], mode: str) -> None:
 def check_add_args(args) -> None:
     """UserError for options that do not go together (checked before adding; a batch file's check uses it)."""
     if args.zoo:
+        from precompute.models import zoo
+
         _reject(args, {"untrained", "weights", "seed"}, "--zoo")
         if args.seed is not None and not args.untrained:
             raise UserError("--seed applies to --untrained zoo models only")
+        zoo.get_entry(args.zoo)  # an unknown name: UserError with the close names
     elif args.onnx:
         _reject(args, {"input_size", "mean", "std", "layers", "layout"}, "--onnx")
     else:

@@ -102,7 +102,8 @@ def test_option_values_are_checked_as_the_command_parses_them(results_db, tmp_pa
                                     {"name": "b", "format": "brainio", "time_bin": "late"}],
                          "model": [{"name": "m", "zoo": "resnet50", "input_size": 8},
                                    {"name": "r", "control": "random", "reference": "nope"},
-                                   {"name": "z", "control": "pixels", "layout": "nchw", "seed": "x"}]}, tmp_path)
+                                   {"name": "z", "control": "pixels", "layout": "nchw", "seed": "x"},
+                                   {"name": "n", "zoo": "resnet5O"}]}, tmp_path)
     with pytest.raises(UserError) as info:
         check_batch(batch, results_db)
     msg = str(info.value)
@@ -112,6 +113,7 @@ def test_option_values_are_checked_as_the_command_parses_them(results_db, tmp_pa
     assert "[[model]] 'm': --input-size do(es) not apply to --zoo" in msg
     assert "[[model]] 'r': its reference model 'nope' is neither in the database" in msg
     assert "[[model]] 'z': argument --seed: invalid int value: 'x'" in msg
+    assert "[[model]] 'n': the zoo has no model 'resnet5O'; close names: resnet50" in msg
     assert "usage:" not in capsys.readouterr().err
 
 
