@@ -139,57 +139,95 @@ def _names(entry: dict, one: str, many: str, where: str) -> list[str]:
 
 
 def parse_batch(data: dict, base_dir: Path | None = None) -> Batch:
-    """Check a parsed TOML document and expand its runs (datasets x models)."""
+    """Check a parsed TOML document and expand its runs (datasets x models).
+
+    Every problem of the file's structure is reported, in one UserError (not only the first)."""
+    problems: list[str] = []
+
+    def attempt(parse, *args):
+        try:
+            return parse(*args)
+        except UserError as exc:
+            problems.append(str(exc).removeprefix("batch file: "))
+            return None
+
     unknown = set(data) - TOP_KEYS
     if unknown:
-        raise UserError(f"batch file: unknown tables {sorted(unknown)}; use {sorted(TOP_KEYS)}")
+        problems.append(f"unknown tables {sorted(unknown)}; use {sorted(TOP_KEYS)}")
     defaults = data.get("defaults", {})
     if not isinstance(defaults, dict) or set(defaults) - DEFAULT_KEYS:
-        raise UserError(f"batch file: [defaults] may only set {sorted(DEFAULT_KEYS)}")
+        problems.append(f"[defaults] may only set {sorted(DEFAULT_KEYS)}")
+        defaults = {}
     batch = Batch()
     for kind, target in (("import", batch.imports), ("model", batch.models)):
-        for i, entry in enumerate(data.get(kind, [])):
-            if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-                raise UserError(f"batch file: [[{kind}]] #{i + 1} needs a `name`")
-            if kind == "import" and "format" not in entry:
-                raise UserError(f"batch file: [[import]] {entry['name']!r} needs a `format`")
-            if base_dir is not None:
-                entry = {k: _resolve(k, v, base_dir) for k, v in entry.items()}
-            target.append(entry)
+        entries = data.get(kind, [])
+        if not isinstance(entries, list):
+            problems.append(f"{kind}s are written [[{kind}]]")
+            continue
+        for i, entry in enumerate(entries):
+            parsed = attempt(_parse_input, kind, i, entry, base_dir)
+            if parsed is not None:
+                target.append(parsed)
     runs = data.get("run", [])
     if not isinstance(runs, list):
-        raise UserError("batch file: runs are written [[run]]")
+        problems.append("runs are written [[run]]")
+        runs = []
     for i, entry in enumerate(runs):
-        where = f"batch file: [[run]] #{i + 1}"
-        if not isinstance(entry, dict):
-            raise UserError(f"{where}: must be a table")
-        bad = set(entry) - RUN_KEYS
-        if bad:
-            raise UserError(f"{where}: unknown keys {sorted(bad)}; use {sorted(RUN_KEYS)}")
-        opts = {**defaults, **{k: v for k, v in entry.items() if k in DEFAULT_KEYS}}
-        top_k = opts.get("top_k", 100)
-        memory_gb = opts.get("memory_gb")
-        force = opts.get("force", False)
-        if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
-            raise UserError(f"{where}: top_k must be a positive integer")
-        if memory_gb is not None and (not isinstance(memory_gb, int | float) or memory_gb <= 0):
-            raise UserError(f"{where}: memory_gb must be a positive number")
-        if not isinstance(force, bool):
-            raise UserError(f"{where}: force must be true or false")
-        for dataset in _names(entry, "dataset", "datasets", where):
-            for model in _names(entry, "model", "models", where):
-                batch.runs.append(RunSpec(dataset, model, top_k, memory_gb, force))
-    batch.analyses = _parse_analyses(data.get("analyze", []))
+        batch.runs += attempt(_parse_run, i, entry, defaults) or []
+    analyses = data.get("analyze", [])
+    if not isinstance(analyses, list):
+        problems.append("analyses are written [[analyze]]")
+        analyses = []
+    for i, entry in enumerate(analyses):
+        batch.analyses += attempt(_parse_analyze, i, entry) or []
     for key in SETTING_KEYS:
         value = data.get(key)
         if value is not None and (not isinstance(value, str) or not value):
-            raise UserError(f"batch file: `{key}` must be a non-empty string")
+            problems.append(f"`{key}` must be a non-empty string")
+            continue
         if key == "results_dir" and value is not None and base_dir is not None:
             value = str((base_dir / value).resolve())
         setattr(batch, key, value)
     if batch.executor not in (None, "local", "dask"):
-        raise UserError(f"batch file: executor must be \"local\" or \"dask\", not {batch.executor!r}")
+        problems.append(f"executor must be \"local\" or \"dask\", not {batch.executor!r}")
+    if len(problems) == 1:
+        raise UserError(f"batch file: {problems[0]}")
+    if problems:
+        raise UserError(f"batch file: {len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems))
     return batch
+
+
+def _parse_input(kind: str, i: int, entry, base_dir: Path | None) -> dict:
+    """One [[import]] or [[model]] entry, its paths relative to the batch file's folder."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        raise UserError(f"batch file: [[{kind}]] #{i + 1} needs a `name`")
+    if kind == "import" and "format" not in entry:
+        raise UserError(f"batch file: [[import]] {entry['name']!r} needs a `format`")
+    if base_dir is not None:
+        entry = {k: _resolve(k, v, base_dir) for k, v in entry.items()}
+    return entry
+
+
+def _parse_run(i: int, entry, defaults: dict) -> list[RunSpec]:
+    where = f"batch file: [[run]] #{i + 1}"
+    if not isinstance(entry, dict):
+        raise UserError(f"{where}: must be a table")
+    bad = set(entry) - RUN_KEYS
+    if bad:
+        raise UserError(f"{where}: unknown keys {sorted(bad)}; use {sorted(RUN_KEYS)}")
+    opts = {**defaults, **{k: v for k, v in entry.items() if k in DEFAULT_KEYS}}
+    top_k = opts.get("top_k", 100)
+    memory_gb = opts.get("memory_gb")
+    force = opts.get("force", False)
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+        raise UserError(f"{where}: top_k must be a positive integer")
+    if memory_gb is not None and (not isinstance(memory_gb, int | float) or memory_gb <= 0):
+        raise UserError(f"{where}: memory_gb must be a positive number")
+    if not isinstance(force, bool):
+        raise UserError(f"{where}: force must be true or false")
+    return [RunSpec(dataset, model, top_k, memory_gb, force)
+            for dataset in _names(entry, "dataset", "datasets", where)
+            for model in _names(entry, "model", "models", where)]
 
 
 def _looks_like_path(value: str) -> bool:
@@ -213,36 +251,33 @@ def _resolve(key: str, value, base_dir: Path):
     return value
 
 
-def _parse_analyses(entries) -> list[AnalyzeSpec]:
-    if not isinstance(entries, list):
-        raise UserError("batch file: analyses are written [[analyze]]")
+def _parse_analyze(i: int, entry) -> list[AnalyzeSpec]:
+    where = f"batch file: [[analyze]] #{i + 1}"
+    if not isinstance(entry, dict):
+        raise UserError(f"{where}: must be a table")
+    bad = set(entry) - ANALYZE_KEYS
+    if bad:
+        raise UserError(f"{where}: unknown keys {sorted(bad)}; use {sorted(ANALYZE_KEYS)}")
+    names = entry.get("analyses", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise UserError(f"{where}: `analyses` must be a list of analysis names (see `analyze --help`)")
+    protocol, seed, force = entry.get("protocol", "default"), entry.get("seed", 0), entry.get("force", False)
+    if protocol not in ("default", "paper"):
+        raise UserError(f"{where}: protocol must be \"default\" or \"paper\"")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise UserError(f"{where}: seed must be an integer")
+    if not isinstance(force, bool):
+        raise UserError(f"{where}: force must be true or false")
+    select_on = entry.get("select_on")
+    if select_on is not None and (not isinstance(select_on, str) or not select_on):
+        raise UserError(f"{where}: select_on must be a dataset name (cross_dataset's dataset of selection)")
     out = []
-    for i, entry in enumerate(entries):
-        where = f"batch file: [[analyze]] #{i + 1}"
-        if not isinstance(entry, dict):
-            raise UserError(f"{where}: must be a table")
-        bad = set(entry) - ANALYZE_KEYS
-        if bad:
-            raise UserError(f"{where}: unknown keys {sorted(bad)}; use {sorted(ANALYZE_KEYS)}")
-        names = entry.get("analyses", [])
-        if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
-            raise UserError(f"{where}: `analyses` must be a list of analysis names (see `analyze --help`)")
-        protocol, seed, force = entry.get("protocol", "default"), entry.get("seed", 0), entry.get("force", False)
-        if protocol not in ("default", "paper"):
-            raise UserError(f"{where}: protocol must be \"default\" or \"paper\"")
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise UserError(f"{where}: seed must be an integer")
-        if not isinstance(force, bool):
-            raise UserError(f"{where}: force must be true or false")
-        select_on = entry.get("select_on")
-        if select_on is not None and (not isinstance(select_on, str) or not select_on):
-            raise UserError(f"{where}: select_on must be a dataset name (cross_dataset's dataset of selection)")
-        for dataset in _names(entry, "dataset", "datasets", where):
-            if select_on == dataset:
-                raise UserError(f"{where}: select_on names the dataset itself ({dataset!r}); name another "
-                                "dataset that shares site ids with it")
-            for model in _names(entry, "model", "models", where):
-                out.append(AnalyzeSpec(dataset, model, tuple(names), protocol, seed, force, select_on))
+    for dataset in _names(entry, "dataset", "datasets", where):
+        if select_on == dataset:
+            raise UserError(f"{where}: select_on names the dataset itself ({dataset!r}); name another "
+                            "dataset that shares site ids with it")
+        for model in _names(entry, "model", "models", where):
+            out.append(AnalyzeSpec(dataset, model, tuple(names), protocol, seed, force, select_on))
     return out
 
 

@@ -112,6 +112,18 @@ def test_batch_file_analyze_entries_and_executor_settings(tmp_path):
                          ({"analyze": [{"dataset": "d", "model": "m", "protocol": "fast"}]}, "protocol")):
         with pytest.raises(UserError, match=message):
             parse_batch(bad)
+    # every structural problem at once, each naming its entry
+    with pytest.raises(UserError) as info:
+        parse_batch({"executor": "slurm", "bogus": {}, "import": [{"name": "x"}, {"format": "folder"}],
+                     "run": [{"dataset": "d", "model": "m", "top_k": 0}, {"dataset": "d", "model": "m"}],
+                     "analyze": [{"dataset": "d", "model": "m", "protocol": "fast"}]})
+    msg = str(info.value)
+    assert msg.startswith("batch file: 6 problems:\n")
+    for part in ("unknown tables ['bogus']", "[[import]] 'x' needs a `format`", "[[import]] #2 needs a `name`",
+                 "[[run]] #1: top_k must be a positive integer", "[[analyze]] #1: protocol must be",
+                 "executor must be \"local\" or \"dask\""):
+        assert part in msg, part
+    assert "[[run]] #2" not in msg  # the good entry is not a problem
 
 
 def test_local_executor_refuses_a_scheduler_and_unknown_executors(tmp_path):
