@@ -208,13 +208,17 @@ def _parse_input(kind: str, i: int, entry, base_dir: Path | None) -> dict:
     return entry
 
 
-def _parse_run(i: int, entry, defaults: dict) -> list[RunSpec]:
-    where = f"batch file: [[run]] #{i + 1}"
+def _check_keys(entry, keys: set[str], where: str) -> None:
     if not isinstance(entry, dict):
         raise UserError(f"{where}: must be a table")
-    bad = set(entry) - RUN_KEYS
+    bad = set(entry) - keys
     if bad:
-        raise UserError(f"{where}: unknown keys {sorted(bad)}; use {sorted(RUN_KEYS)}")
+        raise UserError(f"{where}: unknown keys {sorted(bad)}; use {sorted(keys)}")
+
+
+def _parse_run(i: int, entry, defaults: dict) -> list[RunSpec]:
+    where = f"batch file: [[run]] #{i + 1}"
+    _check_keys(entry, RUN_KEYS, where)
     opts = {**defaults, **{k: v for k, v in entry.items() if k in DEFAULT_KEYS}}
     top_k = opts.get("top_k", 100)
     memory_gb = opts.get("memory_gb")
@@ -253,11 +257,7 @@ def _resolve(key: str, value, base_dir: Path):
 
 def _parse_analyze(i: int, entry) -> list[AnalyzeSpec]:
     where = f"batch file: [[analyze]] #{i + 1}"
-    if not isinstance(entry, dict):
-        raise UserError(f"{where}: must be a table")
-    bad = set(entry) - ANALYZE_KEYS
-    if bad:
-        raise UserError(f"{where}: unknown keys {sorted(bad)}; use {sorted(ANALYZE_KEYS)}")
+    _check_keys(entry, ANALYZE_KEYS, where)
     names = entry.get("analyses", [])
     if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
         raise UserError(f"{where}: `analyses` must be a list of analysis names (see `analyze --help`)")
