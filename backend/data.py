@@ -163,6 +163,12 @@ def layers(model: str) -> pd.DataFrame:
 PREFERRED_MODEL = "efficientnet-lite0"
 
 
+def analyze_command(dataset: str, model: str | None, analysis: str) -> str:
+    """The command that computes `analysis` for (dataset, model): what an empty state tells the user to run."""
+    return (f"python -m precompute analyze --dataset {dataset}" + (f" --model {model}" if model else "")
+            + f" --only {analysis}")
+
+
 def resolve_filters(dataset=None, model=None, region=None, layer=None, *, need_layer: bool = False) -> Filters:
     """Validate URL parameters against this build and fill in defaults (raise NotFound/NotComputed)."""
     dataset = require_dataset(dataset)

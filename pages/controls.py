@@ -87,7 +87,7 @@ def switch_dataset(dataset):
     State(ids("dataset"), "value"),
 )
 def update_controls(region, dataset):
-    return (make_rotation_figure(data.rotations(dataset), region=region),
+    return (make_rotation_figure(data.rotations(dataset), region=region, command=_rotations_command(dataset)),
             make_controls_figure(data.scores(dataset), region=region),
             to_query({"dataset": dataset, "region": region}))
 
@@ -100,7 +100,14 @@ def export_rotations(dataset, region):
     if region not in regions:
         raise NotFoundError(f"unknown region {str(region)[:40]!r}")
     rot = data.rotations(dataset)
-    return make_rotation_figure(rot, region=region), rot[rot["region"] == region]
+    return make_rotation_figure(rot, region=region, command=_rotations_command(dataset)), rot[rot["region"] == region]
+
+
+def _rotations_command(dataset: str) -> str:
+    """The command for Figure 9's rotations, on the model the dashboard prefers (else the first matched)."""
+    names = data.matched_models(dataset)["model"].tolist()
+    model = data.PREFERRED_MODEL if data.PREFERRED_MODEL in names or not names else names[0]
+    return data.analyze_command(dataset, model, "rotations")
 
 
 @register_export("controls-controls", "Models beside their controls", ("dataset", "region"))

@@ -71,8 +71,10 @@ register_navigation(ids, "/decoding", keep=("variant", "condition"))
 )
 def update_decoding(variant, condition, dataset, model, region):
     train, test = condition.split("-", 1)
-    return (make_decoding_figure(data.decoding(dataset, model), region=region, variant=variant),
-            make_confusion_figure(data.confusions(dataset, model, region), train=train, test=test, variant=variant),
+    command = data.analyze_command(dataset, model, "decoding")
+    return (make_decoding_figure(data.decoding(dataset, model), region=region, variant=variant, command=command),
+            make_confusion_figure(data.confusions(dataset, model, region), train=train, test=test, variant=variant,
+                                  command=command),
             to_query({"dataset": dataset, "model": model, "region": region, "variant": variant,
                       "condition": condition}))
 
@@ -85,7 +87,9 @@ def export_accuracy(dataset, model, region, variant):
     if variant not in VARIANTS:
         raise NotFoundError(f"variant must be one of {', '.join(VARIANTS)}")
     runs = data.decoding(f.dataset, f.model)
-    return make_decoding_figure(runs, region=f.region, variant=variant), runs[runs["region"] == f.region]
+    return (make_decoding_figure(runs, region=f.region, variant=variant,
+                                 command=data.analyze_command(f.dataset, f.model, "decoding")),
+            runs[runs["region"] == f.region])
 
 
 @register_export("decoding-confusion", "Figures S5, S6: a confusion matrix",

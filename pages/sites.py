@@ -130,7 +130,7 @@ def update_site(site, dataset, model, region):
     rf = data.site_rf(dataset, site)
     rf_fig = make_rf_map_figure(rf.iloc[0] if len(rf) else None, site_id=site)
     unit_rf = make_unit_rf_figure(data.unit_receptive_fields(dataset, model, site), site_row, site_id=site,
-                                  model=model)
+                                  model=model, command=data.analyze_command(dataset, model, "receptive_fields"))
     return (topk_rows(top, dataset, model, region, site), make_runnerup_histogram_figure(top, region=region),
             site_stats(site_row, data.site_scores(dataset, model, site), top,
                        f"python -m precompute analyze --dataset {dataset} --model {model}"), rf_fig, unit_rf,

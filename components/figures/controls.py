@@ -9,12 +9,14 @@ from components.figures.common import require_columns
 from components.theme import OTHER_COLOR, base_layout, empty_figure, region_color
 
 
-def make_rotation_figure(rot: pd.DataFrame, *, region: str) -> go.Figure:
-    """Figure 9: natural basis vs random rotations (mean ± SD over runs); the neural self-rotation first."""
+def make_rotation_figure(rot: pd.DataFrame, *, region: str, command: str = "") -> go.Figure:
+    """Figure 9: natural basis vs random rotations (mean ± SD over runs); the neural self-rotation first.
+
+    `command`: what computes them, shown when there is nothing to draw."""
     require_columns(rot, ("model", "region", "basis", "run", "value"), "rotation figure")
     sub = rot[rot["region"] == region]
     if sub.empty:
-        return empty_figure("Rotations are not computed yet (python -m precompute analyze --only rotations)")
+        return empty_figure("Rotations are not computed yet" + (f" ({command})" if command else ""))
     stats = sub.groupby(["model", "basis"])["value"].agg(["mean", "std"]).reset_index()
     fig = go.Figure()
     neural = stats[stats["basis"] == "neural_self"]

@@ -23,12 +23,18 @@ def condition_label(train: str, test: str) -> str:
     return CONDITIONS.get((train, test), f"{train} → {test}")
 
 
-def make_decoding_figure(runs: pd.DataFrame, *, region: str, variant: str) -> go.Figure:
+def make_decoding_figure(runs: pd.DataFrame, *, region: str, variant: str, command: str = "") -> go.Figure:
+    """Figure 5: category decoding accuracy per condition. `command`: what computes decoding, shown when
+    the model has none at all."""
     require_columns(runs, ("region", "train_population", "test_population", "variant", "accuracy", "chance"),
                     "decoding figure")
+    if runs.empty:
+        return empty_figure("Decoding is not computed for this model yet" + (f" ({command})" if command else ""))
     sub = runs[(runs["region"] == region) & (runs["variant"] == variant)]
     if sub.empty:
-        return empty_figure(f"Decoding ({variant}) is not computed for {region}")
+        return empty_figure(f"Decoding ({variant.replace('_', '-')}) is not computed for {region}; computed: "
+                            + ", ".join(sorted({f"{r} {v.replace('_', '-')}" for r, v in
+                                                zip(runs["region"], runs["variant"], strict=True)})))
     stats = sub.groupby(["train_population", "test_population"])["accuracy"].agg(["mean", "std", "size"])
     stats = stats.reset_index()
     order = {k: i for i, k in enumerate(CONDITIONS)}
@@ -48,12 +54,16 @@ def make_decoding_figure(runs: pd.DataFrame, *, region: str, variant: str) -> go
                        height=400)
 
 
-def make_confusion_figure(conf: pd.DataFrame, *, train: str, test: str, variant: str) -> go.Figure:
+def make_confusion_figure(conf: pd.DataFrame, *, train: str, test: str, variant: str, command: str = "") -> go.Figure:
+    """Figures S5, S6: the confusions of one condition. `command`: what computes decoding, shown when the
+    region has no confusions at all."""
     require_columns(conf, ("train_population", "test_population", "variant", "true_category", "predicted_category",
                            "fraction"), "confusion figure")
+    if conf.empty:
+        return empty_figure("Decoding is not computed for this model yet" + (f" ({command})" if command else ""))
     sub = conf[(conf["train_population"] == train) & (conf["test_population"] == test) & (conf["variant"] == variant)]
     if sub.empty:
-        return empty_figure("No confusion matrix for this condition")
+        return empty_figure(f"No confusion matrix for {condition_label(train, test)} ({variant.replace('_', '-')})")
     wide = sub.pivot(index="true_category", columns="predicted_category", values="fraction").fillna(0)
     cats = sorted(set(wide.index) | set(wide.columns))
     wide = wide.reindex(index=cats, columns=cats, fill_value=0)

@@ -90,14 +90,14 @@ def _circle(x: float, y: float, diameter: float, n: int = 64):
 
 
 def make_unit_rf_figure(units: pd.DataFrame, site: pd.Series | None, *, site_id: str, model: str,
-                        title: str | None = None) -> go.Figure:
+                        title: str | None = None, command: str = "") -> go.Figure:
     """Figure S2: the best unit's receptive field (mapping and/or gradient) against the site's mapped field.
 
-    `title` replaces the default (the Unit page shows any unit, not only a site's best)."""
+    `title` replaces the default (the Unit page shows any unit, not only a site's best); `command`: what
+    computes the fields, shown when there are none."""
     require_columns(units, ("method", "x_deg", "y_deg", "size_deg", "map", "map_size", "extent_deg"), "unit RF")
     if units.empty:
-        return empty_figure("Receptive fields of model units not computed yet "
-                            "(python -m precompute analyze --only receptive_fields)")
+        return empty_figure("Receptive fields of model units not computed yet" + (f" ({command})" if command else ""))
     shown = units.set_index("method")
     # the map drawn underneath: the mapping method's, else any method's; a method may store only its centre
     with_map = [m for m in ("mapping", *shown.index) if m in shown.index and _has_map(shown.loc[m])]
