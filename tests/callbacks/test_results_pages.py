@@ -102,6 +102,19 @@ def test_navigation_resets_dependent_filters():
     assert navigation_query("layer", "d", "m", "IT", 4, {"top": "all"}) == expected
 
 
+def test_region_change_keeps_controls_that_do_not_depend_on_the_region():
+    from components.filters import navigation_query
+
+    local = {"variant": "heldout", "condition": "neural-neural"}
+    expected = "?dataset=d&model=m&region=IT&variant=heldout&condition=neural-neural"
+    assert navigation_query("region", "d", "m", "IT", None, local) == expected
+    expected = "?dataset=d&model=m&region=IT&layer=2&top=all"
+    assert navigation_query("region", "d", "m", "IT", 2, {"top": "all"}) == expected
+    # the site is per region: it goes, the rest stays
+    assert navigation_query("region", "d", "m", "IT", None, {"site": "V4-000", "top": "all"}) == (
+        "?dataset=d&model=m&region=IT&top=all")
+
+
 def test_overview_leaderboard_and_figures(results_env):
     overview = page("overview")
     layout = overview.layout(dataset="mini")
