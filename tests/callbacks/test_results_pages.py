@@ -127,6 +127,26 @@ def test_overview_leaderboard_and_figures(results_env):
     assert "friendly-error" in str(overview.layout(dataset="mini", metric="heldout_split_half"))
 
 
+def test_overview_size_axis_is_in_the_url_and_restored_from_it(results_env):
+    overview = page("overview")
+    query = overview.update_url("neural_correlation", "IT", "toy", "total_units", "mini")
+    assert "size=total_units" in query
+    layout = overview.layout(dataset="mini", metric="neural_correlation", size="total_units")
+    size_axis = [c for c in _walk(layout) if getattr(c, "id", None) == overview.ids("size-axis")]
+    assert [c.value for c in size_axis] == ["total_units"]
+    default = [c for c in _walk(overview.layout(dataset="mini")) if getattr(c, "id", None) == overview.ids("size-axis")]
+    assert [c.value for c in default] == ["parameters"]
+    assert "size must be one of" in str(overview.layout(dataset="mini", size="bogus"))
+
+
+def _walk(component):
+    yield component
+    children = getattr(component, "children", None)
+    for child in children if isinstance(children, list | tuple) else [children]:
+        if hasattr(child, "to_plotly_json"):
+            yield from _walk(child)
+
+
 def test_overview_without_scores_says_what_to_run(app_env):
     assert "python -m precompute run --dataset mini" in str(page("overview").layout(dataset="mini"))
 
