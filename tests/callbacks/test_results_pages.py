@@ -29,6 +29,7 @@ def test_pages_without_matches_say_which_command_to_run(app_env, name):
         ("sites", {"site": "V4-000", "region": "IT"}, "unknown site"),
         ("sites", {"rank": "11"}, "out of range"),
         ("sites", {"rank": "1 OR 1=1"}, "whole number"),
+        ("sites", {"rank": "2.5"}, "whole number"),
         ("layers", {"region": "<script>"}, "unknown region"),
         ("featuremaps", {"layer": "7"}, "out of range"),
         ("featuremaps", {"layer": "../../x"}, "layer index"),
@@ -55,6 +56,34 @@ def test_site_scatter_shows_the_site_against_its_unit(results_env):
     all_r = [np.corrcoef(z, acts[:, j])[0, 1] for j in range(acts.shape[1]) if acts[:, j].std() > 0]
     assert r == pytest.approx(max(all_r), abs=1e-5)
     assert "top 8" in str(strips)
+
+
+@pytest.mark.parametrize("rank", [0, 500, 2.5, -3, None, "x"])
+def test_invalid_rank_says_the_range_and_shows_no_stale_unit(results_env, rank):
+    import dash
+
+    sites = page("sites")
+    fig, strips = sites.update_scatter("V4-001", rank, "mini", "toy", "V4")
+    assert "from 1 to 10" in fig.layout.annotations[0].text
+    assert strips is not dash.no_update and "from 1 to 10" in str(strips) and "unit at rank" not in str(strips)
+    # the table drops its selected row and the field is marked invalid
+    assert sites.rank_table_sync(False, [{"rank": 5}], rank, 10) == (dash.no_update, [], True)
+    # the address keeps the last valid view rather than silently meaning rank 1
+    assert sites.update_url("V4-001", rank, "mini", "toy", "V4") is dash.no_update
+
+
+def test_valid_rank_selects_its_row_and_is_in_the_url(results_env):
+    import dash
+
+    sites = page("sites")
+    _, strips = sites.update_scatter("V4-001", 3.0, "mini", "toy", "V4")
+    assert "unit at rank 3" in str(strips)
+    assert sites.rank_table_sync(False, [{"rank": 5}], 3, 10) == (
+        dash.no_update, {"function": "params.data.rank === 3"}, False)
+    assert sites.rank_table_sync(False, [{"rank": 3}], 3, 10) == (dash.no_update, dash.no_update, False)
+    assert sites.rank_table_sync(True, [{"rank": 4}], 3, 10) == (4, dash.no_update, False)
+    assert "rank=3" in sites.update_url("V4-001", 3, "mini", "toy", "V4")
+    assert "rank" not in sites.update_url("V4-001", 1, "mini", "toy", "V4")
 
 
 def test_site_panel_lists_top_units_and_stats(results_env):
