@@ -121,6 +121,14 @@ def test_runnerups_heatmap_has_every_site_and_rank(results_env):
     assert fig.data[0].z.shape == (5, 10)
 
 
+@pytest.mark.parametrize("name", ["layers", "runnerups"])
+def test_layers_and_runnerups_write_their_full_view_into_the_url(results_env, name):
+    module = page(name)
+    layout = str(module.layout(dataset="mini"))
+    assert f"'type': 'url-query', 'page': '{name}'" in layout
+    assert module.update_url("IT", "mini", "toy") == "?dataset=mini&model=toy&region=IT"
+
+
 def test_navigation_resets_dependent_filters():
     from components.filters import navigation_query
 
