@@ -16,6 +16,10 @@ from backend.data import Filters
 from components.ids import PageIds
 from components.urlstate import to_query
 
+# Page-local controls whose valid values depend on the region: the site (sites are per region). Every
+# other kept control (decoding's variant and condition, feature maps' top, ...) is valid in any region.
+REGION_DEPENDENT = frozenset({"site"})
+
 
 def filter_bar(ids: PageIds, f: Filters, *, with_layer: bool = False) -> dbc.Row:
     datasets = data.datasets()
@@ -63,12 +67,13 @@ def navigation_query(changed: str, dataset, model, region, layer, local: dict) -
     """The query of the page to open after filter `changed` changed.
 
     A new dataset resets everything else; a new model resets the layer (layers are per model); a new
-    region resets page-local state such as the site (sites are per region).
+    region resets only the page-local controls that depend on it (REGION_DEPENDENT: the site, as sites
+    are per region) and keeps the others.
     """
     if changed == "dataset":
         return to_query({"dataset": dataset, "region": region})
     if changed == "model":
         layer = None
     if changed == "region":
-        local = {}
+        local = {k: v for k, v in local.items() if k not in REGION_DEPENDENT}
     return to_query({"dataset": dataset, "model": model, "region": region, "layer": layer, **local})

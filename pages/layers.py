@@ -21,6 +21,7 @@ from components.figures.layers import (
 )
 from components.filters import filter_bar, register_navigation
 from components.ids import PageIds
+from components.urlstate import query_store, to_query
 
 dash.register_page(__name__, path="/layers", name="Layers", order=3, title="Unitscope · Layers")
 
@@ -49,10 +50,22 @@ def layout(dataset=None, model=None, region=None, **_ignored):
             dbc.Col(dbc.Card([card_header("A family compared by depth (Figure S9)", "layers-family"), dbc.CardBody(
                 dcc.Loading(dcc.Graph(id=ids("family"), config=GRAPH_CONFIG)))]), lg=6),
         ], className="mb-4"),
+        *query_store("layers"),
     ])
 
 
 register_navigation(ids, "/layers")
+
+
+@dash.callback(
+    Output({"type": "url-query", "page": "layers"}, "data"),
+    Input(ids("f-region"), "value"),
+    State(ids("f-dataset"), "value"),
+    State(ids("f-model"), "value"),
+)
+def update_url(region, dataset, model):
+    """The full view (with the defaults the layout filled in) goes into the address bar on first load."""
+    return to_query({"dataset": dataset, "model": model, "region": region})
 
 
 def family_members(dataset: str, model: str) -> list[str]:

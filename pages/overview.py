@@ -1,6 +1,6 @@
 """Overview: the model leaderboard and the across-model figures, plus what this build holds.
 
-URL: /?dataset=...&metric=neural_correlation&region=IT&model=...
+URL: /?dataset=...&metric=neural_correlation&size=parameters&region=IT&model=...
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ dash.register_page(__name__, path="/", name="Overview", order=0, title="Unitscop
 
 ids = PageIds("overview")
 GRAPH_CONFIG = {"displaylogo": False}
+SIZE_AXES = {"parameters": "parameters", "total_units": "units"}
 _F3 = {"function": "params.value == null ? '' : d3.format('.3f')(params.value)"}
 
 
@@ -71,7 +72,7 @@ def _build_facts(info: dict) -> html.Ul:
     ], className="small", id="overview-build")
 
 
-def layout(dataset=None, metric=None, region=None, model=None, **_ignored):
+def layout(dataset=None, metric=None, region=None, model=None, size=None, **_ignored):
     if not data.database_ready():
         return empty.no_database(str(get_settings().db_path))
     datasets = data.datasets()
@@ -79,7 +80,7 @@ def layout(dataset=None, metric=None, region=None, model=None, **_ignored):
     parts = [_intro()]
     if len(datasets):
         try:
-            results = _results_section(dataset, metric, region, model)
+            results = _results_section(dataset, metric, region, model, size)
         except NotFoundError as exc:
             results = empty.friendly_error(str(exc))
         parts.append(results)
@@ -88,7 +89,7 @@ def layout(dataset=None, metric=None, region=None, model=None, **_ignored):
     return html.Div(parts)
 
 
-def _results_section(dataset, metric, region, model):
+def _results_section(dataset, metric, region, model, size=None):
     dataset = data.require_dataset(dataset)
     scores = data.scores(dataset)
     metrics = available_metrics(scores)
@@ -102,6 +103,10 @@ def _results_section(dataset, metric, region, model):
         metric = metrics[0]
     elif metric not in metrics:
         raise NotFoundError(f"unknown or uncomputed metric {str(metric)[:40]!r}; available: {', '.join(metrics)}")
+    if size in (None, ""):
+        size = "parameters"
+    elif size not in SIZE_AXES:
+        raise NotFoundError(f"size must be one of {', '.join(SIZE_AXES)}, got {str(size)[:40]!r}")
     regions = list(dict.fromkeys(data.sites(dataset)["region"]))
     if region in (None, ""):
         region = "IT" if "IT" in regions else regions[0]
@@ -142,9 +147,8 @@ def _results_section(dataset, metric, region, model):
                      dcc.Loading(dcc.Graph(id=ids("accuracy"), config=GRAPH_CONFIG))], lg=6),
         ], className="mt-3"),
         dbc.Row([
-            dbc.Col([dbc.RadioItems(id=ids("size-axis"), value="parameters", inline=True,
-                                    options=[{"label": "parameters", "value": "parameters"},
-                                             {"label": "units", "value": "total_units"}]),
+            dbc.Col([dbc.RadioItems(id=ids("size-axis"), value=size, inline=True,
+                                    options=[{"label": label, "value": v} for v, label in SIZE_AXES.items()]),
                      dcc.Loading(dcc.Graph(id=ids("size"), config=GRAPH_CONFIG))], lg=6),
             dbc.Col([dbc.RadioItems(id=ids("region"), value=region, inline=True,
                                     options=[{"label": r, "value": r} for r in regions]),
@@ -230,10 +234,11 @@ def update_model(model, dataset):
     Input(ids("metric"), "value"),
     Input(ids("region"), "value"),
     Input(ids("model"), "value"),
+    Input(ids("size-axis"), "value"),
     State(ids("dataset"), "value"),
 )
-def update_url(metric, region, model, dataset):
-    return to_query({"dataset": dataset, "metric": metric, "region": region, "model": model})
+def update_url(metric, region, model, size, dataset):
+    return to_query({"dataset": dataset, "metric": metric, "size": size, "region": region, "model": model})
 
 
 def _export_scores(dataset, metric):

@@ -16,6 +16,7 @@ from components.figures.runnerups import make_runnerup_heatmap_figure
 from components.filters import filter_bar, register_navigation
 from components.ids import PageIds
 from components.links import site_href, unit_href
+from components.urlstate import query_store, to_query
 
 dash.register_page(__name__, path="/runner-ups", name="Runner-ups", order=4, title="Unitscope · Runner-ups")
 
@@ -34,10 +35,22 @@ def layout(dataset=None, model=None, region=None, **_ignored):
                   dbc.CardBody([dcc.Loading(dcc.Graph(id=ids("heatmap"), config={"displaylogo": False})),
                                 html.Div("Click a cell to open that unit.", id=ids("selected"),
                                          className="small text-muted")])]),
+        *query_store("runnerups"),
     ])
 
 
 register_navigation(ids, "/runner-ups")
+
+
+@dash.callback(
+    Output({"type": "url-query", "page": "runnerups"}, "data"),
+    Input(ids("f-region"), "value"),
+    State(ids("f-dataset"), "value"),
+    State(ids("f-model"), "value"),
+)
+def update_url(region, dataset, model):
+    """The full view (with the defaults the layout filled in) goes into the address bar on first load."""
+    return to_query({"dataset": dataset, "model": model, "region": region})
 
 
 @dash.callback(

@@ -9,7 +9,7 @@ import dash
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 import pandas as pd
-from dash import Input, Output, State, dcc, html
+from dash import Input, Output, State, ctx, dcc, html
 
 from backend import data
 from backend.data import NotFoundError
@@ -50,19 +50,42 @@ def parse_rank(raw, top_k: int) -> int:
     if raw in (None, ""):
         return 1
     try:
-        rank = int(raw)
+        rank = float(raw) if isinstance(raw, float) else int(raw)
     except (TypeError, ValueError):
         raise NotFoundError(f"rank must be a whole number, got {str(raw)[:40]!r}") from None
+    if rank != int(rank):
+        raise NotFoundError(f"rank must be a whole number, got {raw!r}")
+    rank = int(rank)
     if not 1 <= rank <= top_k:
         raise NotFoundError(f"rank {rank} is out of range 1..{top_k}")
     return rank
+
+
+def valid_rank(raw, top_k: int) -> int | None:
+    """The rank typed into the page's field, or None where it is empty or not a whole number in 1..top_k.
+
+    The browser's number field already gives None for a value outside its min/max/step."""
+    if raw in (None, ""):
+        return None
+    try:
+        return parse_rank(raw, top_k)
+    except NotFoundError:
+        return None
+
+
+def model_top_k(dataset: str, model: str) -> int:
+    return int(data.matched_models(dataset).set_index("model").loc[model, "top_k"])
+
+
+def rank_message(top_k: int) -> str:
+    return f"Enter a rank from 1 to {top_k} (a whole number) to plot the site against its unit at that rank."
 
 
 @empty.guarded
 def layout(dataset=None, model=None, region=None, site=None, rank=None, **_ignored):
     f = data.resolve_filters(dataset, model, region)
     site = data.require_site(f.dataset, site, f.region)
-    top_k = int(data.matched_models(f.dataset).set_index("model").loc[f.model, "top_k"])
+    top_k = model_top_k(f.dataset, f.model)
     rank = parse_rank(rank, top_k)
     sites = data.sites(f.dataset)
     region_sites = sites[sites["region"] == f.region]
@@ -71,7 +94,8 @@ def layout(dataset=None, model=None, region=None, site=None, rank=None, **_ignor
             id=ids("site"), clearable=False, value=site,
             options=[{"label": s, "value": s} for s in region_sites["site_id"]])], md=4),
         dbc.Col([dbc.Label("Rank of the unit", html_for=ids("rank")), dbc.Input(
-            id=ids("rank"), type="number", min=1, max=top_k, step=1, value=rank, debounce=True)], md=2),
+            id=ids("rank"), type="number", min=1, max=top_k, step=1, value=rank, debounce=True),
+            dbc.FormFeedback(f"A whole number from 1 to {top_k}.", type="invalid")], md=2),
     ], className="g-3 mb-3")
     return html.Div([
         html.H2("Sites and their best units"),
@@ -176,8 +200,11 @@ def site_stats(site_row: pd.Series, scores: dict[str, float], top: pd.DataFrame,
     State(ids("f-region"), "value"),
 )
 def update_scatter(site, rank, dataset, model, region=None):
-    if not rank:
-        return empty_figure("Pick a rank"), dash.no_update
+    top_k = model_top_k(dataset, model)
+    rank = valid_rank(rank, top_k)
+    if rank is None:
+        message = rank_message(top_k)
+        return empty_figure(message), html.Div(message, className="text-muted")
     frame = data.site_scatter(dataset, model, site, int(rank))
     fig = make_site_scatter_figure(frame, site_id=site, model=model, rank=int(rank))
     if frame is None:
@@ -211,9 +238,32 @@ def show_hovered(hover, dataset):
                      html.Div(f"{obj}: neural {point['x']:.2f}, unit {point['y']:.2f}", className="small")])
 
 
-@dash.callback(Output(ids("rank"), "value"), Input(ids("topk"), "selectedRows"), prevent_initial_call=True)
-def rank_from_table(rows):
-    return rows[0]["rank"] if rows else dash.no_update
+@dash.callback(
+    Output(ids("rank"), "value"),
+    Output(ids("topk"), "selectedRows"),
+    Output(ids("rank"), "invalid"),
+    Input(ids("topk"), "selectedRows"),
+    Input(ids("rank"), "value"),
+    State(ids("f-dataset"), "value"),
+    State(ids("f-model"), "value"),
+    prevent_initial_call=True,
+)
+def sync_rank_and_table(rows, rank, dataset, model):
+    return rank_table_sync(ctx.triggered_id == ids("topk"), rows, rank, model_top_k(dataset, model))
+
+
+def rank_table_sync(from_table: bool, rows, rank, top_k: int):
+    """(rank, table selection, field invalid): a clicked row sets the rank; a typed rank selects its row,
+    or, when it is not valid, clears the selection (no stale unit stays selected) and marks the field."""
+    selected = rows[0]["rank"] if isinstance(rows, list) and rows else None
+    if from_table:
+        return (selected if selected is not None and selected != rank else dash.no_update), dash.no_update, False
+    rank = valid_rank(rank, top_k)
+    if rank is None:
+        return dash.no_update, [], True
+    if rank == selected:
+        return dash.no_update, dash.no_update, False
+    return dash.no_update, {"function": f"params.data.rank === {rank}"}, False
 
 
 @dash.callback(
@@ -225,6 +275,10 @@ def rank_from_table(rows):
     State(ids("f-region"), "value"),
 )
 def update_url(site, rank, dataset, model, region):
+    """The view's query; while the typed rank is not valid the address keeps the last valid view."""
+    rank = valid_rank(rank, model_top_k(dataset, model))
+    if rank is None:
+        return dash.no_update
     return to_query({"dataset": dataset, "model": model, "region": region, "site": site,
                      "rank": None if rank in (None, 1) else rank})
 
@@ -232,8 +286,7 @@ def update_url(site, rank, dataset, model, region):
 def _export_state(dataset, model, region, site, rank):
     f = data.resolve_filters(dataset, model, region)
     site = data.require_site(f.dataset, site, f.region)
-    top_k = int(data.matched_models(f.dataset).set_index("model").loc[f.model, "top_k"])
-    return f, site, parse_rank(rank, top_k)
+    return f, site, parse_rank(rank, model_top_k(f.dataset, f.model))
 
 
 @register_export("sites-scatter", "Figure 2: a site against its rank-k unit",

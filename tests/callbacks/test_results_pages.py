@@ -29,6 +29,7 @@ def test_pages_without_matches_say_which_command_to_run(app_env, name):
         ("sites", {"site": "V4-000", "region": "IT"}, "unknown site"),
         ("sites", {"rank": "11"}, "out of range"),
         ("sites", {"rank": "1 OR 1=1"}, "whole number"),
+        ("sites", {"rank": "2.5"}, "whole number"),
         ("layers", {"region": "<script>"}, "unknown region"),
         ("featuremaps", {"layer": "7"}, "out of range"),
         ("featuremaps", {"layer": "../../x"}, "layer index"),
@@ -55,6 +56,34 @@ def test_site_scatter_shows_the_site_against_its_unit(results_env):
     all_r = [np.corrcoef(z, acts[:, j])[0, 1] for j in range(acts.shape[1]) if acts[:, j].std() > 0]
     assert r == pytest.approx(max(all_r), abs=1e-5)
     assert "top 8" in str(strips)
+
+
+@pytest.mark.parametrize("rank", [0, 500, 2.5, -3, None, "x"])
+def test_invalid_rank_says_the_range_and_shows_no_stale_unit(results_env, rank):
+    import dash
+
+    sites = page("sites")
+    fig, strips = sites.update_scatter("V4-001", rank, "mini", "toy", "V4")
+    assert "from 1 to 10" in fig.layout.annotations[0].text
+    assert strips is not dash.no_update and "from 1 to 10" in str(strips) and "unit at rank" not in str(strips)
+    # the table drops its selected row and the field is marked invalid
+    assert sites.rank_table_sync(False, [{"rank": 5}], rank, 10) == (dash.no_update, [], True)
+    # the address keeps the last valid view rather than silently meaning rank 1
+    assert sites.update_url("V4-001", rank, "mini", "toy", "V4") is dash.no_update
+
+
+def test_valid_rank_selects_its_row_and_is_in_the_url(results_env):
+    import dash
+
+    sites = page("sites")
+    _, strips = sites.update_scatter("V4-001", 3.0, "mini", "toy", "V4")
+    assert "unit at rank 3" in str(strips)
+    assert sites.rank_table_sync(False, [{"rank": 5}], 3, 10) == (
+        dash.no_update, {"function": "params.data.rank === 3"}, False)
+    assert sites.rank_table_sync(False, [{"rank": 3}], 3, 10) == (dash.no_update, dash.no_update, False)
+    assert sites.rank_table_sync(True, [{"rank": 4}], 3, 10) == (4, dash.no_update, False)
+    assert "rank=3" in sites.update_url("V4-001", 3, "mini", "toy", "V4")
+    assert "rank" not in sites.update_url("V4-001", 1, "mini", "toy", "V4")
 
 
 def test_site_panel_lists_top_units_and_stats(results_env):
@@ -92,6 +121,14 @@ def test_runnerups_heatmap_has_every_site_and_rank(results_env):
     assert fig.data[0].z.shape == (5, 10)
 
 
+@pytest.mark.parametrize("name", ["layers", "runnerups"])
+def test_layers_and_runnerups_write_their_full_view_into_the_url(results_env, name):
+    module = page(name)
+    layout = str(module.layout(dataset="mini"))
+    assert f"'type': 'url-query', 'page': '{name}'" in layout
+    assert module.update_url("IT", "mini", "toy") == "?dataset=mini&model=toy&region=IT"
+
+
 def test_navigation_resets_dependent_filters():
     from components.filters import navigation_query
 
@@ -100,6 +137,19 @@ def test_navigation_resets_dependent_filters():
     assert navigation_query("region", "d", "m", "IT", 3, {"site": "s"}) == "?dataset=d&model=m&region=IT&layer=3"
     expected = "?dataset=d&model=m&region=IT&layer=4&top=all"
     assert navigation_query("layer", "d", "m", "IT", 4, {"top": "all"}) == expected
+
+
+def test_region_change_keeps_controls_that_do_not_depend_on_the_region():
+    from components.filters import navigation_query
+
+    local = {"variant": "heldout", "condition": "neural-neural"}
+    expected = "?dataset=d&model=m&region=IT&variant=heldout&condition=neural-neural"
+    assert navigation_query("region", "d", "m", "IT", None, local) == expected
+    expected = "?dataset=d&model=m&region=IT&layer=2&top=all"
+    assert navigation_query("region", "d", "m", "IT", 2, {"top": "all"}) == expected
+    # the site is per region: it goes, the rest stays
+    assert navigation_query("region", "d", "m", "IT", None, {"site": "V4-000", "top": "all"}) == (
+        "?dataset=d&model=m&region=IT&top=all")
 
 
 def test_overview_leaderboard_and_figures(results_env):
@@ -112,6 +162,26 @@ def test_overview_leaderboard_and_figures(results_env):
     selection, pls, comparisons = overview.update_model("toy", "mini")
     assert len(comparisons) == 2
     assert "friendly-error" in str(overview.layout(dataset="mini", metric="heldout_split_half"))
+
+
+def test_overview_size_axis_is_in_the_url_and_restored_from_it(results_env):
+    overview = page("overview")
+    query = overview.update_url("neural_correlation", "IT", "toy", "total_units", "mini")
+    assert "size=total_units" in query
+    layout = overview.layout(dataset="mini", metric="neural_correlation", size="total_units")
+    size_axis = [c for c in _walk(layout) if getattr(c, "id", None) == overview.ids("size-axis")]
+    assert [c.value for c in size_axis] == ["total_units"]
+    default = [c for c in _walk(overview.layout(dataset="mini")) if getattr(c, "id", None) == overview.ids("size-axis")]
+    assert [c.value for c in default] == ["parameters"]
+    assert "size must be one of" in str(overview.layout(dataset="mini", size="bogus"))
+
+
+def _walk(component):
+    yield component
+    children = getattr(component, "children", None)
+    for child in children if isinstance(children, list | tuple) else [children]:
+        if hasattr(child, "to_plotly_json"):
+            yield from _walk(child)
 
 
 def test_overview_without_scores_says_what_to_run(app_env):

@@ -49,6 +49,15 @@ def test_page_filters_live_in_the_url(dash_duo, results_app, path, graph):
     assert console_errors(dash_duo) == []
 
 
+@pytest.mark.parametrize(("path", "graph"), PAGES)
+def test_bare_page_url_gets_its_full_view_on_first_load(dash_duo, results_app, path, graph):
+    dash_duo.start_server(results_app)
+    dash_duo.wait_for_page(url=f"{dash_duo.server_url}{path}")
+    dash_duo.wait_for_element(f"{graph} .main-svg", timeout=15)
+    until(lambda: all(k in dash_duo.driver.current_url for k in ("dataset=mini", "model=", "region=")), 10)
+    assert console_errors(dash_duo) == []
+
+
 def test_sites_page_rank_and_site_are_shareable(dash_duo, results_app):
     dash_duo.start_server(results_app)
     dash_duo.wait_for_page(url=f"{dash_duo.server_url}/sites?dataset=mini&model=toy&region=IT&site=IT-006&rank=3")
