@@ -287,7 +287,7 @@ def open_stimulus(clicks, dataset):
               ("rxz", "rotation xz (°)"), ("ryz", "rotation yz (°)"), ("background_id", "background")]
     table = dbc.Table([html.Tbody([html.Tr([html.Th(label), html.Td(_fmt(meta[col]))])
                                    for col, label in fields if col in meta.index])],
-                      size="sm", className="small")
+                      size="sm", className="small stimulus-meta")
     body = dbc.Row([
         dbc.Col(html.Img(src=f"/stimulus/{quote(dataset, safe='')}/{quote(stimulus_id, safe='')}.png",
                          className="img-fluid stimulus-large"), md=6),
