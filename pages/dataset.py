@@ -35,8 +35,8 @@ ALL_VALUE = "__all__"
 _NUM = {"function": "params.value == null ? '' : d3.format('.2f')(params.value)"}
 SITE_COLUMNS = [
     {"field": "site_id", "headerName": "site", "minWidth": 150},
-    {"field": "region"},
-    {"field": "subregion"},
+    {"field": "region", "minWidth": 110},
+    {"field": "subregion", "minWidth": 130},
     {"field": "reliability", "valueFormatter": _NUM, "filter": "agNumberColumnFilter"},
     {"field": "rf_x_deg", "headerName": "RF x°", "valueFormatter": _NUM, "filter": "agNumberColumnFilter"},
     {"field": "rf_y_deg", "headerName": "RF y°", "valueFormatter": _NUM, "filter": "agNumberColumnFilter"},
@@ -160,7 +160,8 @@ def layout(dataset=None, category=None, object=None, region=None, site=None, pag
                     id=ids("sites-table"),
                     rowData=_site_rows(sites),
                     columnDefs=SITE_COLUMNS,
-                    defaultColDef={"sortable": True, "filter": True, "resizable": True, "flex": 1, "minWidth": 90},
+                    defaultColDef={"sortable": True, "filter": True, "resizable": True, "flex": 1, "minWidth": 100,
+                                   "wrapHeaderText": True, "autoHeaderHeight": True},
                     dashGridOptions={"pagination": True, "paginationPageSize": 10,
                                      "paginationPageSizeSelector": False, "rowSelection": {"mode": "singleRow"}},
                     style={"height": 420},
