@@ -34,10 +34,10 @@ PAGE_SIZE = 48
 ALL_VALUE = "__all__"
 _NUM = {"function": "params.value == null ? '' : d3.format('.2f')(params.value)"}
 SITE_COLUMNS = [
-    {"field": "site_id", "headerName": "site", "minWidth": 150},
+    {"field": "site_id", "headerName": "site", "minWidth": 150, "pinned": "left"},
     {"field": "region", "minWidth": 110},
     {"field": "subregion", "minWidth": 130},
-    {"field": "reliability", "valueFormatter": _NUM, "filter": "agNumberColumnFilter"},
+    {"field": "reliability", "minWidth": 125, "valueFormatter": _NUM, "filter": "agNumberColumnFilter"},
     {"field": "rf_x_deg", "headerName": "RF x°", "valueFormatter": _NUM, "filter": "agNumberColumnFilter"},
     {"field": "rf_y_deg", "headerName": "RF y°", "valueFormatter": _NUM, "filter": "agNumberColumnFilter"},
     {"field": "rf_size_deg", "headerName": "RF size°", "valueFormatter": _NUM, "filter": "agNumberColumnFilter"},
