@@ -50,8 +50,10 @@ def friendly_error(message: str) -> dbc.Alert:
                      color="warning", className="mt-3", id="friendly-error")
 
 
-def not_computed(what: str, command: str) -> dbc.Alert:
-    return dbc.Alert([html.Strong(f"{what} not computed yet. "), "Run ", html.Code(command), "."],
+def not_computed(what: str, command: str, after: str = "") -> dbc.Alert:
+    """`after`: plain words after the command ("for a second model"), outside its code span."""
+    return dbc.Alert([html.Strong(f"{what} not computed yet. "), "Run ", html.Code(command),
+                      f" {after}." if after else "."],
                      color="secondary", className="mt-2")
 
 

@@ -34,10 +34,10 @@ PAGE_SIZE = 48
 ALL_VALUE = "__all__"
 _NUM = {"function": "params.value == null ? '' : d3.format('.2f')(params.value)"}
 SITE_COLUMNS = [
-    {"field": "site_id", "headerName": "site", "minWidth": 150},
-    {"field": "region"},
-    {"field": "subregion"},
-    {"field": "reliability", "valueFormatter": _NUM, "filter": "agNumberColumnFilter"},
+    {"field": "site_id", "headerName": "site", "minWidth": 150, "pinned": "left"},
+    {"field": "region", "minWidth": 110},
+    {"field": "subregion", "minWidth": 130},
+    {"field": "reliability", "minWidth": 125, "valueFormatter": _NUM, "filter": "agNumberColumnFilter"},
     {"field": "rf_x_deg", "headerName": "RF x°", "valueFormatter": _NUM, "filter": "agNumberColumnFilter"},
     {"field": "rf_y_deg", "headerName": "RF y°", "valueFormatter": _NUM, "filter": "agNumberColumnFilter"},
     {"field": "rf_size_deg", "headerName": "RF size°", "valueFormatter": _NUM, "filter": "agNumberColumnFilter"},
@@ -160,7 +160,8 @@ def layout(dataset=None, category=None, object=None, region=None, site=None, pag
                     id=ids("sites-table"),
                     rowData=_site_rows(sites),
                     columnDefs=SITE_COLUMNS,
-                    defaultColDef={"sortable": True, "filter": True, "resizable": True, "flex": 1, "minWidth": 90},
+                    defaultColDef={"sortable": True, "filter": True, "resizable": True, "flex": 1, "minWidth": 100,
+                                   "wrapHeaderText": True, "autoHeaderHeight": True},
                     dashGridOptions={"pagination": True, "paginationPageSize": 10,
                                      "paginationPageSizeSelector": False, "rowSelection": {"mode": "singleRow"}},
                     style={"height": 420},
@@ -287,7 +288,7 @@ def open_stimulus(clicks, dataset):
               ("rxz", "rotation xz (°)"), ("ryz", "rotation yz (°)"), ("background_id", "background")]
     table = dbc.Table([html.Tbody([html.Tr([html.Th(label), html.Td(_fmt(meta[col]))])
                                    for col, label in fields if col in meta.index])],
-                      size="sm", className="small")
+                      size="sm", className="small stimulus-meta")
     body = dbc.Row([
         dbc.Col(html.Img(src=f"/stimulus/{quote(dataset, safe='')}/{quote(stimulus_id, safe='')}.png",
                          className="img-fluid stimulus-large"), md=6),

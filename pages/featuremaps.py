@@ -61,7 +61,8 @@ def layout(dataset=None, model=None, region=None, layer=None, top=None, **_ignor
                       html.H6("Every feature map of the layer: its best site and how many sites pass each threshold",
                               className="mt-2")], className="clearfix mb-2"),
             dag.AgGrid(id=ids("validated-table"), rowData=[], columnDefs=[], className="ag-theme-alpine",
-                       defaultColDef={"sortable": True, "filter": True, "resizable": True, "flex": 1},
+                       defaultColDef={"sortable": True, "filter": True, "resizable": True, "flex": 1,
+                                      "wrapHeaderText": True, "autoHeaderHeight": True},
                        # field names such as "sites_r>0.3" hold a dot: not a nested path
                        dashGridOptions={"pagination": True, "paginationPageSize": 10,
                                         "paginationPageSizeSelector": False, "suppressFieldDotNotation": True},

@@ -36,6 +36,7 @@ ids = PageIds("overview")
 GRAPH_CONFIG = {"displaylogo": False}
 SIZE_AXES = {"parameters": "parameters", "total_units": "units"}
 _F3 = {"function": "params.value == null ? '' : d3.format('.3f')(params.value)"}
+_F1 = {"function": "params.value == null ? '' : d3.format('.1f')(params.value)"}  # ImageNet top-1, in %
 
 
 def _intro() -> html.Div:
@@ -123,7 +124,7 @@ def _results_section(dataset, metric, region, model, size=None):
                      else None},
                     {"field": f"{r}_ci", "headerName": f"{r} 95% CI", "sortable": False},
                     {"field": f"{r}_null", "headerName": f"{r} null median", "valueFormatter": _F3}]
-    columns.append({"field": "imagenet_top1", "headerName": "ImageNet top-1", "valueFormatter": _F3})
+    columns.append({"field": "imagenet_top1", "headerName": "ImageNet top-1 (%)", "valueFormatter": _F1})
     return html.Div([
         html.H4("Models", className="mt-2"),
         dbc.Row([
@@ -136,8 +137,9 @@ def _results_section(dataset, metric, region, model, size=None):
                 options=[{"label": METRICS[m], "value": m} for m in metrics])], md=9),
         ], className="g-3 mb-3"),
         html.Div(export_menu("overview-leaderboard", "Export table", data_only=True), className="clearfix mb-1"),
-        dag.AgGrid(id=ids("leaderboard"), columnDefs=columns, rowData=[], className="ag-theme-alpine",
-                   defaultColDef={"sortable": True, "resizable": True, "flex": 1, "minWidth": 100},
+        dag.AgGrid(id=ids("leaderboard"), columnDefs=columns, rowData=[], className="ag-theme-alpine grid-fit-rows",
+                   defaultColDef={"sortable": True, "resizable": True, "flex": 1, "minWidth": 100,
+                                  "wrapHeaderText": True, "autoHeaderHeight": True},
                    dashGridOptions={"domLayout": "autoHeight"}, style={"height": None}),
         dbc.Row([
             dbc.Col([html.Div(export_menu("overview-regions"), className="clearfix"),
@@ -165,12 +167,14 @@ def _results_section(dataset, metric, region, model, size=None):
         html.Div([export_menu("overview-comparisons", "Export table", data_only=True),
                   html.H5("Paired comparisons")], className="clearfix mt-3"),
         empty.not_computed("Paired comparisons between models",
-                           f"python -m precompute analyze --dataset {dataset} --model MODEL for a second model")
+                           f"python -m precompute analyze --dataset {dataset} --model MODEL",
+                           after="for a second model")
         if data.model_comparisons(dataset).empty else None,
         dag.AgGrid(id=ids("comparisons"), rowData=[], className="ag-theme-alpine",
                    columnDefs=[{"field": c, **({"valueFormatter": _F3} if c in ("difference",) else {})}
                                for c in ("region", "metric", "model_a", "model_b", "difference", "p_value")],
-                   defaultColDef={"sortable": True, "filter": True, "resizable": True, "flex": 1},
+                   defaultColDef={"sortable": True, "filter": True, "resizable": True, "flex": 1,
+                                  "wrapHeaderText": True, "autoHeaderHeight": True},
                    dashGridOptions={"pagination": True, "paginationPageSize": 10,
                                     "paginationPageSizeSelector": False},
                    style={"height": 360, "display": "none" if data.model_comparisons(dataset).empty else "block"}),

@@ -35,7 +35,7 @@ UNIT_PARAMS = ("layer_idx", "channel", "y", "x")
 _R = {"function": "params.value == null ? '' : d3.format('.4f')(params.value)"}
 SITE_COLUMNS = [
     {"field": "site", "headerName": "site", "minWidth": 150, **LINK_COLUMN},
-    {"field": "region", "headerName": "region", "maxWidth": 100},
+    {"field": "region", "headerName": "region", "minWidth": 110, "maxWidth": 130},
     {"field": "rank", "headerName": "rank (model)", "maxWidth": 140},
     {"field": "layer_rank", "headerName": "rank (layer)", "maxWidth": 130},
     {"field": "featuremap_best", "headerName": "best of its feature map", "maxWidth": 200},
@@ -64,6 +64,17 @@ def default_site(f: data.Filters, unit: Unit, site: str | None) -> str:
     return matched["site_id"].iloc[0] if len(matched) else data.require_site(f.dataset, None, f.region)
 
 
+def breakable(name: str) -> list:
+    """A dotted layer name that may wrap after its dots (html.Wbr), not mid-word: blocks.1.1.bn1.act."""
+    parts = str(name).split(".")
+    out: list = []
+    for i, part in enumerate(parts):
+        out.append(part if i == len(parts) - 1 else part + ".")
+        if i < len(parts) - 1:
+            out.append(html.Wbr())
+    return out
+
+
 def _identity(f: data.Filters, unit: Unit, n_sites: int) -> dbc.Card:
     def fact(label, value):
         return dbc.Col([html.Div(label, className="stat-label"), html.Div(value, className="stat-value")],
@@ -71,7 +82,7 @@ def _identity(f: data.Filters, unit: Unit, n_sites: int) -> dbc.Card:
 
     return dbc.Card([dbc.CardHeader("This unit"), dbc.CardBody(dbc.Row([
         fact("model", f.model),
-        fact("layer", html.Span([unit.layer, html.Small(f" (#{unit.layer_idx})", className="text-muted")])),
+        fact("layer", html.Span([*breakable(unit.layer), html.Small(f" (#{unit.layer_idx})", className="text-muted")])),
         fact("depth", f"{unit.depth:.2f}"),
         fact("channel (feature map)", f"{unit.channel} of {unit.channels}"),
         fact("position (y, x)", f"{unit.y}, {unit.x} in {unit.height}×{unit.width}"),
@@ -114,7 +125,8 @@ def layout(dataset=None, model=None, region=None, layer_idx=None, channel=None, 
                    "unit of this channel.", className="small text-muted"),
             dcc.Loading(dag.AgGrid(
                 id=ids("sites"), columnDefs=SITE_COLUMNS, rowData=[],
-                defaultColDef={"sortable": True, "filter": True, "resizable": True, "flex": 1},
+                defaultColDef={"sortable": True, "filter": True, "resizable": True, "flex": 1,
+                               "wrapHeaderText": True, "autoHeaderHeight": True},
                 dashGridOptions={"pagination": True, "paginationPageSize": 10, "paginationPageSizeSelector": False},
                 style={"height": 380}, className="ag-theme-alpine")),
         ])], className="mb-4"),

@@ -23,8 +23,12 @@ def make_site_correlation_figure(df: pd.DataFrame, *, region: str) -> go.Figure:
         colorbar={"title": {"text": "r"}},
         hovertemplate="%{y} vs %{x}<br>r = %{z:.3f}<extra></extra>",
     ))
-    fig.update_xaxes(showticklabels=False, title=f"{region} sites (array order)")
-    fig.update_yaxes(showticklabels=False, autorange="reversed", scaleanchor="x")
+    # square cells: the axes shrink their domain (constrain) rather than widen their range, so no empty,
+    # grid-lined band beside the matrix
+    fig.update_xaxes(showticklabels=False, title=f"{region} sites (array order)", showgrid=False, zeroline=False,
+                     constrain="domain")
+    fig.update_yaxes(showticklabels=False, autorange="reversed", scaleanchor="x", showgrid=False, zeroline=False,
+                     constrain="domain")
     off_diag = matrix[~np.eye(n, dtype=bool)] if n > 1 else np.array([np.nan])
     return base_layout(fig, title=f"{region}: response correlation between sites "
                        f"(median off-diagonal r = {np.nanmedian(off_diag):.2f})", height=480)

@@ -42,7 +42,15 @@ def make_position_figure(topk: pd.DataFrame, *, height: int, width: int, region:
                          marker_color=region_color(region), name="y"), 1, 2)
     fig.update_layout(showlegend=False)
     fig.update_yaxes(title="count", row=1, col=1)
-    return base_layout(fig, title="Where in the feature map the matches lie", height=300)
+    for note in fig.layout.annotations:  # the subplot titles: the body font's size, not plotly's 16 px
+        note.font = {"size": 13}
+    base_layout(fig, title="Where in the feature map the matches lie", height=320)
+    # the subplot titles sit just above the plot area, inside the top margin: make room for them under the title
+    fig.layout.margin.t += SUBPLOT_TITLE_PX
+    return fig
+
+
+SUBPLOT_TITLE_PX = 24
 
 
 def validated_featuremaps(best: pd.DataFrame, *, channels: int, thresholds=THRESHOLDS) -> pd.DataFrame:

@@ -20,6 +20,21 @@ METRICS = {
     "brainscore_ceiled": "Brain-Score ceiled",
     "one_to_one": "one-to-one assignment",
 }
+# Axis titles: a few words that fit beside a half-width figure; the full label goes in the figure title.
+METRIC_SHORT = {
+    "neural_correlation": "in-sample r",
+    "heldout_split_half": "held-out r",
+    "heldout_split_half_pool": "held-out r (top-K pool)",
+    "heldout_n2n": "held-out r (n2n)",
+    "heldout_ceiled": "ceiled held-out r",
+    "brainscore_ceiled": "Brain-Score ceiled",
+    "one_to_one": "one-to-one r",
+}
+
+
+def metric_short(metric: str) -> str:
+    """The metric's axis title: its short name (an unknown metric keeps its id)."""
+    return METRIC_SHORT.get(metric, metric)
 SCORE_COLUMNS = ("model", "region", "metric", "value", "ci_low", "ci_high", "kind")
 
 
@@ -83,9 +98,10 @@ def make_region_scatter_figure(scores: pd.DataFrame, metric: str, x_region: str 
             error_y={"type": "data", "symmetric": False, "array": part["ci_high"][y_region] - y,
                      "arrayminus": y - part["ci_low"][y_region]} if "ci_high" in part else None,
         ))
-    fig.update_xaxes(title=f"{x_region}: {METRICS.get(metric, metric)}")
-    fig.update_yaxes(title=f"{y_region}: {METRICS.get(metric, metric)}")
-    return base_layout(fig, title=f"{x_region} vs {y_region} across models (Figure 3)", height=420)
+    fig.update_xaxes(title=f"{x_region}: {metric_short(metric)}")
+    fig.update_yaxes(title=f"{y_region}: {metric_short(metric)}")
+    return base_layout(fig, title=f"{x_region} vs {y_region} across models (Figure 3); score: "
+                       f"{METRICS.get(metric, metric)}", height=420)
 
 
 def make_score_vs_figure(scores: pd.DataFrame, metric: str, x: str) -> go.Figure:
@@ -104,8 +120,8 @@ def make_score_vs_figure(scores: pd.DataFrame, metric: str, x: str) -> go.Figure
                                  line={"width": 1, "dash": "dot"}, error_y=_errors(group) or None,
                                  hovertemplate="%{text}<br>%{x}<br>score %{y:.3f}<extra>" + region + "</extra>"))
     fig.update_xaxes(title=labels.get(x, x), type="log" if x in ("parameters", "total_units") else "linear")
-    fig.update_yaxes(title=METRICS.get(metric, metric))
-    return base_layout(fig, title=f"Score vs {labels.get(x, x)}", height=380)
+    fig.update_yaxes(title=metric_short(metric))
+    return base_layout(fig, title=f"Score vs {labels.get(x, x)}; score: {METRICS.get(metric, metric)}", height=380)
 
 
 def make_layer_vs_all_figure(scores: pd.DataFrame, region: str) -> go.Figure:

@@ -44,6 +44,33 @@ def test_score_vs_accuracy_skips_models_without_accuracy():
     assert all(len(t.x) == 2 for t in fig.data)
 
 
+def test_long_score_names_title_the_figure_not_the_axes():
+    frame = scores_frame().assign(metric=lambda f: f["metric"].replace("neural_correlation", "heldout_split_half_pool"))
+    label = overview.METRICS["heldout_split_half_pool"]
+    short = overview.METRIC_SHORT["heldout_split_half_pool"]
+    scatter = overview.make_region_scatter_figure(frame, "heldout_split_half_pool")
+    assert scatter.layout.yaxis.title.text == f"IT: {short}" and scatter.layout.xaxis.title.text == f"V4: {short}"
+    for x in ("imagenet_top1", "parameters"):
+        fig = overview.make_score_vs_figure(frame, "heldout_split_half_pool", x)
+        assert fig.layout.yaxis.title.text == short
+        assert label in fig.layout.title.text.replace("<br>", " ")
+    assert label in scatter.layout.title.text.replace("<br>", " ")
+    assert all(len(s) <= 30 for s in overview.METRIC_SHORT.values()) and set(overview.METRIC_SHORT) == set(
+        overview.METRICS)
+
+
+def test_position_figure_keeps_subplot_titles_below_the_figure_title():
+    topk = pd.DataFrame({"rank": [1, 1, 2], "y": [0, 1, 1], "x": [2, 2, 0]})
+    fig = featuremaps.make_position_figure(topk, height=3, width=3, region="V4")
+    subtitles = [a for a in fig.layout.annotations if a.text in ("x position", "y position")]
+    assert len(subtitles) == 2
+    # base_layout's title fills 40 px + 20 px a line of the top margin; the subplot titles (bottom-anchored at the
+    # plot area's top) need their own row below it
+    lines = fig.layout.title.text.count("<br>") + 1
+    assert fig.layout.margin.t >= 40 + 20 * lines + featuremaps.SUBPLOT_TITLE_PX
+    assert all(a.yref == "paper" and a.y == 1 and a.yanchor == "bottom" and a.font.size <= 14 for a in subtitles)
+
+
 def test_layer_vs_all_hatches_controls():
     fig = overview.make_layer_vs_all_figure(scores_frame(), "IT")
     assert list(fig.data[0].marker.pattern.shape) == ["", "", "/"]
