@@ -228,8 +228,10 @@ def update_model(model, dataset):
     single = data.best_matches(dataset, model)[["site_id", "region", "r"]].rename(columns={"r": "value"})
     pls = data.site_metric(dataset, "pls_r")
     comparisons = data.model_comparisons(dataset)
-    return (make_selection_curve_figure(data.selection_curve(dataset), model),
-            make_pls_comparison_figure(single, pls[pls["model"] == model].drop(columns="model"), model),
+    return (make_selection_curve_figure(data.selection_curve(dataset), model,
+                                        data.analyze_command(dataset, model, "crossval")),
+            make_pls_comparison_figure(single, pls[pls["model"] == model].drop(columns="model"), model,
+                                       data.analyze_command(dataset, model, "pls")),
             comparisons.astype(object).where(comparisons.notna(), None).to_dict("records"))
 
 

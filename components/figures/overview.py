@@ -145,13 +145,13 @@ def make_layer_vs_all_figure(scores: pd.DataFrame, region: str) -> go.Figure:
                        height=380)
 
 
-def make_selection_curve_figure(curve: pd.DataFrame, model: str) -> go.Figure:
-    """Figure S1: held-out neural correlation as the selection set grows."""
+def make_selection_curve_figure(curve: pd.DataFrame, model: str, command: str = "") -> go.Figure:
+    """Figure S1: held-out neural correlation as the selection set grows. `command`: what computes it."""
     require_columns(curve, ("model", "region", "fraction", "value", "ci_low", "ci_high"), "selection curve")
     sub = curve[curve["model"] == model]
     if sub.empty:
         return empty_figure("The selection curve (Figure S1) is not computed for this model: run "
-                            "python -m precompute analyze (its cross-validated analyses)")
+                            + (command or "python -m precompute analyze --only crossval"))
     fig = go.Figure()
     for region, group in sub.groupby("region", sort=False):
         fig.add_trace(go.Scatter(x=group["fraction"], y=group["value"], mode="lines+markers", name=region,
@@ -161,11 +161,12 @@ def make_selection_curve_figure(curve: pd.DataFrame, model: str) -> go.Figure:
     return base_layout(fig, title=f"{model}: held-out score vs selection-set size (Figure S1)", height=360)
 
 
-def make_pls_comparison_figure(single: pd.DataFrame, pls: pd.DataFrame, model: str) -> go.Figure:
-    """Figure S4: per site, linear predictivity (PLS) against the single best unit's r."""
+def make_pls_comparison_figure(single: pd.DataFrame, pls: pd.DataFrame, model: str, command: str = "") -> go.Figure:
+    """Figure S4: per site, linear predictivity (PLS) against the single best unit's r. `command`: what
+    computes it."""
     if pls.empty:
         return empty_figure("Linear predictivity (PLS, Figure S4) is not computed for this model: run "
-                            "python -m precompute analyze (its cross-validated analyses)")
+                            + (command or "python -m precompute analyze --only pls"))
     merged = single.merge(pls, on=["site_id", "region"], suffixes=("_su", "_pls"))
     fig = go.Figure()
     for region, group in merged.groupby("region", sort=False):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from backend.data import analyze_command
-from components.figures import controls, decoding
+from components.figures import controls, decoding, overview
 from components.figures.sites import make_unit_rf_figure
 
 
@@ -46,3 +46,12 @@ def test_decoding_computed_elsewhere_says_what_is_there_not_that_nothing_is():
                          "true_category": ["a"], "predicted_category": ["a"], "fraction": [1.0]})
     text = _message(decoding.make_confusion_figure(conf, train="matched", test="neural", variant="heldout"))
     assert "No confusion matrix for" in text and "held" in text
+
+
+def test_overview_s1_and_s4_give_the_command_for_the_chosen_model():
+    curve = pd.DataFrame(columns=["model", "region", "fraction", "value", "ci_low", "ci_high"])
+    cmd = analyze_command("hvm", "lite0", "crossval")
+    assert cmd in _message(overview.make_selection_curve_figure(curve, "lite0", cmd))
+    pcmd = analyze_command("hvm", "lite0", "pls")
+    single = pd.DataFrame({"site_id": ["s"], "region": ["V4"], "value": [0.5]})
+    assert pcmd in _message(overview.make_pls_comparison_figure(single, pd.DataFrame(), "lite0", pcmd))
