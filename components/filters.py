@@ -63,6 +63,22 @@ def register_navigation(ids: PageIds, path: str, *, with_layer: bool = False, ke
         return path + navigation_query(changed, dataset, model, region, layer, local)
 
 
+def register_filter_url(ids: PageIds, page: str):
+    """For a page whose view is its filter bar: the full view (with the defaults the layout filled in) goes
+    into the address bar, on first load too. Returns the callback."""
+
+    @dash.callback(
+        Output({"type": "url-query", "page": page}, "data"),
+        Input(ids("f-region"), "value"),
+        State(ids("f-dataset"), "value"),
+        State(ids("f-model"), "value"),
+    )
+    def update_url(region, dataset, model):
+        return to_query({"dataset": dataset, "model": model, "region": region})
+
+    return update_url
+
+
 def navigation_query(changed: str, dataset, model, region, layer, local: dict) -> str:
     """The query of the page to open after filter `changed` changed.
 

@@ -19,9 +19,9 @@ from components.figures.layers import (
     make_layer_histogram_figure,
     make_layer_spread_figure,
 )
-from components.filters import filter_bar, register_navigation
+from components.filters import filter_bar, register_filter_url, register_navigation
 from components.ids import PageIds
-from components.urlstate import query_store, to_query
+from components.urlstate import query_store
 
 dash.register_page(__name__, path="/layers", name="Layers", order=3, title="Unitscope · Layers")
 
@@ -57,15 +57,7 @@ def layout(dataset=None, model=None, region=None, **_ignored):
 register_navigation(ids, "/layers")
 
 
-@dash.callback(
-    Output({"type": "url-query", "page": "layers"}, "data"),
-    Input(ids("f-region"), "value"),
-    State(ids("f-dataset"), "value"),
-    State(ids("f-model"), "value"),
-)
-def update_url(region, dataset, model):
-    """The full view (with the defaults the layout filled in) goes into the address bar on first load."""
-    return to_query({"dataset": dataset, "model": model, "region": region})
+update_url = register_filter_url(ids, "layers")
 
 
 def family_members(dataset: str, model: str) -> list[str]:

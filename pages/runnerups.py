@@ -13,10 +13,10 @@ from backend import data
 from components import empty
 from components.exports import card_header, register_export
 from components.figures.runnerups import make_runnerup_heatmap_figure
-from components.filters import filter_bar, register_navigation
+from components.filters import filter_bar, register_filter_url, register_navigation
 from components.ids import PageIds
 from components.links import site_href, unit_href
-from components.urlstate import query_store, to_query
+from components.urlstate import query_store
 
 dash.register_page(__name__, path="/runner-ups", name="Runner-ups", order=4, title="Unitscope · Runner-ups")
 
@@ -42,15 +42,7 @@ def layout(dataset=None, model=None, region=None, **_ignored):
 register_navigation(ids, "/runner-ups")
 
 
-@dash.callback(
-    Output({"type": "url-query", "page": "runnerups"}, "data"),
-    Input(ids("f-region"), "value"),
-    State(ids("f-dataset"), "value"),
-    State(ids("f-model"), "value"),
-)
-def update_url(region, dataset, model):
-    """The full view (with the defaults the layout filled in) goes into the address bar on first load."""
-    return to_query({"dataset": dataset, "model": model, "region": region})
+update_url = register_filter_url(ids, "runnerups")
 
 
 @dash.callback(
