@@ -42,6 +42,7 @@ from typing import Protocol
 import numpy as np
 
 from precompute.match import blas
+from precompute.match.checkpoints import Checkpoints, SetTops, redo_flagged, row_blocks, search_set, set_sums
 from precompute.match.plan import (
     DEFAULT_RESERVE_BYTES,
     MAX_STAGE,
@@ -185,6 +186,8 @@ class MatchResult:
     layer_top[l]            (r, flat), each (rows, layer_top_k): best units within layer l
     featuremap[l]           (r, flat), each (rows, channels): best unit of every channel of layer l
     valid[l]                (groups, units of l): the unit has non-zero variance over the group
+    set_r, set_index        (sets, rows, k): with training-set checkpoints, each row's best units over each
+                            nested training set (their r over that set); None without
     """
 
     layers: list[LayerInfo]
@@ -198,6 +201,8 @@ class MatchResult:
     valid: dict[int, np.ndarray]
     plan: Plan
     timings: dict[str, float] = field(default_factory=dict)
+    set_r: np.ndarray | None = None
+    set_index: np.ndarray | None = None
 
     def reordered(self, rows: np.ndarray) -> MatchResult:
         """The same result with its rows taken in the order `rows`."""
@@ -207,6 +212,8 @@ class MatchResult:
             layer_top={k: (v[rows], i[rows]) for k, (v, i) in self.layer_top.items()},
             featuremap={k: (v[rows], i[rows]) for k, (v, i) in self.featuremap.items()},
             valid=self.valid, plan=self.plan, timings=self.timings,
+            set_r=None if self.set_r is None else self.set_r[:, rows],
+            set_index=None if self.set_index is None else self.set_index[:, rows],
         )
 
     def locate(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -258,9 +265,13 @@ class _Progress:
 
 
 def match_units(
-    source: ActivationSource, feed: ImageFeed, rows: RowSet, config: EngineConfig | None = None
+    source: ActivationSource, feed: ImageFeed, rows: RowSet, config: EngineConfig | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> MatchResult:
-    """Correlate every row with every unit of `source` over the feed's stimuli; exact top-k per row."""
+    """Correlate every row with every unit of `source` over the feed's stimuli; exact top-k per row.
+
+    `checkpoints`: nested training sets (precompute/match/checkpoints.py) whose own top-k every row also
+    gets, from the same pass (`MatchResult.set_r`, `set_index`)."""
     import torch
 
     config = config or EngineConfig()
@@ -282,8 +293,14 @@ def match_units(
         # Each group's rows become one block of the accumulator (a stage then skips the blocks of groups
         # that give its stimuli no weight); the answer comes back in the caller's row order.
         values = np.where(weights[group] > 0, np.asarray(rows.values, dtype=np.float64), 0.0)
-        sorted_result = match_units(source, feed, RowSet(values[row_order], group[row_order], weights), config)
+        sorted_result = match_units(source, feed, RowSet(values[row_order], group[row_order], weights), config,
+                                    checkpoints)
         return sorted_result.reordered(np.argsort(row_order))
+    level = None
+    if checkpoints is not None:
+        level = checkpoints.levels(n_stim)
+        sums = set_sums(z, group, weights, row_valid, checkpoints.masks)
+        set_tops = SetTops.empty(checkpoints.n_sets, n_rows, checkpoints.top_k)
     k_top = config.top_k
     k_layer = config.layer_top_k or config.top_k
     # The whole-model top-k is merged from per-layer lists, so those are kept at least k_top long.
@@ -303,7 +320,7 @@ def match_units(
 
     with _default_budget_lock(config.memory_bytes is None), threadpool_limits(
             config.threads or len(os.sched_getaffinity(0)), user_api="blas"):
-        order, windows = _schedule(weights, plan.stage, config.seed)
+        order, windows, after = _schedule(weights, plan.stage, config.seed, level)
         group_start = np.searchsorted(group, np.arange(n_groups + 1))
         # Rows then one column-sum row per group, stimuli in processing order: the product's right factor.
         zext = np.ascontiguousarray(np.concatenate([z, weights], axis=0)[:, order], np.float32)
@@ -322,13 +339,22 @@ def match_units(
         valid = {la.layer_idx: np.zeros((n_groups, la.units), bool) for la in layers}
         flagged: list[tuple[int, int, int]] = []  # (group, layer_idx, flat) searched exactly after the passes
         timings = {"inference_s": 0.0, "staging_s": 0.0, "product_s": 0.0, "topk_s": 0.0}
+        if checkpoints is not None:
+            timings["checkpoint_s"] = 0.0
         progress = _Progress(config.progress, len(order) * len(plan.passes))
         try:
             for p, unit_pass in enumerate(plan.passes):
                 postfix = f"pass {p + 1}/{len(plan.passes)}" if len(plan.passes) > 1 else None
+                on_window = None
+                if checkpoints is not None:
+                    def on_window(w, acc, sumsq, unit_pass=unit_pass):
+                        t0 = time.perf_counter()
+                        for c in after.get(w, ()):
+                            search_set(acc, sumsq, c, sums, unit_pass, offsets, group, n_rows, set_tops)
+                        timings["checkpoint_s"] += time.perf_counter() - t0
                 acc, sumsq = _accumulate_pass(
                     source, feed, unit_pass, layers, order, windows, group_start, zext, w_ordered, uniform, plan,
-                    device, timings, lambda n, pf=postfix: progress.update(n, pf),
+                    device, timings, lambda n, pf=postfix: progress.update(n, pf), on_window,
                 )
                 t0 = time.perf_counter()
                 _select_pass(acc, sumsq, wsum, unit_pass, layers, group, row_valid, k_keep, device,
@@ -338,10 +364,17 @@ def match_units(
         finally:
             progress.close()
         timings["ill_conditioned"] = float(len(flagged))
-        if flagged:
+        set_flagged = set_tops.flagged if checkpoints is not None else []
+        if checkpoints is not None:
+            timings["set_ill_conditioned"] = float(len(set_flagged))
+        if flagged or set_flagged:
             t0 = time.perf_counter()
-            _redo_ill_conditioned(source, feed, layers, flagged, z, group, weights, row_valid, plan.batch_size,
-                                  layer_top, featuremap)
+            values = _gather_flagged(source, feed, flagged, set_flagged, plan.batch_size)
+            if flagged:
+                _redo_ill_conditioned(source, layers, flagged, values, z, group, weights, row_valid, layer_top,
+                                      featuremap)
+            if set_flagged:
+                redo_flagged(set_tops, values, z, group, weights, checkpoints.masks, sums, offsets)
             timings["ill_conditioned_s"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -358,22 +391,32 @@ def match_units(
             layer_top={k: (_clip_r(v[:, :k_layer]), i[:, :k_layer]) for k, (v, i) in layer_top.items()},
             featuremap={k: (_clip_r(v), i) for k, (v, i) in featuremap.items()},
             valid=valid, plan=plan, timings=timings,
+            set_r=None if checkpoints is None else _clip_r(set_tops.r),
+            set_index=None if checkpoints is None else set_tops.index,
         )
 
 
-def _redo_ill_conditioned(source, feed, layers, flagged, z, group, weights, row_valid, batch_size,
-                          layer_top, featuremap) -> None:
-    """Exact float64 r of the ill-conditioned (group, unit) pairs for the group's rows, merged into the
-    per-layer top-k and the per-channel best: one gather pass over those units (their layers only)."""
+def _gather_flagged(source, feed, flagged, set_flagged, batch_size) -> dict[tuple[int, int], np.ndarray]:
+    """(layer_idx, flat) -> float64 activations over all stimuli of every unit some pair flagged as too
+    ill-conditioned for float32 sums: one gather pass over those units (their layers only)."""
     from precompute.match.gather import gather_activations
 
-    units = sorted({(lay, flat) for _g, lay, flat in flagged})
+    units = sorted({(lay, flat) for _g, lay, flat in flagged} | {(lay, flat) for _c, _g, lay, flat in set_flagged})
     log.warning("%s: %d (group, unit) pairs too ill-conditioned for float32 sums (%d units); computing their r "
-                "exactly from one more pass over their layers", source.model, len(flagged), len(units))
-    where = {u: i for i, u in enumerate(units)}
+                "exactly from one more pass over their layers", source.model, len(flagged) + len(set_flagged),
+                len(units))
     values, _ = gather_activations(source, feed, np.array([u[0] for u in units]), np.array([u[1] for u in units]),
                                    batch_size=batch_size)
-    values = values.astype(np.float64)
+    return {u: values[i].astype(np.float64) for i, u in enumerate(units)}
+
+
+def _redo_ill_conditioned(source, layers, flagged, gathered, z, group, weights, row_valid, layer_top,
+                          featuremap) -> None:
+    """Exact float64 r of the ill-conditioned (group, unit) pairs for the group's rows, merged into the
+    per-layer top-k and the per-channel best (`gathered`: the units' activations, `_gather_flagged`)."""
+    units = sorted({(lay, flat) for _g, lay, flat in flagged})
+    where = {u: i for i, u in enumerate(units)}
+    values = np.stack([gathered[u] for u in units])
     for g in sorted({f[0] for f in flagged}):
         rows = np.flatnonzero((group == g) & row_valid)
         mine = [(lay, flat) for gg, lay, flat in flagged if gg == g]
@@ -419,19 +462,51 @@ class Window:
     weights: np.ndarray | None = None
 
 
-def _schedule(weights: np.ndarray, stage: int, seed: int) -> tuple[np.ndarray, list[Window]]:
-    """The order in which stimuli are processed and its product steps.
+def _schedule(weights: np.ndarray, stage: int, seed: int, level: np.ndarray | None = None
+              ) -> tuple[np.ndarray, list[Window], dict[int, list[int]]]:
+    """The order in which stimuli are processed, its product steps, and the training-set checkpoints.
 
     Stimuli are taken in a seeded random order (the first batch sets the shift, so it must be a fair
     sample). When the groups' weights take few distinct patterns over the stimuli (the statistics'
     training sets: a split-half, a few fractions, all stimuli), stimuli with the same pattern are
     processed together, so a step multiplies only the rows of the groups that weigh them: a row
     restricted to half of the stimuli then costs half of a full row. Stimuli that no group weighs are
-    skipped (not even run through the model)."""
+    skipped (not even run through the model).
+
+    With `level` (checkpoints.Checkpoints.levels), the stimuli of level 0 come first, then level 1, ...,
+    each level ordered as above and cut into near-equal steps of at most `stage` stimuli; the third value
+    maps a step's index to the training sets complete after it (set c: every stimulus of level <= c)."""
     rng = np.random.default_rng(seed)
-    n_groups, n_stim = weights.shape
+    n_stim = weights.shape[1]
+    if level is None:
+        order, windows = _schedule_among(weights, np.arange(n_stim), stage, rng, balanced=False)
+        return order, windows, {}
+    n_sets = int(level.max(initial=0))
+    parts, windows, window_level, pos = [], [], [], 0
+    for lv in range(n_sets + 1):
+        members = np.flatnonzero(level == lv)
+        if not len(members):
+            continue
+        order, steps = _schedule_among(weights, members, stage, rng, balanced=True)
+        parts.append(order)
+        windows += [Window(w.start + pos, w.stop + pos, w.groups, w.weights) for w in steps]
+        window_level += [lv] * len(steps)
+        pos += len(order)
+    after: dict[int, list[int]] = {}
+    levels = np.array(window_level, dtype=np.int64)
+    for c in range(n_sets):
+        last = int(np.searchsorted(levels, c, side="right")) - 1  # levels are non-decreasing
+        if last >= 0:  # an empty training set has no checkpoint (its rows keep no unit)
+            after.setdefault(last, []).append(c)
+    return (np.concatenate(parts) if parts else np.zeros(0, np.int64)), windows, after
+
+
+def _schedule_among(weights: np.ndarray, members: np.ndarray, stage: int, rng: np.random.Generator,
+                    balanced: bool) -> tuple[np.ndarray, list[Window]]:
+    """`_schedule` for the stimuli `members`: (their processing order, its steps, positions from 0)."""
+    n_groups = weights.shape[0]
     if n_groups > 1:
-        atoms, atom_of = np.unique(weights.T, axis=0, return_inverse=True)
+        atoms, atom_of = np.unique(weights[:, members].T, axis=0, return_inverse=True)
         atom_of = atom_of.reshape(-1)
         if len(atoms) <= MAX_WEIGHT_PATTERNS and (atoms == 0).any():
             parts, windows, pos = [], [], 0
@@ -439,15 +514,25 @@ def _schedule(weights: np.ndarray, stage: int, seed: int) -> tuple[np.ndarray, l
                 groups = np.flatnonzero(atoms[a] > 0)
                 if not len(groups):
                     continue
-                members = rng.permutation(np.flatnonzero(atom_of == a))
-                parts.append(members)
-                windows += [Window(pos + s0, pos + min(len(members), s0 + stage), groups, atoms[a])
-                            for s0 in range(0, len(members), stage)]
-                pos += len(members)
+                chosen = members[rng.permutation(np.flatnonzero(atom_of == a))]
+                parts.append(chosen)
+                windows += [Window(pos + s0, pos + s1, groups, atoms[a])
+                            for s0, s1 in _steps(len(chosen), stage, balanced)]
+                pos += len(chosen)
             if parts:
                 return np.concatenate(parts), windows
-    order = rng.permutation(n_stim)
-    return order, [Window(s0, min(n_stim, s0 + stage)) for s0 in range(0, n_stim, stage)]
+    order = members[rng.permutation(len(members))]
+    return order, [Window(s0, s1) for s0, s1 in _steps(len(members), stage, balanced)]
+
+
+def _steps(n: int, stage: int, balanced: bool) -> list[tuple[int, int]]:
+    """[start, stop) product steps over n stimuli: `stage` at a time, or (balanced) as many near-equal
+    steps as that needs (a short last step is a skinny, slow product)."""
+    if not balanced:
+        return [(s0, min(n, s0 + stage)) for s0 in range(0, n, stage)]
+    k = max(1, -(-n // stage))
+    bounds = [round(i * n / k) for i in range(k + 1)]
+    return [(bounds[i], bounds[i + 1]) for i in range(k) if bounds[i + 1] > bounds[i]]
 
 
 def _runs(groups: np.ndarray) -> list[tuple[int, int]]:
@@ -487,9 +572,10 @@ def _default_budget_lock(wanted: bool):
 
 
 def _accumulate_pass(source, feed, unit_pass, layers, order, windows, group_start, zext, w_ordered, uniform, plan,
-                     device, timings, progress):
+                     device, timings, progress, on_window=None):
     """One inference pass over the scheduled stimuli for the pass's units: the accumulator S (rows + groups,
-    units) and the sums of squares (groups, units).
+    units) and the sums of squares (groups, units). `on_window(i, acc, sumsq)`, when given, is called after
+    step i with the sums over the stimuli so far (the training-set checkpoints).
 
     The stage is one block (stage x units) per segment, so the source writes a batch of a layer that the
     pass holds whole straight into the block's rows (`_infer_into`: onnxruntime's I/O binding): nothing is
@@ -540,7 +626,7 @@ def _accumulate_pass(source, feed, unit_pass, layers, order, windows, group_star
     spans = [(b0, min(w.stop, b0 + plan.batch_size)) for w in windows for b0 in range(w.start, w.stop, plan.batch_size)]
     images_of = prefetch_images(feed, [order[b0:b1] for b0, b1 in spans])
     try:
-        for window in windows:
+        for w_index, window in enumerate(windows):
             s0, s1 = window.start, window.stop
             if window_sq is not None:
                 window_sq.zero_()
@@ -589,6 +675,8 @@ def _accumulate_pass(source, feed, unit_pass, layers, order, windows, group_star
             if cuda:
                 torch.cuda.synchronize()
             timings["product_s"] += time.perf_counter() - t0
+            if on_window is not None:
+                on_window(w_index, acc, sumsq)
     finally:
         images_of.close()
         if workers is not None:
@@ -700,21 +788,6 @@ def _product_gpu(acc, zext, w_ordered, sumsq, window_sq, shift, flat, blocks, st
             acc[r0:r1, cols].addmm_(zext[r0:r1, s0:s0 + k], a)
 
 
-def _group_blocks(group: np.ndarray, block: int) -> list[tuple[int, int, int]]:
-    """(start, stop, group) for runs of rows with the same group, each at most `block` rows long."""
-    out = []
-    n = len(group)
-    r0 = 0
-    while r0 < n:
-        g = int(group[r0])
-        r1 = r0 + 1
-        while r1 < n and r1 - r0 < block and group[r1] == g:
-            r1 += 1
-        out.append((r0, r1, g))
-        r0 = r1
-    return out
-
-
 def _select_pass(acc, sumsq, wsum, unit_pass, layers, group, row_valid, k_layer, device,
                  layer_top, featuremap, valid, n_rows, flagged):
     """r for the pass's units (computed in place in the accumulator), merged into the per-layer top-k,
@@ -742,7 +815,7 @@ def _select_pass(acc, sumsq, wsum, unit_pass, layers, group, row_valid, k_layer,
         block = max(1, min(n_rows, TOPK_TEMP_BYTES // (4 * u)))
         hw = layer.height * layer.width
         c0, c1 = seg.start // hw, seg.stop // hw
-        for r0, r1, g in _group_blocks(group, block):
+        for r0, r1, g in row_blocks(group, block):
             r = acc[r0:r1, col:col + u]
             r.mul_(inv_sd[g, col:col + u])
             if len(invalid_cols[g]):
