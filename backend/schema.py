@@ -67,6 +67,8 @@ R = C("r", "FLOAT", "Pearson r over stimuli between the site's response and the 
 VALUE = C("value", "DOUBLE", "the statistic's value")
 CI_LOW = C("ci_low", "DOUBLE", "lower end of the 95% bootstrap interval (NULL when not computed)")
 CI_HIGH = C("ci_high", "DOUBLE", "upper end of the 95% bootstrap interval (NULL when not computed)")
+CI_SCHEME = C("ci_scheme", "VARCHAR", "what the interval resamples, e.g. 'sites by animal/array (6) x stimuli by "
+              "object (64), 1000 resamples' (NULL: no interval, or written before schemes were stored)")
 METRIC = C("metric", "VARCHAR", "statistic name (see docs/metrics.md)", False)
 
 TABLES: tuple[Table, ...] = (
@@ -126,6 +128,14 @@ TABLES: tuple[Table, ...] = (
         ),
         key=("dataset", "stimulus_id"),
         enforce_key=True,
+    ),
+    Table(
+        "stimulus_folds",
+        "Cross-validation folds: every stimulus in one of 10 folds, stratified by object (else category), "
+        "seeded by the dataset's name (precompute/datasets/folds.py). Every held-out score selects on folds "
+        "0..t-1 and scores on the rest (docs/metrics.md), the same folds for every model.",
+        (DATASET, STIM, C("fold", "INTEGER", "0..9", False)),
+        key=("dataset", "stimulus_id"),
     ),
     Table(
         "stimulus_images",
@@ -271,6 +281,18 @@ TABLES: tuple[Table, ...] = (
         owner="matching",
     ),
     Table(
+        "split_matches",
+        "Each site's best unit over the whole model chosen on a training set only: folds 0..train_folds-1 "
+        "(stimulus_folds), searched in the matching run itself. The held-out scores score these units on the "
+        "other folds.",
+        (DATASET, MODEL, SITE,
+         C("train_folds", "INTEGER", "the training set: folds 0 .. train_folds-1 (5 = split-half, 9 = 90/10)", False),
+         C("rank", "INTEGER", "1 = best on the training set", False), LAYER_IDX, CHANNEL, UY, UX,
+         C("r", "FLOAT", "Pearson r over the training set's stimuli", False)),
+        key=("dataset", "model", "site_id", "train_folds", "rank"),
+        owner="matching",
+    ),
+    Table(
         "featuremap_matches",
         "The best unit within every feature map (channel) of every layer for every site.",
         (DATASET, MODEL, SITE, LAYER_IDX, CHANNEL, UY, UX, R),
@@ -279,8 +301,9 @@ TABLES: tuple[Table, ...] = (
     ),
     Table(
         "unit_activations",
-        "Activations over all stimuli (idx order) of gathered units: every top-K unit and 10 random "
-        "units per site from its best unit's layer, plus units analyses asked for.",
+        "Activations over all stimuli (idx order) of gathered units: every top-K unit, every unit chosen on a "
+        "training set (split_matches), 10 random units per site from its best unit's layer, plus units analyses "
+        "asked for.",
         (
             DATASET,
             MODEL,
@@ -288,7 +311,7 @@ TABLES: tuple[Table, ...] = (
             CHANNEL,
             UY,
             UX,
-            C("reason", "VARCHAR", "topk | random | requested"),
+            C("reason", "VARCHAR", "topk | heldout (chosen on a training set: split_matches) | random | requested"),
             C("values", "FLOAT[]", "activation for every stimulus, in stimuli.idx order", False),
         ),
         key=("dataset", "model", "layer_idx", "channel", "y", "x"),
@@ -297,14 +320,14 @@ TABLES: tuple[Table, ...] = (
     Table(
         "scores",
         "Population statistics per dataset, model and region.",
-        (DATASET, MODEL, REGION, METRIC, VALUE, CI_LOW, CI_HIGH),
+        (DATASET, MODEL, REGION, METRIC, VALUE, CI_LOW, CI_HIGH, CI_SCHEME),
         key=("dataset", "model", "region", "metric"),
         owner="statistics",
     ),
     Table(
         "layer_scores",
         "Population statistics restricted to one layer.",
-        (DATASET, MODEL, REGION, LAYER_IDX, METRIC, VALUE, CI_LOW, CI_HIGH),
+        (DATASET, MODEL, REGION, LAYER_IDX, METRIC, VALUE, CI_LOW, CI_HIGH, CI_SCHEME),
         key=("dataset", "model", "region", "layer_idx", "metric"),
         owner="statistics",
     ),
@@ -319,7 +342,7 @@ TABLES: tuple[Table, ...] = (
         "selection_curve",
         "Held-out neural correlation as the selection set grows (Figure S1).",
         (DATASET, MODEL, REGION, C("fraction", "DOUBLE", "fraction of stimuli used to select", False),
-         VALUE, CI_LOW, CI_HIGH),
+         VALUE, CI_LOW, CI_HIGH, CI_SCHEME),
         key=("dataset", "model", "region", "fraction"),
         owner="statistics",
     ),
@@ -334,6 +357,11 @@ TABLES: tuple[Table, ...] = (
             METRIC,
             C("difference", "DOUBLE", "median over sites of (a - b)"),
             C("p_value", "DOUBLE", "two-sided p-value of the paired test"),
+            C("ci_low", "DOUBLE", "lower end of the 95% interval of the difference"),
+            C("ci_high", "DOUBLE", "upper end of the 95% interval of the difference"),
+            C("p_holm", "DOUBLE", "p_value adjusted (Holm) over every pair of models of the region and metric"),
+            C("test", "VARCHAR", "the paired test, e.g. 'two-way cluster bootstrap' or 'Wilcoxon signed-rank'"),
+            CI_SCHEME,
         ),
         key=("dataset", "region", "model_a", "model_b", "metric"),
         owner="statistics",

@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 
 from backend import schema
+from precompute.datasets.folds import write_folds
 from precompute.datasets.tables import DatasetTables
 from precompute.errors import UserError
 from precompute.store import Store
@@ -145,6 +146,7 @@ def write_dataset(store: Store, name: str, tables: DatasetTables, *, replace: bo
             "dataset": [name] * len(stimuli), "stimulus_id": stim_ids, "png": pa.array(images, pa.binary()),
         }))
         _insert(con, "sites", _frame_for("sites", sites, name))
+        write_folds(con, name, stimuli)
         _insert(con, "responses", _long_table(site_ids, stim_ids, responses, name))
         if trials is not None:
             _insert(con, "trials", _trials_table(site_ids, stim_ids, trials, name))

@@ -1,9 +1,11 @@
 """The gather pass: activations over all stimuli of chosen units, stored in `unit_activations`.
 
 After matching, one more inference pass stores every unit in any site's top-K (deduplicated, reason
-'topk') and RANDOM_UNITS_PER_SITE seeded random units per site drawn from the layer of its best unit
-(reason 'random', the decoding baseline), so the scatter plots, bootstraps, one-to-one assignment and
-decoding never re-run a model. `gather_more` lets an analysis add units later (reason 'requested').
+'topk'), every unit a site chose on one of the matching run's training sets (reason 'heldout': the held-out
+scores score them on the other folds) and RANDOM_UNITS_PER_SITE seeded random units per site drawn from the
+layer of its best unit (reason 'random', the decoding baseline), so the scatter plots, bootstraps,
+one-to-one assignment and decoding never re-run a model. `gather_more` lets an analysis add units later
+(reason 'requested').
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ log = logging.getLogger(__name__)
 RANDOM_UNITS_PER_SITE = 10
 #: Seed of the random units' generator (one stream over the rows in order); recorded in build_info.
 RANDOM_UNITS_SEED = 0
-REASON_PRIORITY = {"topk": 0, "random": 1, "requested": 2}
+REASON_PRIORITY = {"topk": 0, "heldout": 1, "random": 2, "requested": 3}
 
 
 @dataclass(frozen=True)
@@ -42,13 +44,18 @@ def select_gather_units(
     result: MatchResult, *, n_random: int = RANDOM_UNITS_PER_SITE, seed: int = RANDOM_UNITS_SEED,
     rows: np.ndarray | None = None,
 ) -> GatherUnits:
-    """Every unit in any row's top-K, and n_random units per row (with non-zero variance) from the layer
-    of the row's best unit; a unit chosen for both reasons is kept once, as 'topk'."""
+    """Every unit in any row's top-K, every unit a row chose on a training set (`result.set_index`), and
+    n_random units per row (with non-zero variance) from the layer of the row's best unit; a unit chosen
+    for several reasons is kept once, under the first of 'topk', 'heldout', 'random'."""
     rows = np.arange(result.top_index.shape[0]) if rows is None else np.asarray(rows)
     chosen: dict[int, str] = {}
     top = result.top_index[rows]
     for index in np.unique(top[top >= 0]):
         chosen[int(index)] = "topk"
+    if result.set_index is not None:
+        held = result.set_index[:, rows]
+        for index in np.unique(held[held >= 0]):
+            chosen.setdefault(int(index), "heldout")
     rng = np.random.default_rng(seed)
     for i in rows:
         best = result.top_index[i, 0]

@@ -16,7 +16,9 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from precompute.datasets.folds import ensure_folds, training_masks
 from precompute.errors import UserError
+from precompute.match.checkpoints import Checkpoints
 from precompute.match.engine import EngineConfig, MatchResult, RowSet, match_units, unit_coords
 from precompute.match.gather import (
     RANDOM_UNITS_SEED,
@@ -31,7 +33,10 @@ from precompute.store import Store
 log = logging.getLogger(__name__)
 
 DEFAULT_TOP_K = 100
-MATCH_TABLES = ("matches", "layer_matches", "featuremap_matches", "unit_activations", "match_runs")
+MATCH_TABLES = ("matches", "layer_matches", "featuremap_matches", "split_matches", "unit_activations", "match_runs")
+#: The nested training sets every matching run also searches: folds 0 .. t-1 for each t (docs/metrics.md).
+#: 5 is the split-half (heldout_split_half), 9 the 90/10 split (heldout_n2n); all of them give Figure S1.
+TRAIN_FOLDS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 
 #: (con, model, store) -> ActivationSource; the default opens stored models (precompute.models.sources).
 SourceFactory = Callable[..., ActivationSource]
@@ -162,11 +167,13 @@ def run_pair(
                              "progress": f"{model} match" if progress else None})
     with store.step(step_name(dataset, model)) as con:
         inputs = load_inputs(con, dataset)
+        folds = ensure_folds(con, dataset)
         t0 = time.perf_counter()
         source = factory(con, model, store)
         try:
             result = match_units(source, PngFeed(inputs.stimulus_ids, inputs.pngs),
-                                 RowSet.from_matrix(inputs.responses), config)
+                                 RowSet.from_matrix(inputs.responses), config,
+                                 Checkpoints(training_masks(folds, TRAIN_FOLDS)))
             match_s = time.perf_counter() - t0
             t1 = time.perf_counter()
             units = select_gather_units(result)
@@ -205,7 +212,8 @@ def _bar(desc: str, total: int):
 
 
 def write_match_tables(con, dataset: str, model: str, site_ids: list[str], result: MatchResult) -> None:
-    """matches, layer_matches and featuremap_matches from an engine result (the caller's transaction)."""
+    """matches, layer_matches, featuremap_matches and split_matches from an engine result (the caller's
+    transaction)."""
     import pyarrow as pa
 
     sites = np.asarray(site_ids, dtype=object)
@@ -257,6 +265,18 @@ def write_match_tables(con, dataset: str, model: str, site_ids: list[str], resul
         c, y, x = unit_coords(layer, fm_flat[row, ch])
         parts.append((row, np.full(len(row), layer.layer_idx), None, c, y, x, fm_r[row, ch]))
     _insert_parts(insert, "featuremap_matches", dataset, model, sites, parts, with_rank=False)
+
+    # split_matches: the best units on each training set (folds 0 .. t-1)
+    if result.set_index is not None:
+        for c, t in enumerate(TRAIN_FOLDS[:result.set_index.shape[0]]):
+            row, rank = np.nonzero(result.set_index[c] >= 0)
+            layer_idx, flat = result.locate(result.set_index[c][row, rank])
+            ch, y, x = coords(layer_idx, flat)
+            insert("split_matches", {
+                "dataset": [dataset] * len(row), "model": [model] * len(row), "site_id": sites[row].tolist(),
+                "train_folds": np.full(len(row), t, np.int32), "rank": (rank + 1).astype(np.int32),
+                "layer_idx": layer_idx.astype(np.int32), "channel": ch, "y": y, "x": x,
+                "r": result.set_r[c][row, rank].astype(np.float32)})
 
 
 def _insert_parts(insert, table, dataset, model, sites, parts, *, with_rank: bool) -> None:

@@ -10,7 +10,7 @@ from precompute.match.checkpoints import Checkpoints
 from precompute.match.engine import RowSet, _schedule, match_units
 from precompute.match.plan import bytes_per_unit
 from precompute.match.synthetic import SyntheticSource, UnitEdits
-from tests.unit.test_match_engine import SHAPES, TOL, all_activations, check_topk, make_feed, reference_r, small_config
+from tests.unit.test_match_engine import SHAPES, all_activations, check_topk, make_feed, reference_r, small_config
 
 
 def nested_masks(n: int, sets: int, seed: int) -> np.ndarray:

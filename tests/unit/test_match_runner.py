@@ -114,7 +114,27 @@ def test_tables_round_trip_and_match_the_reference(store):
         assert run_row == (TOP_K, N_STIM, 1)
         # Gathered activations: stimuli in idx order, exactly the model's values.
         ua = con.execute("SELECT layer_idx, channel, y, x, reason, \"values\" FROM unit_activations").df()
-        assert set(ua.reason) == {"topk", "random"}
+        assert set(ua.reason) <= {"topk", "heldout", "random"} and {"topk", "random"} <= set(ua.reason)
+        # split_matches: each site's best unit on every training set (folds 0 .. t-1), the reference's
+        folds = con.execute("SELECT t.idx, f.fold FROM stimulus_folds f JOIN stimuli t USING (dataset, stimulus_id) "
+                            "ORDER BY t.idx").fetchnumpy()["fold"]
+        assert len(folds) == N_STIM and np.ptp(np.bincount(folds)) <= 1
+        sm = con.execute("SELECT site_id, train_folds, layer_idx, channel, y, x, r FROM split_matches "
+                         "WHERE rank = 1").df()
+        assert sorted(sm.train_folds.unique()) == list(runner.TRAIN_FOLDS)
+        for t in runner.TRAIN_FOLDS:
+            train = folds < t
+            for j, site in enumerate(store.test_truth["site_ids"]):
+                y = responses[j, train] - responses[j, train].mean()
+                a = acts[train] - acts[train].mean(axis=0)
+                sd = np.sqrt((a**2).sum(axis=0))
+                ref = np.where(sd > 0, y @ a / (np.linalg.norm(y) * np.where(sd > 0, sd, 1)), -np.inf)
+                row = sm[(sm.site_id == site) & (sm.train_folds == t)].iloc[0]
+                la = layers[row.layer_idx]
+                got = offsets[row.layer_idx] + row.channel * la.height * la.width + row.y * la.width + row.x
+                assert abs(ref[got] - ref.max()) < 1e-4 and abs(row.r - ref.max()) < 1e-4
+        chosen = set(sm[["layer_idx", "channel", "y", "x"]].itertuples(index=False, name=None))
+        assert chosen <= set(ua[["layer_idx", "channel", "y", "x"]].itertuples(index=False, name=None))
         topk_units = set(m[["layer_idx", "channel", "y", "x"]].itertuples(index=False, name=None))
         assert set(ua[ua.reason == "topk"][["layer_idx", "channel", "y", "x"]].itertuples(index=False, name=None)) \
             == topk_units
