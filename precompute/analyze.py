@@ -190,9 +190,71 @@ class AnalysisContext:
 
     # ------------------------------------------------------------------ dataset
     def sites(self) -> pd.DataFrame:
-        """site_id, idx, region, reliability, in sites.idx order."""
+        """site_id, idx, region, reliability, animal, electrode_array, in sites.idx order."""
         return self._cached(("sites",), lambda: self._df(
-            "SELECT site_id, idx, region, reliability FROM sites WHERE dataset = ? ORDER BY idx", [self.dataset]))
+            "SELECT site_id, idx, region, reliability, animal, electrode_array FROM sites WHERE dataset = ? "
+            "ORDER BY idx", [self.dataset]))
+
+    def site_clusters(self, index: np.ndarray | None = None):
+        """resample.Clusters of the sites (all, or those at positions `index` of `sites()`): by animal and
+        array where the dataset records both for every site, by animal where it records only that, else i.i.d."""
+        from precompute.statistics.resample import Clusters
+
+        sites = self.sites()
+        if index is not None:
+            sites = sites.iloc[np.asarray(index, dtype=np.int64)]
+        animal, array = sites["animal"], sites["electrode_array"]
+        if len(sites) and animal.notna().all() and array.notna().all():
+            return Clusters.from_labels((animal.astype(str) + "/" + array.astype(str)).tolist(), "animal/array")
+        if len(sites) and animal.notna().all():
+            return Clusters.from_labels(animal.astype(str).tolist(), "animal")
+        return Clusters.iid(len(sites))
+
+    def stimulus_clusters(self):
+        """resample.Clusters of the stimuli (idx order): by object where every stimulus names one, else i.i.d."""
+        from precompute.statistics.resample import Clusters
+
+        def make():
+            objects = [o for (o,) in self.con.execute("SELECT object FROM stimuli WHERE dataset = ? ORDER BY idx",
+                                                      [self.dataset]).fetchall()]
+            if objects and all(o is not None for o in objects) and len(set(objects)) > 1:
+                return Clusters.from_labels(objects, "object")
+            return Clusters.iid(len(objects))
+
+        return self._cached(("stimulus_clusters",), make)
+
+    def folds(self) -> np.ndarray:
+        """(stimuli,) cross-validation fold of every stimulus (idx order; stimulus_folds)."""
+        from precompute.datasets.folds import ensure_folds
+
+        return self._cached(("folds",), lambda: ensure_folds(self.con, self.dataset))
+
+    def split_units(self, train_folds: int, model: str | None = None) -> list[tuple[int, int, int, int] | None]:
+        """Each site's (sites() order) unit chosen on folds 0 .. train_folds-1 by the matching run
+        (split_matches rank 1), None where it chose none; a UserError when the run stored no such set."""
+        m = self._model(model)
+
+        def make():
+            df = self._df("SELECT site_id, layer_idx, channel, y, x FROM split_matches WHERE dataset = ? AND "
+                          "model = ? AND train_folds = ? AND rank = 1", [self.dataset, m, int(train_folds)])
+            if df.empty and len(self.sites()):
+                raise UserError(f"{m} on {self.dataset} has no units chosen on training folds 0..{train_folds - 1}: "
+                                f"it was matched before held-out selection was part of matching; rerun "
+                                f"`python -m precompute run --dataset {self.dataset} --model {m} --force`")
+            by_site = {r.site_id: (int(r.layer_idx), int(r.channel), int(r.y), int(r.x))
+                       for r in df.itertuples(index=False)}
+            return [by_site.get(s) for s in self.sites()["site_id"]]
+
+        return self._cached(("split_units", m, int(train_folds)), make)
+
+    def unit_values(self, units: Sequence[tuple[int, int, int, int] | None], model: str | None = None) -> np.ndarray:
+        """(len(units), stimuli) float64 activations of the given units; NaN rows for None or unstored units."""
+        table = self.activations([u for u in units if u is not None], model=model)
+        out = np.full((len(units), len(self.stimulus_ids())), np.nan)
+        for i, u in enumerate(units):
+            if u is not None and tuple(u) in table:
+                out[i] = table[tuple(u)]
+        return out
 
     def stimulus_ids(self) -> list[str]:
         """Stimulus ids in stimuli.idx order (the order of every stored array)."""
@@ -351,11 +413,12 @@ class AnalysisContext:
 
     # ------------------------------------------------------------------ writing
     def write_scores(self, rows: pd.DataFrame) -> None:
-        """Replace `scores` rows (region, metric, value, ci_low, ci_high) of this (dataset, model, metric)."""
+        """Replace `scores` rows (region, metric, value, ci_low, ci_high[, ci_scheme]) of this (dataset, model,
+        metric)."""
         self._write("scores", rows, ("region", "metric", "value", "ci_low", "ci_high"))
 
     def write_layer_scores(self, rows: pd.DataFrame) -> None:
-        """Replace `layer_scores` rows (region, layer_idx, metric, value, ci_low, ci_high)."""
+        """Replace `layer_scores` rows (region, layer_idx, metric, value, ci_low, ci_high[, ci_scheme])."""
         self._write("layer_scores", rows, ("region", "layer_idx", "metric", "value", "ci_low", "ci_high"))
 
     def write_site_scores(self, rows: pd.DataFrame) -> None:
@@ -363,13 +426,15 @@ class AnalysisContext:
         self._write("site_scores", rows, ("site_id", "metric", "value"))
 
     def write_selection_curve(self, rows: pd.DataFrame) -> None:
-        """Replace `selection_curve` rows (region, fraction, value, ci_low, ci_high) of this (dataset, model)."""
+        """Replace `selection_curve` rows (region, fraction, value, ci_low, ci_high[, ci_scheme]) of this
+        (dataset, model)."""
         self._write("selection_curve", rows, ("region", "fraction", "value", "ci_low", "ci_high"))
 
     def write_model_comparisons(self, rows: pd.DataFrame) -> None:
-        """Replace `model_comparisons` rows (region, model_a, model_b, metric, difference, p_value)."""
+        """Replace `model_comparisons` rows (region, model_a, model_b, metric, difference, p_value[, ci_low,
+        ci_high, p_holm, test, ci_scheme])."""
         cols = ("region", "model_a", "model_b", "metric", "difference", "p_value")
-        df = _columns(rows, cols, "model_comparisons")
+        df = _columns(rows, cols, "model_comparisons", ("ci_low", "ci_high", "p_holm", "test", "ci_scheme"))
         for (a, b, metric), _ in df.groupby(["model_a", "model_b", "metric"]):
             self.con.execute("DELETE FROM model_comparisons WHERE dataset = ? AND metric = ? AND "
                              "((model_a = ? AND model_b = ?) OR (model_a = ? AND model_b = ?))",
@@ -379,7 +444,7 @@ class AnalysisContext:
 
     def _write(self, table: str, rows: pd.DataFrame, cols: tuple[str, ...]) -> None:
         model = self._model(None)
-        df = _columns(rows, cols, table)
+        df = _columns(rows, cols, table, ("ci_scheme",) if "ci_low" in cols else ())
         if table != "selection_curve":
             for metric in df["metric"].unique():
                 self.con.execute(f'DELETE FROM "{table}" WHERE dataset = ? AND model = ? AND metric = ?',
@@ -422,12 +487,12 @@ class AnalysisContext:
                                  [self.dataset, self._model(None), metric])
 
 
-def _columns(rows: pd.DataFrame, cols: tuple[str, ...], table: str) -> pd.DataFrame:
+def _columns(rows: pd.DataFrame, cols: tuple[str, ...], table: str, optional: tuple[str, ...] = ()) -> pd.DataFrame:
     missing = [c for c in cols if c not in rows.columns]
     if missing:
         raise ValueError(f"rows for {table} lack columns {missing}")
-    df = rows.loc[:, list(cols)].copy()
-    for c in ("value", "ci_low", "ci_high", "difference", "p_value", "fraction"):
+    df = rows.loc[:, list(cols) + [c for c in optional if c in rows.columns]].copy()
+    for c in ("value", "ci_low", "ci_high", "difference", "p_value", "p_holm", "fraction"):
         if c in df.columns:
             df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
     return df

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 VARIANTS = ("quick", "default", "full")
 
 #: Analyses run after every model's fast steps (besides those scoped to the main model only): minutes each.
-SLOW_ANALYSES = frozenset({"decoding", "heldout_split_half"})
+SLOW_ANALYSES = frozenset({"decoding"})
 #: Modules that define `demo_steps(variant: str) -> list[DemoStep]`, in build order.
 STEP_PROVIDERS = (
     "precompute.datasets.synth",

@@ -118,6 +118,20 @@ def write_toy_results(store, dataset: str = "mini", model: str = "toy", *, top_k
         order = np.lexsort((idx, -vals))  # highest r first, ties: lower flat index
         return idx[order][np.isfinite(vals[order])]
 
+    with store.connect() as con:
+        from precompute.datasets.folds import TRAIN_FOLDS, ensure_folds
+
+        folds = ensure_folds(con, dataset)
+    responses = tables.responses  # rows and columns in idx order, as brute_force_r above assumes
+    split = []
+    for t in TRAIN_FOLDS:  # each site's best unit on folds 0 .. t-1 (what the matching run's checkpoints find)
+        train = folds < t
+        r_t = brute_force_r(responses[:, train], [a[train] for a in acts])
+        for s, site in enumerate(site_ids):
+            best = ranked(r_t[s], np.arange(r_t.shape[1]))
+            if len(best):
+                li, c, y, x = unit_of(int(best[0]))
+                split.append((dataset, model, site, t, 1, li, c, y, x, float(r_t[s, best[0]])))
     matches, layer_matches, fmaps = [], [], []
     for s, site in enumerate(site_ids):
         for rank, flat in enumerate(ranked(r[s], np.arange(r.shape[1]))[:top_k], 1):
@@ -135,8 +149,9 @@ def write_toy_results(store, dataset: str = "mini", model: str = "toy", *, top_k
                     _, _, y, x = unit_of(int(best[0]))
                     fmaps.append((dataset, model, site, li, c, y, x, float(r[s, best[0]])))
     gathered = sorted({(m[4], m[5], m[6], m[7]) for m in matches})
-    activ = [(dataset, model, li, c, y, x, "topk", acts[li][:, c, y, x].astype(float).tolist())
-             for li, c, y, x in gathered]
+    held = sorted({(m[5], m[6], m[7], m[8]) for m in split} - set(gathered))
+    activ = [(dataset, model, li, c, y, x, reason, acts[li][:, c, y, x].astype(float).tolist())
+             for units, reason in ((gathered, "topk"), (held, "heldout")) for li, c, y, x in units]
     with store.step(f"match:{dataset}:{model}") as con:
         con.execute("DELETE FROM models WHERE model = ?", [model])
         con.execute(
@@ -149,6 +164,7 @@ def write_toy_results(store, dataset: str = "mini", model: str = "toy", *, top_k
         con.executemany("INSERT INTO matches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", matches)
         con.executemany("INSERT INTO layer_matches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", layer_matches)
         con.executemany("INSERT INTO featuremap_matches VALUES (?, ?, ?, ?, ?, ?, ?, ?)", fmaps)
+        con.executemany("INSERT INTO split_matches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", split)
         con.executemany("INSERT INTO unit_activations VALUES (?, ?, ?, ?, ?, ?, ?, ?)", activ)
         con.execute("INSERT INTO match_runs (dataset, model, top_k, n_stimuli, n_passes) VALUES (?, ?, ?, ?, 1)",
                     [dataset, model, top_k, n_stim])
@@ -177,7 +193,9 @@ def write_toy_scores(store, dataset: str = "mini", models: tuple[str, ...] = ("t
             best_layer = layer[(layer["model"] == model) & (layer["region"] == region)]["med"].max()
             rows.append((dataset, model, region, "best_layer_score", float(best_layer), None, None))
             rows.append((dataset, model, region, "null_median", 0.1, None, None))
-        con.executemany("INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        con.executemany("INSERT INTO scores (dataset, model, region, metric, value, ci_low, ci_high) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
         for region in ("V4", "IT"):
             comparisons.append((dataset, region, models[0], models[1], "neural_correlation", 0.01, 0.5))
-        con.executemany("INSERT INTO model_comparisons VALUES (?, ?, ?, ?, ?, ?, ?)", comparisons)
+        con.executemany("INSERT INTO model_comparisons (dataset, region, model_a, model_b, metric, difference, "
+                        "p_value) VALUES (?, ?, ?, ?, ?, ?, ?)", comparisons)

@@ -15,10 +15,12 @@ in (ii)/(iii) each population is z-scored with its own statistics. Classifier: s
 (squared hinge, L2, one-vs-rest, primal solver: n_stimuli > n_features). Regularisation C is chosen
 from C_GRID by mean accuracy over stratified random 90/10 splits of the training data.
 
-Held-out variant (`variant` 'heldout'): the stimuli are split in two halves stratified by category
-(seeded). Each site's unit is re-selected on half A, among the site's whole-model top-K units (their
-activations are gathered; the best unit on half A is in the top-K on all stimuli unless its r on the
-other half is unusually low, which is logged), and decoders are trained and tested on half B only.
+Held-out variant (`variant` 'heldout'): each site's unit is the one the matching run chose on folds 0-4 of
+the dataset (stimulus_folds, stratified by object) over ALL units of the model (split_matches), and the
+decoders are trained and tested on folds 5-9 only, so the selection never saw a stimulus that is decoded.
+(The in-sample variant's units were chosen on every stimulus: a unit chosen to follow a site on all images
+carries some of the site's category signal even when the model has none, e.g. the random control; the
+held-out variant is the one to compare with chance.)
 
 Protocols (`--protocol`):
   paper    (i) 25 runs, (ii)/(iii) 5 runs, C chosen per run by 10 splits over 6 values: ~60 fits a run
@@ -42,6 +44,7 @@ import pandas as pd
 
 from precompute.analyses import common
 from precompute.analyze import Analysis, AnalysisContext, register
+from precompute.datasets.folds import SPLIT_HALF_TRAIN_FOLDS
 
 log = logging.getLogger(__name__)
 
@@ -211,24 +214,6 @@ def random_population(site_layers: np.ndarray, pool_layers: np.ndarray, rng: np.
     return picks
 
 
-def split_halves(y: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Two halves of the stimuli, stratified by category: (A: selection, B: decoding)."""
-    a, b = stratified_split(y, 0.5, rng)
-    return b, a  # stratified_split gives round(half) to the second part; either way both halves are balanced
-
-
-def heldout_selection(responses: np.ndarray, candidates: list[np.ndarray], half: np.ndarray) -> np.ndarray:
-    """For each site (row of responses), the position in its candidate matrix (units, stimuli) of the unit
-    with the highest r over the stimuli in `half`."""
-    from precompute.statistics.correlation import pearson_all
-
-    out = np.empty(len(candidates), dtype=np.int64)
-    for i, cand in enumerate(candidates):
-        r = pearson_all(responses[i:i + 1, half], cand[:, half])[0]
-        out[i] = int(np.argmax(np.where(np.isnan(r), -np.inf, r)))
-    return out
-
-
 # ---------------------------------------------------------------------------------------------- analysis
 def _rows(region, train, test, variant, results, chance):
     return [(region, train, test, variant, k, r.accuracy, chance, r.c) for k, r in enumerate(results)]
@@ -254,7 +239,8 @@ def run_decoding(ctx: AnalysisContext) -> None:
     chance = 1.0 / n_classes
     best = ctx.best_matches()
     responses = ctx.responses()
-    all_matches = ctx.matches()
+    split_units = ctx.split_units(SPLIT_HALF_TRAIN_FOLDS)
+    folds = ctx.folds()
     pool = _random_pool(ctx)
     pixels_model = _pixels_model(ctx)
     rows, conf_rows = [], []
@@ -321,23 +307,20 @@ def run_decoding(ctx: AnalysisContext) -> None:
                                        lambda region=region: _shared_rng(ctx, region, "pixels"), n_classes)
                 rows += _rows(region, "pixels", "pixels", "in_sample", res, chance)
                 conf_rows += _confusion_rows(region, "pixels", "pixels", "in_sample", res, categories)
-        # held-out variant: select on half A, decode on half B
-        half_a, half_b = split_halves(y, _shared_rng(ctx, region, "halves"))
-        cand = all_matches[all_matches["site_id"].isin(group["site_id"])]
-        cand_units = {s: common.units_of(g.sort_values("rank")) for s, g in cand.groupby("site_id")}
-        flat = [u for s in group["site_id"] for u in cand_units.get(s, [])]
-        stored = ctx.activations(flat)
-        cands = [np.stack([stored[u][stim] for u in cand_units[s] if u in stored]).astype(np.float64)
-                 for s in group["site_id"]]
-        pick = heldout_selection(resp[:, stim], cands, half_a)
-        at_edge = int((pick == np.array([len(c) - 1 for c in cands])).sum())
-        if at_edge:
-            log.info("decoding %s %s: %d sites' half-A best unit is their last top-K candidate", ctx.model, region,
-                     at_edge)
-        held = np.stack([cands[i][pick[i]] for i in range(len(cands))]).T[half_b]
-        nb, yb = neural[half_b], y[half_b]
-        c_nb, res_nb = shared_within((ctx.seed, ctx.dataset, region, "heldout-neural"), nb, yb, protocol,
-                                     lambda region=region: _shared_rng(ctx, region, "heldout-neural"), n_classes)
+        # held-out variant: each site's unit chosen on folds 0-4 over all units (split_matches), decoders trained
+        # and tested on folds 5-9 only: the selection never saw a decoded stimulus
+        chosen = [split_units[int(i)] for i in group["idx"]]
+        held_all = ctx.unit_values(chosen)[:, stim].T
+        usable = np.isfinite(held_all).all(axis=0)
+        if not usable.all():
+            log.info("decoding %s %s: %d sites without a unit chosen on folds 0-%d are left out of the held-out "
+                     "variant", ctx.model, region, int((~usable).sum()), SPLIT_HALF_TRAIN_FOLDS - 1)
+        half_b = folds[stim] >= SPLIT_HALF_TRAIN_FOLDS
+        held = held_all[half_b][:, usable]
+        nb, yb = neural[half_b][:, usable], y[half_b]
+        c_nb, res_nb = shared_within((ctx.seed, ctx.dataset, region, "heldout-neural", tuple(np.flatnonzero(usable))),
+                                     nb, yb, protocol, lambda region=region: _shared_rng(ctx, region, "heldout-neural"),
+                                     n_classes)
         c_held = c_for(held, yb)
         for train, test, results in (
             ("neural", "neural", res_nb),

@@ -23,6 +23,13 @@ import pandas as pd
 
 N_FOLDS = 10
 FOLD_SEED = 0
+#: The nested training sets every matching run searches besides all stimuli: folds 0 .. t-1 for each t
+#: (precompute/match/checkpoints.py). All of them give the selection curve (Figure S1).
+TRAIN_FOLDS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
+#: heldout_split_half: select on folds 0-4, score on folds 5-9
+SPLIT_HALF_TRAIN_FOLDS = 5
+#: heldout_n2n (default protocol): select on folds 0-8 (90%), score on fold 9 (Brain-Score's 90/10 proportion)
+N2N_TRAIN_FOLDS = 9
 
 
 def assign_folds(strata: Sequence | None, n: int, n_folds: int, rng: np.random.Generator) -> np.ndarray:
@@ -97,3 +104,9 @@ def ensure_folds(con, dataset: str) -> np.ndarray:
 def training_masks(fold: np.ndarray, train_folds: Sequence[int]) -> np.ndarray:
     """(len(train_folds), stimuli) bool: training set t is folds 0 .. t-1 (nested)."""
     return np.stack([fold < t for t in train_folds]) if len(train_folds) else np.zeros((0, len(fold)), bool)
+
+
+def fold_out_masks(fold: np.ndarray) -> np.ndarray:
+    """(N_FOLDS, stimuli) bool: training set f is every fold but f (10-fold cross-validation: the exact
+    neuron_to_neuron of --protocol paper, and PLS)."""
+    return np.stack([fold != f for f in range(N_FOLDS)])

@@ -217,7 +217,7 @@ def _site_table(pop: encoding.SitePopulation, reliability: np.ndarray, estimates
         "region": pop.region.tolist(),
         "subregion": pop.subregion,
         "animal": encoding.ANIMAL,
-        "array": pop.array,
+        "electrode_array": pop.array,
         "reliability": reliability.astype(np.float64),
         "rf_x_deg": [e.x_deg for e in estimates],
         "rf_y_deg": [e.y_deg for e in estimates],

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from precompute.datasets.folds import ensure_folds, training_masks
+from precompute.datasets.folds import TRAIN_FOLDS, ensure_folds, training_masks
 from precompute.errors import UserError
 from precompute.match.checkpoints import Checkpoints
 from precompute.match.engine import EngineConfig, MatchResult, RowSet, match_units, unit_coords
@@ -34,9 +34,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TOP_K = 100
 MATCH_TABLES = ("matches", "layer_matches", "featuremap_matches", "split_matches", "unit_activations", "match_runs")
-#: The nested training sets every matching run also searches: folds 0 .. t-1 for each t (docs/metrics.md).
-#: 5 is the split-half (heldout_split_half), 9 the 90/10 split (heldout_n2n); all of them give Figure S1.
-TRAIN_FOLDS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
+
 
 #: (con, model, store) -> ActivationSource; the default opens stored models (precompute.models.sources).
 SourceFactory = Callable[..., ActivationSource]

@@ -24,10 +24,8 @@ import pandas as pd
 
 from precompute.analyze import Analysis, AnalysisContext, register
 from precompute.errors import UserError
-from precompute.statistics.correlation import complete_stimuli
+from precompute.statistics import intervals
 from precompute.statistics.crossval import masked_pearson_rows
-from precompute.statistics.resample import median_interval
-from precompute.statistics.scores import stimulus_bootstrap_median
 
 log = logging.getLogger(__name__)
 
@@ -116,22 +114,24 @@ def run_cross_dataset(ctx: AnalysisContext) -> None:
         same_unit = (best_b[UNIT].to_numpy(float) == best_a[UNIT].to_numpy(float)).all(axis=1).astype(float)
         same_unit[best_b["r"].isna().to_numpy()] = np.nan
 
-    score_rows = []
+    # every median over the region's shared sites, two-way interval (sites by cluster x B's stimuli by object)
+    all_responses = ctx.responses()
+    per_site = np.full(len(sites_b), np.nan)
+    per_site[rows_b] = r
+    full_values = np.full(all_responses.shape, np.nan)
+    full_values[rows_b] = values
+    score_rows = intervals.score_rows(ctx, metric, per_site, intervals.fixed_unit_r(all_responses, full_values),
+                                      ctx.rng("cross_dataset"),
+                                      stimuli_metric=_metric("cross_dataset_stimuli", select_on))
     regions = sites_b.set_index("site_id").loc[best_a.index, "region"].to_numpy()
     for region in sorted(set(regions)):
         sel = regions == region
-        score_rows.append((region, metric, *median_interval(r[sel], ctx.n_resamples, ctx.rng(region, "sites"))))
         ok = sel & np.isfinite(r)
-        if ok.any():
-            cols = complete_stimuli(responses[ok])
-            score_rows.append((region, _metric("cross_dataset_stimuli", select_on),
-                               *stimulus_bootstrap_median(responses[ok][:, cols], values[ok][:, cols],
-                                                          ctx.n_resamples, ctx.rng(region, "stimuli"))))
-        score_rows.append((region, _metric("cross_dataset_sites", select_on), float(ok.sum()), np.nan, np.nan))
+        score_rows.append((region, _metric("cross_dataset_sites", select_on), float(ok.sum()), np.nan, np.nan, None))
         if same_unit is not None and np.isfinite(same_unit[sel]).any():
             score_rows.append((region, _metric("cross_dataset_same_unit", select_on),
-                               float(np.nanmean(same_unit[sel])), np.nan, np.nan))
-    ctx.write_scores(pd.DataFrame(score_rows, columns=["region", "metric", "value", "ci_low", "ci_high"]))
+                               float(np.nanmean(same_unit[sel])), np.nan, np.nan, None))
+    ctx.write_scores(pd.DataFrame(score_rows, columns=intervals.SCORE_COLUMNS))
     log.info("%s: %d sites selected on %s and scored on %s", ctx.model, int(np.isfinite(r).sum()), select_on,
              ctx.dataset)
 

@@ -1,27 +1,25 @@
-"""Cross-validated matching: select each site's best unit on training stimuli, score it on held-out ones.
+"""Cross-validated matching: a site's unit chosen on training stimuli only, scored on stimuli it never saw.
 
-The paper's neural correlation chooses and scores a unit on the same stimuli, which favours models
-with more units. Here a site's unit is chosen on a training set and its r is measured on the stimuli
-left out (float64, from the selected unit's gathered activations).
+The paper's neural correlation chooses and scores a unit on the same stimuli, which favours models with
+more units. Every held-out score here selects over ALL units of the model on training folds only and scores
+the selected unit, in float64 from its gathered activations, on the other folds (docs/metrics.md, "What each
+score's selection saw"). The training sets are the dataset's folds (stimulus_folds: 10 folds stratified by
+object, the same for every model), and the selections come from the matching run itself, which searches
+the nested training sets "folds 0 .. t-1" in the same pass (split_matches; precompute/match/checkpoints.py):
 
-Protocols (docs/metrics.md has the reasons):
-- split-half: random halves stratified by object, each used in both directions (select on one half,
-  score on the other); 1 half by default, 5 with --protocol paper. Selection is over ALL units: the
-  training copies of the sites are extra rows of the statistics pass (streaming_pass.py).
-- neuron_to_neuron (Brain-Score): 10 stratified 90/10 splits. With --protocol paper the selection is
-  over all units (10 more row blocks); by default it is within each site's candidate pool, its
-  full-data top-K (`matches`, K = 100 in the demo), whose activations are already gathered: free, and
-  the `pool_agreement` score says how often that pool choice equals the all-units choice (measured on
-  the split-half training sets, where both are known).
-- selection curve (Figure S1): one stratified training set per fraction of the stimuli, scored on the rest.
+- split-half (`heldout_split_half`): chosen on folds 0-4, scored on folds 5-9. Every model.
+- neuron_to_neuron (`heldout_n2n`): chosen on folds 0-8 (90%), scored on fold 9 (10%), Brain-Score's
+  proportions. With --protocol paper: 10-fold cross-validation, each fold held out once, chosen on the other
+  nine over all units (10 training copies of the sites in the statistics pass), averaged over folds per site,
+  which is also where `stability` comes from.
+- the selection curve (Figure S1): chosen on folds 0 .. t-1 (10%, 20%, ..., 90%), scored on the rest.
 
-Intervals: every held-out median has one over sites (`heldout_split_half`, `heldout_n2n`) and one over
-stimuli (`heldout_split_half_stimuli`, `heldout_n2n_stimuli`: the held-out stimuli resampled with each
-site's selected unit held fixed, `heldout_bootstrap_medians`).
+Intervals: two-way hierarchical bootstrap, sites by animal/array x stimuli by object (intervals.py); the
+`*_stimuli` metrics keep the sites fixed. Nothing is chosen again inside a resample.
 
-Analyses registered here: `crossval` (n2n, stability, selection curve, pool agreement; Lite0 and its
-controls in the demo) and `heldout_split_half` (every model; writes site_scores `heldout_r` and the
-attenuation-corrected `heldout_ceiled` through ceiling.write_heldout_ceiled).
+Analyses registered here: `heldout_split_half` (+ `heldout_ceiled`, attenuation-corrected) and `crossval`
+(n2n, Brain-Score-style ceiled n2n, the selection curve, stability with --protocol paper); both seconds,
+every model, no model run by default.
 """
 
 from __future__ import annotations
@@ -33,20 +31,12 @@ import numpy as np
 import pandas as pd
 
 from precompute.analyze import Analysis, AnalysisContext, register
-from precompute.statistics.ceiling import write_heldout_ceiled
-from precompute.statistics.correlation import PairMoments
-from precompute.statistics.resample import (
-    LEVEL,
-    median_interval,
-    nanmedian_axis1,
-    percentile_interval,
-    stimulus_count_chunks,
-)
+from precompute.datasets.folds import N2N_TRAIN_FOLDS, N_FOLDS, SPLIT_HALF_TRAIN_FOLDS, TRAIN_FOLDS
+from precompute.statistics import intervals
+from precompute.statistics.ceiling import attenuation_corrected
+from precompute.statistics.resample import LEVEL, percentile_interval, weighted_median
 
 log = logging.getLogger(__name__)
-
-#: values (candidates x stimuli) per chunk of sites in select_in_pool: ~8 MB per float64 temporary
-POOL_CHUNK_VALUES = 1 << 20
 
 
 # ---------------------------------------------------------------------------------------------- pure functions
@@ -82,55 +72,6 @@ def heldout_r(responses: np.ndarray, selected_values: np.ndarray, train_masks: n
                      for t in range(len(train_masks))]) if len(train_masks) else np.zeros((0, len(responses)))
 
 
-def heldout_bootstrap_medians(responses: np.ndarray, selected_values: np.ndarray, train_masks: np.ndarray,
-                              site_groups: list[np.ndarray], n_resamples: int, rng: np.random.Generator
-                              ) -> np.ndarray:
-    """(n_resamples, groups) median over each group's sites of the held-out r, over stimulus resamples.
-
-    Each resample draws the stimuli with replacement (`stimulus_count_chunks`: the same draw for every
-    site and every training set); each set's held-out r is recomputed over its held-out stimuli (the
-    complement of its training mask) weighted by their draw counts, with every site's selected unit held
-    fixed (the selection is not redone); a site's held-out r is the mean over sets (NaN sets left out),
-    as `heldout_r` + the per-site mean do on the full sample. A group's median leaves out sites without
-    an r. Vectorised: a few matrix products per (set, chunk of resamples), no loop over sites.
-
-    responses (sites, stimuli); selected_values (sets, sites, stimuli); train_masks (sets, stimuli);
-    site_groups: index arrays of sites (e.g. one per region)."""
-    responses = np.asarray(responses, dtype=np.float64)
-    holdout = ~np.asarray(train_masks, dtype=bool)
-    n_sets, _, n_stim = np.shape(selected_values)
-    # each set's per-stimulus terms, on its held-out stimuli only (computed once for all resamples)
-    cols = [np.flatnonzero(h) for h in holdout]
-    moments = [PairMoments(responses, selected_values[t]).columns(cols[t]) for t in range(n_sets)]
-    out = []
-    for counts in stimulus_count_chunks(n_stim, n_resamples, rng):
-        total = np.zeros((len(counts), len(responses)))
-        n_ok = np.zeros_like(total)
-        for t in range(n_sets):
-            r = moments[t].pearson(counts[:, cols[t]])
-            ok = np.isfinite(r)
-            total += np.where(ok, r, 0.0)
-            n_ok += ok
-        with np.errstate(invalid="ignore", divide="ignore"):
-            per_site = np.where(n_ok > 0, total / np.maximum(n_ok, 1), np.nan)
-        out.append(np.stack([nanmedian_axis1(per_site[:, np.asarray(g, int)]) if len(g) else
-                             np.full(len(counts), np.nan) for g in site_groups], axis=1))
-    return np.concatenate(out, axis=0) if out else np.zeros((0, len(site_groups)))
-
-
-def stimulus_interval_rows(sites: pd.DataFrame, per_site: np.ndarray, responses: np.ndarray,
-                           selected_values: np.ndarray, train_masks: np.ndarray, metric: str, n_resamples: int,
-                           rng: np.random.Generator, level: float = LEVEL) -> list[tuple]:
-    """(region, metric, median, low, high) per region: the held-out median with its stimulus-bootstrap
-    interval (`heldout_bootstrap_medians`; all regions share each resample)."""
-    regions = sorted(sites["region"].unique())
-    groups = [np.flatnonzero((sites["region"] == g).to_numpy() & np.isfinite(per_site)) for g in regions]
-    boot = heldout_bootstrap_medians(responses, selected_values, train_masks, groups, n_resamples, rng)
-    lo, hi = percentile_interval(boot, level)
-    return [(g, metric, float(np.median(per_site[idx])) if len(idx) else np.nan, float(lo[i]), float(hi[i]))
-            for i, (g, idx) in enumerate(zip(regions, groups, strict=True))]
-
-
 def selection_stability(selected: np.ndarray) -> np.ndarray:
     """(sites,) fraction of training sets whose selected unit is the site's modal unit (ties: any mode).
 
@@ -144,39 +85,7 @@ def selection_stability(selected: np.ndarray) -> np.ndarray:
     return out
 
 
-def select_in_pool(responses: np.ndarray, pool_values: np.ndarray, train_mask: np.ndarray) -> np.ndarray:
-    """(sites,) index of each site's best candidate on the training stimuli; -1 when none has an r.
-
-    pool_values (sites, K, stimuli): each site's candidates (NaN rows pad a shorter pool). Ties go to
-    the lower candidate index (the pool is in full-data rank order)."""
-    responses = np.asarray(responses, dtype=np.float64)
-    n_sites, k, n_stim = pool_values.shape
-    mask = np.asarray(train_mask, bool)
-    r = np.full((n_sites, k), np.nan)
-    step = max(1, POOL_CHUNK_VALUES // max(1, k * n_stim))  # bounds the temporaries (~10 arrays of this size)
-    for s0 in range(0, n_sites, step):
-        s1 = min(n_sites, s0 + step)
-        rep = np.repeat(responses[s0:s1], k, axis=0)
-        r[s0:s1] = masked_pearson_rows(rep, pool_values[s0:s1].reshape(-1, n_stim), mask).reshape(s1 - s0, k)
-    filled = np.where(np.isfinite(r), r, -np.inf)
-    best = np.argmax(filled, axis=1)
-    return np.where(np.isfinite(filled[np.arange(n_sites), best]), best, -1)
-
-
-def region_rows(sites: pd.DataFrame, per_site: np.ndarray, metric: str, n_resamples: int, rng_of) -> list[tuple]:
-    """(region, metric, median, low, high) per region of a per-site value (sites.idx order)."""
-    rows = []
-    for region, group in sites.groupby("region", sort=True):
-        rows.append((region, metric, *median_interval(per_site[group.index.to_numpy()], n_resamples,
-                                                     rng_of(str(region)))))
-    return rows
-
-
-def _site_frame(sites: pd.DataFrame, metric: str, values: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame({"site_id": sites["site_id"], "metric": metric, "value": values}).dropna(subset=["value"])
-
-
-def _nanmean_rows(x: np.ndarray) -> np.ndarray:
+def nanmean_rows(x: np.ndarray) -> np.ndarray:
     """Mean over axis 0 ignoring NaN; NaN where a column has none (no warning)."""
     x = np.asarray(x, dtype=np.float64)
     n = np.isfinite(x).sum(axis=0)
@@ -184,182 +93,143 @@ def _nanmean_rows(x: np.ndarray) -> np.ndarray:
         return np.where(n > 0, np.nansum(x, axis=0) / np.maximum(n, 1), np.nan)
 
 
+def ratio_interval(per_site, numerator: np.ndarray, denominator: np.ndarray, stimuli, groups, clusters,
+                   n_resamples: int, rng: np.random.Generator, level: float = LEVEL) -> np.ndarray:
+    """(groups, 3) median(numerator) / median(denominator) over each group's sites with its two-way interval:
+    every resample draws stimuli (the numerator's r recomputed, `per_site`) and sites (the same site draw
+    for both medians; the denominator, a per-site constant such as reliability, is not resampled otherwise)."""
+    stim_rng, *site_rngs = rng.spawn(1 + len(groups))
+    draws = [cl.counts(n_resamples, r) for cl, r in zip(clusters, site_rngs, strict=True)]
+    boot = []
+    for counts in stimuli.counts(n_resamples, stim_rng):
+        values = per_site(counts)
+        cols = []
+        for j, g in enumerate(groups):
+            w = next(draws[j])
+            with np.errstate(invalid="ignore", divide="ignore"):
+                cols.append(weighted_median(values[:, g], w) / weighted_median(np.broadcast_to(denominator[g],
+                                                                                               w.shape), w))
+        boot.append(np.stack(cols, axis=1))
+    lo, hi = percentile_interval(np.concatenate(boot), level)
+    out = np.full((len(groups), 3), np.nan)
+    for j, g in enumerate(groups):
+        den = float(np.median(denominator[g])) if len(g) else np.nan
+        out[j] = (float(np.median(numerator[g])) / den if len(g) and den > 0 else np.nan, lo[j], hi[j])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- shared steps
+def _split(ctx: AnalysisContext, train_folds: int) -> tuple[np.ndarray, np.ndarray]:
+    """(values (sites, stimuli) of each site's unit chosen on folds 0..train_folds-1, training mask)."""
+    return ctx.unit_values(ctx.split_units(train_folds)), ctx.folds() < train_folds
+
+
+def _site_frame(sites: pd.DataFrame, metric: str, values: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"site_id": sites["site_id"], "metric": metric, "value": values}).dropna(subset=["value"])
+
+
+def _scores(rows: list[tuple]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=intervals.SCORE_COLUMNS)
+
+
 # ---------------------------------------------------------------------------------------------- analyses
-def _selected_values(result, names: list[str]) -> np.ndarray:
-    idx = [result.set_index(n) for n in names]
-    sel = result.selected[idx]
-    return result.values_of(sel.reshape(-1, 4)).reshape(len(idx), sel.shape[1], -1)
-
-
 def run_heldout_split_half(ctx: AnalysisContext) -> None:
-    """scores/site_scores heldout_split_half, site_scores heldout_r and stability_split_half; heldout_ceiled."""
-    from precompute.statistics.streaming_pass import ensure_pass
-
-    result = ensure_pass(ctx, full=False)
-    if result is None:
-        return
-    names = [n for n in result.set_names if n.startswith("half")]
-    sites = ctx.sites().reset_index(drop=True)
-    masks = result.train_masks[[result.set_index(n) for n in names]]
-    values = _selected_values(result, names)
-    r = heldout_r(ctx.responses(), values, masks)
-    per_site = _nanmean_rows(r)
-    stability = selection_stability(result.selected[[result.set_index(n) for n in names]])
-    ctx.write_site_scores(pd.concat([
-        _site_frame(sites, "heldout_split_half", per_site),
-        _site_frame(sites, "heldout_r", per_site),
-        _site_frame(sites, "stability_split_half", stability),
-    ]))
-    rows = region_rows(sites, per_site, "heldout_split_half", ctx.n_resamples, lambda g: ctx.rng(g, "split_half"))
-    rows += stimulus_interval_rows(sites, per_site, ctx.responses(), values, masks, "heldout_split_half_stimuli",
-                                   ctx.n_resamples, ctx.rng("split_half", "stimuli"))
-    ctx.write_scores(pd.DataFrame(rows, columns=["region", "metric", "value", "ci_low", "ci_high"]))
-    if not ctx.sites()["reliability"].isna().all():
-        write_heldout_ceiled(ctx, pd.Series(per_site, index=sites["site_id"]).dropna())
-
-
-def run_heldout_split_half_pool(ctx: AnalysisContext) -> None:
-    """scores/site_scores heldout_split_half_pool: the split-half protocol with each site's unit selected
-    within its full-data top-K (the gathered candidates) instead of all units. No model run: seconds, so
-    it covers every model; the pool was chosen with all stimuli (the held-out half included), which can
-    favour it, so it is reported under its own name, and on models that also have the all-units protocol
-    `pool_agreement` (crossval) measures how often the two choices agree."""
-    from precompute.statistics.streaming_pass import DEFAULT_HALVES, PAPER_HALVES, half_masks
-
-    masks = np.stack(list(half_masks(ctx, PAPER_HALVES if ctx.protocol == "paper" else DEFAULT_HALVES).values()))
-    pool, _keys = _pool(ctx)
+    """scores/site_scores heldout_split_half (+ _stimuli), site_scores heldout_r; heldout_ceiled."""
     sites = ctx.sites().reset_index(drop=True)
     responses = ctx.responses()
-    values = np.full((len(masks), *responses.shape), np.nan)
-    for t, mask in enumerate(masks):
-        pick = select_in_pool(responses, pool, mask)
-        ok = pick >= 0
-        values[t, ok] = pool[np.flatnonzero(ok), pick[ok]]
-    per_site = _nanmean_rows(heldout_r(responses, values, masks))
-    ctx.write_site_scores(_site_frame(sites, "heldout_split_half_pool", per_site))
-    rows = region_rows(sites, per_site, "heldout_split_half_pool", ctx.n_resamples,
-                       lambda g: ctx.rng(g, "split_half_pool"))
-    rows += stimulus_interval_rows(sites, per_site, responses, values, masks, "heldout_split_half_pool_stimuli",
-                                   ctx.n_resamples, ctx.rng("split_half_pool", "stimuli"))
-    ctx.write_scores(pd.DataFrame(rows, columns=["region", "metric", "value", "ci_low", "ci_high"]))
-
-
-def _pool(ctx: AnalysisContext) -> tuple[np.ndarray, list[list[tuple[int, int, int, int]]]]:
-    """(sites, K, stimuli) activations of each site's full-data top-K candidates (NaN padded) and the keys."""
-    return ctx._cached(("crossval_pool",), lambda: _load_pool(ctx))
-
-
-def _load_pool(ctx: AnalysisContext) -> tuple[np.ndarray, list[list[tuple[int, int, int, int]]]]:
-    matches = ctx.matches()
-    sites = ctx.sites()
-    by_site = {s: g.sort_values("rank") for s, g in matches.groupby("site_id")}
-    keys = [list(by_site[s][["layer_idx", "channel", "y", "x"]].astype(int).itertuples(index=False, name=None))
-            if s in by_site else [] for s in sites["site_id"]]
-    k = max((len(x) for x in keys), default=0)
-    table = ctx.activations([u for ks in keys for u in ks])
-    out = np.full((len(keys), k, len(ctx.stimulus_ids())), np.nan, dtype=np.float32)
-    for i, ks in enumerate(keys):
-        for j, u in enumerate(ks):
-            if u in table:
-                out[i, j] = table[u]
-    return out, keys
+    values, train = _split(ctx, SPLIT_HALF_TRAIN_FOLDS)
+    per_site = masked_pearson_rows(responses, values, ~train)
+    under = intervals.heldout_r_under(responses, values[None], train[None])
+    rows = intervals.score_rows(ctx, "heldout_split_half", per_site, under, ctx.rng("split_half"),
+                                stimuli_metric="heldout_split_half_stimuli")
+    frames = [_site_frame(sites, "heldout_split_half", per_site), _site_frame(sites, "heldout_r", per_site)]
+    reliability = sites["reliability"].to_numpy(np.float64)
+    if np.isfinite(reliability).any():
+        scale = attenuation_corrected(np.ones(len(sites)), reliability)
+        ceiled = per_site * scale
+        rows += intervals.score_rows(ctx, "heldout_ceiled", ceiled, intervals.scaled(under, scale),
+                                     ctx.rng("heldout_ceiled"))
+        frames.append(_site_frame(sites, "heldout_ceiled", ceiled))
+    ctx.write_site_scores(pd.concat(frames))
+    ctx.write_scores(_scores(rows))
 
 
 def run_crossval(ctx: AnalysisContext) -> None:
-    """heldout_n2n (+ stability), the selection curve and the candidate pool's agreement with all units."""
-    from precompute.statistics.streaming_pass import curve_sets, ensure_pass, n2n_masks
-
-    result = ensure_pass(ctx, full=True)
-    if result is None:
-        return
+    """heldout_n2n (+ _stimuli, site_scores; stability with --protocol paper), brainscore_ceiled and the
+    selection curve."""
     sites = ctx.sites().reset_index(drop=True)
     responses = ctx.responses()
-    score_rows: list[tuple] = []
-    site_frames = []
+    frames = []
+    if ctx.protocol == "paper":
+        from precompute.statistics.streaming_pass import ensure_pass
 
-    # neuron_to_neuron: exact (paper) or within the full-data top-K pool (default)
-    exact = [n for n in result.set_names if n.startswith("n2n")]
-    if exact:
-        masks = result.train_masks[[result.set_index(n) for n in exact]]
-        selected = result.selected[[result.set_index(n) for n in exact]]
-        values = _selected_values(result, exact)
-        r = heldout_r(responses, values, masks)
+        result = ensure_pass(ctx)
+        if result is None:
+            return
+        names = [f"n2n{f}" for f in range(N_FOLDS)]
+        idx = [result.set_index(n) for n in names]
+        masks = result.train_masks[idx]
+        values = result.values_of(result.selected[idx].reshape(-1, 4)).reshape(len(idx), len(sites), -1)
+        per_site = nanmean_rows(heldout_r(responses, values, masks))
+        frames.append(_site_frame(sites, "stability", selection_stability(result.selected[idx])))
     else:
-        masks = n2n_masks(ctx)
-        pool, keys = _pool(ctx)
-        r = np.full((len(masks), len(sites)), np.nan)
-        selected = np.full((len(masks), len(sites), 4), -1, np.int64)
-        values = np.full((len(masks), *responses.shape), np.nan)
-        for t, mask in enumerate(masks):
-            pick = select_in_pool(responses, pool, mask)
-            ok = pick >= 0
-            values[t, ok] = pool[np.flatnonzero(ok), pick[ok]]
-            r[t] = masked_pearson_rows(responses, values[t], ~mask)
-            for s in np.flatnonzero(ok):
-                selected[t, s] = keys[s][pick[s]]
-    per_site = _nanmean_rows(r)
-    site_frames += [_site_frame(sites, "heldout_n2n", per_site),
-                    _site_frame(sites, "stability", selection_stability(selected))]
-    score_rows += region_rows(sites, per_site, "heldout_n2n", ctx.n_resamples, lambda g: ctx.rng(g, "n2n"))
-    score_rows += stimulus_interval_rows(sites, per_site, responses, values, masks, "heldout_n2n_stimuli",
-                                         ctx.n_resamples, ctx.rng("n2n", "stimuli"))
+        one, train = _split(ctx, N2N_TRAIN_FOLDS)
+        values, masks = one[None], train[None]
+        per_site = masked_pearson_rows(responses, one, ~train)
+    under = intervals.heldout_r_under(responses, values, masks)
+    rows = intervals.score_rows(ctx, "heldout_n2n", per_site, under, ctx.rng("n2n"),
+                                stimuli_metric="heldout_n2n_stimuli")
+    rows += _brainscore_ceiled(ctx, sites, per_site, under)
+    frames.append(_site_frame(sites, "heldout_n2n", per_site))
     del values
 
-    # how often the pool's choice is the all-units choice (on the split-half sets, where both are known)
-    halves = [n for n in result.set_names if n.startswith("half")]
-    if halves and not exact:
-        pool, keys = _pool(ctx)
-        agree = np.full((len(halves), len(sites)), np.nan)
-        for t, name in enumerate(halves):
-            i = result.set_index(name)
-            pick = select_in_pool(responses, pool, result.train_masks[i])
-            for s in range(len(sites)):
-                if pick[s] >= 0 and result.selected[i, s, 0] >= 0:
-                    agree[t, s] = float(tuple(int(v) for v in result.selected[i, s]) == keys[s][pick[s]])
-        for region, group in sites.groupby("region", sort=True):
-            vals = agree[:, group.index.to_numpy()]
-            score_rows.append((region, "pool_agreement", float(np.nanmean(vals)) if np.isfinite(vals).any()
-                               else np.nan, np.nan, np.nan))
-
-    # selection curve (Figure S1)
     curve = []
-    for fraction, (name, _) in curve_sets(ctx).items():
-        if name not in result.set_names:
-            continue
-        i = result.set_index(name)
-        r_f = heldout_r(responses, _selected_values(result, [name]), result.train_masks[[i]])[0]
-        for region, group in sites.groupby("region", sort=True):
-            curve.append((region, fraction, *median_interval(r_f[group.index.to_numpy()], ctx.n_resamples,
-                                                             ctx.rng(str(region), f"curve{fraction:g}"))))
-    ctx.write_site_scores(pd.concat(site_frames))
-    ctx.write_scores(pd.DataFrame(score_rows, columns=["region", "metric", "value", "ci_low", "ci_high"]))
-    ctx.write_selection_curve(pd.DataFrame(curve, columns=["region", "fraction", "value", "ci_low", "ci_high"]))
+    for t in TRAIN_FOLDS:
+        values_t, train_t = _split(ctx, t)
+        r_t = masked_pearson_rows(responses, values_t, ~train_t)
+        fraction = round(t / N_FOLDS, 6)
+        for region, _m, value, lo, hi, scheme in intervals.score_rows(
+                ctx, "curve", r_t, intervals.heldout_r_under(responses, values_t[None], train_t[None]),
+                ctx.rng(f"curve{t}")):
+            curve.append((region, fraction, value, lo, hi, scheme))
+    ctx.write_site_scores(pd.concat(frames))
+    ctx.write_scores(_scores(rows))
+    ctx.write_selection_curve(pd.DataFrame(curve, columns=["region", "fraction", "value", "ci_low", "ci_high",
+                                                           "ci_scheme"]))
 
 
-register(Analysis(
-    "crossval",
-    "held-out r under Brain-Score's neuron_to_neuron protocol, match stability, selection curve (Fig. S1)",
-    run_crossval,
-    default_models="main",
-    outputs=(("scores", "heldout_n2n"), ("scores", "heldout_n2n_stimuli"), ("scores", "pool_agreement"),
-             ("site_scores", "heldout_n2n"),
-             ("site_scores", "stability"), ("selection_curve", "")),
-))
+def _brainscore_ceiled(ctx: AnalysisContext, sites: pd.DataFrame, per_site: np.ndarray, under) -> list[tuple]:
+    """scores brainscore_ceiled per region: median over sites of the cross-validated n2n r divided by the
+    region's consistency (median reliability) over the same sites, Brain-Score's convention (docs/metrics.md)."""
+    reliability = sites["reliability"].to_numpy(np.float64)
+    if not np.isfinite(reliability).any():
+        return []
+    regions = sorted(sites["region"].unique())
+    keep = np.isfinite(per_site) & np.isfinite(reliability)
+    groups = [np.flatnonzero((sites["region"] == g).to_numpy() & keep) for g in regions]
+    clusters = [ctx.site_clusters(g) for g in groups]
+    stimuli = ctx.stimulus_clusters()
+    got = ratio_interval(under, per_site, reliability, stimuli, groups, clusters, ctx.n_resamples,
+                         ctx.rng("brainscore_ceiled"))
+    return [(region, "brainscore_ceiled", *got[j],
+             f"{clusters[j].describe('sites')} x {stimuli.describe('stimuli')}; {ctx.n_resamples} resamples")
+            for j, region in enumerate(regions)]
+
+
 register(Analysis(
     "heldout_split_half",
-    "held-out r of the unit selected on the other half of the stimuli (split-half); attenuation-corrected",
+    "held-out r of the unit chosen (over all units) on folds 0-4, scored on folds 5-9; attenuation-corrected",
     run_heldout_split_half,
-    default_models="main",
+    default_models="all",
     outputs=(("scores", "heldout_split_half"), ("scores", "heldout_split_half_stimuli"), ("scores", "heldout_ceiled"),
-             ("site_scores", "heldout_split_half"),
-             ("site_scores", "heldout_r"), ("site_scores", "stability_split_half"),
-             ("site_scores", "heldout_ceiled")),
+             ("site_scores", "heldout_split_half"), ("site_scores", "heldout_r"), ("site_scores", "heldout_ceiled")),
 ))
 register(Analysis(
-    "heldout_split_half_pool",
-    "split-half held-out r with each site's unit selected within its full-data top-K (seconds; every model)",
-    run_heldout_split_half_pool,
+    "crossval",
+    "held-out r under Brain-Score's neuron_to_neuron proportions (90/10), its ceiled score, the selection "
+    "curve (Fig. S1)",
+    run_crossval,
     default_models="all",
-    outputs=(("scores", "heldout_split_half_pool"), ("scores", "heldout_split_half_pool_stimuli"),
-             ("site_scores", "heldout_split_half_pool")),
+    outputs=(("scores", "heldout_n2n"), ("scores", "heldout_n2n_stimuli"), ("scores", "brainscore_ceiled"),
+             ("site_scores", "heldout_n2n"), ("site_scores", "stability"), ("selection_curve", "")),
 ))

@@ -1,8 +1,9 @@
 """Depth of each site's best unit (Figure S7): layers.depth, linearly spaced 0.0 (first) .. 1.0 (last layer).
 
 Analysis `depth`: site_scores `depth` (of the site's rank-1 unit) and scores `median_depth` per region
-with a bootstrap interval over sites. The spread of a site's depth across models (Figure S7's error
-bars) is the standard deviation of its site_scores `depth` rows over models, read by the dashboard.
+with a bootstrap interval over sites (by animal/array where recorded). The spread of a site's depth across
+models (Figure S7's error bars) is the standard deviation of its site_scores `depth` rows over models, read
+by the dashboard.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from precompute.analyze import Analysis, AnalysisContext, register
-from precompute.statistics.resample import median_interval
+from precompute.statistics.resample import site_interval
 
 
 def unit_depths(layer_idx: np.ndarray, layer_depth: pd.Series) -> np.ndarray:
@@ -25,9 +26,10 @@ def run_depth(ctx: AnalysisContext) -> None:
     best["depth"] = unit_depths(best["layer_idx"].to_numpy(np.float64), depth_of)
     ctx.write_site_scores(pd.DataFrame({"site_id": best["site_id"], "metric": "depth", "value": best["depth"]})
                           .dropna(subset=["value"]))
-    rows = [(region, "median_depth", *median_interval(g["depth"].to_numpy(), ctx.n_resamples, ctx.rng(region)))
+    rows = [(region, "median_depth", *site_interval(g["depth"].to_numpy(), ctx.site_clusters(g.index.to_numpy()),
+                                                    ctx.n_resamples, ctx.rng(region)))
             for region, g in best.groupby("region", sort=True)]
-    ctx.write_scores(pd.DataFrame(rows, columns=["region", "metric", "value", "ci_low", "ci_high"]))
+    ctx.write_scores(pd.DataFrame(rows, columns=["region", "metric", "value", "ci_low", "ci_high", "ci_scheme"]))
 
 
 register(Analysis(

@@ -21,7 +21,7 @@ import pandas as pd
 
 from precompute.analyze import Analysis, AnalysisContext, register
 from precompute.statistics.correlation import complete_stimuli, pearson_all
-from precompute.statistics.resample import median_interval
+from precompute.statistics.resample import site_interval
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def run_one_to_one(ctx: AnalysisContext) -> None:
         unit_of = dict(zip(best["site_id"], best[["layer_idx", "channel", "y", "x"]].astype(int)
                            .itertuples(index=False, name=None), strict=True))
         best_units = [unit_of.get(s) for s in group["site_id"]]
-        score_rows.append((region, "shared_best_units", float(shared_best_count(best_units)), np.nan, np.nan))
+        score_rows.append((region, "shared_best_units", float(shared_best_count(best_units)), np.nan, np.nan, None))
         candidates = sorted(set(region_matches[["layer_idx", "channel", "y", "x"]].astype(int)
                                 .itertuples(index=False, name=None)))
         stored = ctx.activations(candidates)
@@ -95,11 +95,12 @@ def run_one_to_one(ctx: AnalysisContext) -> None:
         for site_id, value, rank in zip(group["site_id"], assigned_r, ranks, strict=True):
             if np.isfinite(value):
                 site_rows += [(site_id, "one_to_one", value), (site_id, "one_to_one_rank", rank)]
-        score_rows.append((region, "one_to_one", *median_interval(assigned_r, ctx.n_resamples, ctx.rng(region))))
+        score_rows.append((region, "one_to_one", *site_interval(assigned_r, ctx.site_clusters(group.index.to_numpy()),
+                                                                 ctx.n_resamples, ctx.rng(region))))
         log.info("%s %s: one-to-one over %d sites x %d units, median r %.3f", ctx.model, region, len(group),
                  len(candidates), np.nanmedian(assigned_r) if ok.any() else np.nan)
     ctx.write_site_scores(pd.DataFrame(site_rows, columns=["site_id", "metric", "value"]))
-    ctx.write_scores(pd.DataFrame(score_rows, columns=["region", "metric", "value", "ci_low", "ci_high"]))
+    ctx.write_scores(pd.DataFrame(score_rows, columns=["region", "metric", "value", "ci_low", "ci_high", "ci_scheme"]))
 
 
 register(Analysis(

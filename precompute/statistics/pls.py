@@ -24,7 +24,7 @@ import pandas as pd
 
 from precompute.analyze import Analysis, AnalysisContext, register
 from precompute.statistics.crossval import masked_pearson_rows
-from precompute.statistics.resample import median_interval
+from precompute.statistics.resample import site_interval
 
 log = logging.getLogger(__name__)
 
@@ -84,15 +84,16 @@ def _mean_over_splits(r: np.ndarray) -> np.ndarray:
 
 def run_pls(ctx: AnalysisContext) -> None:
     """scores pls_predictivity and site_scores pls_r for each region's best layer (paper: layer_scores too)."""
-    from precompute.statistics.streaming_pass import best_layers, ensure_pass, n2n_masks
+    from precompute.datasets.folds import fold_out_masks
+    from precompute.statistics.streaming_pass import best_layers, ensure_pass
 
-    result = ensure_pass(ctx, full=True)
+    result = ensure_pass(ctx)
     if result is None:
         return
     best = best_layers(ctx)
     sites = ctx.sites().reset_index(drop=True)
     responses = ctx.responses()
-    masks = n2n_masks(ctx)
+    masks = fold_out_masks(ctx.folds())
     score_rows, layer_rows, site_frames = [], [], []
     for region, group in sites.groupby("region", sort=True):
         if str(region) not in best:
@@ -112,19 +113,20 @@ def run_pls(ctx: AnalysisContext) -> None:
             per_site = _mean_over_splits(r)
             log.info("%s %s layer %d: PLS median r %.3f (%d fits in %.1f s)", ctx.model, region, layer,
                      float(np.nanmedian(per_site)), len(masks), time.perf_counter() - t0)
-            med = median_interval(per_site, ctx.n_resamples, ctx.rng(str(region), f"pls{layer}"))
+            med = site_interval(per_site, ctx.site_clusters(group.index.to_numpy()), ctx.n_resamples,
+                                ctx.rng(str(region), f"pls{layer}"))
             if ctx.protocol == "paper":
                 layer_rows.append((region, layer, "pls_predictivity", *med))
             if layer == best[str(region)]:
                 score_rows.append((region, "pls_predictivity", *med))
                 site_frames.append(pd.DataFrame({"site_id": group["site_id"].to_numpy(), "metric": "pls_r",
                                                  "value": per_site}).dropna(subset=["value"]))
-    ctx.write_scores(pd.DataFrame(score_rows, columns=["region", "metric", "value", "ci_low", "ci_high"]))
+    ctx.write_scores(pd.DataFrame(score_rows, columns=["region", "metric", "value", "ci_low", "ci_high", "ci_scheme"]))
     if site_frames:
         ctx.write_site_scores(pd.concat(site_frames))
     if layer_rows:
         ctx.write_layer_scores(pd.DataFrame(layer_rows, columns=["region", "layer_idx", "metric", "value", "ci_low",
-                                                                 "ci_high"]))
+                                                                 "ci_high", "ci_scheme"]))
 
 
 register(Analysis(

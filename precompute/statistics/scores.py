@@ -1,10 +1,10 @@
 """The paper's neural correlation: median over a region's sites of each site's best r (Arend et al. 2018).
 
 Analyses registered here:
-  neural_correlation  scores `neural_correlation` per region (whole model, rank-1 r) with a bootstrap
-                      interval over sites, and `neural_correlation_stimuli`: the same median with a
-                      bootstrap interval over stimuli (each site's selected unit held fixed, r recomputed
-                      in float64 from the gathered activations)
+  neural_correlation  scores `neural_correlation` per region (whole model, rank-1 r) with a two-way
+                      interval (sites by animal/array x stimuli by object, intervals.py), and
+                      `neural_correlation_stimuli`: the same median with the sites held fixed (each site's
+                      selected unit held fixed, r recomputed in float64 from the gathered activations)
   layer_scores        layer_scores `neural_correlation` per layer (median of each site's best-in-layer r)
                       with intervals; scores `best_layer` (the "V4-like"/"IT-like" layer) and
                       `best_layer_score` (its median, Figure S8, beside the all-layers score)
@@ -19,42 +19,19 @@ import numpy as np
 import pandas as pd
 
 from precompute.analyze import Analysis, AnalysisContext, register
-from precompute.statistics.correlation import complete_stimuli, pearson_rows, weighted_pearson_rows
+from precompute.statistics import intervals
 from precompute.statistics.resample import (
     LEVEL,
-    bootstrap_over_sites,
-    median_interval,
+    Clusters,
     nanmedian_axis1,
     percentile_interval,
-    stimulus_count_chunks,
+    weighted_median,
 )
 
 log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------------------------- pure functions
-def stimulus_bootstrap_median(responses: np.ndarray, activations: np.ndarray, n_resamples: int,
-                              rng: np.random.Generator, level: float = LEVEL) -> tuple[float, float, float]:
-    """Median over sites of r(site, its selected unit), with a bootstrap interval over stimuli.
-
-    responses, activations: (sites, stimuli), row i of `activations` is site i's selected unit (held
-    fixed: the selection is not redone). Each resample draws the stimuli with replacement, the same
-    draw for every site, and recomputes every site's r; the interval is the percentile interval of
-    the median over sites. Returns (median of the full-sample r, low, high); NaN when no site has r.
-    """
-    responses = np.asarray(responses, dtype=np.float64)
-    activations = np.asarray(activations, dtype=np.float64)
-    point = pearson_rows(responses, activations)
-    keep = np.isfinite(point)
-    if not keep.any():
-        return float("nan"), float("nan"), float("nan")
-    a, b = responses[keep], activations[keep]
-    medians = [nanmedian_axis1(weighted_pearson_rows(a, b, w)) for w in
-               stimulus_count_chunks(a.shape[1], n_resamples, rng)]
-    lo, hi = percentile_interval(np.concatenate(medians), level)
-    return float(np.median(point[keep])), float(lo), float(hi)
-
-
 @dataclass(frozen=True)
 class LayerStats:
     """Per-layer medians over sites with intervals, and the best layer with the spread of its choice."""
@@ -69,15 +46,20 @@ class LayerStats:
 
 
 def layer_statistics(layer_r: np.ndarray, n_resamples: int, rng: np.random.Generator,
-                     level: float = LEVEL) -> LayerStats:
+                     level: float = LEVEL, clusters: Clusters | None = None) -> LayerStats:
     """Statistics of a (sites, layers) matrix of best-in-layer r (NaN where a site has none in a layer).
 
-    All layers share each site resample, so the best layer is re-chosen in every resample and the
-    interval of the best-layer score includes the optimism of picking the maximum.
+    All layers share each site resample (hierarchical when `clusters` are given), so the best layer is
+    re-chosen in every resample and the interval of the best-layer score includes the optimism of picking
+    the maximum.
     """
     layer_r = np.asarray(layer_r, dtype=np.float64)
     median = nanmedian_axis1(layer_r[None])[0]
-    boot = bootstrap_over_sites(layer_r, nanmedian_axis1, n_resamples, rng)  # (resamples, layers)
+    clusters = clusters if clusters is not None else Clusters.iid(len(layer_r))
+    boot = np.concatenate([np.stack([weighted_median(np.broadcast_to(layer_r[:, j], w.shape), w)
+                                     for j in range(layer_r.shape[1])], axis=1)
+                           for w in clusters.counts(n_resamples, rng)]) if len(layer_r) else \
+        np.full((n_resamples, layer_r.shape[1]), np.nan)
     lo, hi = percentile_interval(boot, level)
     if np.all(np.isnan(median)):
         nan2 = (float("nan"), float("nan"))
@@ -105,28 +87,28 @@ def layer_matrix(layer_best: pd.DataFrame, site_ids: list[str], layer_idx: list[
 
 # ---------------------------------------------------------------------------------------------- analyses
 def run_neural_correlation(ctx: AnalysisContext) -> None:
-    """scores: neural_correlation (interval over sites) and neural_correlation_stimuli (over stimuli)."""
+    """scores: neural_correlation (interval: sites and stimuli resampled, each by its clusters) and
+    neural_correlation_stimuli (stimuli only); each site's best unit is held fixed (intervals.py)."""
     best = ctx.best_matches()
-    responses = ctx.responses()
-    rows = []
-    for region, group in best.groupby("region", sort=True):
-        med, lo, hi = median_interval(group["r"].to_numpy(np.float64), ctx.n_resamples, ctx.rng(region, "sites"))
-        rows.append((region, "neural_correlation", med, lo, hi))
-        matched = group[group["r"].notna()]
-        units = list(matched[["layer_idx", "channel", "y", "x"]].astype(int).itertuples(index=False, name=None))
-        stored = ctx.activations(units)
-        have = np.array([u in stored for u in units], dtype=bool)
-        if not have.all():
-            log.warning("%s %s: %d sites' best units are not in unit_activations; left out of the stimulus "
-                        "bootstrap", ctx.model, region, int((~have).sum()))
-        if have.any():
-            resp = responses[matched["idx"].to_numpy(int)[have]]
-            acts = ctx.activation_matrix([u for u, h in zip(units, have, strict=True) if h])
-            cols = complete_stimuli(resp)
-            smed, slo, shi = stimulus_bootstrap_median(resp[:, cols], acts[:, cols], ctx.n_resamples,
-                                                       ctx.rng(region, "stimuli"))
-            rows.append((region, "neural_correlation_stimuli", smed, slo, shi))
-    ctx.write_scores(pd.DataFrame(rows, columns=["region", "metric", "value", "ci_low", "ci_high"]))
+    units = [None if pd.isna(r.r) else (int(r.layer_idx), int(r.channel), int(r.y), int(r.x))
+             for r in best.itertuples(index=False)]
+    values = ctx.unit_values(units)
+    missing = sum(1 for u, v in zip(units, values, strict=True) if u is not None and np.isnan(v).all())
+    if missing:
+        log.warning("%s: %d sites' best units are not in unit_activations; their r is held fixed in the "
+                    "stimulus resamples", ctx.model, missing)
+    per_site = best["r"].to_numpy(np.float64)
+    under = intervals.fixed_unit_r(ctx.responses(), values)
+    if missing:
+        fixed = np.where(np.isnan(values).all(axis=1) & np.isfinite(per_site), per_site, np.nan)
+        inner = under
+
+        def under(counts, inner=inner, fixed=fixed):
+            got = inner(counts)
+            return np.where(np.isfinite(fixed)[None, :], fixed[None, :], got)
+    rows = intervals.score_rows(ctx, "neural_correlation", per_site, under, ctx.rng("neural_correlation"),
+                                stimuli_metric="neural_correlation_stimuli")
+    ctx.write_scores(pd.DataFrame(rows, columns=intervals.SCORE_COLUMNS))
 
 
 def run_layer_scores(ctx: AnalysisContext) -> None:
@@ -135,20 +117,23 @@ def run_layer_scores(ctx: AnalysisContext) -> None:
     layer_idx = ctx.layers()["layer_idx"].astype(int).tolist()
     layer_best = ctx.layer_matches(rank=1)
     layer_rows, score_rows = [], []
+    sites = sites.reset_index(drop=True)
     for region, group in sites.groupby("region", sort=True):
         matrix = layer_matrix(layer_best, group["site_id"].tolist(), layer_idx)
-        stats = layer_statistics(matrix, ctx.n_resamples, ctx.rng(region))
+        clusters = ctx.site_clusters(group.index.to_numpy())
+        stats = layer_statistics(matrix, ctx.n_resamples, ctx.rng(region), clusters=clusters)
+        scheme = f"{clusters.describe('sites')}; {ctx.n_resamples} resamples"
         for j, li in enumerate(layer_idx):
             if np.isfinite(stats.median[j]):
                 layer_rows.append((region, li, "neural_correlation", stats.median[j], stats.ci_low[j],
-                                   stats.ci_high[j]))
+                                   stats.ci_high[j], scheme))
         if stats.best_layer >= 0:
             lo, hi = (layer_idx[round(v)] if np.isfinite(v) else np.nan for v in stats.best_layer_ci)
-            score_rows.append((region, "best_layer", layer_idx[stats.best_layer], lo, hi))
-            score_rows.append((region, "best_layer_score", stats.best_score, *stats.best_score_ci))
+            score_rows.append((region, "best_layer", layer_idx[stats.best_layer], lo, hi, scheme))
+            score_rows.append((region, "best_layer_score", stats.best_score, *stats.best_score_ci, scheme))
     ctx.write_layer_scores(pd.DataFrame(layer_rows, columns=["region", "layer_idx", "metric", "value", "ci_low",
-                                                             "ci_high"]))
-    ctx.write_scores(pd.DataFrame(score_rows, columns=["region", "metric", "value", "ci_low", "ci_high"]))
+                                                             "ci_high", "ci_scheme"]))
+    ctx.write_scores(pd.DataFrame(score_rows, columns=intervals.SCORE_COLUMNS))
 
 
 register(Analysis(

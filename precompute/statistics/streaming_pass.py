@@ -1,10 +1,12 @@
 """The statistics' one streaming pass per (dataset, model): extra rows of the matching product, no extra matching.
 
-Cross-validation, the null and PLS all need to look at every unit again, so they share ONE run of the
-streaming engine (precompute/match/engine.py) over rows that are not the sites themselves:
+The null and PLS (and, with --protocol paper, the exact 10-fold neuron_to_neuron) need to look at every unit
+again, so they share ONE run of the streaming engine (precompute/match/engine.py) over rows that are not
+the sites themselves (the held-out scores of the default protocol need none: the matching run itself
+chose each site's unit on the folds' nested training sets, split_matches):
 
-- **training copies** (cross-validation, the selection curve): one copy of every site per training set,
-  with 0/1 stimulus weights (the engine's weighted groups), so each copy's top-1 is the unit the site
+- **training copies** (--protocol paper's n2n): one copy of every site per training set (every fold but
+  one), with 0/1 stimulus weights (the engine's weighted groups), so each copy's top-1 is the unit the site
   selects on that training set, searched over ALL units of the model;
 - **permuted copies** (the null): every site's responses under an independent random permutation of
   the stimuli (weights 1); each copy's top-1 r is one draw of "the best r of this model with a response
@@ -23,10 +25,9 @@ more product the size of the matching itself, and the engine's memory plan split
 passes when the accumulator grows. `PassSpec` says what goes in; the defaults are in `pass_spec`.
 
 The result (`PassResult`, a few MB without projections) is cached per (dataset, model, inputs, protocol,
-seed) under `<data folder>/cache/stats/`, so the analyses that share it (`null`, `pls`, `crossval`,
-`heldout_split_half`) run it once: the first of them computes the full pass; `heldout_split_half`
-alone (Lite1/Lite2 in the demo) computes only the split-half rows. Only the latest pass of a (dataset,
-model) is kept: writing one removes that pair's other files (`prune_cache`).
+seed) under `<data folder>/cache/stats/`, so the analyses that share it (`null`, `pls`, and `crossval` with
+--protocol paper) run it once. Only the latest pass of a (dataset, model) is kept: writing one removes that
+pair's other files (`prune_cache`).
 """
 
 from __future__ import annotations
@@ -45,17 +46,8 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 #: Bump when the pass's content or layout changes: old cached results are then ignored.
-PASS_VERSION = 2  # 2: engine shift by the first-batch median, ill-conditioned units redone exactly
+PASS_VERSION = 3  # 3: training sets are the dataset's folds (10-fold n2n for --protocol paper only)
 DEFAULT_PROJECTION_DIM = 1000
-#: split-half: 1 random stratified half x both directions by default; 5 halves with --protocol paper
-DEFAULT_HALVES = 1
-PAPER_HALVES = 5
-#: selection curve fractions (0.5 reuses the split-half's first half): default / --protocol paper
-DEFAULT_CURVE_FRACTIONS = (0.1, 0.25, 0.5)
-PAPER_CURVE_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-#: Brain-Score's neuron_to_neuron protocol: 10 stratified splits of 90/10
-N2N_SPLITS = 10
-N2N_TEST_SIZE = 0.1
 #: permuted copies of all sites: default / --protocol paper
 DEFAULT_PERMUTATIONS = 1
 PAPER_PERMUTATIONS = 4
@@ -328,50 +320,6 @@ def run_pass(source, feed, responses: np.ndarray, spec: PassSpec, *, memory_byte
 
 
 # ---------------------------------------------------------------------------------------------- analyses' glue
-def pass_rng(ctx, *keys: str) -> np.random.Generator:
-    """Generator for the pass's splits and permutations: seeded by the run's seed, the dataset and `keys`,
-    not by the model, so every model is cross-validated on the same splits (paired comparisons)."""
-    from precompute.statistics.resample import rng_for
-
-    return rng_for(ctx.seed, "stats_pass", ctx.dataset, *keys)
-
-
-def stimulus_strata(ctx) -> list:
-    """Each stimulus's object (idx order): the stratum of every split."""
-    return ctx._cached(("strata",), lambda: [o for (o,) in ctx.con.execute(
-        "SELECT object FROM stimuli WHERE dataset = ? ORDER BY idx", [ctx.dataset]).fetchall()])
-
-
-def half_masks(ctx, n_halves: int) -> dict[str, np.ndarray]:
-    """Split-half training sets `half{i}a` / `half{i}b` (each the other's held-out set)."""
-    from precompute.statistics.splits import split_halves
-
-    masks = split_halves(stimulus_strata(ctx), len(ctx.stimulus_ids()), n_halves, pass_rng(ctx, "halves"))
-    return {f"half{i // 2}{'ab'[i % 2]}": m for i, m in enumerate(masks)}
-
-
-def n2n_masks(ctx) -> np.ndarray:
-    """Brain-Score's neuron_to_neuron training masks (N2N_SPLITS x 90/10, stratified by object); PLS uses
-    the same splits."""
-    from precompute.statistics.splits import shuffle_splits
-
-    return shuffle_splits(stimulus_strata(ctx), len(ctx.stimulus_ids()), N2N_SPLITS, N2N_TEST_SIZE,
-                          pass_rng(ctx, "n2n"))
-
-
-def curve_sets(ctx) -> dict[float, tuple[str, np.ndarray]]:
-    """Selection-curve fraction -> (training set name, mask); 0.5 is the split-half's first half."""
-    from precompute.statistics.splits import fraction_masks
-
-    fractions = PAPER_CURVE_FRACTIONS if ctx.protocol == "paper" else DEFAULT_CURVE_FRACTIONS
-    others = [f for f in fractions if f != 0.5]
-    masks = fraction_masks(stimulus_strata(ctx), len(ctx.stimulus_ids()), others, pass_rng(ctx, "curve"))
-    out = {f: (f"frac{f:g}", m) for f, m in zip(others, masks, strict=True)}
-    if 0.5 in fractions:
-        out[0.5] = ("half0a", half_masks(ctx, 1)["half0a"])
-    return dict(sorted(out.items()))
-
-
 def best_layers(ctx) -> dict[str, int]:
     """Each region's best layer (highest median over sites of the best-in-layer r; ties: the earliest), as
     `layer_scores` chooses its "V4-like" / "IT-like" layer."""
@@ -388,17 +336,16 @@ def best_layers(ctx) -> dict[str, int]:
     return out
 
 
-def pass_spec(ctx, full: bool = True) -> PassSpec:
-    """The pass's rows for this context: split-half sets always; with `full`, the selection curve, the
-    null's permutations and the PLS projections (and, with --protocol paper, the exact n2n sets)."""
+def pass_spec(ctx) -> PassSpec:
+    """The pass's rows for this context: the null's permutations and the PLS projections (each region's best
+    layer; every layer with --protocol paper), and with --protocol paper the 10 training sets of the exact
+    10-fold neuron_to_neuron (every fold but one; the held-out scores of the default protocol come from the
+    matching run's own training sets, split_matches)."""
+    from precompute.datasets.folds import fold_out_masks
+
     paper = ctx.protocol == "paper"
-    masks = half_masks(ctx, PAPER_HALVES if paper else DEFAULT_HALVES)
-    if not full:
-        return PassSpec(masks, seed=ctx.seed)
-    for name, mask in curve_sets(ctx).values():
-        masks.setdefault(name, mask)
+    masks = {f"n2n{f}": m for f, m in enumerate(fold_out_masks(ctx.folds()))} if paper else {}
     if paper:
-        masks.update({f"n2n{i}": m for i, m in enumerate(n2n_masks(ctx))})
         layers = tuple(ctx.layers()["layer_idx"].astype(int).tolist())
     else:
         layers = tuple(sorted(set(best_layers(ctx).values())))
@@ -466,27 +413,24 @@ def prune_cache(path: Path) -> list[Path]:
     return removed
 
 
-def ensure_pass(ctx, full: bool = True) -> PassResult | None:
+def ensure_pass(ctx) -> PassResult | None:
     """The pass for this (dataset, model): from the step's cache, the data folder's cache, or computed now.
 
-    A split-half-only request (`full=False`) is served by a full pass when one is cached. None (logged)
-    when the model has no activation source to run."""
-    specs = [pass_spec(ctx, True)] if full else [pass_spec(ctx, True), pass_spec(ctx, False)]
-    for spec in specs:
-        key = ("stats_pass", json.dumps(spec.summary(), sort_keys=True))
-        if key in ctx._cache:
-            return ctx._cache[key]
-        path = _cache_path(ctx, spec)
-        if path is not None and path.exists():
-            try:
-                result = PassResult.load(path)
-            except (OSError, ValueError, KeyError) as exc:
-                log.warning("ignoring unreadable cached statistics pass %s (%s)", path, exc)
-                continue
+    None (logged) when the model has no activation source to run."""
+    spec = pass_spec(ctx)
+    key = ("stats_pass", json.dumps(spec.summary(), sort_keys=True))
+    if key in ctx._cache:
+        return ctx._cache[key]
+    path = _cache_path(ctx, spec)
+    if path is not None and path.exists():
+        try:
+            result = PassResult.load(path)
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("ignoring unreadable cached statistics pass %s (%s)", path, exc)
+        else:
             log.info("%s x %s: statistics pass from cache %s", ctx.dataset, ctx.model, path.name)
             ctx._cache[key] = result
             return result
-    spec = specs[-1]
     from precompute.match.runner import PngFeed, load_inputs
 
     inputs = load_inputs(ctx.con, ctx.dataset)
@@ -494,16 +438,15 @@ def ensure_pass(ctx, full: bool = True) -> PassResult | None:
         raise RuntimeError("sites or stimuli are not in idx order")
     source = open_model_source(ctx)
     if source is None:
-        log.warning("%s has no activation source (no ONNX file): no statistics pass, so no held-out r, null or "
-                    "PLS for it on %s", ctx.model, ctx.dataset)
+        log.warning("%s has no activation source (no ONNX file): no statistics pass, so no null, PLS or exact "
+                    "10-fold n2n for it on %s", ctx.model, ctx.dataset)
         return None
     try:
         result = run_pass(source, PngFeed(inputs.stimulus_ids, inputs.pngs), ctx.responses(), spec,
                           progress=f"{ctx.model} statistics pass")
     finally:
         source.close()
-    ctx._cache[("stats_pass", json.dumps(spec.summary(), sort_keys=True))] = result
-    path = _cache_path(ctx, spec)
+    ctx._cache[key] = result
     if path is not None:
         result.save(path)
         prune_cache(path)

@@ -8,7 +8,6 @@ import pytest
 from precompute.statistics.ceiling import (
     LOW_RELIABILITY_THRESHOLD,
     attenuation_corrected,
-    ceiled_median,
     low_reliability_flags,
 )
 
@@ -37,22 +36,3 @@ def test_low_reliability_flags_keep_unknown_as_nan():
     rel = np.array([0.9, LOW_RELIABILITY_THRESHOLD, 0.49, -0.1, np.nan])
     flags = low_reliability_flags(rel)
     assert flags[:4].tolist() == [0.0, 0.0, 1.0, 1.0] and np.isnan(flags[4])
-
-
-def test_ceiled_median_equals_brute_force_joint_site_bootstrap():
-    rng = np.random.default_rng(1)
-    r = rng.uniform(0.2, 0.6, size=25)
-    rel = rng.uniform(0.5, 0.95, size=25)
-    r[3] = np.nan  # left out of both medians
-    value, lo, hi = ceiled_median(r, rel, 300, np.random.default_rng(4))
-    keep = np.isfinite(r)
-    rk, relk = r[keep], rel[keep]
-    assert value == pytest.approx(np.median(rk) / np.median(relk))
-    idx = np.random.default_rng(4).integers(0, rk.size, size=(300, rk.size))
-    boot = [np.median(rk[i]) / np.median(relk[i]) for i in idx]
-    assert (lo, hi) == pytest.approx((np.percentile(boot, 2.5), np.percentile(boot, 97.5)))
-
-
-def test_ceiled_median_without_reliability_is_nan():
-    assert np.isnan(ceiled_median(np.array([0.3, 0.4]), np.array([np.nan, np.nan]), 10,
-                                  np.random.default_rng(0))[0])

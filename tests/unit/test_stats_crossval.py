@@ -1,5 +1,5 @@
-"""Cross-validated matching: splits, the statistics pass's training copies, held-out r, stability, the
-candidate pool, and the analyses end to end, against float64 brute force on data the tests make."""
+"""Cross-validated matching: folds, the statistics pass's training copies (--protocol paper), held-out r and
+the analyses end to end, against float64 brute force on data the tests make."""
 
 from __future__ import annotations
 
@@ -7,15 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from precompute.datasets.folds import N_FOLDS, assign_folds, fold_out_masks, training_masks
 from precompute.match.engine import ArrayFeed
 from precompute.match.synthetic import SyntheticSource
-from precompute.statistics.crossval import (
-    heldout_r,
-    masked_pearson_rows,
-    select_in_pool,
-    selection_stability,
-)
-from precompute.statistics.splits import fraction_masks, shuffle_splits, split_halves
+from precompute.statistics.crossval import heldout_r, masked_pearson_rows, selection_stability
 from precompute.statistics.streaming_pass import PassResult, PassSpec, run_pass
 
 SHAPES = [(4, 6, 6), (8,), (6, 3, 3), (5, 2, 2)]  # 238 units
@@ -54,21 +49,31 @@ def unit_key(source, flat_global: int) -> tuple[int, int, int, int]:
 
 
 # ---------------------------------------------------------------------------------------------- splits
-def test_splits_are_stratified_by_object_and_complementary():
+def test_folds_are_stratified_by_object_balanced_and_nested_as_training_sets():
     rng = np.random.default_rng(0)
-    objects = [f"obj{i % 8}" for i in range(160)]  # 20 stimuli per object
-    halves = split_halves(objects, 160, 2, rng)
-    assert halves.shape == (4, 160)
-    assert (halves[0] == ~halves[1]).all() and (halves[2] == ~halves[3]).all()
-    assert not (halves[0] == halves[2]).all()  # two different random halves
+    objects = [f"obj{i % 8}" for i in range(163)]  # 20 or 21 stimuli per object: not a multiple of 10
+    fold = assign_folds(objects, 163, N_FOLDS, rng)
+    assert np.ptp(np.bincount(fold, minlength=N_FOLDS)) <= 1  # fold sizes differ by at most one
     labels = np.array(objects)
-    for mask in halves:
-        assert all(mask[labels == o].sum() == 10 for o in set(objects))
-    n2n = shuffle_splits(objects, 160, 10, 0.1, rng)
-    assert n2n.shape == (10, 160)
-    assert all((~m)[labels == o].sum() == 2 for m in n2n for o in set(objects))  # 10% of each object held out
-    fr = fraction_masks(objects, 160, [0.1, 0.25, 0.9], rng)
-    assert fr.sum(axis=1).tolist() == [8 * 2, 8 * 5, 8 * 18]
+    for o in set(objects):
+        per_fold = np.bincount(fold[labels == o], minlength=N_FOLDS)
+        assert np.ptp(per_fold) <= 1  # every fold holds an equal share of every object
+    masks = training_masks(fold, (1, 5, 9))
+    assert (masks[:-1] <= masks[1:]).all()  # nested
+    assert masks.sum(axis=1).tolist() == [int((fold < t).sum()) for t in (1, 5, 9)]
+    out = fold_out_masks(fold)
+    assert out.shape == (N_FOLDS, 163) and ((~out).sum(axis=0) == 1).all()  # each stimulus held out once
+    assert (assign_folds(objects, 163, N_FOLDS, np.random.default_rng(0)) == fold).all()  # seeded
+
+
+def test_written_datasets_carry_their_folds(mini_db):
+    from precompute.datasets.folds import folds_for, read_folds
+
+    with mini_db.connect() as con:
+        got = read_folds(con, "mini")
+        stimuli = con.execute("SELECT stimulus_id, object, category FROM stimuli WHERE dataset = 'mini' "
+                              "ORDER BY idx").df()
+    assert got is not None and (got == folds_for("mini", stimuli)).all()
 
 
 def test_masked_pearson_rows_matches_corrcoef_on_the_subset():
@@ -97,8 +102,8 @@ def planted():
     resp[1] = acts[:, 20] + 0.3 * acts[:, 20].std() * rng.normal(size=N_STIM)
     resp[4] = acts[:, 5] + acts[:, 200]
     resp[3, 7] = np.nan  # a missing response
-    masks = split_halves(None, N_STIM, 2, rng)
-    spec = PassSpec({f"h{i}": m for i, m in enumerate(masks)}, n_permutations=2, seed=0)
+    masks = fold_out_masks(assign_folds(None, N_STIM, N_FOLDS, rng))[:4]
+    spec = PassSpec({f"n2n{i}": m for i, m in enumerate(masks)}, n_permutations=2, seed=0)
     return feed, source, acts, resp, spec, run_pass(source, feed, resp, spec)
 
 
@@ -134,7 +139,7 @@ def test_heldout_r_is_the_selected_units_r_on_the_complement(planted):
     assert (got[:, 0] > 0.999).all()
     assert selection_stability(result.selected)[0] == 1.0
     assert tuple(result.selected[0, 0]) == unit_key(source, 150)
-    assert np.abs(got[:, 2:4]).max() < 0.5 and np.abs(got[:, 2:4].mean()) < 0.3
+    assert np.abs(got[:, 2:4]).max() < 0.9  # a noise site never looks like the planted one (10 held-out stimuli)
 
 
 def test_stability_counts_the_modal_unit():
@@ -152,45 +157,6 @@ def test_pass_result_round_trips_through_its_cache_file(planted, tmp_path):
     np.testing.assert_array_equal(back.selected, result.selected)
     np.testing.assert_array_equal(back.null_max, result.null_max)
     np.testing.assert_array_equal(back.projections[1], result.projections[1])
-
-
-# ---------------------------------------------------------------------------------------------- candidate pool
-def test_select_in_pool_is_the_brute_force_argmax_within_the_pool():
-    rng = np.random.default_rng(2)
-    resp = rng.normal(size=(4, 50))
-    pool = rng.normal(size=(4, 6, 50))
-    pool[1, 4:] = np.nan  # a shorter pool
-    pool[2, :, :] = pool[2, :, :] * 0.1 + resp[2] * 0.5
-    mask = rng.random(50) < 0.5
-    got = select_in_pool(resp, pool, mask)
-    for s in range(4):
-        rs = [np.corrcoef(resp[s, mask], pool[s, k, mask])[0, 1] if np.isfinite(pool[s, k]).all() else -np.inf
-              for k in range(6)]
-        assert got[s] == int(np.argmax(rs))
-
-
-def test_the_full_data_top_k_pool_rarely_changes_the_selection():
-    """The default neuron_to_neuron protocol selects within each site's full-data top-K: measure how often
-    that differs from selecting over all units on small data (90/10 splits, K = 20 of 238 units)."""
-    feed = make_feed(120, seed=4)
-    source = SyntheticSource(SHAPES, seed=8)
-    acts = all_acts(source, feed)
-    rng = np.random.default_rng(9)
-    w = rng.normal(size=(acts.shape[1], 30)) * (rng.random((acts.shape[1], 30)) < 0.02)
-    resp = (acts - acts.mean(0)) / (acts.std(0) + 1e-9) @ w
-    resp += rng.normal(size=resp.shape) * resp.std(0)  # sites that are noisy mixtures of a few units
-    resp = resp.T
-    full = np.stack([ref_r(y, acts, np.ones(120, bool)) for y in resp])
-    k = 20
-    pools = np.argsort(-full, axis=1, kind="stable")[:, :k]
-    masks = shuffle_splits(None, 120, 10, 0.1, rng)
-    same = []
-    for mask in masks:
-        exact = np.array([np.argmax(ref_r(y, acts, mask)) for y in resp])
-        pick = select_in_pool(resp, acts.T[pools], mask)
-        same.append(pools[np.arange(len(resp)), pick] == exact)
-    agreement = float(np.mean(same))
-    assert agreement >= 0.95, agreement  # measured 1.0 here: a 90% training set's best unit is in the top-20
 
 
 # ---------------------------------------------------------------------------------------------- analyses end to end
@@ -214,110 +180,123 @@ class ToySource:
         pass
 
 
-def test_analyses_write_heldout_stability_curve_null_and_pls(mini_db, monkeypatch):
-    import precompute.statistics.streaming_pass as sp
-    from precompute.analyze import run_analyses
-    from tests.factories import write_toy_results
-
-    write_toy_results(mini_db, model="toy")
-    monkeypatch.setattr(sp, "open_model_source", lambda ctx: ToySource(24))
-    monkeypatch.setattr(sp, "DEFAULT_PROJECTION_DIM", 8)
-    names = ["null", "pls", "crossval", "heldout_split_half"]
-    ran = run_analyses(mini_db, "mini", ["toy"], names)
-    assert all(done for _, done in ran)
-    cache = list((mini_db.served_path.parent / "cache" / "stats").glob("pass-*.npz"))
-    assert len(cache) == 1  # one pass served all four analyses
-    with mini_db.connect() as con:
-        scores = con.execute("SELECT region, metric, value, ci_low, ci_high FROM scores WHERE model = 'toy'").df()
-        site = con.execute("SELECT site_id, metric, value FROM site_scores WHERE model = 'toy'").df()
-        curve = con.execute("SELECT region, fraction, value FROM selection_curve WHERE model = 'toy'").df()
-    metrics = set(scores["metric"])
-    assert {"heldout_split_half", "heldout_n2n", "null_median", "pls_predictivity", "pool_agreement",
-            "heldout_ceiled"} <= metrics
-    assert set(site["metric"]) >= {"heldout_r", "stability", "p_value", "q_value", "pls_r", "heldout_ceiled"}
-    n_sites = 9
-    for m in ("heldout_r", "p_value", "q_value"):
-        assert (site["metric"] == m).sum() == n_sites
-    assert site.loc[site["metric"].isin(["p_value", "q_value"]), "value"].between(0, 1).all()
-    assert site.loc[site["metric"] == "stability", "value"].between(0, 1).all()
-    assert sorted(curve["fraction"].unique()) == [0.1, 0.25, 0.5]
-    # the held-out median recomputed from the per-site rows
-    sites = pd.DataFrame({"site_id": [f"{'V4' if j < 4 else 'IT'}-{j:03d}" for j in range(9)]})
-    sites["region"] = sites["site_id"].str[:2]
-    held = site[site["metric"] == "heldout_r"].merge(sites, on="site_id")
-    for region, g in held.groupby("region"):
-        row = scores[(scores["metric"] == "heldout_split_half") & (scores["region"] == region)].iloc[0]
-        assert row["value"] == pytest.approx(np.median(g["value"]))
-        assert row["ci_low"] <= row["value"] <= row["ci_high"]
-    # a second run (e.g. after --force) reuses the cached pass
-    monkeypatch.setattr(sp, "open_model_source", lambda ctx: pytest.fail("the pass should come from the cache"))
-    run_analyses(mini_db, "mini", ["toy"], ["null"], force=True)
+def _brute_heldout(responses: np.ndarray, acts: np.ndarray, train: np.ndarray) -> np.ndarray:
+    """Per site: the unit with the highest r on `train` (ties: lower index) scored on the other stimuli."""
+    out = np.full(len(responses), np.nan)
+    if (~train).sum() < 3:
+        return out  # fewer than 3 held-out stimuli: no r
+    for i, y in enumerate(responses):
+        r = ref_r(y, acts, train)
+        best = int(np.lexsort((np.arange(r.size), -r))[0])
+        out[i] = np.corrcoef(y[~train], acts[~train, best])[0, 1]
+    return out
 
 
-def test_paper_protocol_selects_n2n_over_all_units_and_fits_pls_per_layer(mini_db, monkeypatch):
-    import precompute.statistics.streaming_pass as sp
-    from precompute.analyze import run_analyses
-    from tests.factories import write_toy_results
+def _toy_world(mini_db):
+    """Dataset 'mini' re-written with 80 stimuli (8 per fold: every held-out set has an r) and the toy model's
+    brute-force match tables on it."""
+    from precompute.analyze import AnalysisContext
+    from precompute.datasets.writer import write_dataset
+    from tests.factories import mini_tables, toy_activations, write_toy_results
 
-    write_toy_results(mini_db, model="toy")
-    monkeypatch.setattr(sp, "open_model_source", lambda ctx: ToySource(24))
-    monkeypatch.setattr(sp, "DEFAULT_PROJECTION_DIM", 6)
-    run_analyses(mini_db, "mini", ["toy"], ["crossval", "pls"], protocol="paper")
-    with mini_db.connect() as con:
-        metrics = {m for (m,) in con.execute("SELECT DISTINCT metric FROM scores WHERE model = 'toy'").fetchall()}
-        layers = con.execute("SELECT count(DISTINCT layer_idx) FROM layer_scores WHERE model = 'toy' AND "
-                             "metric = 'pls_predictivity'").fetchone()[0]
-        fractions = con.execute("SELECT count(DISTINCT fraction) FROM selection_curve WHERE model = 'toy'").fetchone()
-    assert "heldout_n2n" in metrics and "pool_agreement" not in metrics  # exact: no pool
-    assert layers == 3 and fractions[0] == 9
-
-
-def test_a_model_without_an_activation_source_gets_no_pass_statistics(mini_db):
-    from precompute.analyze import run_analyses
-    from tests.factories import write_toy_results
-
-    write_toy_results(mini_db, model="toy")  # match tables only: nothing to run
-    run_analyses(mini_db, "mini", ["toy"], ["null", "crossval", "heldout_split_half"])
-    with mini_db.connect() as con:
-        n = con.execute("SELECT count(*) FROM site_scores WHERE model = 'toy' AND metric IN "
-                        "('p_value', 'heldout_r', 'stability')").fetchone()[0]
-    assert n == 0
-
-
-def test_split_half_within_the_pool_is_the_brute_force_choice_among_each_sites_top_k(mini_db):
-    """heldout_split_half_pool: on each half, the site's best among its stored top-K candidates (by r on
-    that half, float64), scored on the other half; averaged over the two directions; medians per region."""
-    from precompute.analyze import AnalysisContext, run_analyses
-    from precompute.statistics.streaming_pass import half_masks
-    from tests.factories import write_toy_results
-
-    write_toy_results(mini_db, model="toy")
-    assert run_analyses(mini_db, "mini", ["toy"], ["heldout_split_half_pool"])[0][1]
+    tables = mini_tables(n_stimuli=80)
+    write_dataset(mini_db, "mini", tables, replace=True)
+    write_toy_results(mini_db, model="toy", tables=tables)
     with mini_db.connect() as con:
         ctx = AnalysisContext(con=con, store=mini_db, dataset="mini", model="toy")
-        masks = list(half_masks(ctx, 1).values())
         sites = ctx.sites().reset_index(drop=True)
-        responses = ctx.responses().astype(np.float64)
-        matches = ctx.matches()
-        acts = ctx.activations([tuple(int(v) for v in k) for k in
-                                matches[["layer_idx", "channel", "y", "x"]].drop_duplicates().to_numpy()])
-        got = con.execute("SELECT site_id, value FROM site_scores WHERE model = 'toy' AND "
-                          "metric = 'heldout_split_half_pool'").df().set_index("site_id")["value"]
-        scores = con.execute("SELECT region, value FROM scores WHERE model = 'toy' AND "
-                             "metric = 'heldout_split_half_pool'").df().set_index("region")["value"]
-    expected = {}
-    for i, site in enumerate(sites["site_id"]):
-        cands = matches[matches.site_id == site].sort_values("rank")
-        keys = [tuple(int(v) for v in k) for k in cands[["layer_idx", "channel", "y", "x"]].to_numpy()]
-        rs = []
-        for train in masks:
-            test = ~train
-            r_train = [np.corrcoef(responses[i, train], acts[k][train].astype(np.float64))[0, 1] for k in keys]
-            best = keys[int(np.argmax(r_train))]
-            rs.append(np.corrcoef(responses[i, test], acts[best][test].astype(np.float64))[0, 1])
-        expected[site] = float(np.mean(rs))
-    assert sorted(got.index) == sorted(expected)
-    for site, value in expected.items():
-        assert got[site] == pytest.approx(value, abs=1e-6)
+        responses = ctx.responses()
+        folds = ctx.folds()
+    acts = np.concatenate([a.reshape(a.shape[0], -1) for a in toy_activations(len(folds))], axis=1)
+    return sites, responses, folds, acts.astype(np.float64)
+
+
+def test_heldout_scores_are_the_brute_force_choice_on_training_folds_scored_on_the_rest(mini_db):
+    """heldout_split_half (folds 0-4 -> 5-9), heldout_n2n (0-8 -> 9) and the selection curve, from the
+    matching run's training-set choices, equal a float64 brute force over all units; medians per region."""
+    from precompute.analyze import run_analyses
+
+    sites, responses, folds, acts = _toy_world(mini_db)
+    assert all(ran for _, ran in run_analyses(mini_db, "mini", ["toy"], ["heldout_split_half", "crossval"]))
+    with mini_db.connect() as con:
+        site = con.execute("SELECT site_id, metric, value FROM site_scores WHERE model = 'toy'").df()
+        scores = con.execute("SELECT region, metric, value, ci_low, ci_high, ci_scheme FROM scores "
+                             "WHERE model = 'toy'").df()
+        curve = con.execute("SELECT region, fraction, value, ci_low, ci_high FROM selection_curve "
+                            "WHERE model = 'toy'").df()
+    for metric, t in (("heldout_split_half", 5), ("heldout_n2n", 9)):
+        expected = pd.Series(_brute_heldout(responses, acts, folds < t), index=sites["site_id"]).dropna()
+        got = site[site.metric == metric].set_index("site_id")["value"]
+        assert sorted(got.index) == sorted(expected.index)
+        np.testing.assert_allclose(got.loc[expected.index], expected, atol=1e-6)
+        for region, group in sites.groupby("region"):
+            row = scores[(scores.metric == metric) & (scores.region == region)].iloc[0]
+            assert row.value == pytest.approx(np.median(expected.loc[group["site_id"]].dropna()), abs=1e-9)
+            assert row.ci_low <= row.value <= row.ci_high
+            assert "x stimuli by object" in row.ci_scheme and "sites by animal/array" in row.ci_scheme
+    assert sorted(curve.fraction.unique()) == pytest.approx([t / 10 for t in range(1, 10)])
+    for t in (2, 7):
+        expected = _brute_heldout(responses, acts, folds < t)
+        for region, group in sites.groupby("region"):
+            row = curve[(curve.fraction.round(6) == round(t / 10, 6)) & (curve.region == region)].iloc[0]
+            assert row.value == pytest.approx(np.nanmedian(expected[group.index]), abs=1e-9)
+    # the attenuation-corrected held-out r is the per-site r over sqrt(reliability)
+    ceiled = site[site.metric == "heldout_ceiled"].set_index("site_id")["value"]
+    held = site[site.metric == "heldout_split_half"].set_index("site_id")["value"]
+    rel = sites.set_index("site_id")["reliability"]
+    ok = rel > 0
+    np.testing.assert_allclose(ceiled.loc[ok[ok].index], (held / np.sqrt(rel)).loc[ok[ok].index], atol=1e-9)
+    # the Brain-Score-style ceiled score divides the cross-validated n2n median by the consistency
+    n2n = site[site.metric == "heldout_n2n"].set_index("site_id")["value"]
     for region, group in sites.groupby("region"):
-        assert scores[region] == pytest.approx(np.median([expected[s] for s in group["site_id"]]), abs=1e-9)
+        ids = [s for s in group["site_id"] if s in n2n.index and np.isfinite(rel[s])]
+        row = scores[(scores.metric == "brainscore_ceiled") & (scores.region == region)].iloc[0]
+        assert row.value == pytest.approx(np.median(n2n.loc[ids]) / np.median(rel.loc[ids]), abs=1e-9)
+
+
+def test_paper_protocol_is_exact_10_fold_n2n_over_all_units(mini_db, monkeypatch):
+    import precompute.statistics.streaming_pass as sp
+    from precompute.analyze import run_analyses
+
+    sites, responses, folds, acts = _toy_world(mini_db)
+    monkeypatch.setattr(sp, "open_model_source", lambda ctx: ToySource(len(folds)))
+    monkeypatch.setattr(sp, "DEFAULT_PROJECTION_DIM", 6)
+    run_analyses(mini_db, "mini", ["toy"], ["crossval", "pls", "null"], protocol="paper")
+    with mini_db.connect() as con:
+        site = con.execute("SELECT site_id, metric, value FROM site_scores WHERE model = 'toy'").df()
+        layers = con.execute("SELECT count(DISTINCT layer_idx) FROM layer_scores WHERE model = 'toy' AND "
+                             "metric = 'pls_predictivity'").fetchone()[0]
+        null = con.execute("SELECT region, value FROM scores WHERE model = 'toy' AND metric = 'null_draws'").df()
+    per_fold = np.stack([_brute_heldout(responses, acts, folds != f) for f in range(N_FOLDS)])
+    n = np.isfinite(per_fold).sum(axis=0)
+    expected = np.where(n > 0, np.nansum(per_fold, axis=0) / np.maximum(n, 1), np.nan)
+    got = site[site.metric == "heldout_n2n"].set_index("site_id")["value"]
+    np.testing.assert_allclose(got.loc[sites["site_id"]], expected, atol=1e-4)  # engine r: float32 selection
+    assert site[site.metric == "stability"]["value"].between(0, 1).all()
+    assert layers == 3
+    # the null is pooled within each region: N = permutations x the region's sites
+    counts = sites.groupby("region").size()
+    assert dict(zip(null.region, null.value, strict=True)) == {r: 4.0 * c for r, c in counts.items()}
+
+
+def test_default_analyses_run_no_model_and_a_model_without_source_gets_no_pass_statistics(mini_db):
+    from precompute.analyze import run_analyses
+
+    _toy_world(mini_db)  # match tables only: nothing to run
+    run_analyses(mini_db, "mini", ["toy"], ["null", "crossval", "heldout_split_half"])
+    with mini_db.connect() as con:
+        metrics = set(con.execute("SELECT DISTINCT metric FROM site_scores WHERE model = 'toy'").df()["metric"])
+    assert {"heldout_split_half", "heldout_n2n", "heldout_r"} <= metrics  # from the matching run's choices
+    assert not metrics & {"p_value", "stability"}  # the null needs the model
+
+
+def test_a_database_matched_before_held_out_selection_says_how_to_fix_it(mini_db):
+    from precompute.analyze import run_analyses
+    from precompute.errors import UserError
+    from tests.factories import write_toy_results
+
+    write_toy_results(mini_db, model="toy")
+    with mini_db.connect() as con:
+        con.execute("DELETE FROM split_matches")
+    with pytest.raises(UserError, match="--force"):
+        run_analyses(mini_db, "mini", ["toy"], ["heldout_split_half"])

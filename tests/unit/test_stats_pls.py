@@ -5,11 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from precompute.datasets.folds import assign_folds
 from precompute.match.engine import ArrayFeed
 from precompute.match.synthetic import SyntheticSource
 from precompute.statistics.pls import pls_heldout_r
-from precompute.statistics.splits import shuffle_splits
 from precompute.statistics.streaming_pass import PassSpec, ProjectingSource, run_pass, sparse_projection
+
+
+def shuffle_splits(strata, n: int, n_splits: int, test_size: float, rng) -> np.ndarray:
+    """n_splits training masks, each leaving out one fold of round(1 / test_size) stratified folds."""
+    fold = assign_folds(strata, n, round(1 / test_size), rng)
+    return np.stack([fold != f for f in range(n_splits)])
 
 
 def test_pls_heldout_r_is_the_per_split_pearson_of_a_25_component_fit():

@@ -7,9 +7,10 @@ import pytest
 
 from precompute.statistics.correlation import complete_stimuli, pearson_all, pearson_rows, weighted_pearson_rows
 from precompute.statistics.resample import (
-    median_interval,
+    Clusters,
     percentile_interval,
     rng_for,
+    site_interval,
     stimulus_count_chunks,
 )
 
@@ -30,16 +31,16 @@ def test_percentile_interval_matches_numpy_and_ignores_nan():
     assert lo[0] == pytest.approx(np.percentile(x[10:, 0], 2.5))
 
 
-def test_median_interval_equals_brute_force_site_bootstrap():
+def test_site_interval_iid_equals_brute_force_site_bootstrap():
     values = np.random.default_rng(1).normal(0.4, 0.1, size=37)
     values[5] = np.nan  # a site without a match is left out, not counted as 0
-    med, lo, hi = median_interval(values, 400, np.random.default_rng(7))
+    med, lo, hi, scheme = site_interval(values, Clusters.iid(37), 200, np.random.default_rng(7))
     finite = values[np.isfinite(values)]
-    idx = np.random.default_rng(7).integers(0, finite.size, size=(400, finite.size))
+    idx = np.random.default_rng(7).integers(0, finite.size, size=(200, finite.size))
     boot = np.array([np.median(finite[i]) for i in idx])
     assert med == pytest.approx(np.median(finite))
     assert lo == pytest.approx(np.percentile(boot, 2.5)) and hi == pytest.approx(np.percentile(boot, 97.5))
-    assert lo <= med <= hi
+    assert lo <= med <= hi and scheme == "sites i.i.d. (36); 200 resamples"
 
 
 def test_stimulus_count_chunks_are_resamples_with_replacement():

@@ -1,4 +1,5 @@
-"""Neural correlation statistics (whole model, per layer, best layer, stimulus bootstrap) vs brute force."""
+"""Per-layer statistics (best layer and its score) vs brute force; the whole-model score's two-way interval is
+tested in test_stats_intervals.py."""
 
 from __future__ import annotations
 
@@ -6,46 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from precompute.statistics.resample import stimulus_count_chunks
-from precompute.statistics.scores import layer_matrix, layer_statistics, stimulus_bootstrap_median
-
-
-def _brute_stimulus_bootstrap(resp, acts, n, seed):
-    counts = np.concatenate(list(stimulus_count_chunks(resp.shape[1], n, np.random.default_rng(seed))))
-    medians = []
-    for c in counts:
-        idx = np.repeat(np.arange(resp.shape[1]), c.astype(int))
-        medians.append(np.median([np.corrcoef(resp[i, idx], acts[i, idx])[0, 1] for i in range(len(resp))]))
-    point = np.median([np.corrcoef(resp[i], acts[i])[0, 1] for i in range(len(resp))])
-    return point, np.percentile(medians, 2.5), np.percentile(medians, 97.5)
-
-
-def test_stimulus_bootstrap_median_equals_brute_force():
-    rng = np.random.default_rng(0)
-    acts = rng.normal(size=(9, 40))
-    resp = acts * rng.uniform(0.2, 1.0, size=(9, 1)) + rng.normal(size=(9, 40))
-    got = stimulus_bootstrap_median(resp, acts, 300, np.random.default_rng(11))
-    ref = _brute_stimulus_bootstrap(resp, acts, 300, 11)
-    assert np.allclose(got, ref, atol=1e-10)
-    assert got[1] < got[0] < got[2]
-
-
-def test_stimulus_bootstrap_planted_copy_is_tight_and_noise_is_not():
-    rng = np.random.default_rng(1)
-    acts = rng.normal(size=(15, 80))
-    med, lo, hi = stimulus_bootstrap_median(2.0 * acts + 1.0, acts, 200, np.random.default_rng(0))
-    assert med == pytest.approx(1.0) and lo > 0.999999
-    med, lo, hi = stimulus_bootstrap_median(rng.normal(size=(15, 80)), acts, 200, np.random.default_rng(0))
-    assert abs(med) < 0.2 and lo < 0 < hi
-
-
-def test_stimulus_bootstrap_skips_sites_without_r():
-    rng = np.random.default_rng(2)
-    acts = rng.normal(size=(3, 30))
-    resp = acts.copy()
-    acts[1] = 1.0  # constant unit: that site has no r
-    med, _, _ = stimulus_bootstrap_median(resp, acts, 50, np.random.default_rng(0))
-    assert med == pytest.approx(1.0)
+from precompute.statistics.resample import Clusters
+from precompute.statistics.scores import layer_matrix, layer_statistics
 
 
 def _brute_layer_statistics(m, n, seed):
@@ -85,3 +48,14 @@ def test_layer_matrix_aligns_by_id():
     rows = pd.DataFrame({"site_id": ["b", "a", "a", "zz"], "layer_idx": [2, 0, 2, 0], "r": [0.1, 0.2, 0.3, 0.9]})
     m = layer_matrix(rows, ["a", "b"], [0, 1, 2])
     assert np.allclose(m, [[0.2, np.nan, 0.3], [np.nan, np.nan, 0.1]], equal_nan=True)
+
+
+def test_layer_statistics_resample_clustered_sites_together():
+    """With two arrays whose sites differ, the hierarchical bootstrap (arrays, then sites within) gives a wider
+    interval than resampling the sites as independent."""
+    rng = np.random.default_rng(5)
+    m = np.concatenate([rng.normal(0.3, 0.1, size=(30, 2)), rng.normal(0.45, 0.1, size=(30, 2))])
+    arrays = Clusters.from_labels(["A"] * 30 + ["B"] * 30, "array")
+    iid = layer_statistics(m, 1000, np.random.default_rng(0))
+    clustered = layer_statistics(m, 1000, np.random.default_rng(0), clusters=arrays)
+    assert (clustered.ci_high - clustered.ci_low > 1.5 * (iid.ci_high - iid.ci_low)).all()
