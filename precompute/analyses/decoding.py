@@ -25,7 +25,8 @@ held-out variant is the one to compare with chance.)
 Protocols (`--protocol`):
   paper    (i) 25 runs, (ii)/(iii) 5 runs, C chosen per run by 10 splits over 6 values: ~60 fits a run
   default  (i) 10 runs, (ii)/(iii) 1 run, C chosen once per training population by 5 splits over 4 values
-           and shared by its runs (with a shared C, (ii)/(iii) are deterministic: one run says it all)
+           and shared by its runs (with a shared C, (ii)/(iii) are deterministic: one run says it all); in the
+           held-out variant C is chosen on folds 0-4, never on the decoded stimuli
 Chance = 1 / number of categories. Rows: `decoding` (every run), `confusions` (row-normalised confusion
 matrices, averaged over the runs of each condition).
 """
@@ -318,10 +319,13 @@ def run_decoding(ctx: AnalysisContext) -> None:
         half_b = folds[stim] >= SPLIT_HALF_TRAIN_FOLDS
         held = held_all[half_b][:, usable]
         nb, yb = neural[half_b][:, usable], y[half_b]
+        # C is tuned on folds 0-4 too (default protocol; the paper protocol tunes it inside each run's training
+        # set): nothing about the decoded stimuli is seen before a decoder is tested on them
+        tune_y = y[~half_b]
         c_nb, res_nb = shared_within((ctx.seed, ctx.dataset, region, "heldout-neural", tuple(np.flatnonzero(usable))),
                                      nb, yb, protocol, lambda region=region: _shared_rng(ctx, region, "heldout-neural"),
-                                     n_classes)
-        c_held = c_for(held, yb)
+                                     n_classes, tune=(neural[~half_b][:, usable], tune_y))
+        c_held = c_for(held_all[~half_b][:, usable], tune_y)
         for train, test, results in (
             ("neural", "neural", res_nb),
             ("matched", "matched", decode_within(fixed(held), yb, protocol, rng, n_classes, c_held)),
@@ -358,17 +362,20 @@ def _shared_rng(ctx: AnalysisContext, region: str, what: str) -> np.random.Gener
     return rng_for(ctx.seed, "decoding", ctx.dataset, region, what)
 
 
-def shared_within(key: tuple, x: np.ndarray, y: np.ndarray, protocol: Protocol, rng_of, n_classes: int
-                  ) -> tuple[float | None, list[RunResult]]:
+def shared_within(key: tuple, x: np.ndarray, y: np.ndarray, protocol: Protocol, rng_of, n_classes: int,
+                  tune: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[float | None, list[RunResult]]:
     """(shared C or None, condition (i) runs) of a model-independent population, whose generator `rng_of()` is
-    seeded by `key` alone: computed once per process for the same inputs and reused by every model."""
-    full = (key, protocol, _digest(x), _digest(y), n_classes)
+    seeded by `key` alone: computed once per process for the same inputs and reused by every model.
+
+    `tune`: (features, labels) to choose the shared C on instead of (x, y) (other stimuli than the runs')."""
+    tune_x, tune_y = tune if tune is not None else (x, y)
+    full = (key, protocol, _digest(x), _digest(y), _digest(tune_x), n_classes)
     hit = _SHARED_CACHE.get(full)
     if hit is not None:
         _SHARED_CACHE.move_to_end(full)
         return hit
     rng = rng_of()
-    c = None if protocol.per_run_c else choose_c(x, y, protocol, rng)
+    c = None if protocol.per_run_c else choose_c(tune_x, tune_y, protocol, rng)
     out = (c, decode_within(lambda run: x, y, protocol, rng, n_classes, c))
     _remember(_SHARED_CACHE, full, out)
     return out

@@ -18,7 +18,7 @@ Intervals: two-way hierarchical bootstrap, sites by animal/array x stimuli by ob
 `*_stimuli` metrics keep the sites fixed. Nothing is chosen again inside a resample.
 
 Analyses registered here: `heldout_split_half` (+ `heldout_ceiled`, attenuation-corrected) and `crossval`
-(n2n, Brain-Score-style ceiled n2n, the selection curve, stability with --protocol paper); both seconds,
+(n2n, Brain-Score's ceiled n2n score, the selection curve, stability with --protocol paper); both seconds,
 every model, no model run by default.
 """
 
@@ -33,8 +33,7 @@ import pandas as pd
 from precompute.analyze import Analysis, AnalysisContext, register
 from precompute.datasets.folds import N2N_TRAIN_FOLDS, N_FOLDS, SPLIT_HALF_TRAIN_FOLDS, TRAIN_FOLDS
 from precompute.statistics import intervals
-from precompute.statistics.ceiling import attenuation_corrected
-from precompute.statistics.resample import LEVEL, percentile_interval, weighted_median
+from precompute.statistics.ceiling import attenuation_corrected, brainscore_ceiled_rows
 
 log = logging.getLogger(__name__)
 
@@ -91,31 +90,6 @@ def nanmean_rows(x: np.ndarray) -> np.ndarray:
     n = np.isfinite(x).sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n > 0, np.nansum(x, axis=0) / np.maximum(n, 1), np.nan)
-
-
-def ratio_interval(per_site, numerator: np.ndarray, denominator: np.ndarray, stimuli, groups, clusters,
-                   n_resamples: int, rng: np.random.Generator, level: float = LEVEL) -> np.ndarray:
-    """(groups, 3) median(numerator) / median(denominator) over each group's sites with its two-way interval:
-    every resample draws stimuli (the numerator's r recomputed, `per_site`) and sites (the same site draw
-    for both medians; the denominator, a per-site constant such as reliability, is not resampled otherwise)."""
-    stim_rng, *site_rngs = rng.spawn(1 + len(groups))
-    draws = [cl.counts(n_resamples, r) for cl, r in zip(clusters, site_rngs, strict=True)]
-    boot = []
-    for counts in stimuli.counts(n_resamples, stim_rng):
-        values = per_site(counts)
-        cols = []
-        for j, g in enumerate(groups):
-            w = next(draws[j])
-            with np.errstate(invalid="ignore", divide="ignore"):
-                cols.append(weighted_median(values[:, g], w) / weighted_median(np.broadcast_to(denominator[g],
-                                                                                               w.shape), w))
-        boot.append(np.stack(cols, axis=1))
-    lo, hi = percentile_interval(np.concatenate(boot), level)
-    out = np.full((len(groups), 3), np.nan)
-    for j, g in enumerate(groups):
-        den = float(np.median(denominator[g])) if len(g) else np.nan
-        out[j] = (float(np.median(numerator[g])) / den if len(g) and den > 0 else np.nan, lo[j], hi[j])
-    return out
 
 
 # ---------------------------------------------------------------------------------------------- shared steps
@@ -179,7 +153,7 @@ def run_crossval(ctx: AnalysisContext) -> None:
     under = intervals.heldout_r_under(responses, values, masks)
     rows = intervals.score_rows(ctx, "heldout_n2n", per_site, under, ctx.rng("n2n"),
                                 stimuli_metric="heldout_n2n_stimuli")
-    rows += _brainscore_ceiled(ctx, sites, per_site, under)
+    rows += _brainscore_ceiled(ctx, sites, responses, values, masks)
     frames.append(_site_frame(sites, "heldout_n2n", per_site))
     del values
 
@@ -198,22 +172,19 @@ def run_crossval(ctx: AnalysisContext) -> None:
                                                            "ci_scheme"]))
 
 
-def _brainscore_ceiled(ctx: AnalysisContext, sites: pd.DataFrame, per_site: np.ndarray, under) -> list[tuple]:
-    """scores brainscore_ceiled per region: median over sites of the cross-validated n2n r divided by the
-    region's consistency (median reliability) over the same sites, Brain-Score's convention (docs/metrics.md)."""
+def _brainscore_ceiled(ctx: AnalysisContext, sites: pd.DataFrame, responses: np.ndarray, values: np.ndarray,
+                       masks: np.ndarray) -> list[tuple]:
+    """scores brainscore_ceiled per region (ceiling.brainscore_ceiled_rows: Brain-Score's convention)."""
     reliability = sites["reliability"].to_numpy(np.float64)
     if not np.isfinite(reliability).any():
         return []
+    per_split = heldout_r(responses, values, masks)  # (splits, sites)
     regions = sorted(sites["region"].unique())
-    keep = np.isfinite(per_site) & np.isfinite(reliability)
+    keep = np.isfinite(per_split).any(axis=0) & np.isfinite(reliability)
     groups = [np.flatnonzero((sites["region"] == g).to_numpy() & keep) for g in regions]
-    clusters = [ctx.site_clusters(g) for g in groups]
-    stimuli = ctx.stimulus_clusters()
-    got = ratio_interval(under, per_site, reliability, stimuli, groups, clusters, ctx.n_resamples,
-                         ctx.rng("brainscore_ceiled"))
-    return [(region, "brainscore_ceiled", *got[j],
-             f"{clusters[j].describe('sites')} x {stimuli.describe('stimuli')}; {ctx.n_resamples} resamples")
-            for j, region in enumerate(regions)]
+    return brainscore_ceiled_rows(per_split, intervals.per_set_r_under(responses, values, masks), reliability,
+                                  regions, groups, [ctx.site_clusters(g) for g in groups], ctx.stimulus_clusters(),
+                                  ctx.n_resamples, ctx.rng("brainscore_ceiled"))
 
 
 register(Analysis(

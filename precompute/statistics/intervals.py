@@ -37,24 +37,27 @@ def fixed_unit_r(responses: np.ndarray, values: np.ndarray) -> PerSite:
     return moments.pearson
 
 
+def per_set_r_under(responses: np.ndarray, values: np.ndarray, train_masks: np.ndarray):
+    """counts (chunk, stimuli) -> (chunk, sets, sites): the r, on each training set's held-out stimuli (its
+    complement), of the unit each site chose on the set (values (sets, sites, stimuli))."""
+    holdout = ~np.asarray(train_masks, dtype=bool)
+    cols = [np.flatnonzero(h) for h in holdout]
+    moments = [PairMoments(responses, values[t]).columns(cols[t]) for t in range(len(cols))]
+    return lambda counts: np.stack([m.pearson(counts[:, cols[t]]) for t, m in enumerate(moments)], axis=1)
+
+
 def heldout_r_under(responses: np.ndarray, values: np.ndarray, train_masks: np.ndarray) -> PerSite:
     """Per-site mean over training sets of the r, on each set's held-out stimuli (its complement), of the
     unit the site chose on the set (values (sets, sites, stimuli)); a set without an r is left out of a
     site's mean, as in crossval.heldout_r + the per-site mean."""
-    holdout = ~np.asarray(train_masks, dtype=bool)
-    cols = [np.flatnonzero(h) for h in holdout]
-    moments = [PairMoments(responses, values[t]).columns(cols[t]) for t in range(len(cols))]
+    per_set = per_set_r_under(responses, values, train_masks)
 
     def per_site(counts: np.ndarray) -> np.ndarray:
-        total = np.zeros((len(counts), len(responses)))
-        n_ok = np.zeros_like(total)
-        for t, m in enumerate(moments):
-            r = m.pearson(counts[:, cols[t]])
-            ok = np.isfinite(r)
-            total += np.where(ok, r, 0.0)
-            n_ok += ok
+        r = per_set(counts)
+        ok = np.isfinite(r)
+        n_ok = ok.sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(n_ok > 0, total / np.maximum(n_ok, 1), np.nan)
+            return np.where(n_ok > 0, np.where(ok, r, 0.0).sum(axis=1) / np.maximum(n_ok, 1), np.nan)
 
     return per_site
 

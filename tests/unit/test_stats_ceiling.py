@@ -8,6 +8,8 @@ import pytest
 from precompute.statistics.ceiling import (
     LOW_RELIABILITY_THRESHOLD,
     attenuation_corrected,
+    brainscore_aggregate,
+    explained_variance_ceiled,
     low_reliability_flags,
 )
 
@@ -36,3 +38,14 @@ def test_low_reliability_flags_keep_unknown_as_nan():
     rel = np.array([0.9, LOW_RELIABILITY_THRESHOLD, 0.49, -0.1, np.nan])
     flags = low_reliability_flags(rel)
     assert flags[:4].tolist() == [0.0, 0.0, 1.0, 1.0] and np.isnan(flags[4])
+
+
+def test_brainscore_aggregation_is_the_mean_over_splits_of_the_median_over_sites():
+    per_split = np.array([[0.1, 0.5, 0.3, np.nan], [0.2, 0.2, 0.9, 0.4], [np.nan] * 4])
+    assert brainscore_aggregate(per_split) == pytest.approx(np.mean([0.3, 0.3]))
+    assert np.isnan(brainscore_aggregate(np.full((2, 3), np.nan)))
+
+
+def test_explained_variance_ceiling_squares_r_and_keeps_its_sign():
+    got = explained_variance_ceiled(np.array([0.6, -0.3, 0.5, 0.2]), np.array([0.8, 0.8, 0.0, np.nan]))
+    assert got[:2] == pytest.approx([0.36 / 0.8, -0.09 / 0.8]) and np.isnan(got[2:]).all()

@@ -246,12 +246,13 @@ def test_heldout_scores_are_the_brute_force_choice_on_training_folds_scored_on_t
     rel = sites.set_index("site_id")["reliability"]
     ok = rel > 0
     np.testing.assert_allclose(ceiled.loc[ok[ok].index], (held / np.sqrt(rel)).loc[ok[ok].index], atol=1e-9)
-    # the Brain-Score-style ceiled score divides the cross-validated n2n median by the consistency
+    # Brain-Score's ceiled score: the cross-validated n2n median, squared (sign kept), over the consistency
     n2n = site[site.metric == "heldout_n2n"].set_index("site_id")["value"]
     for region, group in sites.groupby("region"):
         ids = [s for s in group["site_id"] if s in n2n.index and np.isfinite(rel[s])]
+        m = np.median(n2n.loc[ids])
         row = scores[(scores.metric == "brainscore_ceiled") & (scores.region == region)].iloc[0]
-        assert row.value == pytest.approx(np.median(n2n.loc[ids]) / np.median(rel.loc[ids]), abs=1e-9)
+        assert row.value == pytest.approx(np.sign(m) * m * m / np.median(rel.loc[ids]), abs=1e-9)
 
 
 def test_paper_protocol_is_exact_10_fold_n2n_over_all_units(mini_db, monkeypatch):
