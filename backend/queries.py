@@ -202,7 +202,8 @@ def site_scores(db: Database, dataset: str, model: str, site_id: str) -> pd.Data
 def scores(db: Database, dataset: str) -> pd.DataFrame:
     """Every population statistic of every model on `dataset`, with the model's facts."""
     return db.query(
-        "SELECT s.model, s.region, s.metric, s.value, s.ci_low, s.ci_high, m.kind, m.family, m.reference_model, "
+        "SELECT s.model, s.region, s.metric, s.value, s.ci_low, s.ci_high, s.ci_scheme, m.kind, m.family, "
+        "m.reference_model, "
         "m.imagenet_top1, m.imagenet_top5, m.parameters, m.total_units FROM scores s JOIN models m USING (model) "
         "WHERE s.dataset = ? ORDER BY s.model, s.region, s.metric",
         [dataset],
@@ -210,13 +211,15 @@ def scores(db: Database, dataset: str) -> pd.DataFrame:
 
 
 def selection_curve(db: Database, dataset: str) -> pd.DataFrame:
-    return db.query("SELECT model, region, fraction, value, ci_low, ci_high FROM selection_curve WHERE dataset = ? "
-                    "ORDER BY model, region, fraction", [dataset])
+    return db.query("SELECT model, region, fraction, value, ci_low, ci_high, ci_scheme FROM selection_curve "
+                    "WHERE dataset = ? ORDER BY model, region, fraction", [dataset])
 
 
 def model_comparisons(db: Database, dataset: str) -> pd.DataFrame:
-    return db.query("SELECT region, model_a, model_b, metric, difference, p_value FROM model_comparisons "
-                    "WHERE dataset = ? ORDER BY region, metric, model_a, model_b", [dataset])
+    """Paired comparisons, the primary (held-out) metric first."""
+    return db.query("SELECT region, metric, model_a, model_b, difference, ci_low, ci_high, p_value, p_holm, test, "
+                    "ci_scheme FROM model_comparisons WHERE dataset = ? "
+                    "ORDER BY region, metric <> 'heldout_split_half', metric, model_a, model_b", [dataset])
 
 
 def site_metric(db: Database, dataset: str, metric: str) -> pd.DataFrame:

@@ -37,6 +37,16 @@ def layout(dataset=None, region=None, **_ignored):
                "Controls: pixels, normally distributed activations with a model's layer shapes (random-M), "
                "the architecture with random weights (untrained-M), and random rotations of the feature basis.",
                className="text-muted"),
+        html.Ul([
+            html.Li([html.Strong("pixels: "), "how much the raw image already explains (its pixels are its units)."]),
+            html.Li([html.Strong("random-M: "), "noise units that ignore the image, with M's layer shapes: the "
+                     "in-sample score an ideal noise model of M's size reaches by chance. It sits below M's own "
+                     "null median (the Overview's null column: M's units against permuted responses), because "
+                     "real units are sparse and heavy-tailed and their chance maximum runs higher. Its held-out "
+                     "scores are 0."]),
+            html.Li([html.Strong("untrained-M: "), "M's architecture with random weights: how much comes from the "
+                     "architecture (pooling, receptive fields) rather than from training."]),
+        ], className="small text-muted"),
         dbc.Row([
             dbc.Col([dbc.Label("Dataset"), dcc.Dropdown(
                 id=ids("dataset"), value=dataset, clearable=False,

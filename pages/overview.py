@@ -18,7 +18,10 @@ from backend.data import NotFoundError
 from components import empty
 from components.exports import export_menu, register_export
 from components.figures.overview import (
+    INTERVAL_NOTE,
+    METRIC_NOTES,
     METRICS,
+    NULL_NOTE,
     available_metrics,
     leaderboard,
     make_layer_vs_all_figure,
@@ -37,6 +40,19 @@ GRAPH_CONFIG = {"displaylogo": False}
 SIZE_AXES = {"parameters": "parameters", "total_units": "units"}
 _F3 = {"function": "params.value == null ? '' : d3.format('.3f')(params.value)"}
 _F1 = {"function": "params.value == null ? '' : d3.format('.1f')(params.value)"}  # ImageNet top-1, in %
+_P = {"function": "params.value == null ? '' : (params.value < 0.001 ? '< 0.001' : d3.format('.3f')(params.value))"}
+COMPARISON_COLUMNS = [
+    {"field": "region", "headerName": "Region", "maxWidth": 90},
+    {"field": "metric", "headerName": "Score", "valueFormatter": {
+        "function": "params.value == 'heldout_split_half' ? 'held-out r (primary)' : "
+                    "(params.value == 'neural_correlation' ? 'in-sample r' : params.value)"}},
+    {"field": "model_a", "headerName": "Model A", "minWidth": 180},
+    {"field": "model_b", "headerName": "Model B", "minWidth": 180},
+    {"field": "difference", "headerName": "Median A - B", "valueFormatter": _F3, "tooltipField": "ci_scheme"},
+    {"field": "ci", "headerName": "95% CI", "sortable": False, "tooltipField": "ci_scheme"},
+    {"field": "p_value", "headerName": "p", "valueFormatter": _P, "tooltipField": "test"},
+    {"field": "p_holm", "headerName": "p (Holm)", "valueFormatter": _P},
+]
 
 
 def _intro() -> html.Div:
@@ -122,7 +138,8 @@ def _results_section(dataset, metric, region, model, size=None):
     for r in regions:
         columns += [{"field": r, "headerName": f"{r}", "valueFormatter": _F3, "sort": "desc" if r == regions[-1]
                      else None},
-                    {"field": f"{r}_ci", "headerName": f"{r} 95% CI", "sortable": False},
+                    {"field": f"{r}_ci", "headerName": f"{r} 95% CI", "sortable": False,
+                     "tooltipField": f"{r}_scheme"},
                     {"field": f"{r}_null", "headerName": f"{r} null median", "valueFormatter": _F3}]
     columns.append({"field": "imagenet_top1", "headerName": "ImageNet top-1 (%)", "valueFormatter": _F1})
     return html.Div([
@@ -134,8 +151,12 @@ def _results_section(dataset, metric, region, model, size=None):
                          .itertuples(index=False)])], md=3),
             dbc.Col([dbc.Label("Score"), dbc.RadioItems(
                 id=ids("metric"), value=metric, inline=True,
-                options=[{"label": METRICS[m], "value": m} for m in metrics])], md=9),
+                options=[{"label": METRICS[m], "value": m} for m in metrics]),
+                html.Div(METRIC_NOTES.get(metric, ""), id=ids("metric-note"), className="small text-muted mt-1")],
+                md=9),
         ], className="g-3 mb-3"),
+        html.Div([html.Div(NULL_NOTE), html.Div(INTERVAL_NOTE)], className="small text-muted mb-2",
+                 id=ids("notes")),
         html.Div(export_menu("overview-leaderboard", "Export table", data_only=True), className="clearfix mb-1"),
         dag.AgGrid(id=ids("leaderboard"), columnDefs=columns, rowData=[], className="ag-theme-alpine grid-fit-rows",
                    defaultColDef={"sortable": True, "resizable": True, "flex": 1, "minWidth": 100,
@@ -170,9 +191,12 @@ def _results_section(dataset, metric, region, model, size=None):
                            f"python -m precompute analyze --dataset {dataset} --model MODEL",
                            after="for a second model")
         if data.model_comparisons(dataset).empty else None,
+        html.P("Held-out r (split-half) is the primary comparison; the in-sample r favours models with more units. "
+               "Difference: median over sites of A - B; interval and p from a bootstrap that resamples sites "
+               "(by animal/array) and stimuli (by object) together; p (Holm) is adjusted over every pair of "
+               "models of the region.", className="small text-muted"),
         dag.AgGrid(id=ids("comparisons"), rowData=[], className="ag-theme-alpine",
-                   columnDefs=[{"field": c, **({"valueFormatter": _F3} if c in ("difference",) else {})}
-                               for c in ("region", "metric", "model_a", "model_b", "difference", "p_value")],
+                   columnDefs=COMPARISON_COLUMNS,
                    defaultColDef={"sortable": True, "filter": True, "resizable": True, "flex": 1,
                                   "wrapHeaderText": True, "autoHeaderHeight": True},
                    dashGridOptions={"pagination": True, "paginationPageSize": 10,
@@ -227,12 +251,27 @@ def update_layers(region, dataset):
 def update_model(model, dataset):
     single = data.best_matches(dataset, model)[["site_id", "region", "r"]].rename(columns={"r": "value"})
     pls = data.site_metric(dataset, "pls_r")
-    comparisons = data.model_comparisons(dataset)
+    comparisons = _comparison_rows(data.model_comparisons(dataset))
     return (make_selection_curve_figure(data.selection_curve(dataset), model,
                                         data.analyze_command(dataset, model, "crossval")),
             make_pls_comparison_figure(single, pls[pls["model"] == model].drop(columns="model"), model,
                                        data.analyze_command(dataset, model, "pls")),
             comparisons.astype(object).where(comparisons.notna(), None).to_dict("records"))
+
+
+def _comparison_rows(comparisons):
+    """The comparisons table's rows: the interval as one readable column."""
+    if comparisons.empty:
+        return comparisons
+    out = comparisons.copy()
+    out["ci"] = [f"[{lo:.3f}, {hi:.3f}]" if lo == lo and hi == hi else ""
+                 for lo, hi in zip(out["ci_low"], out["ci_high"], strict=True)]
+    return out
+
+
+@dash.callback(Output(ids("metric-note"), "children"), Input(ids("metric"), "value"))
+def update_metric_note(metric):
+    return METRIC_NOTES.get(metric, "")
 
 
 @dash.callback(

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 # The app's cache is configured at import: tests run without one unless they ask for it.
 os.environ.setdefault("UNITSCOPE_CACHE", "null")
+# The engine's machine-wide lock for default-budget runs is the test session's own: a demo build running on
+# the same machine must not make a test wait for it (tests run their engines one at a time anyway).
+os.environ.setdefault("UNITSCOPE_ENGINE_LOCK", os.path.join(tempfile.gettempdir(),
+                                                            f"unitscope-engine-tests-{os.getpid()}.lock"))
 
 import pytest
 

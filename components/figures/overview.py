@@ -12,24 +12,44 @@ from components.figures.common import require_columns
 from components.theme import OTHER_COLOR, REGION_COLORS, base_layout, empty_figure, region_color
 
 METRICS = {
-    "neural_correlation": "in-sample (the paper's)",
     "heldout_split_half": "held-out (split-half)",
-    "heldout_split_half_pool": "held-out (split-half, chosen within each site's top-K; every model)",
-    "heldout_n2n": "held-out (Brain-Score neuron-to-neuron)",
-    "heldout_ceiled": "held-out, noise-ceiling corrected",
-    "brainscore_ceiled": "Brain-Score ceiled",
-    "one_to_one": "one-to-one assignment",
+    "neural_correlation": "in-sample (the paper's)",
+    "heldout_n2n": "held-out (Brain-Score neuron-to-neuron, 90/10)",
+    "heldout_ceiled": "held-out, corrected for attenuation",
+    "brainscore_ceiled": "Brain-Score ceiled (r\u00b2 / consistency)",
+    "one_to_one": "one-to-one assignment (in-sample)",
 }
 # Axis titles: a few words that fit beside a half-width figure; the full label goes in the figure title.
 METRIC_SHORT = {
     "neural_correlation": "in-sample r",
     "heldout_split_half": "held-out r",
-    "heldout_split_half_pool": "held-out r (top-K pool)",
     "heldout_n2n": "held-out r (n2n)",
     "heldout_ceiled": "ceiled held-out r",
     "brainscore_ceiled": "Brain-Score ceiled",
     "one_to_one": "one-to-one r",
 }
+#: What each score's unit selection saw and what it is scored on (docs/metrics.md, "What each score's selection
+#: saw"): shown under the score selector, so a leaderboard never passes in-sample evidence off as held-out.
+METRIC_NOTES = {
+    "neural_correlation": "Each site's best unit chosen and scored on all stimuli: in-sample, biased upwards, more so "
+                          "for models with more units.",
+    "heldout_split_half": "Each site's unit chosen over all units on folds 0-4 of the stimuli only, scored on folds "
+                          "5-9, which the selection never saw: 0 for a model without signal.",
+    "heldout_n2n": "Brain-Score's neuron-to-neuron proportions: unit chosen over all units on folds 0-8 (90%), "
+                   "scored on fold 9 (10%).",
+    "heldout_ceiled": "The split-half held-out r of each site divided by the square root of its reliability "
+                      "(correction for attenuation), median over sites.",
+    "brainscore_ceiled": "Brain-Score's convention: the held-out neuron-to-neuron score squared over the region's "
+                         "consistency (median split-half reliability); sign kept.",
+    "one_to_one": "Each unit serves at most one site (Hungarian assignment among the sites' top-K units, chosen on "
+                  "all stimuli): in-sample.",
+}
+NULL_NOTE = ("Null median: the best r this model's own units reach against responses permuted over the stimuli "
+             "(its chance level for the in-sample score). The random control (noise units that ignore the image) "
+             "is a lower, ideal-noise chance level: real units are sparse and heavy-tailed, so their null runs "
+             "higher. Held-out scores have 0 as their chance level.")
+INTERVAL_NOTE = ("95% intervals resample sites (by animal/array where recorded) and stimuli (by object) together, "
+                 "each site's unit held fixed; hover an interval for its exact scheme.")
 
 
 def metric_short(metric: str) -> str:
@@ -56,8 +76,10 @@ def leaderboard(scores: pd.DataFrame, metric: str, regions: list[str]) -> pd.Dat
                 row[region] = float(item["value"])
                 lo, hi = item["ci_low"], item["ci_high"]
                 row[f"{region}_ci"] = f"[{lo:.3f}, {hi:.3f}]" if pd.notna(lo) and pd.notna(hi) else ""
+                scheme = item.get("ci_scheme") if hasattr(item, "get") else None
+                row[f"{region}_scheme"] = scheme if isinstance(scheme, str) else ""
             else:
-                row[region], row[f"{region}_ci"] = None, ""
+                row[region], row[f"{region}_ci"], row[f"{region}_scheme"] = None, "", ""
             null = ("null_median", region)
             row[f"{region}_null"] = float(g.loc[null, "value"]) if null in g.index else None
         rows.append(row)

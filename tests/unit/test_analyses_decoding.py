@@ -73,16 +73,31 @@ def test_random_population_draws_from_each_sites_layer():
     assert 0 <= picks[3] < len(pool_layers)  # no pooled unit in layer 7: falls back to the whole pool
 
 
-def test_heldout_selection_uses_only_the_selection_half():
-    rng = np.random.default_rng(0)
-    resp = rng.normal(size=(1, 100))
-    half = np.arange(50)
-    good_on_half = resp[0].copy()
-    good_on_half[50:] = rng.normal(size=50)
-    good_overall = resp[0] + rng.normal(scale=0.8, size=100)
-    cands = [np.stack([good_overall, good_on_half])]
-    assert dec.heldout_selection(resp, cands, half)[0] == 1
-    assert dec.heldout_selection(resp, cands, np.arange(50, 100))[0] == 0
+def test_heldout_variant_decodes_folds_5_to_9_from_the_units_chosen_on_folds_0_to_4(results_env, monkeypatch):
+    """The held-out population is each site's unit chosen on folds 0-4 (split_matches), and its decoders see
+    only folds 5-9: the matrices they get are exactly those units' activations on those stimuli."""
+    from precompute.analyze import AnalysisContext, get_analyses, run_analysis
+
+    seen = []
+    real = dec.decode_within
+
+    def spy(x_of_run, y, *args, **kw):
+        seen.append((np.asarray(x_of_run(0)), np.asarray(y)))
+        return real(x_of_run, y, *args, **kw)
+
+    monkeypatch.setattr(dec, "decode_within", spy)
+    (analysis,) = get_analyses(["decoding"])
+    assert run_analysis(results_env, analysis, "mini", "toy")
+    with results_env.connect() as con:
+        ctx = AnalysisContext(con=con, store=results_env, dataset="mini", model="toy")
+        held = ctx.folds() >= 5
+        sites = ctx.sites()
+        values = ctx.unit_values(ctx.split_units(5))
+    for region in ("V4", "IT"):
+        idx = sites.index[sites["region"] == region].to_numpy()
+        expected = values[idx][:, held].T
+        assert any(x.shape == expected.shape and np.allclose(x, expected) for x, _ in seen), region
+    assert all(len(y) in (held.sum(), len(held)) for _, y in seen)
 
 
 def test_decoding_analysis_writes_runs_and_confusions(results_env):

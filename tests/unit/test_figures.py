@@ -45,13 +45,13 @@ def test_score_vs_accuracy_skips_models_without_accuracy():
 
 
 def test_long_score_names_title_the_figure_not_the_axes():
-    frame = scores_frame().assign(metric=lambda f: f["metric"].replace("neural_correlation", "heldout_split_half_pool"))
-    label = overview.METRICS["heldout_split_half_pool"]
-    short = overview.METRIC_SHORT["heldout_split_half_pool"]
-    scatter = overview.make_region_scatter_figure(frame, "heldout_split_half_pool")
+    frame = scores_frame().assign(metric=lambda f: f["metric"].replace("neural_correlation", "heldout_n2n"))
+    label = overview.METRICS["heldout_n2n"]
+    short = overview.METRIC_SHORT["heldout_n2n"]
+    scatter = overview.make_region_scatter_figure(frame, "heldout_n2n")
     assert scatter.layout.yaxis.title.text == f"IT: {short}" and scatter.layout.xaxis.title.text == f"V4: {short}"
     for x in ("imagenet_top1", "parameters"):
-        fig = overview.make_score_vs_figure(frame, "heldout_split_half_pool", x)
+        fig = overview.make_score_vs_figure(frame, "heldout_n2n", x)
         assert fig.layout.yaxis.title.text == short
         assert label in fig.layout.title.text.replace("<br>", " ")
     assert label in scatter.layout.title.text.replace("<br>", " ")

@@ -180,7 +180,8 @@ def test_replace_and_remove_drop_every_derived_result(tmp_path):
     add.add_onnx_model(store, "mine", path, mean=[0.5], std=[0.5])
     with store.step("fake-match") as con:
         con.execute("INSERT INTO matches VALUES ('d', 'mine', 's1', 1, 0, 0, 0, 0, 0.5)")
-        con.execute("INSERT INTO model_comparisons VALUES ('d', 'IT', 'mine', 'x', 'm', 0.1, 0.5)")
+        con.execute("INSERT INTO model_comparisons (dataset, region, model_a, model_b, metric, difference, p_value) "
+                    "VALUES ('d', 'IT', 'mine', 'x', 'm', 0.1, 0.5)")
     add.add_onnx_model(store, "mine", path, layers="c1", mean=[0.5], std=[0.5], replace=True)
     with store.connect() as con:
         assert con.execute("SELECT count(*) FROM matches").fetchone()[0] == 0

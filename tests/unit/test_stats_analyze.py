@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from precompute import analyze
-from precompute.analyze import AnalysisContext, run_analyses, run_analysis
+from precompute.analyze import AnalysisContext, run_analyses
 from precompute.datasets.writer import write_dataset
 from precompute.errors import UserError
 from precompute.statistics.ceiling import LOW_RELIABILITY_THRESHOLD
@@ -147,11 +147,18 @@ def test_noise_ceiling_flags_low_reliability_sites_without_dropping_them(planted
         mask = (sites["region"] == region).to_numpy()
         consistency = np.median(sites["reliability"][mask])
         assert _scores(con, "toy", "consistency").loc[region].value == pytest.approx(consistency)
+        # the ceiled scores ceil held-out r only, never the in-sample maximum (which can exceed 1 ceiled)
+        n2n = _site_scores(con, "toy", "heldout_n2n").reindex(sites["site_id"][mask])
+        keep = n2n.notna().to_numpy()
+        m = np.median(n2n[keep])
         row = _scores(con, "toy", "brainscore_ceiled").loc[region]
-        assert row.value == pytest.approx(np.median(best[mask]) / consistency, abs=1e-5)
+        assert row.value == pytest.approx(np.sign(m) * m * m / np.median(sites["reliability"][mask][keep]), abs=1e-9)
+        assert row.value != pytest.approx(np.median(best[mask]) / consistency, abs=1e-3)
         assert row.ci_low <= row.value <= row.ci_high
-    # no held-out r yet: no heldout_ceiled (and no in-sample attenuation correction, which can exceed 1)
-    assert _site_scores(con, "toy", "heldout_ceiled").empty
+    held = _site_scores(con, "toy", "heldout_split_half")
+    ceiled = _site_scores(con, "toy", "heldout_ceiled")
+    rel = sites.set_index("site_id")["reliability"]
+    np.testing.assert_allclose(ceiled, (held / np.sqrt(rel)).loc[ceiled.index], atol=1e-12)
 
 
 def test_one_to_one_planted_copies_and_shared_best_unit(planted):
@@ -209,12 +216,16 @@ def test_model_comparison_is_the_median_paired_difference(planted):
     con, r, _ = planted
     sites = _sites(con)
     rows = con.execute("SELECT * FROM model_comparisons WHERE dataset = 'mini'").df()
-    assert len(rows) == 2 and set(rows["model_a"]) == {"toy"} and set(rows["model_b"]) == {"toy2"}
-    diff = _best_r(r["toy"]) - _best_r(r["toy2"])
-    for region in ("V4", "IT"):
-        row = rows[rows["region"] == region].iloc[0]
-        assert row["difference"] == pytest.approx(np.median(diff[(sites["region"] == region).to_numpy()]), abs=1e-5)
-        assert 0 < row["p_value"] <= 1
+    assert len(rows) == 4 and set(rows["model_a"]) == {"toy"} and set(rows["model_b"]) == {"toy2"}
+    assert set(rows["metric"]) == {"heldout_split_half", "neural_correlation"}  # held-out primary, in-sample too
+    held = {m: _site_scores(con, m, "heldout_split_half").reindex(sites["site_id"]).to_numpy() for m in ("toy", "toy2")}
+    diffs = {"neural_correlation": _best_r(r["toy"]) - _best_r(r["toy2"]),
+             "heldout_split_half": held["toy"] - held["toy2"]}
+    for (region, metric), row in rows.set_index(["region", "metric"]).iterrows():
+        d = diffs[metric][(sites["region"] == region).to_numpy()]
+        assert row["difference"] == pytest.approx(np.nanmedian(d), abs=1e-5)
+        assert 0 < row["p_value"] <= row["p_holm"] <= 1 and row["ci_low"] <= row["ci_high"]
+        assert "bootstrap" in row["test"] and "stimuli by object" in row["ci_scheme"]
 
 
 def test_every_step_is_recorded_with_its_seed(planted):
@@ -282,22 +293,6 @@ def test_a_rematched_model_is_analysed_again_without_force(small):
     assert run_analyses(small, "mini", ["toy"], ["depth"])[0][1]
 
 
-def test_heldout_hook_corrects_heldout_r_for_attenuation(small):
-    heldout = {"V4-000": 0.9, "V4-002": 0.2, "IT-004": 0.8, "IT-005": 0.1}
-    with small.step("cv-stand-in") as con:
-        con.executemany("INSERT INTO site_scores VALUES ('mini', 'toy', ?, 'heldout_split_half', ?)",
-                        list(heldout.items()))
-    run_analysis(small, analyze.get_analyses(["noise_ceiling"])[0], "mini", "toy")
-    con = duckdb.connect(str(small.served_path), read_only=True)
-    rel = _sites(con).set_index("site_id")["reliability"]
-    ceiled = _site_scores(con, "toy", "heldout_ceiled")
-    for site, value in heldout.items():
-        assert ceiled[site] == pytest.approx(value / np.sqrt(rel[site]))
-    assert _scores(con, "toy", "heldout_ceiled").loc["V4"].value == pytest.approx(
-        np.median([ceiled["V4-000"], ceiled["V4-002"]]))
-    con.close()
-
-
 def test_cli_runs_analyses_and_prints_each_step(small, capsys):
     parser = argparse.ArgumentParser()
     analyze.register(parser.add_subparsers(dest="command"))
@@ -334,7 +329,9 @@ def test_demo_steps_follow_the_design_scope():
         assert f"analyze:neural_correlation:synthetic-hvm:{model}" in names
         assert f"analyze:one_to_one:synthetic-hvm:{model}" in names
         assert f"analyze:null:synthetic-hvm:{model}" not in names
-        assert f"analyze:heldout_split_half_pool:synthetic-hvm:{model}" in names  # held-out r, within the pool
+        # held-out r over all units comes from the matching run's training sets: seconds, every model
+        assert f"analyze:heldout_split_half:synthetic-hvm:{model}" in names
+        assert f"analyze:crossval:synthetic-hvm:{model}" in names
     assert names[-1] == "analyze:model_comparison:synthetic-hvm"
     full = [s.name for s in analyze.demo_steps("full")]
     assert "analyze:null:synthetic-hvm:efficientnet-lite2" in full

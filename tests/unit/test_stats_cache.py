@@ -20,7 +20,7 @@ def test_a_new_pass_replaces_the_same_pairs_old_files_and_keeps_other_pairs(mini
     write_toy_results(mini_db, model="toy")
     write_toy_results(mini_db, model="toy2", seed=1)
     monkeypatch.setattr(sp, "open_model_source", lambda ctx: ToySource(24))
-    run_analyses(mini_db, "mini", ["toy", "toy2"], ["heldout_split_half"])
+    run_analyses(mini_db, "mini", ["toy", "toy2"], ["null"])
     first = _cache_files(mini_db)
     assert len(first) == 2  # one per model
     folder = first[0].parent
@@ -31,14 +31,14 @@ def test_a_new_pass_replaces_the_same_pairs_old_files_and_keeps_other_pairs(mini
     leftover.write_bytes(b"partial")
 
     # another seed for toy: a new key; toy's old file, its leftover and the legacy file go, toy2's stays
-    run_analyses(mini_db, "mini", ["toy"], ["heldout_split_half"], seed=1, force=True)
+    run_analyses(mini_db, "mini", ["toy"], ["null"], seed=1, force=True)
     now = _cache_files(mini_db)
     assert len(now) == 2
     assert toy_file not in now and not leftover.exists() and not legacy.exists()
     assert next(p for p in first if p != toy_file) in now
     # the kept file serves a rerun with the same key (no model run)
     monkeypatch.setattr(sp, "open_model_source", lambda ctx: (_ for _ in ()).throw(AssertionError("recomputed")))
-    run_analyses(mini_db, "mini", ["toy"], ["heldout_split_half"], seed=1, force=True)
+    run_analyses(mini_db, "mini", ["toy"], ["null"], seed=1, force=True)
     assert _cache_files(mini_db) == now
 
 

@@ -109,7 +109,8 @@ def test_existing_name_needs_replace_and_replace_removes_derived_rows(mini_db: S
 def test_remove_dataset_removes_everything_derived(mini_db: Store):
     with mini_db.step("match:mini:m") as con:
         con.execute("INSERT INTO matches VALUES ('mini', 'm', 'V4-000', 1, 0, 0, 0, 0, 0.5)")
-        con.execute("INSERT INTO scores VALUES ('mini', 'm', 'V4', 'neural_correlation', 0.5, NULL, NULL)")
+        con.execute("INSERT INTO scores (dataset, model, region, metric, value) VALUES ('mini', 'm', 'V4', "
+                    "'neural_correlation', 0.5)")
     remove_dataset(mini_db, "mini")
     con = duckdb.connect(str(mini_db.served_path), read_only=True)
     for table in schema.tables_with_column("dataset"):
