@@ -204,6 +204,21 @@ def phase_inference(args) -> dict:
             "units": sum(la.units for la in source.layers), "layers": len(source.layers), "rss": peak_rss()}
 
 
+def _training_sets(workdir: Path, n: int):
+    """The matching run's nested training sets (folds 0..t-1), as `precompute run` searches them."""
+    import duckdb
+    import pandas as pd
+
+    from precompute.datasets.folds import TRAIN_FOLDS, folds_for, training_masks
+    from precompute.match.checkpoints import Checkpoints
+
+    con = duckdb.connect(str(workdir / "unitscope.work.duckdb"), read_only=True)
+    stimuli = con.execute("SELECT stimulus_id, object, category FROM stimuli WHERE dataset = ? ORDER BY idx",
+                          [DATASET]).df()
+    con.close()
+    return Checkpoints(training_masks(folds_for(DATASET, pd.DataFrame(stimuli.iloc[:n])), TRAIN_FOLDS))
+
+
 def phase_match(args) -> dict:
     from precompute.match.engine import EngineConfig, RowSet, match_units
     from precompute.match.gather import gather_activations, select_gather_units
@@ -212,9 +227,10 @@ def phase_match(args) -> dict:
     inputs, source, feed = _open(args.workdir, args.model, args.n)
     memory = int(args.memory_gb * GiB) if args.memory_gb else default_memory_budget()
     stages = {"max_stage": args.max_stage, "min_stage": min(args.max_stage, 128)} if args.max_stage else {}
+    checkpoints = None if args.no_training_sets else _training_sets(args.workdir, len(inputs.stimulus_ids))
     t0 = time.perf_counter()
     result = match_units(source, feed, RowSet.from_matrix(inputs.responses),
-                         EngineConfig(memory_bytes=memory, progress=f"{args.model} match", **stages))
+                         EngineConfig(memory_bytes=memory, progress=f"{args.model} match", **stages), checkpoints)
     match_s = time.perf_counter() - t0
     out = {"match_s": match_s, "budget": memory, "n_passes": len(result.plan.passes), "stage": result.plan.stage,
            "rss_match": peak_rss(), **result.timings,
@@ -309,6 +325,8 @@ def main() -> None:
     p.add_argument("--gather", action="store_true")
     p.add_argument("--save-top")
     p.add_argument("--max-stage", type=int, help="cap the engine's stage (compare plans)")
+    p.add_argument("--no-training-sets", action="store_true",
+                   help="match without searching the 9 nested training sets (as before held-out selection)")
     args = p.parse_args()
     if args.phase:
         import logging
@@ -345,6 +363,10 @@ def main() -> None:
           f"shift and squares {match['staging_s']:.1f} s, product {match['product_s']:.1f} s, "
           f"first touch of the accumulator and stage {match.get('allocate_s', 0.0):.1f} s, "
           f"top-k {match['topk_s']:.1f} s, PNG decode {match.get('decode_s', 0.0):.1f} s)")
+    if "checkpoint_s" in match:
+        print(f"  searching the 9 training sets:        {match['checkpoint_s']:8.1f} s   (the held-out selection, "
+              f"folds 0..t-1 over all units: {match['checkpoint_s'] / 9:.2f} s each, "
+              f"{match['checkpoint_s'] / match['match_s']:.1%} of matching)")
     print(f"correlation product:                    {match['flops'] / 1e12:8.2f} TFLOP at {gflops:.1f} GFLOP/s "
           f"= {gflops / pk:.0%} of peak (target >= 75%)")
     print(f"matching / (inference + FLOPs at peak): {match['match_s'] / ideal:8.2f}     (target <= 1.25; "

@@ -194,9 +194,10 @@ def run_pair(
             "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [dataset, model, top_k, len(inputs.stimulus_ids), len(result.plan.passes),
              result.timings["inference_s"], match_s, gather_s, datetime.now(UTC).replace(tzinfo=None)])
-    log.info("%s x %s: matched in %.1f s (%d pass(es), inference %.1f s, product %.1f s), gathered %d units "
-             "in %.1f s", dataset, model, match_s, len(result.plan.passes), result.timings["inference_s"],
-             result.timings["product_s"], len(units), gather_s)
+    log.info("%s x %s: matched in %.1f s (%d pass(es), inference %.1f s, product %.1f s, %d training sets searched "
+             "in %.1f s), gathered %d units in %.1f s", dataset, model, match_s, len(result.plan.passes),
+             result.timings["inference_s"], result.timings["product_s"], len(TRAIN_FOLDS),
+             result.timings.get("checkpoint_s", 0.0), len(units), gather_s)
     return PairOutcome(dataset, model, len(result.plan.passes), result.timings["inference_s"], match_s, gather_s,
                        len(units), result if keep_result else None)
 
