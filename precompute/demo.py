@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from precompute.store import Store, read_steps_done
 
@@ -39,11 +40,15 @@ STEP_PROVIDERS = (
 
 @dataclass(frozen=True)
 class DemoStep:
-    """One unit of the demo build. `run(store)` must do its writing inside `store.step(name)`."""
+    """One unit of the demo build. `run(store)` must do its writing inside `store.step(name)`.
+
+    `stale(served_path)`: True when a step recorded as done must be run again (its results were made by an
+    older Unitscope in a form the later steps can no longer use)."""
 
     name: str
     run: Callable[[Store], None]
     description: str = ""
+    stale: Callable[[Path], bool] | None = None
 
 
 def demo_dataset(variant: str) -> str:
@@ -99,7 +104,8 @@ def build_order(steps: list[DemoStep]) -> list[DemoStep]:
 
 def missing_steps(store: Store, variant: str = "default") -> list[DemoStep]:
     done = set(read_steps_done(store.served_path))
-    return [s for s in demo_steps(variant) if s.name not in done]
+    return [s for s in demo_steps(variant)
+            if s.name not in done or (s.stale is not None and s.stale(store.served_path))]
 
 
 def is_complete(store: Store, variant: str = "default") -> bool:
@@ -143,9 +149,9 @@ def _raw():
 
 def _cmd_demo(args, store: Store) -> int:
     if args.status:
-        done = set(read_steps_done(store.served_path))
+        missing = {s.name for s in missing_steps(store, args.variant)}
         for step in demo_steps(args.variant):
-            print(f"{'done   ' if step.name in done else 'missing'}  {step.name}")
+            print(f"{'missing' if step.name in missing else 'done   '}  {step.name}")
         return 0 if is_complete(store, args.variant) else 1
     run_demo(store, args.variant)
     return 0

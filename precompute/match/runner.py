@@ -108,9 +108,47 @@ def load_inputs(con, dataset: str) -> MatchInputs:
 
 
 def is_done(store: Store, dataset: str, model: str) -> bool:
+    """The pair is matched, with the training-set selections the held-out scores need (a pair matched before
+    they were part of matching is matched again: `predates_heldout`)."""
     with store.connect() as con:
-        return con.execute("SELECT count(*) FROM match_runs WHERE dataset = ? AND model = ?",
-                           [dataset, model]).fetchone()[0] > 0
+        matched = con.execute("SELECT count(*) FROM match_runs WHERE dataset = ? AND model = ?",
+                              [dataset, model]).fetchone()[0] > 0
+        if matched and predates_heldout(con, dataset, model):
+            log.warning("%s x %s was matched before held-out selection was part of matching (no split_matches): "
+                        "matching it again", dataset, model)
+            return False
+        return matched
+
+
+def predates_heldout(con, dataset: str, model: str) -> bool:
+    """A match run of the pair exists but stored no training-set selections (split_matches)."""
+    matched = con.execute("SELECT count(*) FROM match_runs WHERE dataset = ? AND model = ?",
+                          [dataset, model]).fetchone()[0] > 0
+    if not matched:
+        return False
+    return con.execute("SELECT count(*) FROM split_matches WHERE dataset = ? AND model = ?",
+                       [dataset, model]).fetchone()[0] == 0 and con.execute(
+        "SELECT count(*) FROM matches WHERE dataset = ? AND model = ?", [dataset, model]).fetchone()[0] > 0
+
+
+def served_predates_heldout(served_path, dataset: str, model: str) -> bool:
+    """predates_heldout on the served file (False when it cannot be read or lacks the tables)."""
+    import duckdb
+
+    try:
+        con = duckdb.connect(str(served_path), read_only=True)
+    except (duckdb.Error, OSError):
+        return False
+    try:
+        return predates_heldout(con, dataset, model)
+    except duckdb.Error:  # a file from before split_matches existed has matches but no such table
+        try:
+            return con.execute("SELECT count(*) FROM match_runs WHERE dataset = ? AND model = ?",
+                               [dataset, model]).fetchone()[0] > 0
+        except duckdb.Error:
+            return False
+    finally:
+        con.close()
 
 
 def default_source_factory(con, model: str, store: Store) -> ActivationSource:

@@ -269,3 +269,18 @@ def test_demo_steps_cover_every_demo_model():
         "efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2", "pixels",
         "random-efficientnet-lite0", "untrained-efficientnet-lite0")]
     assert [s.name for s in demo_steps("full")] == names
+
+
+def test_a_pair_matched_before_held_out_selection_is_matched_again(store):
+    """A database from before split_matches: `run` without --force and the demo's resume both redo the pair."""
+    from precompute.match.demo import _stale
+
+    run(store)
+    with store.step("old-build") as con:
+        con.execute("DELETE FROM split_matches")
+    assert _stale("toy", "toy")(store.served_path)
+    outcome = run(store)  # not skipped: the held-out scores need what the old run did not store
+    assert outcome is not None
+    assert not _stale("toy", "toy")(store.served_path)
+    with served(store) as con:
+        assert con.execute("SELECT count(DISTINCT train_folds) FROM split_matches").fetchone()[0] == 9
