@@ -11,12 +11,19 @@ rolls that transaction back and the working file is as it was before the step. A
 step the working file is checkpointed, copied to a temporary file beside the served one, stamped with a
 new build id, and moved over the served file with `os.replace` (atomic on POSIX). A reader that has the
 old file open keeps reading the old build; new readers see the new one whole.
+
+Recovery, whenever a process takes the writer lock: temporary copies that a killed process left
+(`unitscope.duckdb.publish-PID`, `unitscope.work.duckdb.tmp-PID`) are removed, and when the working
+database holds a committed step that was never published (the process died between COMMIT and the
+rename: its `commit_id` in build_info differs from the served file's), it is published first. So a
+rerun after a kill at any point finds the served file complete and up to date with every committed step.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import json
 import logging
 import os
@@ -82,8 +89,9 @@ class Store:
 
     # ------------------------------------------------------------------ locking
     @contextlib.contextmanager
-    def locked(self) -> Iterator[Store]:
-        """Hold the single-writer lock (re-entrant within this object)."""
+    def locked(self, *, recover: bool = True) -> Iterator[Store]:
+        """Hold the single-writer lock (re-entrant within this object); taking it runs `recover()`
+        (`recover=False`: only its removal of stale temporary files, for `publish`, which publishes anyway)."""
         if self._depth == 0:
             self.served_path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -98,6 +106,8 @@ class Store:
             self._lock_fd = fd
         self._depth += 1
         try:
+            if self._depth == 1:
+                self.recover(publish=recover)
             yield self
         finally:
             self._depth -= 1
@@ -105,6 +115,31 @@ class Store:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
                 os.close(self._lock_fd)
                 self._lock_fd = None
+
+    # ------------------------------------------------------------------ recovery
+    def _stale_temporaries(self) -> list[Path]:
+        folder = self.served_path.parent
+        return [*folder.glob(glob.escape(self.served_path.name) + ".publish-*"),
+                *folder.glob(glob.escape(self.working_path.name) + ".tmp-*")]
+
+    def recover(self, *, publish: bool = True) -> None:
+        """Finish what a killed writer left (see the module docstring); run whenever the lock is taken."""
+        for stale in self._stale_temporaries():
+            log.info("removing %s, left by a process killed while copying", stale.name)
+            stale.unlink(missing_ok=True)
+        if not publish or not self.working_path.exists():
+            return
+        con = duckdb.connect(str(self.working_path))
+        try:
+            working = _get(con, COMMIT_KEY)
+        except duckdb.CatalogException:  # no build_info yet: nothing was ever committed
+            working = None
+        finally:
+            con.close()
+        if working is not None and working != read_build_info(self.served_path).get(COMMIT_KEY):
+            log.warning("the working database has a committed step that was never published (a process was "
+                        "killed after its commit); publishing it now")
+            self.publish()
 
     # ------------------------------------------------------------------ connections
     def _prepare_working(self) -> None:
@@ -120,7 +155,9 @@ class Store:
             _set(con, "schema_version", str(schema.SCHEMA_VERSION))
         finally:
             con.close()
+        _fsync(tmp)
         os.replace(tmp, self.working_path)
+        _fsync_dir(self.working_path.parent)
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -156,6 +193,7 @@ class Store:
                     _set(con, "steps_done", json.dumps(done))
                     _set(con, f"step:{name}", json.dumps({"finished_at": now_iso(), "seconds": round(seconds, 3)}))
                 _set(con, "packages", json.dumps(package_versions()))
+                _set(con, COMMIT_KEY, uuid.uuid4().hex)  # differs from the served file's until it is published
                 con.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(duckdb.Error):
@@ -191,11 +229,8 @@ class Store:
     # ------------------------------------------------------------------ publishing
     def publish(self) -> str:
         """Atomically replace the served file with a copy of the working file; return the build id."""
-        with self.locked():
+        with self.locked(recover=False):  # taking it removed any temporary copy a killed publish left
             self._prepare_working()
-            # under the lock no other publish runs: any temporary copy left here was killed midway
-            for stale in self.served_path.parent.glob(self.served_path.name + ".publish-*"):
-                stale.unlink(missing_ok=True)
             build_id = uuid.uuid4().hex
             tmp = self.served_path.with_name(self.served_path.name + f".publish-{os.getpid()}")
             try:
@@ -210,14 +245,48 @@ class Store:
                     con.execute("CHECKPOINT")
                 finally:
                     con.close()
-                with open(tmp, "rb") as f:
-                    os.fsync(f.fileno())
+                _fsync(tmp)
                 os.replace(tmp, self.served_path)
+                _fsync_dir(self.served_path.parent)
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     tmp.unlink()
             log.info("published build %s to %s", build_id, self.served_path)
             return build_id
+
+
+#: build_info key: a new id in every step's transaction; the served file carries the id of the last step published
+COMMIT_KEY = "commit_id"
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename in `path` durable (a power cut after it keeps the new name)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on a directory; the rename itself is still atomic
+        pass
+    finally:
+        os.close(fd)
+
+
+def read_build_info(db_path: Path) -> dict[str, str]:
+    """build_info of a database file opened read-only ({} when it does not exist or cannot be read)."""
+    if not Path(db_path).exists():
+        return {}
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("ATTACH '{}' AS served (READ_ONLY)".format(str(db_path).replace("'", "''")))
+        return dict(con.execute("SELECT key, value FROM served.build_info").fetchall())
+    except duckdb.Error:
+        return {}
+    finally:
+        con.close()
 
 
 def _set(con: duckdb.DuckDBPyConnection, key: str, value: str) -> None:
