@@ -322,7 +322,11 @@ class DaskExecutor:
                                         "Dask dashboard: the scheduler serves none")
                             self.report(f"Dask scheduler: {client.scheduler.address}, "
                                         f"{len(client.scheduler_info().get('workers', {}))} worker(s)")
-                        key = f"unitscope-{task.task_id}-{prep.input_hash[:12]}"
+                        # the database in the key: two databases on one cluster with the same inputs (two
+                        # labs, two test folders) must not get each other's result, which names a folder
+                        # in the other's results folder
+                        db = hashlib.sha256(str(store.served_path).encode()).hexdigest()[:8]
+                        key = f"unitscope-{task.task_id}-{prep.input_hash[:12]}-{db}"
                         ac.add(client.submit(execute_task, prep.spec, key=key, retries=self.retries, pure=False))
                         running[key] = prep
 
