@@ -17,20 +17,21 @@ Recovery, whenever a process takes the writer lock: temporary copies that a kill
 database holds a committed step that was never published (the process died between COMMIT and the
 rename: its `commit_id` in build_info differs from the served file's), it is published first. So a
 rerun after a kill at any point finds the served file complete and up to date with every committed step.
+Every such point is a named failpoint (precompute/failpoints.py, docs/failpoints.md).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import glob
 import json
 import logging
 import os
-import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -38,6 +39,7 @@ from pathlib import Path
 import duckdb
 
 from backend import schema
+from precompute.failpoints import failpoint
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +106,7 @@ class Store:
                     f"(lock {self.lock_path}); wait for it to finish or stop it"
                 ) from None
             self._lock_fd = fd
+            failpoint("lock.acquired")
         self._depth += 1
         try:
             if self._depth == 1:
@@ -148,7 +151,7 @@ class Store:
             return
         tmp = self.working_path.with_name(self.working_path.name + f".tmp-{os.getpid()}")
         if self.served_path.exists():
-            shutil.copyfile(self.served_path, tmp)
+            copy_file(self.served_path, tmp, midway=lambda: failpoint("working.mid_copy"))
         con = duckdb.connect(str(tmp))
         try:
             schema.create_all(con)
@@ -156,6 +159,7 @@ class Store:
         finally:
             con.close()
         _fsync(tmp)
+        failpoint("working.before_rename")
         os.replace(tmp, self.working_path)
         _fsync_dir(self.working_path.parent)
 
@@ -184,6 +188,7 @@ class Store:
         with self.connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
+                failpoint("step.begun")
                 yield con
                 seconds = time.perf_counter() - t0
                 if record:
@@ -194,12 +199,14 @@ class Store:
                     _set(con, f"step:{name}", json.dumps({"finished_at": now_iso(), "seconds": round(seconds, 3)}))
                 _set(con, "packages", json.dumps(package_versions()))
                 _set(con, COMMIT_KEY, uuid.uuid4().hex)  # differs from the served file's until it is published
+                failpoint("step.before_commit")
                 con.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(duckdb.Error):
                     con.execute("ROLLBACK")
                 log.error("step %s failed; the working database was rolled back", name)
                 raise
+            failpoint("step.committed")
             con.execute("CHECKPOINT")
         log.info("step %s done in %.1f s", name, time.perf_counter() - t0)
         if publish:
@@ -237,7 +244,7 @@ class Store:
                 con = duckdb.connect(str(self.working_path))
                 con.execute("CHECKPOINT")
                 con.close()
-                shutil.copyfile(self.working_path, tmp)
+                copy_file(self.working_path, tmp, midway=lambda: failpoint("publish.mid_copy"))
                 con = duckdb.connect(str(tmp))
                 try:
                     _set(con, "build_id", build_id)
@@ -246,7 +253,9 @@ class Store:
                 finally:
                     con.close()
                 _fsync(tmp)
+                failpoint("publish.before_rename")
                 os.replace(tmp, self.served_path)
+                failpoint("publish.renamed")
                 _fsync_dir(self.served_path.parent)
             finally:
                 with contextlib.suppress(FileNotFoundError):
@@ -257,6 +266,42 @@ class Store:
 
 #: build_info key: a new id in every step's transaction; the served file carries the id of the last step published
 COMMIT_KEY = "commit_id"
+
+
+def copy_file(src: Path, dst: Path, *, midway: Callable[[], None] | None = None) -> None:
+    """Copy `src` to a new file `dst` (in the kernel, as shutil does), calling `midway` (a failpoint) when
+    half of it is written."""
+    with open(src, "rb", buffering=0) as fin, open(dst, "wb", buffering=0) as fout:  # unbuffered: the kernel
+        half = os.fstat(fin.fileno()).st_size // 2                                   # moves both positions
+        if half:
+            _copy_range(fin, fout, half)
+        if midway is not None:
+            midway()
+        _copy_range(fin, fout, None)
+
+
+def _copy_range(fin, fout, count: int | None) -> None:
+    """Copy `count` bytes (None: up to the end) from fin's position to fout's; both positions advance."""
+    try:
+        while count is None or count > 0:
+            want = (1 << 30) if count is None else min(count, 1 << 30)
+            n = os.sendfile(fout.fileno(), fin.fileno(), None, want)
+            if n == 0:
+                break
+            if count is not None:
+                count -= n
+    except OSError as exc:  # sendfile refused (an unusual file system): copy through user space
+        if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+            raise
+        while count is None or count > 0:
+            block = fin.read(1 << 24 if count is None else min(count, 1 << 24))
+            if not block:
+                break
+            view = memoryview(block)
+            while view:
+                view = view[fout.write(view):]
+            if count is not None:
+                count -= len(block)
 
 
 def _fsync(path: Path) -> None:

@@ -38,6 +38,7 @@ from precompute.cluster.tasks import (
     input_hash,
 )
 from precompute.errors import UserError
+from precompute.failpoints import failpoint
 from precompute.store import Store, steps_done
 
 log = logging.getLogger(__name__)
@@ -245,6 +246,7 @@ class DaskExecutor:
     def _ingest(self, store: Store, prep: _Prepared, folder: Path, manifest: dict, state: str,
                 info: dict | None = None) -> TaskOutcome:
         seconds = ingest(store, folder, manifest)
+        failpoint("ingest.published")
         discard(self.results_dir, prep.spec["slug"] if prep.spec else file_slug(prep.task.task_id))
         if prep.spec:
             for rel in prep.spec["snapshot"][1:]:  # the task's own part; the dataset part is shared

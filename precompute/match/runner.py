@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from precompute.errors import UserError
+from precompute.failpoints import failpoint
 from precompute.match.engine import EngineConfig, MatchResult, RowSet, match_units, unit_coords
 from precompute.match.gather import (
     RANDOM_UNITS_SEED,
@@ -181,6 +182,7 @@ def run_pair(
         for table in MATCH_TABLES:
             con.execute(f'DELETE FROM "{table}" WHERE dataset = ? AND model = ?', [dataset, model])
         write_match_tables(con, dataset, model, inputs.site_ids, result)
+        failpoint("match.tables_written")
         insert_unit_activations(con, unit_activations_table(dataset, model, result.layers, units, values))
         gather_s = time.perf_counter() - t1
         store.record(con, "seeds", f"{step_name(dataset, model)}:random_units", RANDOM_UNITS_SEED)

@@ -116,6 +116,26 @@ def test_temporary_copies_a_killed_process_left_are_removed_when_the_lock_is_tak
     assert [p.exists() for p in stale] == [False, False] and kept.exists()
 
 
+def test_copy_file_copies_in_two_halves_with_or_without_sendfile(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from precompute.store import copy_file
+
+    data = os.urandom(3_000_001)
+    (tmp_path / "src").write_bytes(data)
+    sizes = []
+    copy_file(tmp_path / "src", tmp_path / "a", midway=lambda: sizes.append((tmp_path / "a").stat().st_size))
+
+    def refuse(*args):
+        raise OSError(errno.EINVAL, "sendfile refused")
+
+    monkeypatch.setattr(os, "sendfile", refuse)
+    copy_file(tmp_path / "src", tmp_path / "b", midway=lambda: sizes.append((tmp_path / "b").stat().st_size))
+    assert (tmp_path / "a").read_bytes() == data == (tmp_path / "b").read_bytes()
+    assert sizes == [1_500_000, 1_500_000]
+
+
 def test_second_writer_is_refused(store: Store):
     other = Store(store.served_path)
     with store.locked(), pytest.raises(StoreBusyError, match="another precompute process"), other.locked():
