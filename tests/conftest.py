@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 # The app's cache is configured at import: tests run without one unless they ask for it.
 os.environ.setdefault("UNITSCOPE_CACHE", "null")
+
+# Matching at the default memory budget takes a machine-wide lock (precompute.match.engine). The suite
+# (and every process it starts) gets a lock of its own: a build running elsewhere on this machine must
+# never make a test wait for it, or time out.
+if "UNITSCOPE_ENGINE_LOCK" not in os.environ:
+    _engine_lock_dir = tempfile.mkdtemp(prefix="unitscope-tests-")
+    atexit.register(shutil.rmtree, _engine_lock_dir, ignore_errors=True)
+    os.environ["UNITSCOPE_ENGINE_LOCK"] = os.path.join(_engine_lock_dir, "engine.lock")
 
 import pytest
 
