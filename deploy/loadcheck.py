@@ -385,12 +385,19 @@ class User:
                 return dict(pair.split("=", 1) for pair in comp["data"].lstrip("?").split("&") if "=" in pair)
         return {}
 
-    def browse(self, until: float, think_s: float = 0.0) -> None:
-        """Browse random pages with random filters until the monotonic clock reaches `until`."""
-        while time.monotonic() < until:
+    def browse(self, until: float | None = None, think_s: float = 0.0, pages: int | None = None) -> None:
+        """Browse random pages with random filters until the monotonic clock reaches `until` (a load test),
+        or for `pages` pages (a fixed workload: the same requests for a seed, however slow the machine)."""
+        opened = 0
+
+        def more() -> bool:
+            return (until is None or time.monotonic() < until) and (pages is None or opened < pages)
+
+        while more():
             self.open_page(self.rng.choice(self.site.pages))
+            opened += 1
             for _ in range(self.rng.randint(1, 3)):
-                if time.monotonic() >= until or not self.change_filter():
+                if (until is not None and time.monotonic() >= until) or not self.change_filter():
                     break
             if self.rng.random() < 0.3:
                 self.extras()
@@ -398,19 +405,24 @@ class User:
                 time.sleep(self.rng.uniform(0, 2 * think_s))
 
 
-def run_load(make_transport: Callable[[], Transport], *, users: int, seconds: float, seed: int = 0,
-             think_s: float = 0.0, on_page: Callable[[str, dict], None] | None = None) -> Recorder:
-    """`users` simulated users browsing for `seconds`, each on its own connection; returns every request."""
+def run_load(make_transport: Callable[[], Transport], *, users: int, seconds: float | None = None,
+             pages: int | None = None, seed: int = 0, think_s: float = 0.0,
+             on_page: Callable[[str, dict], None] | None = None, wait_s: float = 600) -> Recorder:
+    """`users` simulated users, each on its own connection, browsing for `seconds` (a load test) or for
+    `pages` pages each (a fixed workload, for tests: what it does does not depend on the machine's speed);
+    returns every request. `wait_s` bounds the wait for a user that hangs."""
+    if (seconds is None) == (pages is None):
+        raise ValueError("run_load needs seconds or pages (one of them)")
     site = DashSite(make_transport())
     rec = Recorder()
-    until = time.monotonic() + seconds
+    until = None if seconds is None else time.monotonic() + seconds
     threads = [threading.Thread(target=User(make_transport(), site, rec, random.Random(seed * 1000 + i),
                                             on_page).browse,
-                                args=(until, think_s), name=f"user-{i}", daemon=True) for i in range(users)]
+                                args=(until, think_s, pages), name=f"user-{i}", daemon=True) for i in range(users)]
     for th in threads:
         th.start()
     for th in threads:
-        th.join(seconds + 300)
+        th.join((seconds or 0) + wait_s)
     return rec
 
 

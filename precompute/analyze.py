@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from precompute.errors import UserError
+from precompute.failpoints import failpoint
 from precompute.store import Store, steps_done
 
 log = logging.getLogger(__name__)
@@ -465,6 +466,7 @@ class AnalysisContext:
             self.con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM "{name}"')
         finally:
             self.con.unregister(name)
+        failpoint("analyze.rows_written")
 
     def clear_outputs(self, outputs: Sequence[tuple[str, str]]) -> None:
         """Delete the (table, metric) rows of this (dataset, model): a rerun replaces them whole.
@@ -572,6 +574,7 @@ def run_analysis(store: Store, analysis: Analysis, dataset: str, model: str | No
             ctx = AnalysisContext(con=con, store=store, dataset=dataset, model=target, protocol=protocol, seed=seed,
                                   models=models, analysis=analysis.name, options=options)
             ctx.clear_outputs(analysis.outputs)
+            failpoint("analyze.outputs_cleared")
             analysis.run(ctx)
             store.record(con, "seeds", name, seed)
             store.record(con, ANALYSIS_INPUTS_KEY, name, fingerprint)

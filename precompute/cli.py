@@ -14,6 +14,7 @@ from pathlib import Path
 
 from backend.config import get_settings
 from precompute.errors import UserError
+from precompute.failpoints import FailpointError, check_environment
 from precompute.store import Store, StoreBusyError
 
 log = logging.getLogger("precompute")
@@ -56,8 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     store = Store(args.db or settings.db_path)
     try:
+        check_environment()  # a misspelt UNITSCOPE_FAILPOINT must not let a fault test pass unkilled
         return int(args.func(args, store) or 0)
-    except (UserError, StoreBusyError) as exc:
+    except (UserError, StoreBusyError, FailpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

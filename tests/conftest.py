@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -9,10 +10,13 @@ from pathlib import Path
 
 # The app's cache is configured at import: tests run without one unless they ask for it.
 os.environ.setdefault("UNITSCOPE_CACHE", "null")
-# The engine's machine-wide lock for default-budget runs is the test session's own: a demo build running on
-# the same machine must not make a test wait for it (tests run their engines one at a time anyway).
-os.environ.setdefault("UNITSCOPE_ENGINE_LOCK", os.path.join(tempfile.gettempdir(),
-                                                            f"unitscope-engine-tests-{os.getpid()}.lock"))
+# Matching at the default memory budget takes a machine-wide lock (precompute.match.engine). The suite
+# (and every process it starts) gets a lock of its own: a build running elsewhere on this machine must
+# never make a test wait for it, or time out.
+if "UNITSCOPE_ENGINE_LOCK" not in os.environ:
+    _engine_lock_dir = tempfile.mkdtemp(prefix="unitscope-tests-")
+    atexit.register(shutil.rmtree, _engine_lock_dir, ignore_errors=True)
+    os.environ["UNITSCOPE_ENGINE_LOCK"] = os.path.join(_engine_lock_dir, "engine.lock")
 
 import pytest
 

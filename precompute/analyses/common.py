@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from backend import schema
+from precompute.failpoints import failpoint
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ def append_rows(con, table: str, dataset: str, model: str, rows: pd.DataFrame) -
         con.execute(f'INSERT INTO "{table}" ({quoted}) SELECT {quoted} FROM "{name}"')
     finally:
         con.unregister(name)
+    failpoint("analyze.rows_written")
     return len(df)
 
 

@@ -38,6 +38,7 @@ from precompute.cluster.tasks import (
     input_hash,
 )
 from precompute.errors import UserError
+from precompute.failpoints import failpoint
 from precompute.store import Store, steps_done
 
 log = logging.getLogger(__name__)
@@ -245,6 +246,7 @@ class DaskExecutor:
     def _ingest(self, store: Store, prep: _Prepared, folder: Path, manifest: dict, state: str,
                 info: dict | None = None) -> TaskOutcome:
         seconds = ingest(store, folder, manifest)
+        failpoint("ingest.published")
         discard(self.results_dir, prep.spec["slug"] if prep.spec else file_slug(prep.task.task_id))
         if prep.spec:
             for rel in prep.spec["snapshot"][1:]:  # the task's own part; the dataset part is shared
@@ -322,7 +324,11 @@ class DaskExecutor:
                                         "Dask dashboard: the scheduler serves none")
                             self.report(f"Dask scheduler: {client.scheduler.address}, "
                                         f"{len(client.scheduler_info().get('workers', {}))} worker(s)")
-                        key = f"unitscope-{task.task_id}-{prep.input_hash[:12]}"
+                        # the database in the key: two databases on one cluster with the same inputs (two
+                        # labs, two test folders) must not get each other's result, which names a folder
+                        # in the other's results folder
+                        db = hashlib.sha256(str(store.served_path).encode()).hexdigest()[:8]
+                        key = f"unitscope-{task.task_id}-{prep.input_hash[:12]}-{db}"
                         ac.add(client.submit(execute_task, prep.spec, key=key, retries=self.retries, pure=False))
                         running[key] = prep
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from backend import schema
 from precompute.cluster import results
 from precompute.cluster.tasks import INGESTED_KEY, scope_filter
+from precompute.failpoints import failpoint
 from precompute.store import Store
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ def ingest(store: Store, folder: Path, manifest: dict) -> float:
             con.execute(f'DELETE FROM "{name}" WHERE {where}', params)
             con.execute(f'INSERT INTO "{name}" ({cols}) SELECT {cols} FROM read_parquet(?)',
                         [str(Path(folder) / f"{name}.parquet")])
+            failpoint("ingest.table_written")
         changes = json.loads((Path(folder) / "build_info.json").read_text())
         for key, change in changes.items():
             if "merge" in change:

@@ -16,6 +16,7 @@ from pathlib import Path
 from backend import schema
 from precompute.cluster import results
 from precompute.cluster.tasks import scope_filter, snapshot_filter
+from precompute.failpoints import failpoint
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ def _write(con, folder: Path, tables: list[schema.Table], scope: tuple[str, Sequ
         name = f"{table.name}.parquet"
         results.write_query_parquet(con, f'SELECT {cols} FROM "{table.name}" WHERE {where}', params, folder / name)
         files.append(name)
+        if len(files) == 1:
+            failpoint("snapshot.mid_write")
     results.write_manifest(folder, files, **fields)
 
 

@@ -32,7 +32,7 @@ from precompute.store import Store
 log = logging.getLogger(__name__)
 
 #: build_info keys the coordinator's own step writes (never copied from a worker)
-STEP_KEYS = ("steps_done", "packages", "build_id", "published_at", "schema_version")
+STEP_KEYS = ("steps_done", "packages", "build_id", "published_at", "schema_version", "commit_id")
 
 
 class PrivateStore(Store):
@@ -40,6 +40,9 @@ class PrivateStore(Store):
 
     def publish(self) -> str:
         return "private"
+
+    def recover(self, *, publish: bool = True) -> None:
+        """Nothing to recover: the private file is new for each task and nothing is published from it."""
 
 
 def shared_folder(spec_path: str, env: str) -> Path:

@@ -18,6 +18,7 @@ from backend import schema
 from precompute.datasets.folds import write_folds
 from precompute.datasets.tables import DatasetTables
 from precompute.errors import UserError
+from precompute.failpoints import failpoint
 from precompute.store import Store
 
 log = logging.getLogger(__name__)
@@ -145,6 +146,7 @@ def write_dataset(store: Store, name: str, tables: DatasetTables, *, replace: bo
         _insert(con, "stimulus_images", pa.table({
             "dataset": [name] * len(stimuli), "stimulus_id": stim_ids, "png": pa.array(images, pa.binary()),
         }))
+        failpoint("import.images_written")
         _insert(con, "sites", _frame_for("sites", sites, name))
         write_folds(con, name, stimuli)
         _insert(con, "responses", _long_table(site_ids, stim_ids, responses, name))

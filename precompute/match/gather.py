@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from precompute.failpoints import failpoint
 from precompute.match.engine import ImageFeed, MatchResult, prefetch_images, unit_coords
 from precompute.models.base import ActivationSource, LayerInfo
 
@@ -145,6 +146,7 @@ def insert_unit_activations(con, table) -> None:
         )
     finally:
         con.unregister("unit_activations_new")
+    failpoint("gather.rows_written")
 
 
 def gather_more(

@@ -18,6 +18,7 @@ import numpy as np
 
 from precompute.datasets.folds import TRAIN_FOLDS, ensure_folds, training_masks
 from precompute.errors import UserError
+from precompute.failpoints import failpoint
 from precompute.match.checkpoints import Checkpoints
 from precompute.match.engine import EngineConfig, MatchResult, RowSet, match_units, unit_coords
 from precompute.match.gather import (
@@ -224,6 +225,7 @@ def run_pair(
         for table in MATCH_TABLES:
             con.execute(f'DELETE FROM "{table}" WHERE dataset = ? AND model = ?', [dataset, model])
         write_match_tables(con, dataset, model, inputs.site_ids, result)
+        failpoint("match.tables_written")
         insert_unit_activations(con, unit_activations_table(dataset, model, result.layers, units, values))
         gather_s = time.perf_counter() - t1
         store.record(con, "seeds", f"{step_name(dataset, model)}:random_units", RANDOM_UNITS_SEED)

@@ -10,7 +10,6 @@ import runpy
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -118,10 +117,22 @@ def test_precompute_entry_point_runs_the_lab_batch_folder(tmp_path):
 
 
 def test_app_entry_point_waits_for_the_first_publish(tmp_path):
+    """deploy/app.sh waits for the served file, starts the server once it is published, and gives up
+    after UNITSCOPE_WAIT_S. Its messages are the verdict, never how long it took (a shared machine)."""
     env = {**os.environ, "UNITSCOPE_DATA": str(tmp_path), "UNITSCOPE_WAIT_S": "2", "PYTHON": sys.executable}
     env.pop("UNITSCOPE_DB", None)
-    t0 = time.monotonic()
     done = subprocess.run(["bash", str(ROOT / "deploy" / "app.sh")], env=env, capture_output=True, text=True,
-                          timeout=60)
-    assert done.returncode == 1 and "no database at" in done.stderr
-    assert 2 <= time.monotonic() - t0 < 30
+                          timeout=120)
+    assert done.returncode == 1 and "no database at" in done.stderr and "after 2 s" in done.stderr
+    # waiting for ever (the default): the file appears, the server starts (here `echo` stands in for python)
+    env = {**env, "UNITSCOPE_WAIT_S": "0", "PYTHON": "echo"}
+    proc = subprocess.Popen(["bash", str(ROOT / "deploy" / "app.sh")], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert "waiting for the first publish" in proc.stderr.readline()  # blocks until it says so
+        (tmp_path / "unitscope.duckdb").write_bytes(b"")  # the script only looks for the file
+        out, err = proc.communicate(timeout=120)  # bounds the wait only
+    finally:
+        proc.kill()
+    assert proc.returncode == 0 and "published after" in err
+    assert out.split() == ["-m", "gunicorn", "-c", "deploy/gunicorn_conf.py", "app:server"]

@@ -61,76 +61,90 @@ def test_every_route_needs_credentials_but_health(served):
 
 
 def test_simulated_users_short(served):
-    """8 users browse every page with filters for 8 s: no failed request; the figures are printed."""
+    """8 users each browse 6 pages with filters, callbacks and exports: no failed request; the figures are
+    printed (a fixed workload: the verdict never depends on how fast this machine is today)."""
     url, _ = served
-    rec = run_load(lambda: HttpTransport(url, auth=AUTH), users=8, seconds=8, seed=1)
+    rec = run_load(lambda: HttpTransport(url, auth=AUTH), users=8, pages=6, seed=1)
     summary = rec.summary()
-    print("\nload (8 users, 8 s):", json.dumps({k: round(v, 3) if isinstance(v, float) else v
-                                                for k, v in summary.items()}))
+    print("\nload (8 users x 6 pages):", json.dumps({k: round(v, 3) if isinstance(v, float) else v
+                                                    for k, v in summary.items()}))
     assert summary["requests"] > 50
     kinds = {s.kind for s in rec.samples}
     assert {"page", "router", "callback"} <= kinds
     assert {s.target for s in rec.samples if s.kind == "router"} >= {"/", "/sites", "/dataset"}
     errors = rec.errors()
     assert not errors, errors[:5]
-    assert summary["p95_s"] < 10  # the target (1 s) is for an idle server; this machine is shared
+    # latency is a benchmark's figure (benchmarks/bench_load.py), not a verdict of a test on a shared machine
 
 
 def test_replacing_the_served_file_while_serving(served):
     """Publish 12 builds while 4 users browse: no failed request, no response mixing two builds, and no
-    response started after a publish finished shows an older build (the cache is keyed by build id)."""
+    response to a request started after a publish finished shows an older build (the cache is keyed by
+    build id). Paced by events, not by the clock: after each publish the test waits (bounded, generously)
+    until the Overview watchers have answers to requests started after it."""
     url, store = served
     seen: list[tuple[float, str, int]] = []  # (request start, build id shown, variant shown)
     lock = threading.Lock()
     published: dict[str, tuple[int, float]] = {}
-
-    def check_overview(path, content):
-        if path != "/":
-            return
-        text = json.dumps(content)
-        build = re.search(r'"children": "([0-9a-f]{32})"', text)
-        variant = re.search(r"variant (\d+)", text)
-        if build:
-            with lock:
-                seen.append((time.monotonic(), build.group(1), int(variant.group(1)) if variant else 0))
-
     stop = threading.Event()
 
-    def browse_overview():
+    def browse_overview(seed: int) -> None:
         site = DashSite(HttpTransport(url, auth=AUTH))
-        user = User(HttpTransport(url, auth=AUTH), site, rec, __import__("random").Random(7), on_page=check_overview)
+        started = [0.0]
+
+        def check_overview(path, content):
+            if path != "/":
+                return
+            text = json.dumps(content)
+            build = re.search(r'"children": "([0-9a-f]{32})"', text)
+            variant = re.search(r"variant (\d+)", text)
+            if build:
+                with lock:
+                    seen.append((started[0], build.group(1), int(variant.group(1)) if variant else 0))
+
+        user = User(HttpTransport(url, auth=AUTH), site, rec, __import__("random").Random(seed), on_page=check_overview)
         while not stop.is_set():
+            started[0] = time.monotonic()
             user.open_page("/")
+
+    def answered_after(t: float) -> int:
+        with lock:
+            return sum(started > t for started, _, _ in seen)
 
     first = requests.get(url + "/health", timeout=30).json()["build_id"]
     published[first] = (0, 0.0)
     rec = Recorder()
-    watchers = [threading.Thread(target=browse_overview, daemon=True) for _ in range(2)]
+    watchers = [threading.Thread(target=browse_overview, args=(7 + i,), daemon=True) for i in range(2)]
     for th in watchers:
         th.start()
     load = threading.Thread(target=lambda: rec.samples.extend(
-        run_load(lambda: HttpTransport(url, auth=AUTH), users=2, seconds=8, seed=2).samples), daemon=True)
+        run_load(lambda: HttpTransport(url, auth=AUTH), users=2, pages=4, seed=2).samples), daemon=True)
     load.start()
     for n in range(1, 13):
         build = publish_variant(store, n)
-        published[build] = (n, time.monotonic())
-        time.sleep(0.4)
-    load.join(60)
+        done_at = time.monotonic()
+        published[build] = (n, done_at)
+        deadline = done_at + 120  # bounds the wait only: a healthy server answers in well under a second
+        while answered_after(done_at) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert answered_after(done_at) >= 2, f"no Overview answers within 120 s of publishing build {n}"
+    load.join(600)
     stop.set()
     for th in watchers:
-        th.join(60)
+        th.join(120)
     errors = rec.errors()
     assert not errors, errors[:5]
-    assert len(seen) > 10
-    for _started, build, variant in seen:
-        # the seen time is when the response arrived; it started at most that early
+    assert len(seen) >= 24
+    for started, build, variant in seen:
         assert build in published, f"unknown build {build}"
         assert published[build][0] == variant, f"one response mixed build {build} with variant {variant}"
+        # a request started after build k's publish finished shows build k or a later one
+        newest_before = max((k for k, t in published.values() if t < started), default=0)
+        assert published[build][0] >= newest_before, (
+            f"a request started after build {newest_before} was published showed build {published[build][0]}")
     final = requests.get(url + "/health", timeout=30).json()["build_id"]
     assert published[final][0] == 12
     # after the last publish, every worker and thread serves the last build (no stale cache entry)
-    s = requests.Session()
-    s.auth = AUTH
     site = DashSite(HttpTransport(url, auth=AUTH))
     shown = []
     for i in range(8):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from dash.testing.wait import until
 
+from tests.integration import WAIT_S
 from tests.integration.conftest import console_errors
 
 pytestmark = pytest.mark.browser
@@ -33,17 +34,17 @@ def graph_title(dash_duo, graph: str) -> str:
 def test_page_filters_live_in_the_url(dash_duo, results_app, path, graph):
     dash_duo.start_server(results_app)
     dash_duo.wait_for_page(url=f"{dash_duo.server_url}{path}?dataset=mini&model=toy&region=V4")
-    dash_duo.wait_for_element(f"{graph} .main-svg", timeout=15)
+    dash_duo.wait_for_element(f"{graph} .main-svg", timeout=WAIT_S)
     region_radio = next(el for el in dash_duo.find_elements(f"#{path.strip('/').replace('-', '')}-f-region label")
                         if el.text == "IT")
     region_radio.click()
-    until(lambda: "region=IT" in dash_duo.driver.current_url, timeout=10)
-    dash_duo.wait_for_element(f"{graph} .main-svg", timeout=15)
+    until(lambda: "region=IT" in dash_duo.driver.current_url, timeout=WAIT_S)
+    dash_duo.wait_for_element(f"{graph} .main-svg", timeout=WAIT_S)
     url = dash_duo.driver.current_url
     dash_duo.driver.get(f"{dash_duo.server_url}/")
-    dash_duo.wait_for_element("#overview-build", timeout=10)
+    dash_duo.wait_for_element("#overview-build", timeout=WAIT_S)
     dash_duo.driver.get(url)
-    dash_duo.wait_for_element(f"{graph} .main-svg", timeout=15)
+    dash_duo.wait_for_element(f"{graph} .main-svg", timeout=WAIT_S)
     checked = dash_duo.find_element(f"#{path.strip('/').replace('-', '')}-f-region input:checked")
     assert checked.get_attribute("value") == "IT"
     assert console_errors(dash_duo) == []
@@ -53,16 +54,16 @@ def test_page_filters_live_in_the_url(dash_duo, results_app, path, graph):
 def test_bare_page_url_gets_its_full_view_on_first_load(dash_duo, results_app, path, graph):
     dash_duo.start_server(results_app)
     dash_duo.wait_for_page(url=f"{dash_duo.server_url}{path}")
-    dash_duo.wait_for_element(f"{graph} .main-svg", timeout=15)
-    until(lambda: all(k in dash_duo.driver.current_url for k in ("dataset=mini", "model=", "region=")), 10)
+    dash_duo.wait_for_element(f"{graph} .main-svg", timeout=WAIT_S)
+    until(lambda: all(k in dash_duo.driver.current_url for k in ("dataset=mini", "model=", "region=")), WAIT_S)
     assert console_errors(dash_duo) == []
 
 
 def test_sites_page_rank_and_site_are_shareable(dash_duo, results_app):
     dash_duo.start_server(results_app)
     dash_duo.wait_for_page(url=f"{dash_duo.server_url}/sites?dataset=mini&model=toy&region=IT&site=IT-006&rank=3")
-    dash_duo.wait_for_contains_text("#sites-scatter .gtitle", "Rank 3", timeout=15)
-    until(lambda: "site=IT-006" in dash_duo.driver.current_url and "rank=3" in dash_duo.driver.current_url, 10)
+    dash_duo.wait_for_contains_text("#sites-scatter .gtitle", "Rank 3", timeout=WAIT_S)
+    until(lambda: "site=IT-006" in dash_duo.driver.current_url and "rank=3" in dash_duo.driver.current_url, WAIT_S)
     assert console_errors(dash_duo) == []
 
 
@@ -71,7 +72,7 @@ def test_bad_parameters_show_the_friendly_message(dash_duo, results_app, query):
     dash_duo.start_server(results_app)
     path = "/feature-maps" if query.startswith("layer") else "/sites"
     dash_duo.wait_for_page(url=f"{dash_duo.server_url}{path}?dataset=mini&{query}")
-    dash_duo.wait_for_element("#friendly-error", timeout=10)
+    dash_duo.wait_for_element("#friendly-error", timeout=WAIT_S)
     assert console_errors(dash_duo) == []
 
 
@@ -82,7 +83,7 @@ def test_bad_parameters_show_the_friendly_message(dash_duo, results_app, query):
 def test_other_pages_load_with_an_empty_console(dash_duo, results_app, path, element):
     dash_duo.start_server(results_app)
     dash_duo.wait_for_page(url=f"{dash_duo.server_url}{path}")
-    dash_duo.wait_for_element(element, timeout=15)
+    dash_duo.wait_for_element(element, timeout=WAIT_S)
     assert console_errors(dash_duo) == []
 
 
@@ -91,9 +92,9 @@ def test_export_menu_downloads_what_is_on_screen(dash_duo, results_app):
 
     dash_duo.start_server(results_app)
     dash_duo.wait_for_page(url=f"{dash_duo.server_url}/sites?dataset=mini&model=toy&region=IT&site=IT-006&rank=2")
-    dash_duo.wait_for_contains_text("#sites-scatter .gtitle", "Rank 2", timeout=15)
+    dash_duo.wait_for_contains_text("#sites-scatter .gtitle", "Rank 2", timeout=WAIT_S)
     dash_duo.find_element("#export-sites-scatter button").click()
-    link = dash_duo.wait_for_element("#export-sites-scatter a.export-link", timeout=5)
+    link = dash_duo.wait_for_element("#export-sites-scatter a.export-link", timeout=WAIT_S)
     main = dash_duo.driver.current_window_handle
     link.click()
     href = link.get_attribute("href")

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from dash.testing.wait import until
 
+from tests.integration import WAIT_S
 from tests.integration.conftest import console_errors
 
 pytestmark = pytest.mark.browser
@@ -30,36 +31,36 @@ def _fetch(url: str) -> bytes:
 def test_unit_page_filters_url_and_exports(dash_duo, results_app):
     dash_duo.start_server(results_app)
     dash_duo.wait_for_page(url=f"{dash_duo.server_url}/unit?dataset=mini&model=toy&region=IT")
-    dash_duo.wait_for_element("#unit-scatter .main-svg", timeout=15)
-    dash_duo.wait_for_element("#unit-categories .main-svg", timeout=15)
-    dash_duo.wait_for_contains_text("#unit-sites", "IT-", timeout=15)
+    dash_duo.wait_for_element("#unit-scatter .main-svg", timeout=WAIT_S)
+    dash_duo.wait_for_element("#unit-categories .main-svg", timeout=WAIT_S)
+    dash_duo.wait_for_contains_text("#unit-sites", "IT-", timeout=WAIT_S)
     # the default unit is written into the URL, so the view is a link
-    until(lambda: "layer_idx=" in dash_duo.driver.current_url and "site=IT-" in dash_duo.driver.current_url, 10)
+    until(lambda: "layer_idx=" in dash_duo.driver.current_url and "site=IT-" in dash_duo.driver.current_url, WAIT_S)
     unit_query = dash_duo.driver.current_url.split("?", 1)[1]
     unit_params = [p for p in unit_query.split("&") if p.split("=")[0] in ("layer_idx", "channel", "y", "x")]
 
     # a filter change (region) reopens the page on the same unit, against a V4 site
     v4 = next(el for el in dash_duo.find_elements("#unit-f-region label") if el.text == "V4")
     dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click();", v4)
-    until(lambda: "region=V4" in dash_duo.driver.current_url and "site=V4-" in dash_duo.driver.current_url, 15)
+    until(lambda: "region=V4" in dash_duo.driver.current_url and "site=V4-" in dash_duo.driver.current_url, WAIT_S)
     assert all(p in dash_duo.driver.current_url for p in unit_params)
-    dash_duo.wait_for_contains_text("#unit-scatter .gtitle", "V4-", timeout=15)
+    dash_duo.wait_for_contains_text("#unit-scatter .gtitle", "V4-", timeout=WAIT_S)
     url = dash_duo.driver.current_url
 
     # reopening the link restores the view
     dash_duo.driver.get(f"{dash_duo.server_url}/")
-    dash_duo.wait_for_element("#overview-build", timeout=10)
+    dash_duo.wait_for_element("#overview-build", timeout=WAIT_S)
     dash_duo.driver.get(url)
-    dash_duo.wait_for_element("#unit-scatter .main-svg", timeout=15)
+    dash_duo.wait_for_element("#unit-scatter .main-svg", timeout=WAIT_S)
     assert dash_duo.find_element("#unit-f-region input:checked").get_attribute("value") == "V4"
     site = url.split("site=")[1].split("&")[0]
-    dash_duo.wait_for_contains_text("#unit-scatter .gtitle", site, timeout=15)
+    dash_duo.wait_for_contains_text("#unit-scatter .gtitle", site, timeout=WAIT_S)
 
     # the export menus carry the page's query: the figure as PNG, the table as CSV
     button = dash_duo.find_element("#export-unit-scatter button")
     dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", button)
     dash_duo.driver.execute_script("arguments[0].click();", button)  # a scrolled card may sit under the navbar
-    link = dash_duo.wait_for_element("#export-unit-scatter a.export-link", timeout=5)
+    link = dash_duo.wait_for_element("#export-unit-scatter a.export-link", timeout=WAIT_S)
     main = dash_duo.driver.current_window_handle
     dash_duo.driver.execute_script("arguments[0].click();", link)  # the open menu may sit under the navbar
     href = link.get_attribute("href")
@@ -79,11 +80,11 @@ def test_unit_page_filters_url_and_exports(dash_duo, results_app):
 def test_sites_table_links_to_the_unit_page(dash_duo, results_app):
     dash_duo.start_server(results_app)
     dash_duo.wait_for_page(url=f"{dash_duo.server_url}/sites?dataset=mini&model=toy&region=IT&site=IT-006")
-    link = dash_duo.wait_for_element("#sites-topk a[href^='/unit?']", timeout=15)
+    link = dash_duo.wait_for_element("#sites-topk a[href^='/unit?']", timeout=WAIT_S)
     href = link.get_attribute("href")
     dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click();", link)
-    until(lambda: dash_duo.driver.current_url.startswith(f"{dash_duo.server_url}/unit?"), 10)
-    dash_duo.wait_for_contains_text("#unit-scatter .gtitle", "IT-006", timeout=15)
+    until(lambda: dash_duo.driver.current_url.startswith(f"{dash_duo.server_url}/unit?"), WAIT_S)
+    dash_duo.wait_for_contains_text("#unit-scatter .gtitle", "IT-006", timeout=WAIT_S)
     assert "site=IT-006" in href
     assert console_errors(dash_duo) == []
 
@@ -93,5 +94,5 @@ def test_sites_table_links_to_the_unit_page(dash_duo, results_app):
 def test_bad_parameters_show_the_friendly_message(dash_duo, results_app, query):
     dash_duo.start_server(results_app)
     dash_duo.wait_for_page(url=f"{dash_duo.server_url}/unit?dataset=mini&{query}")
-    dash_duo.wait_for_element("#friendly-error", timeout=10)
+    dash_duo.wait_for_element("#friendly-error", timeout=WAIT_S)
     assert console_errors(dash_duo) == []

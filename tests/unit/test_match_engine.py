@@ -264,25 +264,43 @@ def test_topk_rows_breaks_ties_by_index():
 
 
 def test_default_budget_runs_wait_for_each_other(tmp_path, monkeypatch):
-    """Two engines at the default budget (a fraction of all RAM) never run at once on one machine."""
+    """Two engines at the default budget (a fraction of all RAM) never run at once on one machine.
+
+    Deterministic: the first holds the lock until the second has said that it waits (its warning, logged
+    just before it blocks), so the second provably waited; no sleep decides anything."""
+    import logging
     import threading
-    import time
 
     from precompute.match.engine import _default_budget_lock
 
     monkeypatch.setenv("UNITSCOPE_ENGINE_LOCK", str(tmp_path / "engine.lock"))
     events = []
+    waiting = threading.Event()
+
+    class Waiting(logging.Handler):
+        def emit(self, record):
+            if "another matching job" in record.getMessage():
+                waiting.set()
 
     def second():
         with _default_budget_lock(True):
             events.append("second in")
 
-    with _default_budget_lock(True):
-        thread = threading.Thread(target=second)
-        thread.start()
-        time.sleep(0.3)
-        events.append("first out")
-    thread.join(5)
+    handler = Waiting()
+    logger = logging.getLogger("precompute.match.engine")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    try:
+        with _default_budget_lock(True):
+            thread = threading.Thread(target=second)
+            thread.start()
+            assert waiting.wait(120), "the second engine never reported that it waits"  # bounds the wait only
+            events.append("first out")
+        thread.join(120)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
     assert events == ["first out", "second in"]
     with _default_budget_lock(True), _default_budget_lock(False):  # an explicit budget never waits
         pass
@@ -409,6 +427,7 @@ def test_the_gpu_product_step_on_any_torch_device(uniform):
 
 def test_prefetch_images_yields_every_batch_in_order_decoding_the_next_one_meanwhile():
     import threading
+    import time
 
     from precompute.match.engine import prefetch_images
 
@@ -431,10 +450,9 @@ def test_prefetch_images_yields_every_batch_in_order_decoding_the_next_one_meanw
         np.testing.assert_array_equal(idx, batches[k])
         assert [int(im[0, 0]) for im in images] == idx.tolist() and waited >= 0
         # the next batch was asked for before this one is used
-        deadline = 0
-        while len(feed.loads) < min(k + 2, len(batches)) and deadline < 200:
+        deadline = time.monotonic() + 120  # bounds the wait for the decode thread only
+        while len(feed.loads) < min(k + 2, len(batches)) and time.monotonic() < deadline:
             threading.Event().wait(0.01)
-            deadline += 1
         assert len(feed.loads) == min(k + 2, len(batches))
         seen.append(k)
     assert seen == [0, 1, 2, 3] and all(n.startswith("unitscope-decode") for n in feed.threads)

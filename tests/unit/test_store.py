@@ -88,6 +88,54 @@ def test_killed_step_leaves_served_file_readable_and_rerun_completes(mini_db: St
     con.close()
 
 
+def test_a_step_committed_but_never_published_is_published_when_the_lock_is_next_taken(mini_db: Store):
+    """A process killed between a step's COMMIT and its publish: the next writer publishes it first."""
+    before = build_info(mini_db.served_path)
+    with mini_db.step("dataset:unpublished", publish=False) as con:  # as if killed right after COMMIT
+        con.execute("INSERT INTO datasets (dataset, synthetic) VALUES ('unpublished', false)")
+    assert read_steps_done(mini_db.served_path) == ["dataset:mini"]
+    with Store(mini_db.served_path).locked():
+        pass
+    after = build_info(mini_db.served_path)
+    assert after["build_id"] != before["build_id"] and "dataset:unpublished" in json.loads(after["steps_done"])
+    assert after["commit_id"] == build_info(mini_db.working_path)["commit_id"]
+    digest_now = digest(mini_db.served_path)
+    with Store(mini_db.served_path).locked():  # up to date: taking the lock publishes nothing
+        pass
+    assert digest(mini_db.served_path) == digest_now
+
+
+def test_temporary_copies_a_killed_process_left_are_removed_when_the_lock_is_taken(mini_db: Store):
+    folder = mini_db.served_path.parent
+    stale = [folder / "unitscope.duckdb.publish-4242", folder / "unitscope.work.duckdb.tmp-4242"]
+    kept = folder / "unitscope.duckdb.backup"
+    for path in [*stale, kept]:
+        path.write_bytes(b"half a copy")
+    with mini_db.locked():
+        pass
+    assert [p.exists() for p in stale] == [False, False] and kept.exists()
+
+
+def test_copy_file_copies_in_two_halves_with_or_without_sendfile(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from precompute.store import copy_file
+
+    data = os.urandom(3_000_001)
+    (tmp_path / "src").write_bytes(data)
+    sizes = []
+    copy_file(tmp_path / "src", tmp_path / "a", midway=lambda: sizes.append((tmp_path / "a").stat().st_size))
+
+    def refuse(*args):
+        raise OSError(errno.EINVAL, "sendfile refused")
+
+    monkeypatch.setattr(os, "sendfile", refuse)
+    copy_file(tmp_path / "src", tmp_path / "b", midway=lambda: sizes.append((tmp_path / "b").stat().st_size))
+    assert (tmp_path / "a").read_bytes() == data == (tmp_path / "b").read_bytes()
+    assert sizes == [1_500_000, 1_500_000]
+
+
 def test_second_writer_is_refused(store: Store):
     other = Store(store.served_path)
     with store.locked(), pytest.raises(StoreBusyError, match="another precompute process"), other.locked():
