@@ -78,7 +78,9 @@ TABLES: tuple[Table, ...] = (
         (
             C("key", "VARCHAR", "schema_version, build_id, published_at, steps_done (JSON list), "
               "step:<name> (JSON: finished_at, seconds), packages (JSON), seeds (JSON), "
-              "input_hashes (JSON: file -> sha256)", False),
+              "input_hashes (JSON: file -> sha256), analysis_inputs (JSON: step -> the inputs it ran on), "
+              "cluster_tasks (JSON), commit_id (the last committed step: a served file with another one is "
+              "published again before the next write)", False),
             C("value", "VARCHAR", "the value, JSON where structured"),
         ),
         key=("key",),
