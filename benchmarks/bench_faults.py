@@ -5,7 +5,7 @@
 1. kills, a soak: `datasets import` and `run` (tiny data written here) each SIGKILLed at --kills random
    times; after each, the served file must be byte-identical or a complete newer build; then a rerun
    completes with the uninterrupted run's result and removes the temporary files the kills left. The
-   deterministic version, a kill at every named failpoint (precompute/failpoints.py) of import, run,
+   deterministic version, a kill at every named failpoint (precompute/core/failpoints.py) of import, run,
    analyze and a Dask batch, is tests/integration/test_deploy_faults.py; this one looks for what no
    failpoint marks.
 2. swap: gunicorn (2 workers x 4 threads, shared file cache) serves while a new build is published every
@@ -88,7 +88,7 @@ def bench_kills(work: Path, kills: int) -> bool:
 def bench_swap(work: Path, seconds: float) -> bool:
     from benchmarks.bench_load import toy_database
     from deploy.loadcheck import DashSite, HttpTransport, Recorder, User, publish_variant, run_load, serve_locally
-    from precompute.store import Store
+    from precompute.core.store import Store
 
     db = toy_database(work / "swap")
     store = Store(db)

@@ -47,7 +47,7 @@ def setup(workdir: Path, model: str, n_stim: int, n_sites: int) -> None:
     import duckdb
     from PIL import Image
 
-    from precompute.store import Store
+    from precompute.core.store import Store
 
     store = Store(workdir / "unitscope.duckdb")
     with store.connect() as con:

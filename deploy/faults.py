@@ -5,7 +5,7 @@ before the command started, or it is a complete newer build that a read-only con
 records more steps; nothing left behind blocks a rerun; and running the same command again finishes
 with the same result as a run that was never interrupted.
 
-`kill_at` kills at a named failpoint (precompute/failpoints.py): deterministic, what
+`kill_at` kills at a named failpoint (precompute/core/failpoints.py): deterministic, what
 tests/integration/test_deploy_faults.py does at every failpoint. `kill_once` kills after a delay:
 the random-time soak of benchmarks/bench_faults.py. Both on tiny data that `write_folder_dataset` writes.
 """
@@ -216,7 +216,7 @@ def kill_at(db: Path, args: list[str], point: str, n: int = 1, *, env: dict | No
       the served file is a complete newer build (a new build id, every table readable, no step lost);
     - the writer lock is free.
     Each failed check is a line in `problems`."""
-    from precompute.failpoints import ENV, LOG_ENV
+    from precompute.core.failpoints import ENV, LOG_ENV
 
     before_hash = sha256(db) if db.exists() else None
     before_build, before_steps = read_build(db) if db.exists() else ("", [])

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from precompute.errors import UserError
-from precompute.failpoints import failpoint
-from precompute.store import Store, steps_done
+from precompute.core.errors import UserError
+from precompute.core.failpoints import failpoint
+from precompute.core.store import Store, steps_done
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 from backend.config import get_settings
-from precompute.errors import UserError
-from precompute.failpoints import FailpointError, check_environment
-from precompute.store import Store, StoreBusyError
+from precompute.core.errors import UserError
+from precompute.core.failpoints import FailpointError, check_environment
+from precompute.core.store import Store, StoreBusyError
 
 log = logging.getLogger("precompute")
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from precompute.store import Store, read_steps_done
+from precompute.core.store import Store, read_steps_done
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ if "UNITSCOPE_ENGINE_LOCK" not in os.environ:
 import pytest
 
 from precompute.datasets.writer import write_dataset
-from precompute.store import Store
+from precompute.core.store import Store
 from tests.factories import mini_tables
 
 

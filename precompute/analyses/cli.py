@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from precompute.errors import UserError
-from precompute.store import Store
+from precompute.core.errors import UserError
+from precompute.core.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from backend import schema
-from precompute.failpoints import failpoint
+from precompute.core.failpoints import failpoint
 
 log = logging.getLogger(__name__)
 

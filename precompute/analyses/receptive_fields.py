@@ -1,7 +1,7 @@
 """Receptive fields of model units (Figure S2), by two methods, estimated like the sites' fields.
 
 mapping   for ANY model (ONNX-only included), through its ActivationSource, exactly the physiological
-          protocol of precompute/receptive_fields.py: 1-degree white squares on a mean-gray background at
+          protocol of precompute/datasets/rf_mapping.py: 1-degree white squares on a mean-gray background at
           the 64 positions of an 8 x 8 grid over the central 8 degrees, plus the blank gray image, drawn at
           the dataset's image size and span and given to the model like any stimulus (8-bit, resized by the
           Input contract); response = activation to the square minus activation to the blank; the shared
@@ -43,7 +43,7 @@ import pandas as pd
 
 from precompute.analyses import common
 from precompute.analyze import Analysis, AnalysisContext, register
-from precompute.receptive_fields import EXTENT_DEG, GRID, MAP_SIZE, RFEstimate, estimate_rf, square_grid_stimuli
+from precompute.datasets.rf_mapping import EXTENT_DEG, GRID, MAP_SIZE, RFEstimate, estimate_rf, square_grid_stimuli
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ def layer_forward_fn(net, layer_name: str) -> Callable:
 def torch_module_for(con, model: str):
     """The torch network `model` was exported from (eval mode), or None when it cannot be rebuilt here
     (an ONNX file, weights from a local file, a pretrained download that is not cached, a control)."""
-    from precompute.errors import UserError
+    from precompute.core.errors import UserError
     from precompute.models import zoo
 
     row = common.model_row(con, model)

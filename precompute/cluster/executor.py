@@ -37,9 +37,9 @@ from precompute.cluster.tasks import (
     file_slug,
     input_hash,
 )
-from precompute.errors import UserError
-from precompute.failpoints import failpoint
-from precompute.store import Store, steps_done
+from precompute.core.errors import UserError
+from precompute.core.failpoints import failpoint
+from precompute.core.store import Store, steps_done
 
 log = logging.getLogger(__name__)
 

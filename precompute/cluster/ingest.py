@@ -17,8 +17,8 @@ from pathlib import Path
 from backend import schema
 from precompute.cluster import results
 from precompute.cluster.tasks import INGESTED_KEY, scope_filter
-from precompute.failpoints import failpoint
-from precompute.store import Store
+from precompute.core.failpoints import failpoint
+from precompute.core.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from backend import schema
 from precompute.cluster import results
 from precompute.cluster.tasks import scope_filter, snapshot_filter
-from precompute.failpoints import failpoint
+from precompute.core.failpoints import failpoint
 
 log = logging.getLogger(__name__)
 

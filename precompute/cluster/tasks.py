@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from backend import schema
-from precompute.errors import UserError
+from precompute.core.errors import UserError
 
 MATCH = "match"
 ANALYZE = "analyze"

@@ -27,7 +27,7 @@ from backend import schema
 from precompute.cluster import results
 from precompute.cluster.snapshot import load_snapshot
 from precompute.cluster.tasks import ANALYZE, MATCH, scope_filter, scope_tables
-from precompute.store import Store
+from precompute.core.store import Store
 
 log = logging.getLogger(__name__)
 

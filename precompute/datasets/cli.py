@@ -7,8 +7,8 @@ import json
 
 import duckdb
 
-from precompute.errors import UserError
-from precompute.store import Store
+from precompute.core.errors import UserError
+from precompute.core.store import Store
 
 
 def register(sub) -> None:

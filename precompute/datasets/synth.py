@@ -5,7 +5,7 @@ ids, categories, objects and poses), drawn procedurally by `render.py`; the 88 V
 simulated by the hidden encoding model of `encoding.py` (47 Poisson repetitions per image); a simulated
 receptive-field mapping experiment (1-degree white squares on an 8 x 8 grid, as in the seed paper's
 Figure S2) is run through the same model and analysed with the shared estimator of
-`precompute/receptive_fields.py`. Everything is a deterministic function of the seed (and n_stimuli).
+`precompute/datasets/rf_mapping.py`. Everything is a deterministic function of the seed (and n_stimuli).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import pandas as pd
 from precompute.datasets import encoding, render
 from precompute.datasets.reliability import split_half_reliability
 from precompute.datasets.tables import DatasetTables
-from precompute.errors import UserError
+from precompute.core.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +200,7 @@ def map_receptive_fields(model: encoding.GroundTruthModel, rng: np.random.Genera
     """The simulated Figure S2 experiment: 1-degree white squares at the 64 positions of the 8 x 8 grid and
     a blank gray image through the same model, 47 Poisson repetitions each; response = mean count minus
     the blank's. Returns (grid responses (sites, 64), row-major with row 0 at the top; RFEstimate per site)."""
-    from precompute.receptive_fields import estimate_rf, square_grid_stimuli
+    from precompute.datasets.rf_mapping import estimate_rf, square_grid_stimuli
 
     squares, blank = square_grid_stimuli(render.IMAGE_SIZE)
     images = np.round(np.concatenate([squares, blank[None]]) * 255).astype(np.uint8)

@@ -17,9 +17,9 @@ import pyarrow as pa
 from backend import schema
 from precompute.datasets.folds import write_folds
 from precompute.datasets.tables import DatasetTables
-from precompute.errors import UserError
-from precompute.failpoints import failpoint
-from precompute.store import Store
+from precompute.core.errors import UserError
+from precompute.core.failpoints import failpoint
+from precompute.core.store import Store
 
 log = logging.getLogger(__name__)
 

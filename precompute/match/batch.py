@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from precompute.errors import UserError
-from precompute.store import Store
+from precompute.core.errors import UserError
+from precompute.core.store import Store
 
 log = logging.getLogger(__name__)
 

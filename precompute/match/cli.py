@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from precompute.match.runner import DEFAULT_TOP_K
-from precompute.store import Store
+from precompute.core.store import Store
 
 RUN_HELP = """Match every site of a dataset to the units of each model (exact top-K by Pearson r over the
 stimuli, over the whole model, within every layer and within every feature map), then gather the
@@ -73,7 +73,7 @@ def cmd_run(args: argparse.Namespace, store: Store) -> int:
 
 
 def cmd_batch(args: argparse.Namespace, store: Store) -> int:
-    from precompute.errors import UserError
+    from precompute.core.errors import UserError
     from precompute.match.batch import check_batch, load_batch, run_batch
 
     batch = load_batch(args.file)

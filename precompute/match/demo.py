@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from precompute.demo import DemoStep, demo_dataset
-from precompute.store import Store
+from precompute.core.store import Store
 
 QUICK_MODELS = ("efficientnet-lite0",)
 DEMO_MODELS = (

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from precompute.failpoints import failpoint
+from precompute.core.failpoints import failpoint
 from precompute.match.engine import ImageFeed, MatchResult, prefetch_images, unit_coords
 from precompute.models.base import ActivationSource, LayerInfo
 
@@ -156,7 +156,7 @@ def gather_more(
     """Add activations of more units (layer_idx, channel, y, x) for an analysis; returns how many were
     added (units already stored are skipped). Runs inside the caller's step transaction `con`;
     `where` is what precompute.models.sources.open_source needs to find the model (the Store)."""
-    from precompute.errors import UserError
+    from precompute.core.errors import UserError
     from precompute.match.runner import PngFeed, load_inputs
 
     if reason not in REASON_PRIORITY:

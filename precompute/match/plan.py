@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from precompute.errors import UserError
+from precompute.core.errors import UserError
 from precompute.models.base import LayerInfo
 
 #: Fraction of total RAM used when no --memory-gb is given: leaves room for the OS, the page cache

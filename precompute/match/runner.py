@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 import numpy as np
 
 from precompute.datasets.folds import TRAIN_FOLDS, ensure_folds, training_masks
-from precompute.errors import UserError
-from precompute.failpoints import failpoint
+from precompute.core.errors import UserError
+from precompute.core.failpoints import failpoint
 from precompute.match.checkpoints import Checkpoints
 from precompute.match.engine import EngineConfig, MatchResult, RowSet, match_units, unit_coords
 from precompute.match.gather import (
@@ -29,7 +29,7 @@ from precompute.match.gather import (
     unit_activations_table,
 )
 from precompute.models.base import ActivationSource
-from precompute.store import Store
+from precompute.core.store import Store
 
 log = logging.getLogger(__name__)
 

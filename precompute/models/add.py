@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from precompute.errors import UserError
+from precompute.core.errors import UserError
 from precompute.models import registry, zoo
 from precompute.models.controls import PIXELS_DEFAULT_SIZE, pixels_layers, pixels_size
 from precompute.models.registry import ModelRecord

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from precompute.errors import UserError
+from precompute.core.errors import UserError
 
 
 def register(sub) -> None:

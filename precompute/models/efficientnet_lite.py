@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from precompute.errors import UserError
+from precompute.core.errors import UserError
 
 if TYPE_CHECKING:
     import torch

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from precompute.errors import UserError
+from precompute.core.errors import UserError
 from precompute.models.base import LayerInfo
 
 log = logging.getLogger(__name__)

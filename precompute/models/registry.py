@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from backend import schema
-from precompute.errors import UserError
+from precompute.core.errors import UserError
 from precompute.models.base import LayerInfo
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from precompute.analyze import Analysis, AnalysisContext, register
-from precompute.errors import UserError
+from precompute.core.errors import UserError
 from precompute.statistics import intervals
 from precompute.statistics.crossval import masked_pearson_rows
 

@@ -1,4 +1,4 @@
-"""The precompute job SIGKILLed at every named failpoint (precompute/failpoints.py) during `datasets
+"""The precompute job SIGKILLed at every named failpoint (precompute/core/failpoints.py) during `datasets
 import`, `run`, `analyze` and a `batch` on a Dask cluster: deterministic, no timing involved.
 
 An uninterrupted run of each command, with UNITSCOPE_FAILPOINT_LOG, says which failpoints it passes and
@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from deploy.faults import differences, kill_at, listing, precompute, result_tables, write_folder_dataset
-from precompute import failpoints
+from precompute.core import failpoints
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from deploy.loadcheck import DashSite, HttpTransport, Recorder, User, publish_variant, run_load, serve_locally
-from precompute.store import Store
+from precompute.core.store import Store
 
 pytestmark = pytest.mark.slow
 

@@ -177,7 +177,7 @@ def test_rf_command_stores_a_requested_unit_and_rejects_bad_units(results_env, m
     import argparse
 
     from precompute.analyses import cli, common
-    from precompute.errors import UserError
+    from precompute.core.errors import UserError
     from precompute.models import registry
 
     monkeypatch.setattr(common, "open_model",

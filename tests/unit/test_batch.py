@@ -15,9 +15,9 @@ from precompute import analyze
 from precompute.analyze import Analysis
 from precompute.cli import main
 from precompute.datasets.importers.selection import read_exclude
-from precompute.errors import UserError
+from precompute.core.errors import UserError
 from precompute.match.batch import check_batch, execute_batch, load_batch, parse_batch, run_batch
-from precompute.store import Store
+from precompute.core.store import Store
 from tests.unit.test_import_folder import make_folder
 
 
@@ -211,7 +211,7 @@ def test_local_executor_goes_on_past_a_failing_task_and_blocks_its_dependents(re
     assert "  analyze:boom:mini:toy: RuntimeError: boom on toy" in lines
     assert "task analyze:boom:mini:toy failed" in caplog.text
     with results_db.connect() as con:
-        from precompute.store import steps_done
+        from precompute.core.store import steps_done
 
         done = set(steps_done(con))
     assert {"analyze:boom:mini:toy2", "analyze:fine:mini:toy2"} <= done

@@ -23,9 +23,9 @@ from precompute.cluster.tasks import (
     snapshot_filter,
 )
 from precompute.cluster.worker import build_info_changes
-from precompute.errors import UserError
+from precompute.core.errors import UserError
 from precompute.match.batch import AnalyzeSpec, RunSpec, parse_batch
-from precompute.store import Store
+from precompute.core.store import Store
 
 
 def _runs(*pairs):

@@ -1,4 +1,4 @@
-"""Named failpoints (precompute/failpoints.py): the registry matches the calls in the code, a set variable
+"""Named failpoints (precompute/core/failpoints.py): the registry matches the calls in the code, a set variable
 kills the process at exactly the pass it names, an unset one does nothing, a misspelt one is refused."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from precompute import failpoints
-from precompute.failpoints import ENV, LOG_ENV, POINTS, FailpointError, parse
+from precompute.core import failpoints
+from precompute.core.failpoints import ENV, LOG_ENV, POINTS, FailpointError, parse
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,7 +72,7 @@ def test_an_armed_process_refuses_a_name_missing_from_the_registry():
 def test_the_named_pass_kills_the_process_with_sigkill_and_the_log_says_where(tmp_path):
     log = tmp_path / "passes.log"
     script = textwrap.dedent("""
-        from precompute.failpoints import failpoint
+        from precompute.core.failpoints import failpoint
         failpoint("lock.acquired")
         print("first pass", flush=True)
         failpoint("step.begun")

@@ -12,7 +12,7 @@ from precompute.datasets.importers.brainio import import_brainio, read_assembly
 from precompute.datasets.importers.selection import Selection, build_selection
 from precompute.datasets.importers.validation import ImportRefusedError
 from precompute.datasets.reliability import split_half_reliability
-from precompute.errors import UserError
+from precompute.core.errors import UserError
 from tests.unit.test_import_support import (
     FIXTURES,
     hvm_rows,

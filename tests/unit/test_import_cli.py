@@ -11,7 +11,7 @@ import pytest
 
 from precompute.cli import main
 from precompute.datasets.importers.selection import Selection, build_selection, parse_time_bin, read_exclude
-from precompute.errors import UserError
+from precompute.core.errors import UserError
 from tests.unit.test_import_folder import make_folder
 
 

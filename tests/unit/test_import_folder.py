@@ -93,7 +93,7 @@ def test_folder_selection(tmp_path):
 
 
 def test_a_selection_that_keeps_nothing_names_what_there_is(tmp_path, caplog):
-    from precompute.errors import UserError
+    from precompute.core.errors import UserError
 
     make_folder(tmp_path / "d", np.random.default_rng(8), "responses.npy", n_stim=24)
     with pytest.raises(UserError, match=r"--variation 3: .* levels present: 0, 6"):

@@ -12,7 +12,7 @@ from PIL import Image
 from precompute.datasets.importers.hvm_hdf5 import import_hvm_hdf5
 from precompute.datasets.importers.selection import build_selection
 from precompute.datasets.reliability import split_half_reliability
-from precompute.errors import UserError
+from precompute.core.errors import UserError
 from tests.unit.test_import_support import HVM_CSV, hvm_rows, write_hvm_hdf5
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from precompute.errors import UserError
+from precompute.core.errors import UserError
 from precompute.match.engine import ArrayFeed, EngineConfig, RowSet, match_units, unit_coords
 from precompute.match.plan import bytes_per_unit, plan_passes
 from precompute.match.synthetic import SyntheticSource, UnitEdits

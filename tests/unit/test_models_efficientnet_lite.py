@@ -7,7 +7,7 @@ import pytest
 import skimage.data
 import torch
 
-from precompute.errors import UserError
+from precompute.core.errors import UserError
 from precompute.models import efficientnet_lite
 from precompute.models.preprocess import to_model_input
 

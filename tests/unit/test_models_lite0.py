@@ -12,7 +12,7 @@ from precompute.models.efficientnet_lite import build
 from precompute.models.export import torch_layer_outputs
 from precompute.models.preprocess import to_model_input
 from precompute.models.sources import open_source
-from precompute.store import Store
+from precompute.core.store import Store
 
 
 @pytest.fixture(scope="module")

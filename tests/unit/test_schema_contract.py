@@ -9,7 +9,7 @@ import numpy as np
 
 from backend import queries, schema
 from backend.db import Database
-from precompute.store import Store
+from precompute.core.store import Store
 from tests.factories import mini_tables
 
 ROOT = Path(__file__).resolve().parents[2]

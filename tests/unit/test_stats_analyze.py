@@ -18,9 +18,9 @@ import pytest
 from precompute import analyze
 from precompute.analyze import AnalysisContext, run_analyses
 from precompute.datasets.writer import write_dataset
-from precompute.errors import UserError
+from precompute.core.errors import UserError
 from precompute.statistics.ceiling import LOW_RELIABILITY_THRESHOLD
-from precompute.store import Store, read_steps_done
+from precompute.core.store import Store, read_steps_done
 from tests.factories import TOY_LAYERS, mini_tables, toy_activations, write_toy_results
 
 N_STIMULI = 60

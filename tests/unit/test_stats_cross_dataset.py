@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from precompute.datasets.writer import write_dataset
-from precompute.errors import UserError
+from precompute.core.errors import UserError
 from precompute.models.base import LayerInfo
 from precompute.statistics.cross_dataset import cross_dataset_r, shared_site_ids
 from tests.factories import TOY_LAYERS, mini_tables, toy_activations
@@ -265,7 +265,7 @@ def test_removing_the_selection_dataset_forgets_the_scores_read_from_it(pair):
     """Scores of B selected on A are derived from A: replacing or removing A deletes them and their step."""
     from backend.schema import remove_dataset_rows
     from precompute.analyze import run_analyses
-    from precompute.store import steps_done
+    from precompute.core.store import steps_done
 
     store, *_ = pair
     run_analyses(store, "mini-b", ["toy"], ["cross_dataset"], options={"select_on": "mini-a"})

@@ -293,7 +293,7 @@ def test_default_analyses_run_no_model_and_a_model_without_source_gets_no_pass_s
 
 def test_a_database_matched_before_held_out_selection_says_how_to_fix_it(mini_db):
     from precompute.analyze import run_analyses
-    from precompute.errors import UserError
+    from precompute.core.errors import UserError
     from tests.factories import write_toy_results
 
     write_toy_results(mini_db, model="toy")

@@ -32,7 +32,7 @@ from precompute.models.base import LayerInfo
 from precompute.models.controls import RandomSource
 from precompute.statistics import intervals
 from precompute.statistics.crossval import masked_pearson_rows
-from precompute.store import Store
+from precompute.core.store import Store
 from tests.factories import png_bytes
 
 N_CATEGORIES, OBJECTS_PER_CATEGORY, VIEWS = 6, 4, 10  # 240 stimuli in 24 objects

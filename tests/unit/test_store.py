@@ -14,8 +14,8 @@ import pytest
 
 from backend import schema
 from precompute.datasets.writer import remove_dataset, write_dataset
-from precompute.errors import UserError
-from precompute.store import Store, StoreBusyError, read_steps_done
+from precompute.core.errors import UserError
+from precompute.core.store import Store, StoreBusyError, read_steps_done
 from tests.factories import mini_tables
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,7 +66,7 @@ def test_killed_step_leaves_served_file_readable_and_rerun_completes(mini_db: St
     script = textwrap.dedent(f"""
         import os, signal, sys
         sys.path.insert(0, {str(ROOT)!r})
-        from precompute.store import Store
+        from precompute.core.store import Store
         from precompute.datasets.writer import write_dataset
         from tests.factories import mini_tables
         import precompute.datasets.writer as w
@@ -120,7 +120,7 @@ def test_copy_file_copies_in_two_halves_with_or_without_sendfile(tmp_path, monke
     import errno
     import os
 
-    from precompute.store import copy_file
+    from precompute.core.store import copy_file
 
     data = os.urandom(3_000_001)
     (tmp_path / "src").write_bytes(data)
@@ -201,7 +201,7 @@ def test_trials_and_responses_round_trip(mini_db: Store):
     ],
 )
 def test_step_dependencies(step, dataset, model, expected):
-    from precompute.store import step_depends_on
+    from precompute.core.store import step_depends_on
 
     assert step_depends_on(step, dataset=dataset, model=model) is expected
 

@@ -18,8 +18,8 @@ from PIL import Image
 
 from precompute.datasets import encoding, render, synth
 from precompute.datasets.reliability import split_half_reliability
-from precompute.errors import UserError
-from precompute.receptive_fields import grid_centres_deg, square_grid_stimuli
+from precompute.core.errors import UserError
+from precompute.datasets.rf_mapping import grid_centres_deg, square_grid_stimuli
 
 
 @pytest.fixture(scope="module")
@@ -275,7 +275,7 @@ def test_tables_go_through_the_writer(tmp_path):
     import duckdb
 
     writer = pytest.importorskip("precompute.datasets.writer")
-    from precompute.store import Store
+    from precompute.core.store import Store
 
     tables = synth.generate(seed=0, n_stimuli=16)
     store = Store(tmp_path / "unitscope.duckdb")

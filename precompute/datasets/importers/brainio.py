@@ -38,7 +38,7 @@ from precompute.datasets.importers.selection import (
 )
 from precompute.datasets.importers.validation import Report, duplicates
 from precompute.datasets.tables import DatasetTables
-from precompute.errors import UserError
+from precompute.core.errors import UserError
 
 log = logging.getLogger(__name__)
 

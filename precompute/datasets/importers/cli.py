@@ -16,8 +16,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from precompute.errors import UserError
-from precompute.store import Store
+from precompute.core.errors import UserError
+from precompute.core.store import Store
 
 log = logging.getLogger(__name__)
 

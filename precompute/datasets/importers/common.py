@@ -316,7 +316,7 @@ def input_hash(paths: Sequence[object]) -> str:
     import hashlib
     from pathlib import Path
 
-    from precompute.store import sha256_file
+    from precompute.core.store import sha256_file
 
     h = hashlib.sha256()
     for p in paths:

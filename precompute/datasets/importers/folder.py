@@ -23,7 +23,7 @@ from precompute.datasets.importers.common import encode_png, finish, input_hash,
 from precompute.datasets.importers.selection import Selection, site_mask, stimulus_mask
 from precompute.datasets.importers.validation import Report, duplicates
 from precompute.datasets.tables import DatasetTables
-from precompute.errors import UserError
+from precompute.core.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from precompute.datasets.importers.common import (
 from precompute.datasets.importers.selection import Selection, site_mask, stimulus_mask, variation_level
 from precompute.datasets.importers.validation import Report
 from precompute.datasets.tables import DatasetTables
-from precompute.errors import UserError
+from precompute.core.errors import UserError
 
 log = logging.getLogger(__name__)
 

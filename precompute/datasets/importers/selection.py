@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from precompute.errors import UserError
+from precompute.core.errors import UserError
 
 log = logging.getLogger(__name__)
 

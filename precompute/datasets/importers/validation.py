@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from precompute.errors import UserError
+from precompute.core.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -105,7 +105,7 @@ class _Armed:
         if self.error is not None:
             raise self.error
         if name not in POINTS:
-            raise FailpointError(f"failpoint({name!r}) is not listed in precompute.failpoints.POINTS")
+            raise FailpointError(f"failpoint({name!r}) is not listed in precompute.core.failpoints.POINTS")
         n = self.passes[name] = self.passes.get(name, 0) + 1
         if self.log_path:
             fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.special import erf
 
-from precompute.receptive_fields import (
+from precompute.datasets.rf_mapping import (
     ONE_SD_LEVEL,
     estimate_rf,
     grid_centres_deg,

@@ -17,7 +17,7 @@ Recovery, whenever a process takes the writer lock: temporary copies that a kill
 database holds a committed step that was never published (the process died between COMMIT and the
 rename: its `commit_id` in build_info differs from the served file's), it is published first. So a
 rerun after a kill at any point finds the served file complete and up to date with every committed step.
-Every such point is a named failpoint (precompute/failpoints.py, docs/failpoints.md).
+Every such point is a named failpoint (precompute/core/failpoints.py, docs/failpoints.md).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from pathlib import Path
 import duckdb
 
 from backend import schema
-from precompute.failpoints import failpoint
+from precompute.core.failpoints import failpoint
 
 log = logging.getLogger(__name__)
 
