@@ -83,8 +83,8 @@ def main() -> int:
     import numpy as np
     from distributed import Client, LocalCluster
 
-    from precompute.match.batch import execute_batch, load_batch
     from precompute.core.store import Store
+    from precompute.match.batch import execute_batch, load_batch
 
     logging.basicConfig(level=logging.WARNING)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-cluster-"))

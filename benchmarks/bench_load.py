@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 def toy_database(folder: Path) -> Path:
     """The tests' miniature build: one dataset (9 sites, 24 stimuli), two toy models, scores."""
-    from precompute.datasets.writer import write_dataset
     from precompute.core.store import Store
+    from precompute.datasets.writer import write_dataset
     from tests.factories import mini_tables, write_toy_results, write_toy_scores
 
     store = Store(folder / "unitscope.duckdb")

@@ -20,8 +20,8 @@ if "UNITSCOPE_ENGINE_LOCK" not in os.environ:
 
 import pytest
 
-from precompute.datasets.writer import write_dataset
 from precompute.core.store import Store
+from precompute.datasets.writer import write_dataset
 from tests.factories import mini_tables
 
 

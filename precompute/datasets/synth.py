@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from precompute.core.errors import UserError
 from precompute.datasets import encoding, render
 from precompute.datasets.reliability import split_half_reliability
 from precompute.datasets.tables import DatasetTables
-from precompute.core.errors import UserError
 
 log = logging.getLogger(__name__)
 

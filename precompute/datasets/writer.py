@@ -15,11 +15,11 @@ import pandas as pd
 import pyarrow as pa
 
 from backend import schema
-from precompute.datasets.folds import write_folds
-from precompute.datasets.tables import DatasetTables
 from precompute.core.errors import UserError
 from precompute.core.failpoints import failpoint
 from precompute.core.store import Store
+from precompute.datasets.folds import write_folds
+from precompute.datasets.tables import DatasetTables
 
 log = logging.getLogger(__name__)
 

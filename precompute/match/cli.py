@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from precompute.match.runner import DEFAULT_TOP_K
 from precompute.core.store import Store
+from precompute.match.runner import DEFAULT_TOP_K
 
 RUN_HELP = """Match every site of a dataset to the units of each model (exact top-K by Pearson r over the
 stimuli, over the whole model, within every layer and within every feature map), then gather the

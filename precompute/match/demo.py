@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from precompute.demo import DemoStep, demo_dataset
 from precompute.core.store import Store
+from precompute.demo import DemoStep, demo_dataset
 
 QUICK_MODELS = ("efficientnet-lite0",)
 DEMO_MODELS = (

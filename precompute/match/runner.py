@@ -16,9 +16,10 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from precompute.datasets.folds import TRAIN_FOLDS, ensure_folds, training_masks
 from precompute.core.errors import UserError
 from precompute.core.failpoints import failpoint
+from precompute.core.store import Store
+from precompute.datasets.folds import TRAIN_FOLDS, ensure_folds, training_masks
 from precompute.match.checkpoints import Checkpoints
 from precompute.match.engine import EngineConfig, MatchResult, RowSet, match_units, unit_coords
 from precompute.match.gather import (
@@ -29,7 +30,6 @@ from precompute.match.gather import (
     unit_activations_table,
 )
 from precompute.models.base import ActivationSource
-from precompute.core.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 
 from precompute.analyze import Analysis, AnalysisContext, register
-from precompute.datasets.folds import SPLIT_HALF_TRAIN_FOLDS
 from precompute.core.errors import UserError
+from precompute.datasets.folds import SPLIT_HALF_TRAIN_FOLDS
 from precompute.statistics import intervals
 from precompute.statistics.crossval import masked_pearson_rows
 from precompute.statistics.resample import LEVEL, percentile_interval

@@ -26,9 +26,9 @@ from precompute.cluster import results
 from precompute.cluster.executor import DaskExecutor
 from precompute.cluster.tasks import build_tasks
 from precompute.cluster.worker import execute_task
+from precompute.core.store import Store
 from precompute.datasets.writer import write_dataset
 from precompute.match.batch import execute_batch, load_batch
-from precompute.core.store import Store
 from tests.factories import mini_tables
 from tests.unit.test_match_onnx import tiny_onnx
 

@@ -14,10 +14,10 @@ import pytest
 from precompute import analyze
 from precompute.analyze import Analysis
 from precompute.cli import main
-from precompute.datasets.importers.selection import read_exclude
 from precompute.core.errors import UserError
-from precompute.match.batch import check_batch, execute_batch, load_batch, parse_batch, run_batch
 from precompute.core.store import Store
+from precompute.datasets.importers.selection import read_exclude
+from precompute.match.batch import check_batch, execute_batch, load_batch, parse_batch, run_batch
 from tests.unit.test_import_folder import make_folder
 
 

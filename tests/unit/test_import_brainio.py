@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from precompute.core.errors import UserError
 from precompute.datasets.importers.brainio import import_brainio, read_assembly
 from precompute.datasets.importers.selection import Selection, build_selection
 from precompute.datasets.importers.validation import ImportRefusedError
 from precompute.datasets.reliability import split_half_reliability
-from precompute.core.errors import UserError
 from tests.unit.test_import_support import (
     FIXTURES,
     hvm_rows,

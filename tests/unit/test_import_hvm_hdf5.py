@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from precompute.core.errors import UserError
 from precompute.datasets.importers.hvm_hdf5 import import_hvm_hdf5
 from precompute.datasets.importers.selection import build_selection
 from precompute.datasets.reliability import split_half_reliability
-from precompute.core.errors import UserError
 from tests.unit.test_import_support import HVM_CSV, hvm_rows, write_hvm_hdf5
 
 

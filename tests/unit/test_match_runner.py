@@ -11,13 +11,13 @@ import pytest
 from PIL import Image
 
 from precompute.core.errors import UserError
+from precompute.core.store import Store
 from precompute.match import runner
 from precompute.match.batch import load_batch, run_batch
 from precompute.match.engine import EngineConfig
 from precompute.match.gather import gather_more
 from precompute.match.plan import bytes_per_unit
 from precompute.match.synthetic import SyntheticSource, UnitEdits
-from precompute.core.store import Store
 
 N_STIM, N_SITES, TOP_K = 90, 6, 8
 SHAPES = [(3, 4, 4), (5,), (4, 2, 2)]

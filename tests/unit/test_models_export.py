@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from precompute.core.errors import UserError
+from precompute.core.store import Store
 from precompute.models import add, registry, zoo
 from precompute.models.export import export_with_layers, tap_points, torch_layer_outputs
 from precompute.models.sources import OnnxSource, to_nchw
-from precompute.core.store import Store
 
 
 def _compare(model, size: int, tmp_path, in_channels: int = 3):

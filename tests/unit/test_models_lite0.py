@@ -7,12 +7,12 @@ import argparse
 import numpy as np
 import pytest
 
+from precompute.core.store import Store
 from precompute.models import add, registry
 from precompute.models.efficientnet_lite import build
 from precompute.models.export import torch_layer_outputs
 from precompute.models.preprocess import to_model_input
 from precompute.models.sources import open_source
-from precompute.core.store import Store
 
 
 @pytest.fixture(scope="module")

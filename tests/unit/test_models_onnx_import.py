@@ -10,12 +10,12 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from precompute.core.errors import UserError
+from precompute.core.store import Store, read_steps_done
 from precompute.models import add, registry
 from precompute.models import cli as models_cli
 from precompute.models.onnx_import import detect_layout, import_onnx, shape_layout
 from precompute.models.preprocess import to_model_input
 from precompute.models.sources import open_source
-from precompute.core.store import Store, read_steps_done
 
 RNG = np.random.default_rng(7)
 W1 = RNG.normal(size=(4, 3, 1, 1)).astype(np.float32)

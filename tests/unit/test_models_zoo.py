@@ -7,9 +7,9 @@ import argparse
 import pytest
 
 from precompute.core.errors import UserError
+from precompute.core.store import Store
 from precompute.models import zoo
 from precompute.models.demo import demo_steps
-from precompute.core.store import Store
 
 PAPER_TOP1 = {"alexnet": 57.7, "vgg16": 71.5, "nasnet-mobile": 74.0, "mobilenet-1.4": 75.0, "xception": 79.0,
               "densenet121": 74.5, "densenet169": 75.9, "resnet50": 75.2, "resnet101": 76.4, "resnet152": 77.8,

@@ -17,10 +17,10 @@ import pytest
 
 from precompute import analyze
 from precompute.analyze import AnalysisContext, run_analyses
-from precompute.datasets.writer import write_dataset
 from precompute.core.errors import UserError
-from precompute.statistics.ceiling import LOW_RELIABILITY_THRESHOLD
 from precompute.core.store import Store, read_steps_done
+from precompute.datasets.writer import write_dataset
+from precompute.statistics.ceiling import LOW_RELIABILITY_THRESHOLD
 from tests.factories import TOY_LAYERS, mini_tables, toy_activations, write_toy_results
 
 N_STIMULI = 60

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from precompute.datasets.writer import write_dataset
 from precompute.core.errors import UserError
+from precompute.datasets.writer import write_dataset
 from precompute.models.base import LayerInfo
 from precompute.statistics.cross_dataset import cross_dataset_r, shared_site_ids
 from tests.factories import TOY_LAYERS, mini_tables, toy_activations

@@ -23,6 +23,7 @@ import pandas as pd
 import pytest
 
 from precompute.analyze import AnalysisContext, run_analyses
+from precompute.core.store import Store
 from precompute.datasets.tables import DatasetTables
 from precompute.datasets.writer import write_dataset
 from precompute.match import runner
@@ -32,7 +33,6 @@ from precompute.models.base import LayerInfo
 from precompute.models.controls import RandomSource
 from precompute.statistics import intervals
 from precompute.statistics.crossval import masked_pearson_rows
-from precompute.core.store import Store
 from tests.factories import png_bytes
 
 N_CATEGORIES, OBJECTS_PER_CATEGORY, VIEWS = 6, 4, 10  # 240 stimuli in 24 objects

@@ -13,9 +13,9 @@ import duckdb
 import pytest
 
 from backend import schema
-from precompute.datasets.writer import remove_dataset, write_dataset
 from precompute.core.errors import UserError
 from precompute.core.store import Store, StoreBusyError, read_steps_done
+from precompute.datasets.writer import remove_dataset, write_dataset
 from tests.factories import mini_tables
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from precompute.core.errors import UserError
 from precompute.datasets import encoding, render, synth
 from precompute.datasets.reliability import split_half_reliability
-from precompute.core.errors import UserError
 from precompute.datasets.rf_mapping import grid_centres_deg, square_grid_stimuli
 
 

@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
+from precompute.core.errors import UserError
 from precompute.datasets.importers.common import (
     encode_png,
     finish,
@@ -38,7 +39,6 @@ from precompute.datasets.importers.selection import (
 )
 from precompute.datasets.importers.validation import Report, duplicates
 from precompute.datasets.tables import DatasetTables
-from precompute.core.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from precompute.core.errors import UserError
 from precompute.datasets.importers.common import encode_png, finish, input_hash, normalise_sites, normalise_stimuli
 from precompute.datasets.importers.selection import Selection, site_mask, stimulus_mask
 from precompute.datasets.importers.validation import Report, duplicates
 from precompute.datasets.tables import DatasetTables
-from precompute.core.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from precompute.core.errors import UserError
 from precompute.datasets.importers.common import (
     encode_png,
     finish,
@@ -33,7 +34,6 @@ from precompute.datasets.importers.common import (
 from precompute.datasets.importers.selection import Selection, site_mask, stimulus_mask, variation_level
 from precompute.datasets.importers.validation import Report
 from precompute.datasets.tables import DatasetTables
-from precompute.core.errors import UserError
 
 log = logging.getLogger(__name__)
 
