@@ -84,7 +84,7 @@ def main() -> int:
     from distributed import Client, LocalCluster
 
     from precompute.core.store import Store
-    from precompute.match.batch import execute_batch, load_batch
+    from precompute.jobs.batch import execute_batch, load_batch
 
     logging.basicConfig(level=logging.WARNING)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-cluster-"))

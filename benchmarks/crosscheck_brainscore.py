@@ -62,7 +62,7 @@ def export(db: Path, dataset: str, model: str, per_site: int, out: Path) -> dict
     """Write the worker's input (npz) and return Unitscope's own numbers to compare with."""
     import duckdb
 
-    from precompute.analyze import AnalysisContext
+    from precompute.analyses.context import AnalysisContext
     from precompute.datasets.folds import N2N_TRAIN_FOLDS, SPLIT_HALF_TRAIN_FOLDS
 
     con = duckdb.connect(str(db), read_only=True)

@@ -1,5 +1,5 @@
 import sys
 
-from precompute.cli import main
+from precompute.cli.main import main
 
 sys.exit(main())

@@ -16,6 +16,9 @@ import pandas as pd
 
 from backend import schema
 from precompute.core.failpoints import failpoint
+from precompute.match.runner import PngFeed, load_inputs
+from precompute.models import registry
+from precompute.models.sources import open_source
 
 log = logging.getLogger(__name__)
 
@@ -67,22 +70,6 @@ def _check_columns(table: str, rows: pd.DataFrame) -> list[str]:
     return cols
 
 
-def best_layers(layer_best: pd.DataFrame, sites: pd.DataFrame) -> dict[str, tuple[int, float]]:
-    """The "V4-like" / "IT-like" layer of each region: the layer with the highest median over the region's
-    sites of the best-in-layer r (ties: the earliest layer), as the paper defines it.
-
-    layer_best: rows (site_id, layer_idx, r) of rank-1 layer_matches; sites: (site_id, region).
-    Returns region -> (layer_idx, median r)."""
-    merged = layer_best.merge(sites[["site_id", "region"]], on="site_id")
-    merged = merged[np.isfinite(merged["r"].astype(float))]
-    out: dict[str, tuple[int, float]] = {}
-    for region, group in merged.groupby("region", sort=True):
-        med = group.groupby("layer_idx")["r"].median().sort_index()
-        best = int(med.index[int(np.argmax(med.to_numpy()))])
-        out[str(region)] = (best, float(med.loc[best]))
-    return out
-
-
 def derived_seed(*keys: object) -> int:
     """A 63-bit integer seed from names and numbers (stored beside results so a draw can be repeated)."""
     parts = [zlib.crc32(str(k).encode()) for k in keys]
@@ -105,8 +92,6 @@ def record_note(ctx, text: str | None) -> None:
 
 def model_row(con, model: str) -> dict:
     """The `models` row of `model` (kind, family, reference_model, input_size, source, ...)."""
-    from precompute.models import registry
-
     return registry.read_model(con, model)
 
 
@@ -124,8 +109,6 @@ def open_model(con, dataset: str, model: str, where):
     """(ActivationSource, ImageFeed of the dataset's stimuli in idx order) for analyses that must run a model.
 
     Tests replace this function to analyse an in-memory model."""
-    from precompute.match.runner import PngFeed, load_inputs
-    from precompute.models.sources import open_source
 
     inputs = load_inputs(con, dataset)
     return open_source(con, model, where), PngFeed(inputs.stimulus_ids, inputs.pngs)

@@ -44,8 +44,10 @@ import numpy as np
 import pandas as pd
 
 from precompute.analyses import common
-from precompute.analyze import Analysis, AnalysisContext, register
+from precompute.analyses.context import AnalysisContext
+from precompute.analyses.registry import Analysis, register
 from precompute.datasets.folds import SPLIT_HALF_TRAIN_FOLDS
+from precompute.statistics.resample import rng_for
 
 log = logging.getLogger(__name__)
 
@@ -357,8 +359,6 @@ def _pixels_model(ctx: AnalysisContext) -> str | None:
 
 def _shared_rng(ctx: AnalysisContext, region: str, what: str) -> np.random.Generator:
     """A generator that depends on the seed, dataset, region and purpose but not on the model."""
-    from precompute.statistics.resample import rng_for
-
     return rng_for(ctx.seed, "decoding", ctx.dataset, region, what)
 
 

@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from precompute.analyses.common import replace_rows
-from precompute.analyze import Analysis, AnalysisContext, register
+from precompute.analyses.context import AnalysisContext
+from precompute.analyses.registry import Analysis, register
 
 log = logging.getLogger(__name__)
 

@@ -42,8 +42,15 @@ import numpy as np
 import pandas as pd
 
 from precompute.analyses import common
-from precompute.analyze import Analysis, AnalysisContext, register
+from precompute.analyses.common import dataset_image_geometry
+from precompute.analyses.context import AnalysisContext
+from precompute.analyses.registry import Analysis, register
+from precompute.core.errors import UserError
 from precompute.datasets.rf_mapping import EXTENT_DEG, GRID, MAP_SIZE, RFEstimate, estimate_rf, square_grid_stimuli
+from precompute.match.runner import PngFeed, load_inputs
+from precompute.models import registry, zoo
+from precompute.models.export import _shape_to_chw, tap_points
+from precompute.models.preprocess import to_model_input
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +175,6 @@ def layer_forward_fn(net, layer_name: str) -> Callable:
     stopping the network there."""
     import torch
 
-    from precompute.models.export import _shape_to_chw, tap_points
-
     for mod in net.modules():
         if hasattr(mod, "inplace") and isinstance(mod.inplace, bool):
             mod.inplace = False  # as the exporter does: an in-place op must not overwrite the captured output
@@ -210,8 +215,6 @@ def layer_forward_fn(net, layer_name: str) -> Callable:
 def torch_module_for(con, model: str):
     """The torch network `model` was exported from (eval mode), or None when it cannot be rebuilt here
     (an ONNX file, weights from a local file, a pretrained download that is not cached, a control)."""
-    from precompute.core.errors import UserError
-    from precompute.models import zoo
 
     row = common.model_row(con, model)
     try:
@@ -229,8 +232,6 @@ def torch_module_for(con, model: str):
 def _zoo_entry_of(row: dict):
     """The zoo entry a pretrained model was built from, from its `source` ("library:constructor[ weights=W]");
     None for weights from a local file (not reproducible here) or an unknown constructor."""
-    from precompute.models import zoo
-
     library, _, rest = (row.get("source") or "").partition(":")
     constructor, _, weights = rest.partition(" weights=")
     for entry in ([zoo.ZOO[row["model"]]] if row["model"] in zoo.ZOO else []) + list(zoo.ZOO.values()):
@@ -253,8 +254,6 @@ def compute_unit_rfs(con, dataset: str, model: str, units: Sequence[Unit], where
                      methods: Sequence[str] = ("mapping", "gradient"),
                      n_gradient_images: int = N_GRADIENT_IMAGES) -> dict[str, dict[Unit, RFEstimate]]:
     """method -> unit -> RFEstimate for the given units of a stored model (what the analysis and `rf` share)."""
-    from precompute.analyses.common import dataset_image_geometry
-
     out: dict[str, dict[Unit, RFEstimate]] = {m: {} for m in methods}
     units = list(dict.fromkeys(tuple(int(v) for v in u) for u in units))
     if not units:
@@ -290,9 +289,6 @@ def _gradient_for_model(con, dataset: str, model: str, units: list[Unit], image_
                         n_images: int) -> dict[Unit, RFEstimate]:
     import torch
 
-    from precompute.match.runner import PngFeed, load_inputs
-    from precompute.models import registry
-    from precompute.models.preprocess import to_model_input
 
     net = torch_module_for(con, model)
     if net is None:

@@ -35,7 +35,11 @@ import numpy as np
 import pandas as pd
 
 from precompute.analyses import common
-from precompute.analyze import Analysis, AnalysisContext, register
+from precompute.analyses.context import AnalysisContext
+from precompute.analyses.registry import Analysis, register
+from precompute.match.engine import prefetch_images
+from precompute.statistics.correlation import complete_stimuli, pearson_all
+from precompute.statistics.scores import best_layers
 
 log = logging.getLogger(__name__)
 
@@ -280,7 +284,6 @@ def run_pass(source, feed, accumulators: list[StatsAccumulator], *, batch_size: 
     for acc in accumulators:
         if np.any(np.diff(acc.stimuli) <= 0):
             raise ValueError("an accumulator's stimuli must be strictly increasing")
-    from precompute.match.engine import prefetch_images
 
     batches = [union[b0:b0 + batch_size] for b0 in range(0, len(union), batch_size)]
     for idx, images, _waited in prefetch_images(feed, batches):  # the next batch decodes meanwhile
@@ -390,8 +393,6 @@ def layer_rotation_scores(source, feed, layer_idx: int, responses: np.ndarray, s
 
 def neural_self_rotation(responses: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Each site's best r among the rotated population's units U = Q^T R (sites x stimuli): (sites,)."""
-    from precompute.statistics.correlation import pearson_all
-
     r = np.asarray(responses, dtype=np.float64)
     units = q.T @ r
     out = pearson_all(r, units)
@@ -406,10 +407,8 @@ def _median(best: np.ndarray) -> float:
 # ---------------------------------------------------------------------------------------------- analysis
 def run_rotations(ctx: AnalysisContext) -> None:
     """Write `rotations` for one (dataset, model): natural, N_RUNS rotated and N_RUNS neural_self rows per region."""
-    from precompute.statistics.correlation import complete_stimuli
-
     sites = ctx.sites()
-    best = common.best_layers(ctx.layer_matches(rank=1), sites)
+    best = best_layers(ctx.layer_matches(rank=1), sites)
     if not best:
         log.warning("rotations %s x %s: no layer matches; nothing to do", ctx.dataset, ctx.model)
         return

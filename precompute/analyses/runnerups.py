@@ -14,8 +14,10 @@ import logging
 import numpy as np
 import pandas as pd
 
-from precompute.analyses.common import best_layers, replace_rows
-from precompute.analyze import Analysis, AnalysisContext, register
+from precompute.analyses.common import replace_rows
+from precompute.analyses.context import AnalysisContext
+from precompute.analyses.registry import Analysis, register
+from precompute.statistics.scores import best_layers
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,8 @@ Both print progress (tasks done/total, ETA); the dask executor also prints the d
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -25,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from precompute.analyses.registry import get_analyses
 from precompute.cluster import results
 from precompute.cluster.ingest import discard, ingest
 from precompute.cluster.snapshot import write_snapshot
@@ -37,9 +40,13 @@ from precompute.cluster.tasks import (
     file_slug,
     input_hash,
 )
+from precompute.cluster.worker import execute_task
+from precompute.core.catalog import inputs_fingerprint, matched_models
 from precompute.core.errors import UserError
 from precompute.core.failpoints import failpoint
 from precompute.core.store import Store, steps_done
+from precompute.jobs.analyze import ANALYSIS_INPUTS_KEY, check_inputs, run_analysis
+from precompute.match.runner import run_pair
 
 log = logging.getLogger(__name__)
 
@@ -133,15 +140,12 @@ def run_tasks(tasks: Sequence[Task], store: Store, *, executor: str = "local", s
 # ---------------------------------------------------------------------------------------------- local
 def run_here(task: Task, store: Store) -> bool:
     """Run a task's step in this process against `store`; False when it was skipped (already done)."""
-    from precompute import analyze
-    from precompute.match.runner import run_pair
-
     p = task.params
     if task.kind == MATCH:
         return run_pair(store, task.dataset, task.model, top_k=p["top_k"], memory_gb=p.get("memory_gb"),
                         force=task.force) is not None
-    analysis = analyze.get_analyses([p["analysis"]])[0]
-    return analyze.run_analysis(store, analysis, task.dataset, task.model, protocol=p["protocol"], seed=p["seed"],
+    analysis = get_analyses([p["analysis"]])[0]
+    return run_analysis(store, analysis, task.dataset, task.model, protocol=p["protocol"], seed=p["seed"],
                                 force=task.force, options=task.options)
 
 
@@ -220,12 +224,10 @@ class DaskExecutor:
 
     # ------------------------------------------------------------------ one task
     def _prepare(self, task: Task, store: Store) -> _Prepared:
-        from precompute import analyze
-
         t0 = time.perf_counter()
         slug = file_slug(task.task_id)
         with store.connect() as con:
-            models = [task.model] if task.model else analyze.matched_models(con, task.dataset)
+            models = [task.model] if task.model else matched_models(con, task.dataset)
             _check_inputs(con, task)
             h = input_hash(con, task, models)
             if not task.force and _is_done(con, task, models):
@@ -268,8 +270,6 @@ class DaskExecutor:
     # ------------------------------------------------------------------ the loop
     def run(self, tasks: Sequence[Task], store: Store) -> BatchReport:
         from distributed import as_completed
-
-        from precompute.cluster.worker import execute_task
 
         out = BatchReport()
         progress = Progress(len(tasks), self.report)
@@ -365,8 +365,6 @@ class DaskExecutor:
 
 def _dashboard(client) -> str | None:
     """The scheduler's dashboard link (None when it serves none), with a note when bokeh is missing here."""
-    import importlib.util
-
     try:
         running = "dashboard" in client.scheduler_info().get("services", {})
     except Exception:  # an old scheduler: trust the link
@@ -379,11 +377,9 @@ def _dashboard(client) -> str | None:
 
 def _check_inputs(con, task: Task) -> None:
     """UserError (the task fails at once, not after retries) when what it needs is not in the database."""
-    from precompute import analyze
-
     if task.kind == ANALYZE:
-        analysis = analyze.get_analyses([task.params["analysis"]])[0]
-        analyze.check_inputs(con, task.dataset, [task.model] if task.model else [], analysis.requires_matching)
+        analysis = get_analyses([task.params["analysis"]])[0]
+        check_inputs(con, task.dataset, [task.model] if task.model else [], analysis.requires_matching)
         return
     if not con.execute("SELECT count(*) FROM stimuli WHERE dataset = ?", [task.dataset]).fetchone()[0]:
         raise UserError(f"dataset {task.dataset!r} has no stimuli (is it imported? "
@@ -395,15 +391,11 @@ def _check_inputs(con, task: Task) -> None:
 
 def _is_done(con, task: Task, models: list[str]) -> bool:
     """The rule `run` and `analyze` use: a matched pair; an analysis step done on the same inputs."""
-    import json
-
-    from precompute import analyze
-
     if task.kind == MATCH:
         return con.execute("SELECT count(*) FROM match_runs WHERE dataset = ? AND model = ?",
                            [task.dataset, task.model]).fetchone()[0] > 0
     if task.task_id not in steps_done(con):
         return False
-    row = con.execute("SELECT value FROM build_info WHERE key = ?", [analyze.ANALYSIS_INPUTS_KEY]).fetchone()
+    row = con.execute("SELECT value FROM build_info WHERE key = ?", [ANALYSIS_INPUTS_KEY]).fetchone()
     recorded = json.loads(row[0]) if row and row[0] else {}
-    return recorded.get(task.task_id) == analyze.inputs_fingerprint(con, task.dataset, models)
+    return recorded.get(task.task_id) == inputs_fingerprint(con, task.dataset, models)

@@ -15,13 +15,14 @@ its own folder, so an attempt Dask believed lost cannot overwrite a retry's file
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+from precompute.core.files import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +59,6 @@ def write_json(path: Path, obj: object) -> None:
         tmp.write_text(json.dumps(obj, sort_keys=True, indent=1, default=str))
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def write_query_parquet(con, sql: str, params: list, path: Path) -> int:
     """Write a query's rows to a Parquet file atomically (DuckDB's COPY streams them); return the row count."""
     with atomic_path(path) as tmp:
@@ -77,7 +70,7 @@ def write_query_parquet(con, sql: str, params: list, path: Path) -> int:
 def write_manifest(folder: Path, files: list[str], **fields) -> dict:
     """Describe `files` (names in `folder`) with their size and sha256, plus `fields`; written last."""
     manifest = {"format": FORMAT, **fields,
-                "files": {name: {"bytes": (folder / name).stat().st_size, "sha256": sha256_of(folder / name)}
+                "files": {name: {"bytes": (folder / name).stat().st_size, "sha256": sha256_file(folder / name)}
                           for name in files}}
     write_json(folder / MANIFEST, manifest)
     return manifest
@@ -100,7 +93,7 @@ def read_complete(folder: Path, **expected) -> dict | None:
     for name, meta in manifest.get("files", {}).items():
         f = Path(folder) / name
         try:
-            if f.stat().st_size != meta["bytes"] or sha256_of(f) != meta["sha256"]:
+            if f.stat().st_size != meta["bytes"] or sha256_file(f) != meta["sha256"]:
                 log.warning("result file %s does not match its manifest; ignoring %s", f, folder)
                 return None
         except (OSError, KeyError, TypeError):

@@ -25,7 +25,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from backend import schema
+from precompute.analyses import registry
+from precompute.core.catalog import inputs_fingerprint
 from precompute.core.errors import UserError
+from precompute.core.steps import analyze_step, match_step
 
 MATCH = "match"
 ANALYZE = "analyze"
@@ -70,8 +73,7 @@ def build_tasks(runs: Sequence, analyses: Sequence) -> list[Task]:
     Order: every matching run, then each (dataset, model)'s analyses in registry order, then the
     cross-model analyses per dataset. A task listed twice is kept once (the first; `force` if any
     copy asks for it); the same analysis twice with different settings is a UserError."""
-    from precompute import analyze
-    from precompute.match.runner import step_name as match_step
+
 
     tasks: dict[str, Task] = {}
 
@@ -93,11 +95,11 @@ def build_tasks(runs: Sequence, analyses: Sequence) -> list[Task]:
         add(Task(match_step(spec.dataset, spec.model), MATCH, spec.dataset, spec.model, (),
                  {"top_k": spec.top_k, "memory_gb": spec.memory_gb, "force": spec.force}))
 
-    order = {name: i for i, name in enumerate(analyze.analyses())}
+    order = {name: i for i, name in enumerate(registry.analyses())}
     per_pair: dict[tuple[str, str], dict[str, Task]] = {}
     cross: dict[str, dict[str, Task]] = {}
     for spec in analyses:
-        for a in analyze.get_analyses(list(spec.analyses) or None):
+        for a in registry.get_analyses(list(spec.analyses) or None):
             params = {"analysis": a.name, "protocol": spec.protocol, "seed": spec.seed, "force": spec.force}
             if getattr(a, "dataset_options", ()):  # reads a second dataset, named by an option
                 options = {"select_on": spec.select_on} if getattr(spec, "select_on", None) else {}
@@ -111,10 +113,10 @@ def build_tasks(runs: Sequence, analyses: Sequence) -> list[Task]:
             label = a.label(params.get("options"))
             if a.cross_model:
                 cross.setdefault(spec.dataset, {})[label] = Task(
-                    analyze.step_name(label, spec.dataset), ANALYZE, spec.dataset, None, (), params)
+                    analyze_step(label, spec.dataset), ANALYZE, spec.dataset, None, (), params)
             else:
                 pair = per_pair.setdefault((spec.dataset, spec.model), {})
-                t = Task(analyze.step_name(label, spec.dataset, spec.model), ANALYZE, spec.dataset, spec.model,
+                t = Task(analyze_step(label, spec.dataset, spec.model), ANALYZE, spec.dataset, spec.model,
                          (), params)
                 if label in pair:
                     _check_same(pair[label], t)
@@ -217,8 +219,6 @@ def model_fingerprint(con, model: str) -> list | None:
 
 def input_hash(con, task: Task, models: Sequence[str]) -> str:
     """sha256 of what the task's result is computed from (see the module docstring)."""
-    from precompute import analyze
-
     parts: dict = {"task": task.task_id, "kind": task.kind, "models": list(models),
                    "dataset": dataset_fingerprint(con, task.dataset),
                    "model_rows": {m: model_fingerprint(con, m) for m in models}}
@@ -226,9 +226,9 @@ def input_hash(con, task: Task, models: Sequence[str]) -> str:
         parts["top_k"] = task.params["top_k"]
     else:
         parts.update(analysis=task.params["analysis"], protocol=task.params["protocol"], seed=task.params["seed"],
-                     inputs=analyze.inputs_fingerprint(con, task.dataset, list(models)))
+                     inputs=inputs_fingerprint(con, task.dataset, list(models)))
         for other in task.options.values():  # a second dataset the analysis reads
-            parts.setdefault("other_inputs", {})[other] = analyze.inputs_fingerprint(con, other, list(models))
+            parts.setdefault("other_inputs", {})[other] = inputs_fingerprint(con, other, list(models))
     blob = json.dumps(parts, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()
 

@@ -24,10 +24,13 @@ from pathlib import Path
 import duckdb
 
 from backend import schema
+from precompute.analyses.registry import get_analyses
 from precompute.cluster import results
 from precompute.cluster.snapshot import load_snapshot
 from precompute.cluster.tasks import ANALYZE, MATCH, scope_filter, scope_tables
 from precompute.core.store import Store
+from precompute.jobs.analyze import run_analysis
+from precompute.match.runner import run_pair
 
 log = logging.getLogger(__name__)
 
@@ -94,15 +97,11 @@ def build_info_changes(before: dict[str, str], after: dict[str, str]) -> dict[st
 def _run_step(store: Store, spec: dict) -> None:
     params = spec["params"]
     if spec["kind"] == MATCH:
-        from precompute.match.runner import run_pair
-
         run_pair(store, spec["dataset"], spec["model"], top_k=params["top_k"], memory_gb=params.get("memory_gb"),
                  force=True, progress=False)
     elif spec["kind"] == ANALYZE:
-        from precompute import analyze
-
-        analysis = analyze.get_analyses([params["analysis"]])[0]
-        analyze.run_analysis(store, analysis, spec["dataset"], spec["model"], protocol=params["protocol"],
+        analysis = get_analyses([params["analysis"]])[0]
+        run_analysis(store, analysis, spec["dataset"], spec["model"], protocol=params["protocol"],
                              seed=params["seed"], force=True, options=params.get("options"))
     else:
         raise ValueError(f"unknown task kind {spec['kind']!r}")

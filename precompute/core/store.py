@@ -40,6 +40,7 @@ import duckdb
 
 from backend import schema
 from precompute.core.failpoints import failpoint
+from precompute.core.steps import parse_step
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +67,6 @@ def package_versions() -> dict[str, str]:
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 class Store:
@@ -348,26 +339,8 @@ def _get(con: duckdb.DuckDBPyConnection, key: str) -> str | None:
 
 def step_depends_on(step: str, *, dataset: str | None = None, model: str | None = None) -> bool:
     """Whether a step's results derive from `dataset` or `model` (see Store.forget_derived)."""
-    parts = step.split(":")
-    kind = parts[0]
-    if dataset is not None:
-        if kind == "dataset" and parts[1:] == [dataset]:
-            return True
-        if kind == "match" and len(parts) == 3 and parts[1] == dataset:
-            return True
-        if kind == "analyze" and len(parts) in (3, 4) and parts[2] == dataset:
-            return True
-        # analyses that also read another dataset name it as an option: analyze:NAME@OTHER:DATASET:MODEL
-        if kind == "analyze" and len(parts) in (3, 4) and dataset in parts[1].split("@")[1:]:
-            return True
-    if model is not None:
-        if kind == "model" and parts[1:] == [model]:
-            return True
-        if kind == "match" and len(parts) == 3 and parts[2] == model:
-            return True
-        if kind == "analyze" and (len(parts) == 3 or (len(parts) == 4 and parts[3] == model)):
-            return True
-    return False
+    parsed = parse_step(step)
+    return parsed is not None and parsed.depends_on(dataset=dataset, model=model)
 
 
 def steps_done(con: duckdb.DuckDBPyConnection) -> list[str]:

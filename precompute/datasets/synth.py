@@ -24,6 +24,7 @@ import pandas as pd
 from precompute.core.errors import UserError
 from precompute.datasets import encoding, render
 from precompute.datasets.reliability import split_half_reliability
+from precompute.datasets.rf_mapping import estimate_rf, square_grid_stimuli
 from precompute.datasets.tables import DatasetTables
 
 log = logging.getLogger(__name__)
@@ -200,8 +201,6 @@ def map_receptive_fields(model: encoding.GroundTruthModel, rng: np.random.Genera
     """The simulated Figure S2 experiment: 1-degree white squares at the 64 positions of the 8 x 8 grid and
     a blank gray image through the same model, 47 Poisson repetitions each; response = mean count minus
     the blank's. Returns (grid responses (sites, 64), row-major with row 0 at the top; RFEstimate per site)."""
-    from precompute.datasets.rf_mapping import estimate_rf, square_grid_stimuli
-
     squares, blank = square_grid_stimuli(render.IMAGE_SIZE)
     images = np.round(np.concatenate([squares, blank[None]]) * 255).astype(np.uint8)
     counts = encoding.spike_counts(model.rates(images), N_REPETITIONS, rng)
@@ -260,21 +259,3 @@ def _info(seed: int, n_stimuli: int) -> dict:
         "seed": int(seed),
         "input_hash": _input_hash(seed, n_stimuli),
     }
-
-
-# --------------------------------------------------------------------------- the demo step
-def demo_steps(variant: str) -> list:
-    """The demo's dataset step: `synthetic-hvm` (640 stimuli as `synthetic-hvm-quick` for --quick)."""
-    from precompute.demo import DemoStep, demo_dataset
-
-    name = demo_dataset(variant)
-    n = QUICK_STIMULI if variant == "quick" else None
-
-    def run(store) -> None:
-        from precompute.datasets.writer import write_dataset
-
-        tables = generate(seed=0, n_stimuli=n, progress=True)
-        write_dataset(store, name, tables, replace=True)
-
-    return [DemoStep(name=f"dataset:{name}", run=run,
-                     description=f"generate {name} ({n or 2560} stimuli, 256 sites; synthetic)")]

@@ -15,17 +15,15 @@ import pandas as pd
 import pyarrow as pa
 
 from backend import schema
+from precompute.core.catalog import dataset_names, has_dataset
 from precompute.core.errors import UserError
 from precompute.core.failpoints import failpoint
+from precompute.core.steps import dataset_step
 from precompute.core.store import Store
 from precompute.datasets.folds import write_folds
 from precompute.datasets.tables import DatasetTables
 
 log = logging.getLogger(__name__)
-
-
-def dataset_exists(con, name: str) -> bool:
-    return con.execute("SELECT count(*) FROM datasets WHERE dataset = ?", [name]).fetchall()[0][0] > 0
 
 
 def check_tables(tables: DatasetTables) -> None:
@@ -113,8 +111,8 @@ def write_dataset(store: Store, name: str, tables: DatasetTables, *, replace: bo
     site_ids = sites["site_id"].astype(str).to_numpy()
     images = [tables.images[i] for i in stim_order]
 
-    with store.step(f"dataset:{name}") as con:
-        if dataset_exists(con, name):
+    with store.step(dataset_step(name)) as con:
+        if has_dataset(con, name):
             if not replace:
                 raise UserError(
                     f"a dataset named {name!r} already exists; pass --replace to overwrite it (this removes "
@@ -155,9 +153,9 @@ def write_dataset(store: Store, name: str, tables: DatasetTables, *, replace: bo
         if tables.rf_maps is not None and len(tables.rf_maps):
             _insert(con, "site_rf_maps", _frame_for("site_rf_maps", tables.rf_maps, name))
         if info.get("seed") is not None:
-            store.record(con, "seeds", f"dataset:{name}", info["seed"])
+            store.record(con, "seeds", dataset_step(name), info["seed"])
         if info.get("input_hash"):
-            store.record(con, "input_hashes", f"dataset:{name}", info["input_hash"])
+            store.record(con, "input_hashes", dataset_step(name), info["input_hash"])
         if tables.extra:
             store.record(con, "dataset_extra", name, json.loads(json.dumps(tables.extra, default=str)))
 
@@ -165,8 +163,7 @@ def write_dataset(store: Store, name: str, tables: DatasetTables, *, replace: bo
 def remove_dataset(store: Store, name: str) -> None:
     """Remove a dataset and every result derived from it (one step, then publish)."""
     with store.step(f"remove:dataset:{name}", record=False) as con:
-        if not dataset_exists(con, name):
-            known = [r[0] for r in con.execute("SELECT dataset FROM datasets ORDER BY dataset").fetchall()]
-            raise UserError(f"no dataset named {name!r}; known datasets: {', '.join(known) or 'none'}")
+        if not has_dataset(con, name):
+            raise UserError(f"no dataset named {name!r}; known datasets: {', '.join(dataset_names(con)) or 'none'}")
         schema.remove_dataset_rows(con, name)
         store.forget_derived(con, dataset=name)

@@ -14,26 +14,25 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from precompute.core.errors import UserError
+from precompute.core.steps import model_step
 from precompute.models import registry, zoo
 from precompute.models.controls import PIXELS_DEFAULT_SIZE, pixels_layers, pixels_size
+from precompute.models.export import export_with_layers
+from precompute.models.onnx_import import import_onnx
 from precompute.models.registry import ModelRecord
 
 log = logging.getLogger(__name__)
-
-
-def step_name(model: str) -> str:
-    return f"model:{model}"
 
 
 def _commit(store, record: ModelRecord, layers, *, replace: bool, seeds: int | None = None, extra=None) -> None:
     """Record the model in one step (replacing removes every derived result); drop a replaced, unused ONNX file."""
     with store.connect() as con:
         old = con.execute("SELECT onnx_path FROM models WHERE model = ?", [record.model]).fetchone()
-    with store.step(step_name(record.model)) as con:
+    with store.step(model_step(record.model)) as con:
         registry.write_model(con, record, layers, replace=replace)
         store.forget_derived(con, model=record.model)  # a replaced model's results were removed with it
         if seeds is not None:
-            store.record(con, "seeds", step_name(record.model), int(seeds))
+            store.record(con, "seeds", model_step(record.model), int(seeds))
         for key, entry, value in extra or ():
             store.record(con, key, entry, value)
     if old and old[0] and old[0] != record.onnx_path:
@@ -90,8 +89,6 @@ def add_zoo_model(
 
 
 def _export_bytes(model, input_size: int, data_dir: Path):
-    from precompute.models.export import export_with_layers
-
     work = data_dir / "cache" / "exports"
     work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work) as tmp:
@@ -113,8 +110,6 @@ def add_onnx_model(
     replace: bool = False,
 ) -> ModelRecord:
     """Import a user's ONNX file with its layers exposed, store it content-addressed, record it."""
-    from precompute.models.onnx_import import import_onnx
-
     if layout not in (None, "nchw", "nhwc"):
         raise UserError(f"--layout must be nchw or nhwc, not {layout!r}")
     _precheck(store, name, replace)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from backend import schema
+from precompute.core.catalog import close_model_hint, has_model
 from precompute.core.errors import UserError
 from precompute.models.base import LayerInfo
 
@@ -74,15 +75,11 @@ def store_onnx_bytes(data: bytes, data_dir: Path) -> tuple[str, str]:
     return str(target.relative_to(data_dir)), sha
 
 
-def model_exists(con: duckdb.DuckDBPyConnection, model: str) -> bool:
-    return con.execute("SELECT count(*) FROM models WHERE model = ?", [model]).fetchone()[0] > 0
-
-
 def check_new_name(con: duckdb.DuckDBPyConnection, model: str, replace: bool) -> None:
     """UserError when `model` exists and replace is not set; also rejects empty or odd names."""
     if not model or model.strip() != model or "/" in model:
         raise UserError(f"invalid model name {model!r}: use letters, digits, '-', '_' and '.'")
-    if not replace and model_exists(con, model):
+    if not replace and has_model(con, model):
         raise UserError(f"a model named {model!r} already exists; pass --replace to replace it "
                         f"(this removes every result derived from it) or choose another name")
 
@@ -137,7 +134,7 @@ def remove_model(con: duckdb.DuckDBPyConnection, model: str) -> str | None:
     """Remove a model and everything derived from it; return its ONNX path (relative) or None. UserError if absent."""
     row = con.execute("SELECT onnx_path FROM models WHERE model = ?", [model]).fetchone()
     if row is None:
-        raise UserError(f"there is no model named {model!r}{_close_hint(con, model)}")
+        raise UserError(f"there is no model named {model!r}{close_model_hint(con, model)}")
     schema.remove_model_rows(con, model)
     return row[0]
 
@@ -159,7 +156,7 @@ def read_model(con: duckdb.DuckDBPyConnection, model: str) -> dict:
     cur = con.execute("SELECT * FROM models WHERE model = ?", [model])
     values = cur.fetchone()
     if values is None:
-        raise UserError(f"there is no model named {model!r}{_close_hint(con, model)}")
+        raise UserError(f"there is no model named {model!r}{close_model_hint(con, model)}")
     row = dict(zip([d[0] for d in cur.description], values, strict=True))
     for key in ("mean", "std"):
         if row.get(key) is not None:
@@ -192,11 +189,3 @@ def layers_frame(con: duckdb.DuckDBPyConnection, model: str) -> pd.DataFrame:
         "WHERE model = ? ORDER BY layer_idx", [model]).df()
 
 
-def _close_hint(con: duckdb.DuckDBPyConnection, model: str) -> str:
-    import difflib
-
-    names = [r[0] for r in con.execute("SELECT model FROM models").fetchall()]
-    close = difflib.get_close_matches(model, names, n=5, cutoff=0.5)
-    if close:
-        return f"; close names: {', '.join(close)}"
-    return f"; models: {', '.join(sorted(names))}" if names else " (no models yet: see `models add --help`)"

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from precompute.core.errors import UserError
+from precompute.models import efficientnet_lite
 
 if TYPE_CHECKING:
     import torch
@@ -156,8 +157,6 @@ def build(
     """
     import torch
 
-    from precompute.models import efficientnet_lite
-
     if entry.library == "none":
         raise UserError(
             f"{entry.name}: {entry.note}. Export it to ONNX (e.g. tf2onnx for a Keras/TF-slim model) and add it "
@@ -196,8 +195,6 @@ def build(
 def load_weights_file(model: torch.nn.Module, path: Path, entry: ZooEntry) -> None:
     """Load a local state dict (optionally wrapped in {'state_dict': ...} or {'model': ...}) strictly."""
     import torch
-
-    from precompute.models import efficientnet_lite
 
     if not path.is_file():
         raise UserError(f"weights file {path} does not exist")

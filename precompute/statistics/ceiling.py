@@ -25,7 +25,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from precompute.analyze import Analysis, AnalysisContext, register
+from precompute.analyses.context import AnalysisContext
+from precompute.analyses.registry import Analysis, register
 from precompute.statistics.resample import LEVEL, percentile_interval, site_interval, weighted_median
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ def run_noise_ceiling(ctx: AnalysisContext) -> None:
                                                             ctx.rng(region, "rel"))))
         n_low = float(np.nansum(low_reliability_flags(g_rel)))
         rows.append((region, "low_reliability_sites", n_low, np.nan, np.nan, None))
-    ctx.write_scores(pd.DataFrame(rows, columns=["region", "metric", "value", "ci_low", "ci_high", "ci_scheme"]))
+    ctx.write_scores(rows)
 
 
 register(Analysis(

@@ -28,7 +28,8 @@ import logging
 import numpy as np
 import pandas as pd
 
-from precompute.analyze import Analysis, AnalysisContext, register
+from precompute.analyses.context import AnalysisContext
+from precompute.analyses.registry import Analysis, register
 from precompute.core.errors import UserError
 from precompute.datasets.folds import SPLIT_HALF_TRAIN_FOLDS
 from precompute.statistics import intervals

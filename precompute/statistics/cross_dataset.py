@@ -22,10 +22,12 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from precompute.analyze import Analysis, AnalysisContext, register
+from precompute.analyses.context import AnalysisContext
+from precompute.analyses.registry import Analysis, register
 from precompute.core.errors import UserError
 from precompute.statistics import intervals
 from precompute.statistics.crossval import masked_pearson_rows
+from precompute.statistics.streaming_pass import open_model_source
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +56,6 @@ def _metric(base: str, select_on: str) -> str:
 def _unit_values(ctx: AnalysisContext, units: list[tuple[int, int, int, int]]) -> dict:
     """Activations on ctx.dataset's stimuli of `units`: stored ones, the others gathered now (when the model
     can be run)."""
-    from precompute.statistics.streaming_pass import open_model_source
-
     stored = ctx.activations(units)
     missing = [u for u in dict.fromkeys(units) if u not in stored]
     if missing:
@@ -131,7 +131,7 @@ def run_cross_dataset(ctx: AnalysisContext) -> None:
         if same_unit is not None and np.isfinite(same_unit[sel]).any():
             score_rows.append((region, _metric("cross_dataset_same_unit", select_on),
                                float(np.nanmean(same_unit[sel])), np.nan, np.nan, None))
-    ctx.write_scores(pd.DataFrame(score_rows, columns=intervals.SCORE_COLUMNS))
+    ctx.write_scores(score_rows)
     log.info("%s: %d sites selected on %s and scored on %s", ctx.model, int(np.isfinite(r).sum()), select_on,
              ctx.dataset)
 

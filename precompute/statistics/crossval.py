@@ -30,10 +30,12 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
-from precompute.analyze import Analysis, AnalysisContext, register
+from precompute.analyses.context import SCORE_COLUMNS, AnalysisContext
+from precompute.analyses.registry import Analysis, register
 from precompute.datasets.folds import N2N_TRAIN_FOLDS, N_FOLDS, SPLIT_HALF_TRAIN_FOLDS, TRAIN_FOLDS
 from precompute.statistics import intervals
 from precompute.statistics.ceiling import attenuation_corrected, brainscore_ceiled_rows
+from precompute.statistics.streaming_pass import ensure_pass
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +105,7 @@ def _site_frame(sites: pd.DataFrame, metric: str, values: np.ndarray) -> pd.Data
 
 
 def _scores(rows: list[tuple]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=intervals.SCORE_COLUMNS)
+    return pd.DataFrame(rows, columns=SCORE_COLUMNS)
 
 
 # ---------------------------------------------------------------------------------------------- analyses
@@ -135,8 +137,6 @@ def run_crossval(ctx: AnalysisContext) -> None:
     responses = ctx.responses()
     frames = []
     if ctx.protocol == "paper":
-        from precompute.statistics.streaming_pass import ensure_pass
-
         result = ensure_pass(ctx)
         if result is None:
             return

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from precompute.analyze import Analysis, AnalysisContext, register
+from precompute.analyses.context import AnalysisContext
+from precompute.analyses.registry import Analysis, register
 from precompute.statistics.resample import site_interval
 
 
@@ -29,7 +30,7 @@ def run_depth(ctx: AnalysisContext) -> None:
     rows = [(region, "median_depth", *site_interval(g["depth"].to_numpy(), ctx.site_clusters(g.index.to_numpy()),
                                                     ctx.n_resamples, ctx.rng(region)))
             for region, g in best.groupby("region", sort=True)]
-    ctx.write_scores(pd.DataFrame(rows, columns=["region", "metric", "value", "ci_low", "ci_high", "ci_scheme"]))
+    ctx.write_scores(rows)
 
 
 register(Analysis(

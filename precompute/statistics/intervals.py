@@ -122,4 +122,3 @@ def score_rows(ctx, metric: str, per_site_values: np.ndarray, per_site: PerSite,
     return rows
 
 
-SCORE_COLUMNS = ["region", "metric", "value", "ci_low", "ci_high", "ci_scheme"]

@@ -31,7 +31,10 @@ import logging
 import numpy as np
 import pandas as pd
 
-from precompute.analyze import Analysis, AnalysisContext, register
+from precompute.analyses.context import AnalysisContext
+from precompute.analyses.registry import Analysis, register
+from precompute.statistics.resample import percentile_interval, weighted_median
+from precompute.statistics.streaming_pass import ensure_pass
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +72,6 @@ def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
 
 def run_null(ctx: AnalysisContext) -> None:
     """scores null_median, null_draws, significant_sites per region; site_scores p_value, q_value."""
-    from precompute.statistics.streaming_pass import ensure_pass
-
     result = ensure_pass(ctx)
     if result is None:
         return
@@ -94,7 +95,7 @@ def run_null(ctx: AnalysisContext) -> None:
     for region, group in best.groupby("region", sort=True):
         rows.append((region, "significant_sites", float(np.nansum(q[group.index.to_numpy()] < FDR_LEVEL)),
                      np.nan, np.nan, None))
-    ctx.write_scores(pd.DataFrame(rows, columns=["region", "metric", "value", "ci_low", "ci_high", "ci_scheme"]))
+    ctx.write_scores(rows)
     ctx.write_site_scores(pd.concat([
         pd.DataFrame({"site_id": best["site_id"], "metric": "p_value", "value": p}),
         pd.DataFrame({"site_id": best["site_id"], "metric": "q_value", "value": q}),
@@ -105,8 +106,6 @@ def _draws_interval(draws: np.ndarray, clusters, n_resamples: int, rng: np.rando
                     ) -> tuple[float, float, float, str]:
     """Median of all draws (permutations x sites) with an interval resampling the sites (by their clusters),
     each drawn site bringing all of its permutations' draws."""
-    from precompute.statistics.resample import percentile_interval, weighted_median
-
     flat = draws.T.reshape(-1)  # site-major: site s's draws are flat[s*P:(s+1)*P]
     n_perm = draws.shape[0]
     boot = np.concatenate([weighted_median(np.broadcast_to(flat, (len(w), flat.size)), np.repeat(w, n_perm, axis=1))

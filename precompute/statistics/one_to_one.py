@@ -19,7 +19,8 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 import pandas as pd
 
-from precompute.analyze import Analysis, AnalysisContext, register
+from precompute.analyses.context import AnalysisContext
+from precompute.analyses.registry import Analysis, register
 from precompute.statistics.correlation import complete_stimuli, pearson_all
 from precompute.statistics.resample import site_interval
 
@@ -100,7 +101,7 @@ def run_one_to_one(ctx: AnalysisContext) -> None:
         log.info("%s %s: one-to-one over %d sites x %d units, median r %.3f", ctx.model, region, len(group),
                  len(candidates), np.nanmedian(assigned_r) if ok.any() else np.nan)
     ctx.write_site_scores(pd.DataFrame(site_rows, columns=["site_id", "metric", "value"]))
-    ctx.write_scores(pd.DataFrame(score_rows, columns=["region", "metric", "value", "ci_low", "ci_high", "ci_scheme"]))
+    ctx.write_scores(score_rows)
 
 
 register(Analysis(

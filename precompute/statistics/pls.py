@@ -22,9 +22,12 @@ import time
 import numpy as np
 import pandas as pd
 
-from precompute.analyze import Analysis, AnalysisContext, register
+from precompute.analyses.context import AnalysisContext
+from precompute.analyses.registry import Analysis, register
+from precompute.datasets.folds import fold_out_masks
 from precompute.statistics.crossval import masked_pearson_rows
 from precompute.statistics.resample import site_interval
+from precompute.statistics.streaming_pass import best_layers, ensure_pass
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +87,6 @@ def _mean_over_splits(r: np.ndarray) -> np.ndarray:
 
 def run_pls(ctx: AnalysisContext) -> None:
     """scores pls_predictivity and site_scores pls_r for each region's best layer (paper: layer_scores too)."""
-    from precompute.datasets.folds import fold_out_masks
-    from precompute.statistics.streaming_pass import best_layers, ensure_pass
 
     result = ensure_pass(ctx)
     if result is None:
@@ -121,7 +122,7 @@ def run_pls(ctx: AnalysisContext) -> None:
                 score_rows.append((region, "pls_predictivity", *med))
                 site_frames.append(pd.DataFrame({"site_id": group["site_id"].to_numpy(), "metric": "pls_r",
                                                  "value": per_site}).dropna(subset=["value"]))
-    ctx.write_scores(pd.DataFrame(score_rows, columns=["region", "metric", "value", "ci_low", "ci_high", "ci_scheme"]))
+    ctx.write_scores(score_rows)
     if site_frames:
         ctx.write_site_scores(pd.concat(site_frames))
     if layer_rows:

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from precompute.analyze import Analysis, AnalysisContext, register
+from precompute.analyses.context import AnalysisContext
+from precompute.analyses.registry import Analysis, register
 from precompute.statistics import intervals
 from precompute.statistics.resample import (
     LEVEL,
@@ -86,6 +87,23 @@ def layer_matrix(layer_best: pd.DataFrame, site_ids: list[str], layer_idx: list[
 
 
 # ---------------------------------------------------------------------------------------------- analyses
+def best_layers(layer_best: pd.DataFrame, sites: pd.DataFrame) -> dict[str, tuple[int, float]]:
+    """The "V4-like" / "IT-like" layer of each region: the layer with the highest median over the region's
+    sites of the best-in-layer r (ties: the earliest layer), as the paper defines it. The one definition:
+    `layer_scores` (its bootstrap resamples the same rule), the statistics pass, runner-ups and rotations.
+
+    layer_best: rows (site_id, layer_idx, r) of rank-1 layer_matches; sites: (site_id, region).
+    Returns region -> (layer_idx, median r)."""
+    merged = layer_best.merge(sites[["site_id", "region"]], on="site_id")
+    merged = merged[np.isfinite(merged["r"].astype(float))]
+    out: dict[str, tuple[int, float]] = {}
+    for region, group in merged.groupby("region", sort=True):
+        med = group.groupby("layer_idx")["r"].median().sort_index()
+        best = int(med.index[int(np.argmax(med.to_numpy()))])
+        out[str(region)] = (best, float(med.loc[best]))
+    return out
+
+
 def run_neural_correlation(ctx: AnalysisContext) -> None:
     """scores: neural_correlation (interval: sites and stimuli resampled, each by its clusters) and
     neural_correlation_stimuli (stimuli only); each site's best unit is held fixed (intervals.py)."""
@@ -108,7 +126,7 @@ def run_neural_correlation(ctx: AnalysisContext) -> None:
             return np.where(np.isfinite(fixed)[None, :], fixed[None, :], got)
     rows = intervals.score_rows(ctx, "neural_correlation", per_site, under, ctx.rng("neural_correlation"),
                                 stimuli_metric="neural_correlation_stimuli")
-    ctx.write_scores(pd.DataFrame(rows, columns=intervals.SCORE_COLUMNS))
+    ctx.write_scores(rows)
 
 
 def run_layer_scores(ctx: AnalysisContext) -> None:
@@ -133,7 +151,7 @@ def run_layer_scores(ctx: AnalysisContext) -> None:
             score_rows.append((region, "best_layer_score", stats.best_score, *stats.best_score_ci, scheme))
     ctx.write_layer_scores(pd.DataFrame(layer_rows, columns=["region", "layer_idx", "metric", "value", "ci_low",
                                                              "ci_high", "ci_scheme"]))
-    ctx.write_scores(pd.DataFrame(score_rows, columns=intervals.SCORE_COLUMNS))
+    ctx.write_scores(score_rows)
 
 
 register(Analysis(

@@ -43,6 +43,16 @@ from pathlib import Path
 
 import numpy as np
 
+from precompute.core.catalog import inputs_fingerprint
+from precompute.datasets.folds import fold_out_masks
+from precompute.match.engine import EngineConfig, RowSet, match_units, unit_coords
+from precompute.match.gather import gather_activations
+from precompute.match.plan import DEFAULT_RESERVE_BYTES
+from precompute.match.runner import PngFeed, load_inputs
+from precompute.models import registry
+from precompute.models.sources import data_dir_of, open_source
+from precompute.statistics.scores import best_layers as region_best_layers
+
 log = logging.getLogger(__name__)
 
 #: Bump when the pass's content or layout changes: old cached results are then ignored.
@@ -158,8 +168,6 @@ def build_rows(responses: np.ndarray, spec: PassSpec, rng: np.random.Generator):
     A row's weights are its training mask AND the stimuli the site has a response to (NaN = missing);
     rows with the same weights share a group. Each permuted copy permutes one site's responses
     (missing ones included) with its own permutation."""
-    from precompute.match.engine import RowSet
-
     responses = np.asarray(responses, dtype=np.float64)
     n_sites, n_stim = responses.shape
     present = np.isfinite(responses)
@@ -257,9 +265,6 @@ def projection_bytes(layers, spec: PassSpec, n_stimuli: int) -> int:
 def run_pass(source, feed, responses: np.ndarray, spec: PassSpec, *, memory_bytes: int | None = None,
              progress: str | None = None) -> PassResult:
     """Run the engine once over `spec`'s rows (projecting layers on the way), then gather the selected units."""
-    from precompute.match.engine import EngineConfig, match_units, unit_coords
-    from precompute.match.gather import gather_activations
-    from precompute.match.plan import DEFAULT_RESERVE_BYTES
 
     t_start = time.perf_counter()
     responses = np.asarray(responses, dtype=np.float64)
@@ -321,19 +326,8 @@ def run_pass(source, feed, responses: np.ndarray, spec: PassSpec, *, memory_byte
 
 # ---------------------------------------------------------------------------------------------- analyses' glue
 def best_layers(ctx) -> dict[str, int]:
-    """Each region's best layer (highest median over sites of the best-in-layer r; ties: the earliest), as
-    `layer_scores` chooses its "V4-like" / "IT-like" layer."""
-    from precompute.statistics.resample import nanmedian_axis1
-    from precompute.statistics.scores import layer_matrix
-
-    layer_idx = ctx.layers()["layer_idx"].astype(int).tolist()
-    lm = ctx.layer_matches(rank=1)
-    out = {}
-    for region, group in ctx.sites().groupby("region", sort=True):
-        med = nanmedian_axis1(layer_matrix(lm, group["site_id"].tolist(), layer_idx)[None])[0]
-        if np.isfinite(med).any():
-            out[str(region)] = layer_idx[int(np.nanargmax(med))]
-    return out
+    """Each region's best layer (scores.best_layers), as `layer_scores` chooses its "V4-like" / "IT-like"."""
+    return {region: layer for region, (layer, _) in region_best_layers(ctx.layer_matches(rank=1), ctx.sites()).items()}
 
 
 def pass_spec(ctx) -> PassSpec:
@@ -341,8 +335,6 @@ def pass_spec(ctx) -> PassSpec:
     layer; every layer with --protocol paper), and with --protocol paper the 10 training sets of the exact
     10-fold neuron_to_neuron (every fold but one; the held-out scores of the default protocol come from the
     matching run's own training sets, split_matches)."""
-    from precompute.datasets.folds import fold_out_masks
-
     paper = ctx.protocol == "paper"
     masks = {f"n2n{f}": m for f, m in enumerate(fold_out_masks(ctx.folds()))} if paper else {}
     if paper:
@@ -356,8 +348,6 @@ def pass_spec(ctx) -> PassSpec:
 def open_model_source(ctx):
     """The model's ActivationSource, or None for a model with nothing to run (not a control and no ONNX
     file: e.g. match tables written by a test). Tests replace this function to use a synthetic source."""
-    from precompute.models import registry
-    from precompute.models.sources import open_source
 
     row = registry.read_model(ctx.con, ctx.model)
     if row.get("kind") != "control" and not row.get("onnx_path"):
@@ -374,8 +364,6 @@ def _pair_prefix(dataset: str, model: str) -> str:
 def _cache_path(ctx, spec: PassSpec) -> Path | None:
     if ctx.store is None:
         return None
-    from precompute.analyze import inputs_fingerprint
-    from precompute.models.sources import data_dir_of
 
     key = json.dumps({"dataset": ctx.dataset, "model": ctx.model, "protocol": ctx.protocol,
                       "inputs": inputs_fingerprint(ctx.con, ctx.dataset, [ctx.model]), "spec": spec.summary()},
@@ -431,7 +419,6 @@ def ensure_pass(ctx) -> PassResult | None:
             log.info("%s x %s: statistics pass from cache %s", ctx.dataset, ctx.model, path.name)
             ctx._cache[key] = result
             return result
-    from precompute.match.runner import PngFeed, load_inputs
 
     inputs = load_inputs(ctx.con, ctx.dataset)
     if inputs.site_ids != ctx.sites()["site_id"].tolist() or inputs.stimulus_ids != ctx.stimulus_ids():

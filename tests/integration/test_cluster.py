@@ -20,15 +20,15 @@ import pandas as pd
 import pytest
 
 from backend import schema
-from precompute import analyze
-from precompute.analyze import Analysis
+from precompute.analyses import registry
+from precompute.analyses.registry import Analysis
 from precompute.cluster import results
 from precompute.cluster.executor import DaskExecutor
 from precompute.cluster.tasks import build_tasks
 from precompute.cluster.worker import execute_task
 from precompute.core.store import Store
 from precompute.datasets.writer import write_dataset
-from precompute.match.batch import execute_batch, load_batch
+from precompute.jobs.batch import execute_batch, load_batch
 from tests.factories import mini_tables
 from tests.unit.test_match_onnx import tiny_onnx
 
@@ -89,7 +89,7 @@ SLEEPY = Analysis("sleepy", "test analysis that can be killed mid-task", _run_sl
 
 
 def register_sleepy() -> None:
-    analyze.register_analysis(SLEEPY)
+    registry.register(SLEEPY)
 
 
 class SleepyPlugin(distributed.WorkerPlugin):
@@ -115,7 +115,7 @@ def env(tmp_path_factory):
     flag = root / "sleepy.flag"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(FLAG_ENV, str(flag))  # before the workers start: they inherit it
-        mp.setitem(analyze._REGISTRY, "sleepy", SLEEPY)
+        mp.setitem(registry._REGISTRY, "sleepy", SLEEPY)
         cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                            dashboard_address="127.0.0.1:0")
         client = distributed.Client(cluster)
@@ -252,7 +252,7 @@ def test_incomplete_results_are_never_ingested_and_left_over_complete_ones_are(e
     batch = load_batch(env["batch"])
     batch.runs = [r for r in batch.runs if r.dataset == "mini2"]
     batch.analyses = []
-    from precompute.match.batch import _add_inputs
+    from precompute.jobs.batch import _add_inputs
 
     _add_inputs(batch, store)
     tasks = {t.task_id: t for t in build_tasks(batch.runs, batch.analyses)}

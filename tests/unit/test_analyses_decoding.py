@@ -76,7 +76,9 @@ def test_random_population_draws_from_each_sites_layer():
 def test_heldout_variant_decodes_folds_5_to_9_from_the_units_chosen_on_folds_0_to_4(results_env, monkeypatch):
     """The held-out population is each site's unit chosen on folds 0-4 (split_matches), and its decoders see
     only folds 5-9: the matrices they get are exactly those units' activations on those stimuli."""
-    from precompute.analyze import AnalysisContext, get_analyses, run_analysis
+    from precompute.analyses.context import AnalysisContext
+    from precompute.analyses.registry import get_analyses
+    from precompute.jobs.analyze import run_analysis
 
     seen = []
     real = dec.decode_within
@@ -101,7 +103,8 @@ def test_heldout_variant_decodes_folds_5_to_9_from_the_units_chosen_on_folds_0_t
 
 
 def test_decoding_analysis_writes_runs_and_confusions(results_env):
-    from precompute.analyze import get_analyses, run_analysis
+    from precompute.analyses.registry import get_analyses
+    from precompute.jobs.analyze import run_analysis
 
     assert dec.run_decoding is not None  # registered on import
     (analysis,) = get_analyses(["decoding"])
@@ -120,7 +123,8 @@ def test_decoding_analysis_writes_runs_and_confusions(results_env):
 
 
 def test_neural_only_decoding_is_the_same_for_every_model(results_env):
-    from precompute.analyze import get_analyses, run_analysis
+    from precompute.analyses.registry import get_analyses
+    from precompute.jobs.analyze import run_analysis
 
     (analysis,) = get_analyses(["decoding"])
     for model in ("toy", "toy2"):
@@ -151,7 +155,8 @@ def test_fit_cache_returns_the_fit_of_the_same_data_and_refits_other_data(monkey
 
 def test_decoding_analysis_is_unchanged_by_the_in_process_caches(results_env):
     """A second model's run reuses the neural decoders from the cache: its rows equal a run with cold caches."""
-    from precompute.analyze import get_analyses, run_analysis
+    from precompute.analyses.registry import get_analyses
+    from precompute.jobs.analyze import run_analysis
 
     (analysis,) = get_analyses(["decoding"])
     dec._FIT_CACHE.clear()

@@ -149,7 +149,8 @@ class BlockSource:
 
 def test_receptive_fields_analysis_stores_mapping_rows_with_distances(results_env, monkeypatch):
     from precompute.analyses import common
-    from precompute.analyze import get_analyses, run_analysis
+    from precompute.analyses.registry import get_analyses
+    from precompute.jobs.analyze import run_analysis
     from precompute.models import registry
 
     def open_block(con, dataset, model, where):
@@ -176,7 +177,8 @@ def test_receptive_fields_analysis_stores_mapping_rows_with_distances(results_en
 def test_rf_command_stores_a_requested_unit_and_rejects_bad_units(results_env, monkeypatch, capsys):
     import argparse
 
-    from precompute.analyses import cli, common
+    from precompute.analyses import common
+    from precompute.cli import rf as cli
     from precompute.core.errors import UserError
     from precompute.models import registry
 
@@ -202,7 +204,8 @@ def test_random_control_stores_no_receptive_field_and_says_so(results_env, monke
     import json
 
     from precompute.analyses import common
-    from precompute.analyze import get_analyses, run_analysis
+    from precompute.analyses.registry import get_analyses
+    from precompute.jobs.analyze import run_analysis
 
     opened = []
     monkeypatch.setattr(common, "is_random_control", lambda con, model: True)

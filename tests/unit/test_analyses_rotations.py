@@ -119,7 +119,8 @@ def test_neural_self_rotation_identity_is_perfect_and_rotation_is_not():
 
 def test_rotations_analysis_writes_natural_equal_to_layer_matches(results_env, monkeypatch):
     from precompute.analyses import common
-    from precompute.analyze import get_analyses, run_analysis
+    from precompute.analyses.registry import get_analyses
+    from precompute.jobs.analyze import run_analysis
 
     # registered on import (the lead adds precompute.analyses.* to ANALYSIS_MODULES)
     assert rot.run_rotations is not None
@@ -148,7 +149,8 @@ def test_rotations_analysis_writes_natural_equal_to_layer_matches(results_env, m
 def test_analyses_skip_what_needs_a_model_that_cannot_run(results_env):
     """The toy model has no ONNX file: rotations and receptive fields write nothing instead of failing the step."""
     from precompute.analyses import receptive_fields  # noqa: F401  (registers it)
-    from precompute.analyze import get_analyses, run_analysis
+    from precompute.analyses.registry import get_analyses
+    from precompute.jobs.analyze import run_analysis
 
     for analysis in get_analyses(["rotations", "receptive_fields"]):
         assert run_analysis(results_env, analysis, "mini", "toy")

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from precompute.analyses.common import best_layers, derived_seed, replace_rows
+from precompute.analyses.common import derived_seed, replace_rows
 from precompute.models.base import LayerInfo
+from precompute.statistics.scores import best_layers
 from tests.factories import TOY_LAYERS, toy_activations
 
 

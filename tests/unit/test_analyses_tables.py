@@ -57,7 +57,8 @@ def test_featuremap_validation_best_site_and_threshold_counts():
 
 
 def test_runnerups_and_featuremaps_analyses_write_their_tables(results_env):
-    from precompute.analyze import get_analyses, run_analysis
+    from precompute.analyses.registry import get_analyses
+    from precompute.jobs.analyze import run_analysis
 
     for analysis in get_analyses(["runnerups", "featuremaps"]):
         assert run_analysis(results_env, analysis, "mini", "toy")

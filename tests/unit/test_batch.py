@@ -11,13 +11,13 @@ import shutil
 import numpy as np
 import pytest
 
-from precompute import analyze
-from precompute.analyze import Analysis
-from precompute.cli import main
+from precompute.analyses import registry
+from precompute.analyses.registry import Analysis
+from precompute.cli.main import main
 from precompute.core.errors import UserError
 from precompute.core.store import Store
 from precompute.datasets.importers.selection import read_exclude
-from precompute.match.batch import check_batch, execute_batch, load_batch, parse_batch, run_batch
+from precompute.jobs.batch import check_batch, execute_batch, load_batch, parse_batch, run_batch
 from tests.unit.test_import_folder import make_folder
 
 
@@ -97,7 +97,7 @@ def test_dry_run_of_a_good_file_lists_the_tasks_and_creates_no_database(tmp_path
     assert not db.parent.exists() or not any(db.parent.iterdir())
 
 
-def test_option_values_are_checked_as_the_command_parses_them(results_db, tmp_path, capsys):
+def test_option_values_are_checked_as_their_requests_take_them(results_db, tmp_path, capsys):
     batch = parse_batch({"import": [{"name": "a", "format": "hvm", "path": "x.hdf5"},
                                     {"name": "b", "format": "brainio", "time_bin": "late"}],
                          "model": [{"name": "m", "zoo": "resnet50", "input_size": 8},
@@ -107,12 +107,12 @@ def test_option_values_are_checked_as_the_command_parses_them(results_db, tmp_pa
     with pytest.raises(UserError) as info:
         check_batch(batch, results_db)
     msg = str(info.value)
-    assert "[[import]] 'a': argument --format: invalid choice: 'hvm'" in msg
+    assert "[[import]] 'a': `format` is 'hvm', not one of brainio, hvm-hdf5, folder" in msg
     assert "[[import]] 'b': " in msg and "late" in msg  # the time bin does not parse
     assert "--format brainio needs --assembly and --stimuli and --images" in msg
     assert "[[model]] 'm': --input-size do(es) not apply to --zoo" in msg
     assert "[[model]] 'r': its reference model 'nope' is neither in the database" in msg
-    assert "[[model]] 'z': argument --seed: invalid int value: 'x'" in msg
+    assert "[[model]] 'z': `seed` must be an integer, not 'x'" in msg
     assert "[[model]] 'n': the zoo has no model 'resnet5O'; close names: resnet50" in msg
     assert "usage:" not in capsys.readouterr().err
 
@@ -191,7 +191,7 @@ def failing_analyses(monkeypatch):
     """boom (raises on mini x toy), then fine, then a cross-model one: run in that order on each pair."""
     for a in (Analysis("boom", "raises on toy", _boom), Analysis("fine", "does nothing", _fine),
               Analysis("everyone", "cross-model", _fine, cross_model=True)):
-        monkeypatch.setitem(analyze._REGISTRY, a.name, a)
+        monkeypatch.setitem(registry._REGISTRY, a.name, a)
 
 
 def test_local_executor_goes_on_past_a_failing_task_and_blocks_its_dependents(results_db, tmp_path,
@@ -230,8 +230,8 @@ def test_a_keyboard_interrupt_still_stops_the_local_batch_at_once(results_db, tm
     def interrupt(ctx):
         raise KeyboardInterrupt
 
-    monkeypatch.setitem(analyze._REGISTRY, "stop", Analysis("stop", "interrupts", interrupt))
-    monkeypatch.setitem(analyze._REGISTRY, "fine", Analysis("fine", "does nothing", _fine))
+    monkeypatch.setitem(registry._REGISTRY, "stop", Analysis("stop", "interrupts", interrupt))
+    monkeypatch.setitem(registry._REGISTRY, "fine", Analysis("fine", "does nothing", _fine))
     batch = parse_batch({"analyze": [{"dataset": "mini", "models": ["toy", "toy2"], "analyses": ["stop", "fine"]}]})
     lines: list[str] = []
     with pytest.raises(KeyboardInterrupt):

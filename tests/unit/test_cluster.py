@@ -25,7 +25,7 @@ from precompute.cluster.tasks import (
 from precompute.cluster.worker import build_info_changes
 from precompute.core.errors import UserError
 from precompute.core.store import Store
-from precompute.match.batch import AnalyzeSpec, RunSpec, parse_batch
+from precompute.jobs.batch import AnalyzeSpec, RunSpec, parse_batch
 
 
 def _runs(*pairs):

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from precompute.cli import main
+from precompute.cli.main import main
 from precompute.core.errors import UserError
 from precompute.datasets.importers.selection import Selection, build_selection, parse_time_bin, read_exclude
 from tests.unit.test_import_folder import make_folder

@@ -12,11 +12,12 @@ from PIL import Image
 
 from precompute.core.errors import UserError
 from precompute.core.store import Store
+from precompute.jobs.batch import load_batch, run_batch
 from precompute.match import runner
-from precompute.match.batch import load_batch, run_batch
 from precompute.match.engine import EngineConfig
 from precompute.match.gather import gather_more
 from precompute.match.plan import bytes_per_unit
+from precompute.match.runner import served_predates_heldout
 from precompute.match.synthetic import SyntheticSource, UnitEdits
 
 N_STIM, N_SITES, TOP_K = 90, 6, 8
@@ -261,19 +262,20 @@ def test_batch_runs_datasets_x_models(store, tmp_path, monkeypatch):
 
 
 def test_demo_steps_cover_every_demo_model():
-    from precompute.match.demo import demo_steps
+    from precompute.jobs.demo import match_steps
 
-    assert [s.name for s in demo_steps("quick")] == ["match:synthetic-hvm-quick:efficientnet-lite0"]
-    names = [s.name for s in demo_steps("default")]
-    assert names == [f"match:synthetic-hvm:{m}" for m in (
+    assert [s.name for s in match_steps("quick")] == ["match:synthetic-hvm-quick:efficientnet-lite0"]
+    names = [s.name for s in match_steps("default")]
+    assert sorted(names) == sorted(f"match:synthetic-hvm:{m}" for m in (
         "efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2", "pixels",
-        "random-efficientnet-lite0", "untrained-efficientnet-lite0")]
-    assert [s.name for s in demo_steps("full")] == names
+        "random-efficientnet-lite0", "untrained-efficientnet-lite0"))
+    assert [s.name for s in match_steps("full")] == names
 
 
 def test_a_pair_matched_before_held_out_selection_is_matched_again(store):
     """A database from before split_matches: `run` without --force and the demo's resume both redo the pair."""
-    from precompute.match.demo import _stale
+    def _stale(dataset, model):  # the demo's check, as its match step for (dataset, model) makes it
+        return lambda path: served_predates_heldout(path, dataset, model)
 
     run(store)
     with store.step("old-build") as con:

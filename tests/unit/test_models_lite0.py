@@ -92,7 +92,7 @@ def test_pixels_control_is_the_grayscale_input(lite0_store):
 
 
 def _cli(store, *argv) -> int:
-    from precompute.models import cli
+    from precompute.cli import models as cli
 
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command")

@@ -9,10 +9,11 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from precompute.cli import models as models_cli
+from precompute.core.catalog import has_model
 from precompute.core.errors import UserError
 from precompute.core.store import Store, read_steps_done
 from precompute.models import add, registry
-from precompute.models import cli as models_cli
 from precompute.models.onnx_import import detect_layout, import_onnx, shape_layout
 from precompute.models.preprocess import to_model_input
 from precompute.models.sources import open_source
@@ -171,7 +172,7 @@ def test_duplicate_name_is_refused_and_nothing_stored_changes(tmp_path):
     assert store.served_path.read_bytes() == before
     with store.connect() as con:
         assert [la.layer for la in registry.read_layers(con, "mine")] == ["r1", "a1", "m1"]
-        assert not registry.model_exists(con, "other")
+        assert not has_model(con, "other")
 
 
 def test_replace_and_remove_drop_every_derived_result(tmp_path):
@@ -191,7 +192,7 @@ def test_replace_and_remove_drop_every_derived_result(tmp_path):
     assert "model:mine" in read_steps_done(store.served_path)
     add.remove(store, "mine")
     with store.connect() as con:
-        assert not registry.model_exists(con, "mine")
+        assert not has_model(con, "mine")
         assert con.execute("SELECT count(*) FROM layers").fetchone()[0] == 0
     assert not (tmp_path / onnx_path).exists()
     assert "model:mine" not in read_steps_done(store.served_path)

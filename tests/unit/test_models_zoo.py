@@ -8,8 +8,8 @@ import pytest
 
 from precompute.core.errors import UserError
 from precompute.core.store import Store
+from precompute.jobs.demo import model_steps as demo_steps
 from precompute.models import zoo
-from precompute.models.demo import demo_steps
 
 PAPER_TOP1 = {"alexnet": 57.7, "vgg16": 71.5, "nasnet-mobile": 74.0, "mobilenet-1.4": 75.0, "xception": 79.0,
               "densenet121": 74.5, "densenet169": 75.9, "resnet50": 75.2, "resnet101": 76.4, "resnet152": 77.8,
@@ -51,13 +51,14 @@ def test_a_model_no_library_provides_says_how_to_add_it_as_onnx():
 def test_demo_steps():
     assert [s.name for s in demo_steps("quick")] == ["model:efficientnet-lite0"]
     names = [s.name for s in demo_steps("default")]
-    assert names == [f"model:{m}" for m in ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2",
-                                            "pixels", "random-efficientnet-lite0", "untrained-efficientnet-lite0")]
+    # build order: Lite0 and its controls (a control's reference before it), then Lite1 and Lite2
+    assert names == [f"model:{m}" for m in ("efficientnet-lite0", "pixels", "random-efficientnet-lite0",
+                                            "untrained-efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")]
     assert [s.name for s in demo_steps("full")] == names
 
 
 def _cli(store, *argv) -> int:
-    from precompute.models import cli
+    from precompute.cli import models as cli
 
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command")

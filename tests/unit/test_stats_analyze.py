@@ -15,11 +15,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from precompute import analyze
-from precompute.analyze import AnalysisContext, run_analyses
+from precompute.analyses.context import AnalysisContext
+from precompute.cli import analyze as analyze_cli
 from precompute.core.errors import UserError
 from precompute.core.store import Store, read_steps_done
 from precompute.datasets.writer import write_dataset
+from precompute.jobs import demo
+from precompute.jobs.analyze import run_analyses
 from precompute.statistics.ceiling import LOW_RELIABILITY_THRESHOLD
 from tests.factories import TOY_LAYERS, mini_tables, toy_activations, write_toy_results
 
@@ -295,7 +297,7 @@ def test_a_rematched_model_is_analysed_again_without_force(small):
 
 def test_cli_runs_analyses_and_prints_each_step(small, capsys):
     parser = argparse.ArgumentParser()
-    analyze.register(parser.add_subparsers(dest="command"))
+    analyze_cli.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["analyze", "--dataset", "mini", "--model", "toy", "--only", "depth", "--only",
                               "one_to_one"])
     assert args.func(args, small) == 0
@@ -314,13 +316,13 @@ def test_paper_protocol_uses_more_resamples():
 
 # ---------------------------------------------------------------------------------------------- demo
 def test_demo_steps_follow_the_design_scope():
-    quick = [s.name for s in analyze.demo_steps("quick")]
+    quick = [s.name for s in demo.analysis_steps("quick")]
     assert quick and all(n.startswith("analyze:") and n.endswith(":synthetic-hvm-quick:efficientnet-lite0")
                          for n in quick)
     # a first look: the analyses that take seconds, not those that run the model again
     assert "analyze:runnerups:synthetic-hvm-quick:efficientnet-lite0" in quick
     assert not any(f":{slow}:" in n for n in quick for slow in ("null", "rotations", "decoding", "receptive_fields"))
-    names = [s.name for s in analyze.demo_steps("default")]
+    names = [s.name for s in demo.analysis_steps("default")]
     assert len(names) == len(set(names))
     for model in ("efficientnet-lite0", "pixels", "random-efficientnet-lite0", "untrained-efficientnet-lite0"):
         assert f"analyze:one_to_one:synthetic-hvm:{model}" in names
@@ -333,14 +335,14 @@ def test_demo_steps_follow_the_design_scope():
         assert f"analyze:heldout_split_half:synthetic-hvm:{model}" in names
         assert f"analyze:crossval:synthetic-hvm:{model}" in names
     assert names[-1] == "analyze:model_comparison:synthetic-hvm"
-    full = [s.name for s in analyze.demo_steps("full")]
+    full = [s.name for s in demo.analysis_steps("full")]
     assert "analyze:null:synthetic-hvm:efficientnet-lite2" in full
 
 
 def test_the_demo_builds_model_by_model_fast_steps_first():
     """Lite0 is matched and browsable before other models are exported; slow analyses after every model's
     fast steps; cross-model comparisons last."""
-    from precompute.demo import demo_steps
+    from precompute.jobs.demo import demo_steps
 
     names = [s.name for s in demo_steps("default")]
     pos = {n: i for i, n in enumerate(names)}

@@ -19,6 +19,7 @@ import pytest
 from precompute.core.errors import UserError
 from precompute.datasets.writer import write_dataset
 from precompute.models.base import LayerInfo
+from precompute.statistics import cross_dataset
 from precompute.statistics.cross_dataset import cross_dataset_r, shared_site_ids
 from tests.factories import TOY_LAYERS, mini_tables, toy_activations
 
@@ -133,6 +134,7 @@ def pair(store, monkeypatch):
     r_b = write_matches(store, "mini-b", b.responses, sites_b, slice(N_A, N_A + N_B), top_k=2, first=False)
     source = FakeSource()
     monkeypatch.setattr(sp, "open_model_source", lambda ctx: source)
+    monkeypatch.setattr(cross_dataset, "open_model_source", lambda ctx: source)
     return store, a, b, r_a, r_b, source
 
 
@@ -161,7 +163,7 @@ def test_cross_dataset_r_is_corrcoef_over_finite_stimuli():
 
 # ---------------------------------------------------------------------------------------------- the analysis
 def test_cross_dataset_equals_brute_force_selection_on_a_and_r_on_b(pair):
-    from precompute.analyze import run_analyses
+    from precompute.jobs.analyze import run_analyses
 
     store, a, b, r_a, r_b, source = pair
     with store.connect() as con:
@@ -226,7 +228,7 @@ def test_cross_dataset_equals_brute_force_selection_on_a_and_r_on_b(pair):
 
 
 def test_cross_dataset_refuses_datasets_without_shared_sites_and_a_missing_option(pair):
-    from precompute.analyze import run_analyses
+    from precompute.jobs.analyze import run_analyses
 
     store, *_ = pair
     renamed = {f"{'V4' if j < 4 else 'IT'}-{j:03d}": f"X-{j:03d}" for j in range(9)}
@@ -245,27 +247,29 @@ def test_cross_dataset_refuses_datasets_without_shared_sites_and_a_missing_optio
 
 
 def test_the_cli_passes_select_on_and_a_run_of_all_analyses_skips_cross_dataset(pair):
-    from precompute import analyze
+    from precompute.cli import analyze as analyze_cli
+    from precompute.jobs import demo
+    from precompute.jobs.analyze import run_analyses
 
     store, *_ = pair
     parser = argparse.ArgumentParser()
-    analyze.register_cli(parser.add_subparsers(dest="command"))
+    analyze_cli.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["analyze", "--dataset", "mini-b", "--model", "toy", "--only", "cross_dataset",
                               "--select-on", "mini-a"])
     assert args.func(args, store) == 0
     got = _query(store, "SELECT count(*) AS n FROM site_scores WHERE metric = 'cross_dataset@mini-a'", [])
     assert got["n"].iloc[0] == 8
     # every analysis, no --select-on: cross_dataset is not planned; the demo never plans it either
-    plan = analyze.run_analyses(store, "mini-b", ["toy"], ["neural_correlation"])
+    plan = run_analyses(store, "mini-b", ["toy"], ["neural_correlation"])
     assert [name for name, _ in plan] == ["analyze:neural_correlation:mini-b:toy"]
-    assert not any("cross_dataset" in s.name for s in analyze.demo_steps("default"))
+    assert not any("cross_dataset" in s.name for s in demo.analysis_steps("default"))
 
 
 def test_removing_the_selection_dataset_forgets_the_scores_read_from_it(pair):
     """Scores of B selected on A are derived from A: replacing or removing A deletes them and their step."""
     from backend.schema import remove_dataset_rows
-    from precompute.analyze import run_analyses
     from precompute.core.store import steps_done
+    from precompute.jobs.analyze import run_analyses
 
     store, *_ = pair
     run_analyses(store, "mini-b", ["toy"], ["cross_dataset"], options={"select_on": "mini-a"})
@@ -283,7 +287,7 @@ def test_removing_the_selection_dataset_forgets_the_scores_read_from_it(pair):
 def test_cross_dataset_from_a_batch_file_on_either_executor(pair, tmp_path, executor):
     """A batch [[analyze]] with select_on runs the same step as `analyze --select-on`; the dask executor runs
     it on the coordinator (its snapshot for a worker holds one dataset), so no cluster starts here."""
-    from precompute.match.batch import execute_batch, parse_batch
+    from precompute.jobs.batch import execute_batch, parse_batch
 
     store, a, b, r_a, r_b, source = pair
     batch = parse_batch({"analyze": [{"dataset": "mini-b", "model": "toy", "analyses": ["cross_dataset"],

@@ -195,7 +195,7 @@ def _brute_heldout(responses: np.ndarray, acts: np.ndarray, train: np.ndarray) -
 def _toy_world(mini_db):
     """Dataset 'mini' re-written with 80 stimuli (8 per fold: every held-out set has an r) and the toy model's
     brute-force match tables on it."""
-    from precompute.analyze import AnalysisContext
+    from precompute.analyses.context import AnalysisContext
     from precompute.datasets.writer import write_dataset
     from tests.factories import mini_tables, toy_activations, write_toy_results
 
@@ -214,7 +214,7 @@ def _toy_world(mini_db):
 def test_heldout_scores_are_the_brute_force_choice_on_training_folds_scored_on_the_rest(mini_db):
     """heldout_split_half (folds 0-4 -> 5-9), heldout_n2n (0-8 -> 9) and the selection curve, from the
     matching run's training-set choices, equal a float64 brute force over all units; medians per region."""
-    from precompute.analyze import run_analyses
+    from precompute.jobs.analyze import run_analyses
 
     sites, responses, folds, acts = _toy_world(mini_db)
     assert all(ran for _, ran in run_analyses(mini_db, "mini", ["toy"], ["heldout_split_half", "crossval"]))
@@ -257,7 +257,7 @@ def test_heldout_scores_are_the_brute_force_choice_on_training_folds_scored_on_t
 
 def test_paper_protocol_is_exact_10_fold_n2n_over_all_units(mini_db, monkeypatch):
     import precompute.statistics.streaming_pass as sp
-    from precompute.analyze import run_analyses
+    from precompute.jobs.analyze import run_analyses
 
     sites, responses, folds, acts = _toy_world(mini_db)
     monkeypatch.setattr(sp, "open_model_source", lambda ctx: ToySource(len(folds)))
@@ -281,7 +281,7 @@ def test_paper_protocol_is_exact_10_fold_n2n_over_all_units(mini_db, monkeypatch
 
 
 def test_default_analyses_run_no_model_and_a_model_without_source_gets_no_pass_statistics(mini_db):
-    from precompute.analyze import run_analyses
+    from precompute.jobs.analyze import run_analyses
 
     _toy_world(mini_db)  # match tables only: nothing to run
     run_analyses(mini_db, "mini", ["toy"], ["null", "crossval", "heldout_split_half"])
@@ -292,8 +292,8 @@ def test_default_analyses_run_no_model_and_a_model_without_source_gets_no_pass_s
 
 
 def test_a_database_matched_before_held_out_selection_says_how_to_fix_it(mini_db):
-    from precompute.analyze import run_analyses
     from precompute.core.errors import UserError
+    from precompute.jobs.analyze import run_analyses
     from tests.factories import write_toy_results
 
     write_toy_results(mini_db, model="toy")

@@ -22,10 +22,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from precompute.analyze import AnalysisContext, run_analyses
+from precompute.analyses.context import AnalysisContext
 from precompute.core.store import Store
 from precompute.datasets.tables import DatasetTables
 from precompute.datasets.writer import write_dataset
+from precompute.jobs.analyze import run_analyses
 from precompute.match import runner
 from precompute.match.engine import EngineConfig
 from precompute.match.synthetic import SyntheticSource

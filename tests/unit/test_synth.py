@@ -262,12 +262,12 @@ def test_pooling_weights_put_plus_y_up():
 
 
 def test_demo_step_is_named_after_the_demo_dataset():
-    from precompute.demo import demo_dataset
+    from precompute.jobs.demo import dataset_steps, demo_dataset
 
     for variant in ("quick", "default", "full"):
-        steps = synth.demo_steps(variant)
+        steps = dataset_steps(variant)
         assert [s.name for s in steps] == [f"dataset:{demo_dataset(variant)}"]
-    assert "640" in synth.demo_steps("quick")[0].description
+    assert "640" in dataset_steps("quick")[0].description
 
 
 def test_tables_go_through_the_writer(tmp_path):
@@ -346,8 +346,8 @@ def test_the_demos_dataset_names_only_take_the_demos_settings(tmp_path, monkeypa
     name would become the demo's data, so it is refused before anything is generated or written."""
     from types import SimpleNamespace
 
-    import precompute.datasets.writer as writer
-    from precompute.cli import main
+    from precompute.cli import datasets as datasets_cli
+    from precompute.cli.main import main
 
     db = tmp_path / "unitscope.duckdb"
     made, written = [], []
@@ -357,7 +357,7 @@ def test_the_demos_dataset_names_only_take_the_demos_settings(tmp_path, monkeypa
         return SimpleNamespace(stimuli=[0] * (n_stimuli or synth.N_HVM_STIMULI), sites=[0] * 4)
 
     monkeypatch.setattr(synth, "generate", fake_generate)
-    monkeypatch.setattr(writer, "write_dataset", lambda store, name, tables, **kw: written.append(name))
+    monkeypatch.setattr(datasets_cli, "write_dataset", lambda store, name, tables, **kw: written.append(name))
     for argv in (["--stimuli", "64"], ["--seed", "1"], ["--name", "synthetic-hvm-quick", "--stimuli", "100"]):
         assert main(["--db", str(db), "datasets", "synth", *argv]) != 0
     assert made == [] and written == []

@@ -7,16 +7,19 @@ trials and returns the DatasetTables the writer stores.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from backend import schema
+from precompute.core.files import sha256_file
 from precompute.datasets.importers.selection import variation_level
 from precompute.datasets.importers.validation import Report, check_data
 from precompute.datasets.reliability import split_half_reliability
@@ -145,37 +148,30 @@ def normalise_stimuli(frame: pd.DataFrame, *, id_column: str, used: Sequence[str
     `used` names input columns consumed elsewhere that must not be repeated in extra (e.g. a second
     id column equal to the first).
     """
-    mapping = _pick(frame, STIMULUS_ALIASES)
-    out = pd.DataFrame({"stimulus_id": frame[id_column].astype(str).to_numpy()})
-    for target in STIMULUS_COLUMNS:
-        if target in ("stimulus_id", "idx", "width", "height", "extra"):
+    return _normalise(frame, id_column, used, "stimulus_id", STIMULUS_COLUMNS, STIMULUS_ALIASES,
+                      ("idx", "width", "height"), _NUMERIC_STIMULUS)
+
+
+def normalise_sites(frame: pd.DataFrame, *, id_column: str, used: Sequence[str] = ()) -> pd.DataFrame:
+    """Site rows -> `sites` columns (without idx); unmapped columns go to `extra`."""
+    return _normalise(frame, id_column, used, "site_id", SITE_COLUMNS, SITE_ALIASES, ("idx",), _NUMERIC_SITE)
+
+
+def _normalise(frame: pd.DataFrame, id_column: str, used: Sequence[str], id_target: str, columns: Sequence[str],
+               aliases, skip: tuple[str, ...], numeric) -> pd.DataFrame:
+    """Input rows -> a table's columns: each found by its aliases (None where the input has none), numbers
+    as float, `variation` as its level, the rest as text; columns nothing consumed go to `extra` (JSON)."""
+    mapping = _pick(frame, aliases)
+    out = pd.DataFrame({id_target: frame[id_column].astype(str).to_numpy()})
+    for target in columns:
+        if target in (id_target, "extra", *skip):
             continue
         src = mapping.get(target)
         if src is None:
             out[target] = None
         elif target == "variation":
             out[target] = pd.array([variation_level(v) for v in frame[src]], dtype="Int64")
-        elif target in _NUMERIC_STIMULUS:
-            out[target] = pd.to_numeric(frame[src], errors="coerce").astype(float).to_numpy()
-        else:
-            out[target] = [None if _missing(v) else _text(v) for v in frame[src]]
-    consumed = {id_column, *used, *mapping.values()}
-    rest = [c for c in frame.columns if c not in consumed]
-    out["extra"] = extra_json(frame.reset_index(drop=True), rest)
-    return out
-
-
-def normalise_sites(frame: pd.DataFrame, *, id_column: str, used: Sequence[str] = ()) -> pd.DataFrame:
-    """Site rows -> `sites` columns (without idx); unmapped columns go to `extra`."""
-    mapping = _pick(frame, SITE_ALIASES)
-    out = pd.DataFrame({"site_id": frame[id_column].astype(str).to_numpy()})
-    for target in SITE_COLUMNS:
-        if target in ("site_id", "idx", "extra"):
-            continue
-        src = mapping.get(target)
-        if src is None:
-            out[target] = None
-        elif target in _NUMERIC_SITE:
+        elif target in numeric:
             out[target] = pd.to_numeric(frame[src], errors="coerce").astype(float).to_numpy()
         else:
             out[target] = [None if _missing(v) else _text(v) for v in frame[src]]
@@ -313,10 +309,6 @@ def finish(
 
 def input_hash(paths: Sequence[object]) -> str:
     """sha256 over the inputs' own sha256 (files) or sorted file list (folders)."""
-    import hashlib
-    from pathlib import Path
-
-    from precompute.core.store import sha256_file
 
     h = hashlib.sha256()
     for p in paths:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from precompute.core.errors import UserError
 from precompute.core.store import Store
-from precompute.match.runner import DEFAULT_TOP_K
+from precompute.jobs.batch import BATCH_HELP, check_batch, load_batch, run_batch
+from precompute.match.runner import DEFAULT_TOP_K, run_pair
 
 RUN_HELP = """Match every site of a dataset to the units of each model (exact top-K by Pearson r over the
 stimuli, over the whole model, within every layer and within every feature map), then gather the
@@ -36,8 +38,6 @@ def register(sub) -> None:
     p.add_argument("--force", action="store_true", help="redo pairs that are already matched")
     p.set_defaults(func=cmd_run)
 
-    from precompute.match.batch import BATCH_HELP
-
     b = sub.add_parser("batch", help="run a TOML file of imports, model additions, runs and analyses "
                        "(locally or on a Dask cluster)",
                        description=BATCH_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -59,8 +59,6 @@ def register(sub) -> None:
 
 
 def cmd_run(args: argparse.Namespace, store: Store) -> int:
-    from precompute.match.runner import run_pair
-
     for model in dict.fromkeys(args.models):
         outcome = run_pair(store, args.dataset, model, top_k=args.top_k, memory_gb=args.memory_gb, force=args.force)
         if outcome is None:
@@ -73,9 +71,6 @@ def cmd_run(args: argparse.Namespace, store: Store) -> int:
 
 
 def cmd_batch(args: argparse.Namespace, store: Store) -> int:
-    from precompute.core.errors import UserError
-    from precompute.match.batch import check_batch, load_batch, run_batch
-
     batch = load_batch(args.file)
     if args.workers is not None and args.workers < 1:
         raise UserError("--workers must be at least 1")

@@ -7,8 +7,15 @@ import json
 
 import duckdb
 
+from precompute.core.catalog import dataset_names
 from precompute.core.errors import UserError
+from precompute.core.options import add_arguments, from_namespace
 from precompute.core.store import Store
+from precompute.datasets import synth
+from precompute.datasets.importers import request as import_request
+from precompute.datasets.importers.request import ImportRequest, import_dataset
+from precompute.datasets.writer import remove_dataset, write_dataset
+from precompute.jobs.demo import DEMO_DATASETS
 
 
 def register(sub) -> None:
@@ -23,12 +30,10 @@ def register(sub) -> None:
     s.add_argument("--replace", action="store_true", help="overwrite a dataset of the same name")
     s.set_defaults(func=_cmd_synth)
 
-    try:
-        from precompute.datasets.importers.cli import add_import_parser
-    except ImportError:  # the importers are an optional part of a partial checkout
-        pass
-    else:
-        add_import_parser(dsub)
+    i = dsub.add_parser("import", help="import real recordings (BrainIO, the HvM HDF5 release, a folder)",
+                        description=import_request.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(i, ImportRequest, metavars={"exclude_sites": "PATTERN"})
+    i.set_defaults(func=_cmd_import)
 
     ls = dsub.add_parser("list", help="list datasets")
     ls.set_defaults(func=_cmd_list)
@@ -41,21 +46,33 @@ def register(sub) -> None:
 
 
 def _cmd_synth(args: argparse.Namespace, store: Store) -> int:
-    from precompute.datasets import synth
-    from precompute.datasets.writer import write_dataset
-
     # The demo's own datasets: `demo` takes a dataset of that name as its step done, so only its settings fit.
-    demo = {"synthetic-hvm": None, "synthetic-hvm-quick": synth.QUICK_STIMULI}
-    n_stimuli = demo.get(args.name, args.stimuli) if args.stimuli is None else args.stimuli
-    if args.name in demo:
+    n_stimuli = DEMO_DATASETS.get(args.name, args.stimuli) if args.stimuli is None else args.stimuli
+    if args.name in DEMO_DATASETS:
         n_stimuli = n_stimuli if n_stimuli != synth.N_HVM_STIMULI else None
-        if args.seed != 0 or n_stimuli != demo[args.name]:
-            raise UserError(f"{args.name} is the demo's dataset (seed 0, {demo[args.name] or 'all'} stimuli), and "
-                            "`demo` would take this one for it; give a dataset with other settings another --name")
+        if args.seed != 0 or n_stimuli != DEMO_DATASETS[args.name]:
+            raise UserError(f"{args.name} is the demo's dataset (seed 0, {DEMO_DATASETS[args.name] or 'all'} "
+                            "stimuli), and `demo` would take this one for it; give a dataset with other settings "
+                            "another --name")
     tables = synth.generate(seed=args.seed, n_stimuli=n_stimuli)
     write_dataset(store, args.name, tables, replace=args.replace)
     print(f"dataset {args.name}: {len(tables.stimuli)} stimuli, {len(tables.sites)} sites "
           f"(synthetic, seed {args.seed})")
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace, store: Store) -> int:
+    """Import, validate (refusing with every problem), then write in one transaction and publish."""
+    tables = import_dataset(store, from_namespace(ImportRequest, args))
+    regions = tables.sites["region"].value_counts().to_dict()
+    print(f"dataset {args.name}: {len(tables.stimuli)} stimuli, {len(tables.sites)} sites "
+          f"({', '.join(f'{n} {r}' for r, n in regions.items())}), "
+          f"{'with' if tables.trials is not None else 'without'} trials ({tables.info.get('source')})")
+    dropped = tables.extra.get("dropped_sites") or {}
+    if dropped:
+        print(f"dropped {len(dropped)} site(s) (--drop-bad-sites):")
+        for sid, why in dropped.items():
+            print(f"  {sid}: {why}")
     return 0
 
 
@@ -87,8 +104,7 @@ def _cmd_show(args: argparse.Namespace, store: Store) -> int:
     rows = con.execute("SELECT * FROM datasets WHERE dataset = ?", [args.name]).fetchall()
     row = rows[0] if rows else None
     if row is None:
-        known = [r[0] for r in con.execute("SELECT dataset FROM datasets ORDER BY 1").fetchall()]
-        raise UserError(f"no dataset named {args.name!r}; known datasets: {', '.join(known) or 'none'}")
+        raise UserError(f"no dataset named {args.name!r}; known datasets: {', '.join(dataset_names(con)) or 'none'}")
     cols = [d[0] for d in con.description]
     info = dict(zip(cols, row, strict=True))
     for key in cols:
@@ -114,8 +130,6 @@ def _cmd_show(args: argparse.Namespace, store: Store) -> int:
 
 
 def _cmd_remove(args: argparse.Namespace, store: Store) -> int:
-    from precompute.datasets.writer import remove_dataset
-
     remove_dataset(store, args.name)
     print(f"removed dataset {args.name} and every result derived from it")
     return 0

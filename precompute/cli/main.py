@@ -1,7 +1,7 @@
 """`python -m precompute [--db PATH] <command> ...`: the command-line entry point.
 
-Each area registers its own subcommands (`register(subparsers)` in its `cli` module) and each
-subcommand's handler is `func(args, store) -> exit code`. Errors the user can fix are raised as
+Each command group registers its own subcommands (`register(subparsers)` in its module of this
+package) and each subcommand's handler is `func(args, store) -> exit code`. Errors the user can fix are raised as
 `UserError` and printed as one clear message, never as a traceback.
 """
 
@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from backend.config import get_settings
+from precompute.cli import analyze, datasets, demo, match, models, rf
 from precompute.core.errors import UserError
 from precompute.core.failpoints import FailpointError, check_environment
 from precompute.core.store import Store, StoreBusyError
@@ -21,12 +22,6 @@ log = logging.getLogger("precompute")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from precompute import analyze, demo
-    from precompute.analyses import cli as analyses_cli
-    from precompute.datasets import cli as datasets_cli
-    from precompute.match import cli as match_cli
-    from precompute.models import cli as models_cli
-
     parser = argparse.ArgumentParser(
         prog="python -m precompute",
         description="Unitscope's offline job: import data, add models, match sites to units, analyse.",
@@ -35,12 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="served DuckDB file (default: $UNITSCOPE_DB or <data folder>/unitscope.duckdb)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
-    datasets_cli.register(sub)
-    models_cli.register(sub)
-    match_cli.register(sub)
-    analyze.register(sub)
-    analyses_cli.register(sub)
-    demo.register(sub)
+    for group in (datasets, models, match, analyze, rf, demo):
+        group.register(sub)
     return parser
 
 

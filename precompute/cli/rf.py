@@ -10,8 +10,11 @@ from __future__ import annotations
 import argparse
 import logging
 
+from precompute.analyses.receptive_fields import compute_unit_rfs, store_requested
+from precompute.core.catalog import require_dataset
 from precompute.core.errors import UserError
 from precompute.core.store import Store
+from precompute.models import registry
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +43,10 @@ def register(sub) -> None:
 
 
 def cmd_rf(args: argparse.Namespace, store: Store) -> int:
-    from precompute.analyses.receptive_fields import compute_unit_rfs, store_requested
-    from precompute.models import registry
-
     units = [parse_unit(u) for u in args.units]
     methods = METHODS if args.method == "both" else (args.method,)
     with store.connect() as con:
-        if not con.execute("SELECT count(*) FROM datasets WHERE dataset = ?", [args.dataset]).fetchone()[0]:
-            raise UserError(f"dataset {args.dataset!r} does not exist; see `python -m precompute datasets list`")
+        require_dataset(con, args.dataset)
         layers = registry.read_layers(con, args.model)  # UserError naming close models when unknown
         for u in units:
             if not 0 <= u[0] < len(layers):

@@ -6,6 +6,7 @@ run by the `local` executor (in this process) or the `dask` executor (on a Dask 
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import tomllib
@@ -13,8 +14,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from precompute.analyses.registry import DEFAULT_SEED, PROTOCOLS
+from precompute.cluster.executor import run_tasks
+from precompute.cluster.tasks import build_tasks
+from precompute.core.catalog import stored_names
 from precompute.core.errors import UserError
+from precompute.core.options import from_options
 from precompute.core.store import Store
+from precompute.datasets.importers.request import ImportRequest, import_dataset
+from precompute.datasets.importers.selection import looks_like_id_file
+from precompute.match.runner import DEFAULT_TOP_K
+from precompute.models.request import AddRequest, add_model
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +97,7 @@ LIST_PATH_KEYS = {"exclude_sites"}
 class RunSpec:
     dataset: str
     model: str
-    top_k: int = 100
+    top_k: int = DEFAULT_TOP_K
     memory_gb: float | None = None
     force: bool = False
 
@@ -220,7 +230,7 @@ def _parse_run(i: int, entry, defaults: dict) -> list[RunSpec]:
     where = f"batch file: [[run]] #{i + 1}"
     _check_keys(entry, RUN_KEYS, where)
     opts = {**defaults, **{k: v for k, v in entry.items() if k in DEFAULT_KEYS}}
-    top_k = opts.get("top_k", 100)
+    top_k = opts.get("top_k", DEFAULT_TOP_K)
     memory_gb = opts.get("memory_gb")
     force = opts.get("force", False)
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
@@ -234,14 +244,6 @@ def _parse_run(i: int, entry, defaults: dict) -> list[RunSpec]:
             for model in _names(entry, "model", "models", where)]
 
 
-def _looks_like_path(value: str) -> bool:
-    """An `exclude_sites` element meant as a file of site ids (not a glob such as "V4-00*"), as the importer
-    reads it."""
-    from precompute.datasets.importers.selection import looks_like_id_file
-
-    return looks_like_id_file(value)
-
-
 def _resolve(key: str, value, base_dir: Path):
     """A path option relative to the batch file's folder; list-valued ones (LIST_PATH_KEYS) element-wise,
     only the elements that are files there or look like a path: globs and site ids stay as they are."""
@@ -250,7 +252,7 @@ def _resolve(key: str, value, base_dir: Path):
     if key in LIST_PATH_KEYS and isinstance(value, str | list):
         items = [value] if isinstance(value, str) else value
         out = [str((base_dir / v).resolve()) if isinstance(v, str) and v and
-               ((base_dir / v).is_file() or _looks_like_path(v)) else v for v in items]
+               ((base_dir / v).is_file() or looks_like_id_file(v)) else v for v in items]
         return out[0] if isinstance(value, str) else out
     return value
 
@@ -261,9 +263,10 @@ def _parse_analyze(i: int, entry) -> list[AnalyzeSpec]:
     names = entry.get("analyses", [])
     if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
         raise UserError(f"{where}: `analyses` must be a list of analysis names (see `analyze --help`)")
-    protocol, seed, force = entry.get("protocol", "default"), entry.get("seed", 0), entry.get("force", False)
-    if protocol not in ("default", "paper"):
-        raise UserError(f"{where}: protocol must be \"default\" or \"paper\"")
+    protocol, seed = entry.get("protocol", "default"), entry.get("seed", DEFAULT_SEED)
+    force = entry.get("force", False)
+    if protocol not in PROTOCOLS:
+        raise UserError(f"{where}: protocol must be one of {', '.join(map(repr, PROTOCOLS))}")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise UserError(f"{where}: seed must be an integer")
     if not isinstance(force, bool):
@@ -294,44 +297,22 @@ def load_batch(path: Path) -> Batch:
     return batch
 
 
-def _argv(entry: dict, skip: set[str]) -> list[str]:
-    """TOML options -> command-line options (`key_name = v` -> `--key-name v`; true -> a flag)."""
-    argv: list[str] = []
-    for key, value in entry.items():
-        if key in skip or value is False:
-            continue
-        flag = "--" + key.replace("_", "-")
-        if value is True:
-            argv.append(flag)
-        elif isinstance(value, list):
-            argv += [flag, *map(str, value)]
-        else:
-            argv += [flag, str(value)]
-    return argv
-
-
 # ---------------------------------------------------------------------------------------------- check
 def check_batch(batch: Batch, store: Store) -> list:
     """Check everything the batch names before it writes anything; its tasks, or one UserError listing
-    every problem: [[import]]/[[model]] options as their command parses them (plus what the command
+    every problem: [[import]]/[[model]] options as their requests take them (plus what the request
     checks before reading its inputs), their input files (for entries that will run: an existing dataset
     or model is skipped), and every dataset and model that [[run]]/[[analyze]] name (the database's, or
     imported/added by the batch). `batch --dry-run` runs it, and so does every real run, first."""
-    from precompute.cli import build_parser
-    from precompute.cluster.tasks import build_tasks
-
-    parser = build_parser()
     datasets, models = stored_names(store)
     problems: list[str] = []
     for entry in batch.imports:
         skipped = not entry.get("replace") and entry["name"] in datasets
-        problems += _check_entry(parser, ["datasets", "import"], entry, set(), f"[[import]] {entry['name']!r}",
-                                 skipped, models)
+        problems += _check_input(ImportRequest, entry, f"[[import]] {entry['name']!r}", skipped, models)
     added: set[str] = set()
     for entry in batch.models:
         skipped = not entry.get("replace") and entry["name"] in models
-        problems += _check_entry(parser, ["models", "add"], entry, {"name"}, f"[[model]] {entry['name']!r}",
-                                 skipped, models | added)
+        problems += _check_input(AddRequest, entry, f"[[model]] {entry['name']!r}", skipped, models | added)
         added.add(entry["name"])
     imported = {e["name"] for e in batch.imports}
     named_datasets: dict[str, list[str]] = {}
@@ -357,31 +338,8 @@ def check_batch(batch: Batch, store: Store) -> list:
     return tasks
 
 
-def stored_names(store: Store) -> tuple[set[str], set[str]]:
-    """The datasets and models in the database, read without creating or locking anything."""
-    import duckdb
-
-    for path in (store.working_path, store.served_path):
-        if not path.exists():
-            continue
-        try:
-            con = duckdb.connect(str(path), read_only=True)
-        except duckdb.Error:  # e.g. the working file is open by a running writer: read the served one
-            continue
-        try:
-            return ({d for (d,) in con.execute("SELECT dataset FROM datasets").fetchall()},
-                    {m for (m,) in con.execute("SELECT model FROM models").fetchall()})
-        except duckdb.Error:
-            continue
-        finally:
-            con.close()
-    return set(), set()
-
-
 def _unknown_names(kind: str, named: dict[str, list[str]], stored: set[str], here: set[str],
                    how: str) -> list[str]:
-    import difflib
-
     known = sorted(stored | here)
     listing = (", ".join(f"{n} (this batch)" if n in here and n not in stored else n for n in known)
                or "none")
@@ -396,86 +354,24 @@ def _unknown_names(kind: str, named: dict[str, list[str]], stored: set[str], her
     return out
 
 
-def _subparser(parser, names: list[str]):
-    import argparse
-
-    for name in names:
-        action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        parser = action.choices[name]
-    return parser
-
-
-def _check_entry(parser, command: list[str], entry: dict, skip: set[str], where: str, skipped: bool,
-                 models: set[str]) -> list[str]:
+def _check_input(request_type, entry: dict, where: str, skipped: bool, models: set[str]) -> list[str]:
     """The problems of one [[import]] or [[model]] entry (see check_batch), without running it."""
-    import contextlib
-    import difflib
-    import io
-
-    hint = f"its keys are the options of `python -m precompute {' '.join(command)} --help` without the dashes"
-    sub = _subparser(parser, command)
-    keys = {o[2:].replace("-", "_") for a in sub._actions for o in a.option_strings if o.startswith("--")}
-    keys.discard("help")
-    out = []
-    for k in entry:
-        if k not in keys and k not in skip:
-            close = difflib.get_close_matches(k, sorted(keys), n=1)
-            out.append(f"{where}: unknown option `{k}`" + (f" (did you mean `{close[0]}`?)" if close else "")
-                       + f"; {hint}")
-    if not out:  # (with unknown keys, argparse would only repeat them)
-        argv = [*command, *([entry["name"]] if "name" in skip else []), *_argv(entry, skip)]
-        err = io.StringIO()
+    request, out = from_options(request_type, entry, where)
+    if request is not None and not skipped:  # (a skipped entry's own checks would read files it does not need)
         try:
-            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-                args = parser.parse_args(argv)
-        except SystemExit:
-            lines = [line.split(": error: ", 1)[1] for line in err.getvalue().splitlines() if ": error: " in line]
-            out.append(f"{where}: {lines[-1] if lines else 'not a valid command'} "
-                       f"(as `python -m precompute {' '.join(argv)}`); {hint}")
-        else:
-            try:
-                if skipped:  # its own checks would read files it does not need
-                    pass
-                elif command[0] == "datasets":
-                    from precompute.datasets.importers.cli import check_import_args
-
-                    check_import_args(args)
-                else:
-                    from precompute.models.cli import check_add_args
-
-                    check_add_args(args)
-            except UserError as exc:
-                out.append(f"{where}: {exc}")
+            request.check()
+        except UserError as exc:
+            out.append(f"{where}: {exc}")
     if skipped:  # it exists: the entry is skipped, its files are not needed
         return out
     for key, value in entry.items():  # (files of `exclude_sites` are checked by the import's own checks)
         if key in PATH_KEYS and isinstance(value, str) and not Path(value).exists():
             out.append(f"{where}: `{key}` {value} does not exist")
     reference = entry.get("reference")
-    if command[0] == "models" and entry.get("control") == "random" and reference and reference not in models:
+    if request_type is AddRequest and entry.get("control") == "random" and reference and reference not in models:
         out.append(f"{where}: its reference model {reference!r} is neither in the database nor added by an "
                    "earlier [[model]] of this batch")
     return out
-
-
-def _exists(store: Store, table: str, column: str, name: str) -> bool:
-    with store.connect() as con:
-        return con.execute(f'SELECT count(*) FROM "{table}" WHERE "{column}" = ?', [name]).fetchone()[0] > 0
-
-
-def _run_command(argv: list[str], store: Store) -> None:
-    """Run another area's subcommand through the project's own parser (its options are the contract)."""
-    from precompute.cli import build_parser
-
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit:
-        raise UserError(f"batch file: `python -m precompute {' '.join(argv)}` is not a valid command "
-                        "(see the message above)") from None
-    code = int(args.func(args, store) or 0)
-    if code != 0:
-        raise UserError(f"batch file: `python -m precompute {' '.join(argv)}` failed (exit {code})")
 
 
 def run_batch(batch: Batch, store: Store, *, executor: str | None = None, scheduler: str | None = None,
@@ -497,8 +393,6 @@ def execute_batch(batch: Batch, store: Store, *, executor: str | None = None, sc
 
     Options given here (the command line) win over the batch file's; the scheduler defaults to
     $UNITSCOPE_DASK_SCHEDULER. `client` (a distributed.Client) is for callers that hold one already."""
-    from precompute.cluster.executor import run_tasks
-
     executor = executor or batch.executor or "local"
     scheduler = scheduler or batch.scheduler or (os.environ.get("UNITSCOPE_DASK_SCHEDULER") if executor == "dask"
                                                  else None)
@@ -511,13 +405,20 @@ def execute_batch(batch: Batch, store: Store, *, executor: str | None = None, sc
 
 
 def _add_inputs(batch: Batch, store: Store) -> None:
+    """Import and add what the batch names (checked already by check_batch); existing ones are skipped
+    unless the entry says `replace = true`."""
+    datasets, models = stored_names(store)
     for entry in batch.imports:
-        if not entry.get("replace") and _exists(store, "datasets", "dataset", entry["name"]):
+        if not entry.get("replace") and entry["name"] in datasets:
             log.info("batch: dataset %s exists; skipping its import", entry["name"])
             continue
-        _run_command(["datasets", "import", *_argv(entry, set())], store)
+        request, _ = from_options(ImportRequest, entry, f"[[import]] {entry['name']!r}")
+        tables = import_dataset(store, request)
+        log.info("batch: imported %s (%d stimuli, %d sites)", entry["name"], len(tables.stimuli), len(tables.sites))
     for entry in batch.models:
-        if not entry.get("replace") and _exists(store, "models", "model", entry["name"]):
+        if not entry.get("replace") and entry["name"] in models:
             log.info("batch: model %s exists; skipping", entry["name"])
             continue
-        _run_command(["models", "add", entry["name"], *_argv(entry, {"name"})], store)
+        request, _ = from_options(AddRequest, entry, f"[[model]] {entry['name']!r}")
+        add_model(store, request)
+        log.info("batch: added model %s", entry["name"])

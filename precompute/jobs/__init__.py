@@ -1,0 +1,7 @@
+"""Orchestration: what runs the layers below, in which order, skipping what is done.
+
+- `analyze`  run registered analyses: one step per (analysis, dataset, model), skipped when done on the
+             same inputs (the `analyze` command and the demo use it)
+- `batch`    TOML batch files: imports and models here, then runs and analyses as cluster tasks
+- `demo`     the embedded default: its dataset, its models (one list), its analyses, its build order
+"""
