@@ -9,8 +9,9 @@ import dash_bootstrap_components as dbc
 from dash import html
 
 from backend import data
+from backend.commands import demo_command
 from backend.config import get_settings
-from backend.data import NotComputedError, NotFoundError
+from backend.errors import NotComputedError, NotFoundError
 
 
 def guarded(layout: Callable) -> Callable:
@@ -37,7 +38,7 @@ def no_database(db_path: str) -> dbc.Alert:
         html.P(["Unitscope has not found a database at ", html.Code(db_path), "."]),
         html.P(["Build the embedded demo (synthetic HvM data and the default models) with ",
                 html.Code("./scripts/up.sh"), " (sets everything up, builds and serves), or with ",
-                html.Code("python -m precompute demo"), " in the project's environment. The pages fill in as "
+                html.Code(demo_command()), " in the project's environment. The pages fill in as "
                 "each step is published."]),
     ], color="info", className="mt-4", id="empty-no-database")
 

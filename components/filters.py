@@ -12,7 +12,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, ctx, dcc
 
 from backend import data
-from backend.data import Filters
+from backend.params import Filters
 from components.ids import PageIds
 from components.urlstate import to_query
 
@@ -24,7 +24,7 @@ REGION_DEPENDENT = frozenset({"site"})
 def filter_bar(ids: PageIds, f: Filters, *, with_layer: bool = False) -> dbc.Row:
     datasets = data.datasets()
     models = data.matched_models(f.dataset)
-    regions = list(dict.fromkeys(data.sites(f.dataset)["region"]))
+    regions = data.regions(f.dataset)
     cols = [
         dbc.Col([dbc.Label("Dataset", html_for=ids("f-dataset")), dcc.Dropdown(
             id=ids("f-dataset"), clearable=False, value=f.dataset,

@@ -23,15 +23,6 @@ def callback_error(err: Exception) -> None:
     log.warning("callback failed: %s: %s", type(err).__name__, err, exc_info=err)
 
 
-def register_error_handlers(server) -> None:
-    """Unknown Dash component-suite files are a 404, not a 500 (nothing is read for them)."""
-    from dash.exceptions import DependencyException
-
-    @server.errorhandler(DependencyException)
-    def _missing_dependency(_err):
-        return "not found\n", 404, {"Content-Type": "text/plain"}
-
-
 def create_shell(page_registry) -> html.Div:
     links = [
         dbc.NavItem(dbc.NavLink(page["name"], href=page["relative_path"], active="exact"))

@@ -18,6 +18,9 @@ CATEGORY_COLORS = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4
 DIVERGING = "RdBu_r"
 SEQUENTIAL = "Viridis"
 
+#: The one `config` of every dcc.Graph: no Plotly logo; the camera button saves a PNG at twice the size.
+GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+
 
 def region_color(region: str) -> str:
     return REGION_COLORS.get(region, OTHER_COLOR)

@@ -11,8 +11,8 @@ import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, dcc, html
 
-from backend import data
-from backend.data import NotFoundError
+from backend import data, params
+from backend.params import Filters
 from components import empty
 from components.exports import card_header, export_menu, register_export
 from components.figures.featuremaps import (
@@ -24,22 +24,21 @@ from components.figures.featuremaps import (
 from components.filters import filter_bar, register_navigation
 from components.ids import PageIds
 from components.links import LINK_COLUMN, markdown_link, unit_hrefs
+from components.theme import GRAPH_CONFIG
 from components.urlstate import query_store, to_query
 
 dash.register_page(__name__, path="/feature-maps", name="Feature maps", order=5, title="Unitscope · Feature maps")
 
 ids = PageIds("featuremaps")
-GRAPH_CONFIG = {"displaylogo": False}
+TOP_CHOICES = ["1", "all"]  # the site's best unit, or its top-K within the layer
 TABLE_HEADERS = {"channel": "feature map", "best_site": "best site", "best_r": "best r", "best_y": "its y",
                  "best_x": "its x"}
 
 
 @empty.guarded
 def layout(dataset=None, model=None, region=None, layer=None, top=None, **_ignored):
-    f = data.resolve_filters(dataset, model, region, layer, need_layer=True)
-    top_value = "all" if top == "all" else "1"
-    if top not in (None, "", "1", "all"):
-        raise NotFoundError(f"top must be 1 or all, got {str(top)[:20]!r}")
+    f = params.resolve_filters(dataset, model, region, layer, need_layer=True)
+    top_value = params.require_choice("top", top, TOP_CHOICES)
     return html.Div([
         html.H2("Feature maps and positions"),
         filter_bar(ids, f, with_layer=True),
@@ -75,6 +74,50 @@ def layout(dataset=None, model=None, region=None, layer=None, top=None, **_ignor
 register_navigation(ids, "/feature-maps", with_layer=True, keep=("top",))
 
 
+# ---------------------------------------------------------------- cards: (figure, frame) of a valid view
+def _layer(f: Filters):
+    return data.layers(f.model).set_index("layer_idx").loc[int(f.layer)]
+
+
+def _topk(f: Filters, top: str):
+    """The region's top-K units within the layer, and K as the cards count it (1: each site's best unit)."""
+    topk = data.layer_topk(f.dataset, f.model, int(f.layer), f.region)
+    k = int(topk["rank"].max() or 1) if top == "all" and len(topk) else 1
+    return topk, k
+
+
+def counts_card(f: Filters, top: str):
+    info, (topk, k) = _layer(f), _topk(f, top)
+    fig = make_featuremap_counts_figure(topk, channels=int(info.channels), region=f.region, layer=info.layer, top=k)
+    return fig, topk[topk["rank"] <= k]
+
+
+def positions_card(f: Filters, top: str):
+    info, (topk, k) = _layer(f), _topk(f, top)
+    fig = make_position_figure(topk, height=int(info.height), width=int(info.width), region=f.region, top=k)
+    return fig, topk[topk["rank"] <= k]
+
+
+def validated_table(f: Filters):
+    """Every feature map of the layer: its best site, r, and the sites per threshold (Figure S13's rows)."""
+    return validated_featuremaps(data.featuremap_best(f.dataset, f.model, int(f.layer), f.region),
+                                 channels=int(_layer(f).channels))
+
+
+def validated_card(f: Filters):
+    table = validated_table(f)
+    return make_validated_figure(table, region=f.region, layer=_layer(f).layer), table
+
+
+def table_columns(table) -> list[dict]:
+    columns = [{"field": c, "headerName": TABLE_HEADERS.get(c, c.replace("sites_r>", "sites r > ")),
+                **({"valueFormatter": {"function": "params.value == null ? '' : d3.format('.3f')(params.value)"}}
+                   if c == "best_r" else {})}
+               for c in table.columns]
+    columns.append({"field": "unit", "headerName": "best site's unit", "minWidth": 130, **LINK_COLUMN})
+    return columns
+
+
 @dash.callback(
     Output(ids("counts"), "figure"),
     Output(ids("positions"), "figure"),
@@ -88,22 +131,10 @@ register_navigation(ids, "/feature-maps", with_layer=True, keep=("top",))
     State(ids("f-layer"), "value"),
 )
 def update_featuremaps(top, dataset, model, region, layer):
-    info = data.layers(model).set_index("layer_idx").loc[int(layer)]
-    topk = data.layer_topk(dataset, model, int(layer), region)
-    k = 1 if top == "1" else int(topk["rank"].max() or 1) if len(topk) else 1
-    table = validated_featuremaps(data.featuremap_best(dataset, model, int(layer), region), channels=int(info.channels))
-    columns = [{"field": c, "headerName": TABLE_HEADERS.get(c, c.replace("sites_r>", "sites r > ")),
-                **({"valueFormatter": {"function": "params.value == null ? '' : d3.format('.3f')(params.value)"}}
-                   if c == "best_r" else {})}
-               for c in table.columns]
-    columns.append({"field": "unit", "headerName": "best site's unit", "minWidth": 130, **LINK_COLUMN})
-    return (
-        make_featuremap_counts_figure(topk, channels=int(info.channels), region=region, layer=info.layer, top=k),
-        make_position_figure(topk, height=int(info.height), width=int(info.width), region=region, top=k),
-        make_validated_figure(table, region=region, layer=info.layer),
-        validated_rows(table, dataset, model, region, int(layer)),
-        columns,
-    )
+    f = Filters(dataset, model, region, int(layer))
+    validated, table = validated_card(f)
+    return (counts_card(f, top)[0], positions_card(f, top)[0], validated,
+            validated_rows(table, dataset, model, region, int(layer)), table_columns(table))
 
 
 def validated_rows(table, dataset: str, model: str, region: str, layer: int) -> list[dict]:
@@ -130,41 +161,30 @@ def update_url(top, dataset, model, region, layer):
                      "top": None if top == "1" else top})
 
 
-@register_export("featuremaps-counts", "Figure 8: sites per feature map",
-                 ("dataset", "model", "region", "layer", "top"))
+# ---------------------------------------------------------------- exports: the same cards, validated
+FILTERS = ("dataset", "model", "region", "layer")
+
+
+def _filters(dataset, model, region, layer) -> Filters:
+    return params.resolve_filters(dataset, model, region, layer, need_layer=True)
+
+
+@register_export("featuremaps-counts", "Figure 8: sites per feature map", (*FILTERS, "top"))
 def export_counts(dataset, model, region, layer, top):
-    f = data.resolve_filters(dataset, model, region, layer, need_layer=True)
-    info = data.layers(f.model).set_index("layer_idx").loc[f.layer]
-    topk = data.layer_topk(f.dataset, f.model, f.layer, f.region)
-    k = int(topk["rank"].max()) if top == "all" and len(topk) else 1
-    fig = make_featuremap_counts_figure(topk, channels=int(info.channels), region=f.region, layer=info.layer, top=k)
-    return fig, topk[topk["rank"] <= k]
+    return counts_card(_filters(dataset, model, region, layer), params.require_choice("top", top, TOP_CHOICES))
 
 
-@register_export("featuremaps-validated", "Figure S13: validated feature maps", ("dataset", "model", "region", "layer"))
+@register_export("featuremaps-positions", "Figure S11: sites per x and y position", (*FILTERS, "top"))
+def export_positions(dataset, model, region, layer, top):
+    return positions_card(_filters(dataset, model, region, layer), params.require_choice("top", top, TOP_CHOICES))
+
+
+@register_export("featuremaps-validated", "Figure S13: validated feature maps", FILTERS)
 def export_validated(dataset, model, region, layer):
-    f = data.resolve_filters(dataset, model, region, layer, need_layer=True)
-    info = data.layers(f.model).set_index("layer_idx").loc[f.layer]
-    table = validated_featuremaps(data.featuremap_best(f.dataset, f.model, f.layer, f.region),
-                                  channels=int(info.channels))
-    return make_validated_figure(table, region=f.region, layer=info.layer), table
+    return validated_card(_filters(dataset, model, region, layer))
 
 
 @register_export("featuremaps-table", "Every feature map of a layer: best site, r, sites per threshold (the table)",
-                 ("dataset", "model", "region", "layer"), data_only=True)
+                 FILTERS, data_only=True)
 def export_table(dataset, model, region, layer):
-    f = data.resolve_filters(dataset, model, region, layer, need_layer=True)
-    info = data.layers(f.model).set_index("layer_idx").loc[f.layer]
-    return None, validated_featuremaps(data.featuremap_best(f.dataset, f.model, f.layer, f.region),
-                                       channels=int(info.channels))
-
-
-@register_export("featuremaps-positions", "Figure S11: sites per x and y position",
-                 ("dataset", "model", "region", "layer", "top"))
-def export_positions(dataset, model, region, layer, top):
-    f = data.resolve_filters(dataset, model, region, layer, need_layer=True)
-    info = data.layers(f.model).set_index("layer_idx").loc[f.layer]
-    topk = data.layer_topk(f.dataset, f.model, f.layer, f.region)
-    k = int(topk["rank"].max()) if top == "all" and len(topk) else 1
-    fig = make_position_figure(topk, height=int(info.height), width=int(info.width), region=f.region, top=k)
-    return fig, topk[topk["rank"] <= k]
+    return None, validated_table(_filters(dataset, model, region, layer))

@@ -13,8 +13,10 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import Input, Output, State, ctx, dcc, html
 
-from backend import data
-from backend.data import NotFoundError, Unit
+from backend import data, params
+from backend.commands import precompute, rf_command
+from backend.errors import NotFoundError
+from backend.params import Filters, Unit
 from components import empty
 from components.exports import card_header, register_export
 from components.figures.sites import make_site_scatter_figure, make_unit_rf_figure
@@ -23,13 +25,12 @@ from components.filters import filter_bar
 from components.ids import PageIds
 from components.links import LINK_COLUMN, markdown_link, site_href
 from components.stimuli import thumbnail_strip
-from components.theme import empty_figure
+from components.theme import GRAPH_CONFIG, empty_figure
 from components.urlstate import query_store, to_query
 
 dash.register_page(__name__, path="/unit", name="Unit", order=9, title="Unitscope · Unit")
 
 ids = PageIds("unit")
-GRAPH_CONFIG = {"displaylogo": False}
 N_TOP_STIMULI = 12
 UNIT_PARAMS = ("layer_idx", "channel", "y", "x")
 _R = {"function": "params.value == null ? '' : d3.format('.4f')(params.value)"}
@@ -43,25 +44,25 @@ SITE_COLUMNS = [
 ]
 
 
-def resolve_unit(dataset, model, region, layer_idx, channel, y, x) -> tuple[data.Filters, Unit]:
+def resolve_unit(dataset, model, region, layer_idx, channel, y, x) -> tuple[Filters, Unit]:
     """Validate the URL's filters and unit against this build (NotFoundError for anything unknown)."""
-    f = data.resolve_filters(dataset, model, region)
+    f = params.resolve_filters(dataset, model, region)
     if all(v in (None, "") for v in (layer_idx, channel, y, x)):
         default = data.default_unit(f.dataset, f.model, f.region)
         if default is None:
             raise NotFoundError(f"no {f.region} site has a match under {f.model}: name a unit with "
                                 "layer_idx, channel, y and x")
         layer_idx, channel, y, x = default
-    return f, data.require_unit(f.model, layer_idx, channel, y, x)
+    return f, params.require_unit(f.model, layer_idx, channel, y, x)
 
 
-def default_site(f: data.Filters, unit: Unit, site: str | None) -> str:
+def default_site(f: Filters, unit: Unit, site: str | None) -> str:
     """The requested site (validated), else the region's site that ranks this unit best, else its first."""
     if site not in (None, ""):
-        return data.require_site(f.dataset, site, f.region)
+        return params.require_site(f.dataset, site, f.region)
     matched = data.unit_sites(f.dataset, f.model, *unit.key())
     matched = matched[matched["region"] == f.region]
-    return matched["site_id"].iloc[0] if len(matched) else data.require_site(f.dataset, None, f.region)
+    return matched["site_id"].iloc[0] if len(matched) else params.require_site(f.dataset, None, f.region)
 
 
 def breakable(name: str) -> list:
@@ -75,7 +76,7 @@ def breakable(name: str) -> list:
     return out
 
 
-def _identity(f: data.Filters, unit: Unit, n_sites: int) -> dbc.Card:
+def _identity(f: Filters, unit: Unit, n_sites: int) -> dbc.Card:
     def fact(label, value):
         return dbc.Col([html.Div(label, className="stat-label"), html.Div(value, className="stat-value")],
                        xs=6, md=4, lg=2)
@@ -177,7 +178,40 @@ def navigation_query(changed: str, dataset, model, region, unit: dict | None) ->
 
 
 def _unit_from_store(model: str, unit: dict) -> Unit:
-    return data.require_unit(model, *(unit.get(k) for k in UNIT_PARAMS))
+    return params.require_unit(model, *(unit.get(k) for k in UNIT_PARAMS))
+
+
+# ---------------------------------------------------------------- cards: (figure, frame) of a valid unit
+def categories_card(dataset: str, model: str, unit: Unit):
+    activity = data.unit_activity(dataset, model, *unit.key())
+    fig = make_unit_category_figure(activity, model=model, unit_label=unit.label)
+    return fig, activity if activity is not None else pd.DataFrame()
+
+
+def top_stimuli_card(dataset: str, model: str, unit: Unit):
+    """The strip of the stimuli that drive the unit most, and their rows."""
+    activity = data.unit_activity(dataset, model, *unit.key())
+    if activity is None:
+        return html.Div("Not available: this unit's activations were not gathered (the gather pass stores every "
+                        f"site's top-K units; `{precompute('rf', '--unit', '...')}` gathers any unit).",
+                        className="text-muted"), pd.DataFrame()
+    top = activity.nlargest(N_TOP_STIMULI, "activation")
+    return thumbnail_strip(dataset, top.itertuples(), caption=lambda r: f"{r.object}: {r.activation:.2f}"), top
+
+
+def rf_card(dataset: str, model: str, unit: Unit):
+    rf = data.unit_rf(dataset, model, *unit.key())
+    if rf.empty:
+        return empty_figure("This unit's receptive field was not computed: run "
+                            + rf_command(dataset, model, unit.key()), height=420), rf.drop(columns=["map"])
+    site_id = next((s for s in rf["site_id"] if isinstance(s, str)), None)
+    site_row = data.sites(dataset).set_index("site_id").loc[site_id] if site_id else None
+    title = f"{unit.label}" + (f" and the field of {site_id}, the site it is the best unit of" if site_id else "")
+    return make_unit_rf_figure(rf, site_row, site_id=site_id or "", model=model, title=title), rf.drop(columns=["map"])
+
+
+def sites_table(dataset: str, model: str, unit: Unit) -> pd.DataFrame:
+    return data.unit_sites(dataset, model, *unit.key())
 
 
 @dash.callback(
@@ -194,10 +228,9 @@ def update_unit(unit_data, dataset, model, region):
     """Everything that depends on the unit alone: its sites, its responses per category, the stimuli
     that drive it most and its receptive field."""
     unit = _unit_from_store(model, unit_data)
-    rows = site_rows(data.unit_sites(dataset, model, *unit.key()), dataset, model)
-    activity = data.unit_activity(dataset, model, *unit.key())
-    categories = make_unit_category_figure(activity, model=model, unit_label=unit.label)
-    return rows, categories, top_stimuli(activity, dataset), rf_figure(dataset, model, region, unit)
+    rows = site_rows(sites_table(dataset, model, unit), dataset, model)
+    return (rows, categories_card(dataset, model, unit)[0], top_stimuli_card(dataset, model, unit)[0],
+            rf_card(dataset, model, unit)[0])
 
 
 def site_rows(frame: pd.DataFrame, dataset: str, model: str) -> list[dict]:
@@ -207,27 +240,6 @@ def site_rows(frame: pd.DataFrame, dataset: str, model: str) -> list[dict]:
         row["site"] = markdown_link(row["site_id"], site_href(dataset, model, row["region"], row["site_id"],
                                                               row["rank"]))
     return rows
-
-
-def top_stimuli(activity: pd.DataFrame | None, dataset: str) -> html.Div:
-    if activity is None:
-        return html.Div("Not available: this unit's activations were not gathered (the gather pass stores every "
-                        "site's top-K units; `python -m precompute rf --unit ...` gathers any unit).",
-                        className="text-muted")
-    top = activity.nlargest(N_TOP_STIMULI, "activation")
-    return thumbnail_strip(dataset, top.itertuples(), caption=lambda r: f"{r.object}: {r.activation:.2f}")
-
-
-def rf_figure(dataset: str, model: str, region: str, unit: Unit):
-    rf = data.unit_rf(dataset, model, *unit.key())
-    if rf.empty:
-        return empty_figure("This unit's receptive field was not computed: run "
-                            f"python -m precompute rf --dataset {dataset} --model {model} --unit "
-                            f"{unit.layer_idx},{unit.channel},{unit.y},{unit.x}", height=420)
-    site_id = next((s for s in rf["site_id"] if isinstance(s, str)), None)
-    site_row = data.sites(dataset).set_index("site_id").loc[site_id] if site_id else None
-    title = f"{unit.label}" + (f" and the field of {site_id}, the site it is the best unit of" if site_id else "")
-    return make_unit_rf_figure(rf, site_row, site_id=site_id or "", model=model, title=title)
 
 
 @dash.callback(
@@ -241,55 +253,50 @@ def rf_figure(dataset: str, model: str, region: str, unit: Unit):
 )
 def update_scatter(site, unit_data, dataset, model, region):
     unit = _unit_from_store(model, unit_data)
-    site = default_site(data.Filters(dataset, model, region), unit, site)
+    site = default_site(Filters(dataset, model, region), unit, site)
     query = to_query({"dataset": dataset, "model": model, "region": region,
                       **dict(zip(UNIT_PARAMS, unit.key(), strict=True)), "site": site})
-    return scatter_figure(dataset, model, unit, site)[0], query
+    return scatter_card(dataset, model, unit, site)[0], query
 
 
-def scatter_figure(dataset: str, model: str, unit: Unit, site: str):
+def scatter_card(dataset: str, model: str, unit: Unit, site: str):
     frame = data.unit_scatter(dataset, model, *unit.key(), site)
     if frame is not None:
         frame.attrs["layer"] = unit.layer
     title = None if frame is None else f"{site} vs this unit: r = {frame.attrs['r']:.3f} over {len(frame)} stimuli"
-    return make_site_scatter_figure(frame, site_id=site, model=model, rank=None, title=title), frame
+    fig = make_site_scatter_figure(frame, site_id=site, model=model, rank=None, title=title)
+    return fig, frame if frame is not None else pd.DataFrame()
 
 
-# ---------------------------------------------------------------- exports (same validation as the page)
+# ---------------------------------------------------------------- exports: the same cards, validated
 EXPORT_PARAMS = ("dataset", "model", "region", *UNIT_PARAMS)
 
 
 @register_export("unit-scatter", "A unit against a site (Figure 2)", (*EXPORT_PARAMS, "site"))
 def export_scatter(dataset, model, region, layer_idx, channel, y, x, site):
     f, unit = resolve_unit(dataset, model, region, layer_idx, channel, y, x)
-    site = default_site(f, unit, site)
-    fig, frame = scatter_figure(f.dataset, f.model, unit, site)
-    return fig, frame if frame is not None else pd.DataFrame()
+    return scatter_card(f.dataset, f.model, unit, default_site(f, unit, site))
 
 
 @register_export("unit-categories", "A unit's activation per stimulus", EXPORT_PARAMS)
 def export_categories(dataset, model, region, layer_idx, channel, y, x):
     f, unit = resolve_unit(dataset, model, region, layer_idx, channel, y, x)
-    activity = data.unit_activity(f.dataset, f.model, *unit.key())
-    fig = make_unit_category_figure(activity, model=f.model, unit_label=unit.label)
-    return fig, activity if activity is not None else pd.DataFrame()
+    return categories_card(f.dataset, f.model, unit)
 
 
 @register_export("unit-rf", "A unit's receptive field (Figure S2)", EXPORT_PARAMS)
 def export_rf(dataset, model, region, layer_idx, channel, y, x):
     f, unit = resolve_unit(dataset, model, region, layer_idx, channel, y, x)
-    rf = data.unit_rf(f.dataset, f.model, *unit.key())
-    return rf_figure(f.dataset, f.model, f.region, unit), rf.drop(columns=["map"])
+    return rf_card(f.dataset, f.model, unit)
 
 
 @register_export("unit-sites", "The sites a unit is matched to", EXPORT_PARAMS, data_only=True)
 def export_sites(dataset, model, region, layer_idx, channel, y, x):
     f, unit = resolve_unit(dataset, model, region, layer_idx, channel, y, x)
-    return None, data.unit_sites(f.dataset, f.model, *unit.key())
+    return None, sites_table(f.dataset, f.model, unit)
 
 
 @register_export("unit-top-stimuli", "The stimuli that drive a unit most", EXPORT_PARAMS, data_only=True)
 def export_top_stimuli(dataset, model, region, layer_idx, channel, y, x):
     f, unit = resolve_unit(dataset, model, region, layer_idx, channel, y, x)
-    activity = data.unit_activity(f.dataset, f.model, *unit.key())
-    return None, activity.nlargest(N_TOP_STIMULI, "activation") if activity is not None else pd.DataFrame()
+    return None, top_stimuli_card(f.dataset, f.model, unit)[1]

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from backend.commands import analyze_command
 from components.figures.common import require_columns
 from components.theme import OTHER_COLOR, REGION_COLORS, base_layout, empty_figure, region_color
 
@@ -173,7 +174,7 @@ def make_selection_curve_figure(curve: pd.DataFrame, model: str, command: str = 
     sub = curve[curve["model"] == model]
     if sub.empty:
         return empty_figure("The selection curve (Figure S1) is not computed for this model: run "
-                            + (command or "python -m precompute analyze --only crossval"))
+                            + (command or analyze_command(None, None, "crossval")))
     fig = go.Figure()
     for region, group in sub.groupby("region", sort=False):
         fig.add_trace(go.Scatter(x=group["fraction"], y=group["value"], mode="lines+markers", name=region,
@@ -188,7 +189,7 @@ def make_pls_comparison_figure(single: pd.DataFrame, pls: pd.DataFrame, model: s
     computes it."""
     if pls.empty:
         return empty_figure("Linear predictivity (PLS, Figure S4) is not computed for this model: run "
-                            + (command or "python -m precompute analyze --only pls"))
+                            + (command or analyze_command(None, None, "pls")))
     merged = single.merge(pls, on=["site_id", "region"], suffixes=("_su", "_pls"))
     fig = go.Figure()
     for region, group in merged.groupby("region", sort=False):

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from backend.commands import precompute
 from components.figures.common import require_columns
 from components.theme import CATEGORY_COLORS, base_layout, empty_figure
 
@@ -15,7 +16,7 @@ def make_unit_category_figure(activity: pd.DataFrame | None, *, model: str, unit
     """The unit's activation over stimuli, one box per category (same category colours as the scatter)."""
     if activity is None:
         return empty_figure("This unit's activations were not gathered: the gather pass stores every site's "
-                            "top-K units (python -m precompute rf / analyze can ask for more)")
+                            f"top-K units ({precompute('rf')} / analyze can ask for more)")
     require_columns(activity, ("category", "activation"), "unit categories")
     if activity.empty:
         return empty_figure("No stimuli")

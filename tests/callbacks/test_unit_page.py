@@ -206,7 +206,7 @@ def test_other_pages_link_to_the_unit(results_env):
                           f"&site={row['best_site']}" in row["unit"] for row in linked)
     ru = importlib.import_module("pages.runnerups")
     out = ru.open_clicked({"points": [{"curveNumber": 0, "customdata": "IT-005", "x": 2}]}, "mini", "toy", "IT")
-    top = sites.data.site_matches("mini", "toy", "IT-005")
+    top = importlib.import_module("backend.data").site_matches("mini", "toy", "IT-005")
     second = top[top["rank"] == 2].iloc[0]
     assert (f"/unit?dataset=mini&model=toy&region=IT&layer_idx={second.layer_idx}&channel={second.channel}"
             f"&y={second.y}&x={second.x}&site=IT-005") in str(out)

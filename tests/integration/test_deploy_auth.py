@@ -1,4 +1,4 @@
-"""Access control (backend/auth.py) on a plain Flask server: header parsing, every route, /health open."""
+"""Access control (backend/auth.py, installed by routes.py) on a plain Flask server: every route, /health open."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import dataclasses
 import pytest
 from flask import Flask
 
-from backend.auth import AuthConfigError, install_auth, is_authorized, parse_basic, parse_bearer
+from backend.auth import AuthConfigError, is_authorized, parse_basic, parse_bearer
 from backend.config import Settings
+from routes import install_auth
 
 
 def _basic(user: str, password: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from backend.data import analyze_command
+from backend.commands import analyze_command
 from components.figures import controls, decoding, overview
 from components.figures.sites import make_unit_rf_figure
 
