@@ -6,10 +6,12 @@ from __future__ import annotations
 import importlib
 import io
 
+import dash
 import numpy as np
 import pandas as pd
 import pytest
 
+from tests.callbacks.tree import find, of_type, text
 from tests.factories import TOY_LAYERS, brute_force_r, mini_tables, toy_activations
 
 TOP_K, LAYER_K = 10, 5  # what write_toy_results stores
@@ -58,7 +60,8 @@ def test_without_a_unit_the_region_best_matched_unit_is_shown(results_env):
     layout = unit_page().layout(dataset="mini", model="toy", region="IT")
     unit = store_of(layout)
     assert flat(unit["layer_idx"], unit["channel"], unit["y"], unit["x"], offsets) == best_unit
-    assert "toy" in str(layout) and "(#" in str(layout)
+    identity = text(find(layout, "unit-identity"))
+    assert identity.startswith("model toy layer") and f"(#{unit['layer_idx']})" in identity
 
 
 @pytest.mark.parametrize("site_index", [0, 3, 6])
@@ -114,7 +117,8 @@ def test_scatter_is_the_site_against_the_unit(results_env):
     fig, _ = page.update_scatter(None, missing_unit, "mini", "toy", "V4")
     assert "not gathered" in fig.layout.annotations[0].text
     _, categories, top, rf = page.update_unit(missing_unit, "mini", "toy", "V4")
-    assert "not gathered" in categories.layout.annotations[0].text and "not gathered" in str(top)
+    assert "not gathered" in categories.layout.annotations[0].text and "not gathered" in text(top)
+    assert not of_type(top, dash.html.Img)
     message = rf.layout.annotations[0].text.replace("<br>", " ")
     assert "python -m precompute rf --dataset mini --model toy --unit" in message
 
@@ -171,11 +175,11 @@ def test_bad_parameters_are_friendly_and_never_reach_sql(results_env, monkeypatc
 
     monkeypatch.setattr(Database, "query", spy)
     layout = page.layout(**{"dataset": "mini", "model": "toy", **params})
-    assert layout.id == "friendly-error", str(layout)[:300]
-    assert message in str(layout)
+    assert layout.id == "friendly-error", text(layout)[:300]
+    assert message in text(layout)
     bad = [v for k, v in params.items() if k != "model" and not v.lstrip("-").isdigit()]
-    for text in bad:
-        assert not any(text in q for q in seen), f"{text!r} reached SQL"
+    for value in bad:
+        assert not any(value in q for q in seen), f"{value!r} reached SQL"
     assert not any("unit_activations" in q or "receptive_fields" in q for q in seen)
 
 
@@ -197,7 +201,9 @@ def test_other_pages_link_to_the_unit(results_env):
     assert row["unit"] == (f"[open](/unit?dataset=mini&model=toy&region=IT&layer_idx={row['layer_idx']}"
                            f"&channel={row['channel']}&y={row['y']}&x={row['x']}&site=IT-005)")
     _, strips = sites.update_scatter("IT-005", 1, "mini", "toy", "IT")
-    assert "/unit?dataset=mini&model=toy&region=IT&layer_idx=" in str(strips)
+    assert [link.href for link in of_type(strips, dash.dcc.Link)] == [
+        f"/unit?dataset=mini&model=toy&region=IT&layer_idx={row['layer_idx']}&channel={row['channel']}"
+        f"&y={row['y']}&x={row['x']}&site=IT-005"]
     fm = importlib.import_module("pages.featuremaps")
     _, _, _, rows, cols = fm.update_featuremaps("1", "mini", "toy", "V4", 0)
     assert any(c["field"] == "unit" for c in cols)
@@ -208,8 +214,9 @@ def test_other_pages_link_to_the_unit(results_env):
     out = ru.open_clicked({"points": [{"curveNumber": 0, "customdata": "IT-005", "x": 2}]}, "mini", "toy", "IT")
     top = importlib.import_module("backend.data").site_matches("mini", "toy", "IT-005")
     second = top[top["rank"] == 2].iloc[0]
-    assert (f"/unit?dataset=mini&model=toy&region=IT&layer_idx={second.layer_idx}&channel={second.channel}"
-            f"&y={second.y}&x={second.x}&site=IT-005") in str(out)
+    assert [link.href for link in of_type(out, dash.dcc.Link)] == [
+        f"/unit?dataset=mini&model=toy&region=IT&layer_idx={second.layer_idx}&channel={second.channel}"
+        f"&y={second.y}&x={second.x}&site=IT-005", "/sites?dataset=mini&model=toy&region=IT&site=IT-005&rank=2"]
 
 
 @pytest.fixture
