@@ -16,8 +16,9 @@ from components.shell import callback_error, create_shell
 from routes import register_routes
 
 settings = get_settings()
-logging.basicConfig(level=getattr(logging, settings.log_level, logging.INFO),
-                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+logging.basicConfig(
+    level=getattr(logging, settings.log_level, logging.INFO), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+)
 
 app = dash.Dash(
     __name__,

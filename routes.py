@@ -93,13 +93,15 @@ def _register_stimuli_and_health(server: Flask) -> None:
         except Exception as exc:  # the database exists but cannot be read: report, do not crash
             log.exception("health check failed")
             return jsonify({"status": "unreadable", "error": type(exc).__name__}), 503
-        return jsonify({
-            "status": "ok",
-            "build_id": info.get("build_id"),
-            "schema_version": info.get("schema_version"),
-            "published_at": info.get("published_at"),
-            "rows": counts,
-        }), 200
+        return jsonify(
+            {
+                "status": "ok",
+                "build_id": info.get("build_id"),
+                "schema_version": info.get("schema_version"),
+                "published_at": info.get("published_at"),
+                "rows": counts,
+            }
+        ), 200
 
 
 def _message(status: int, text: str) -> Response:
@@ -139,8 +141,11 @@ def _register_exports(server: Flask) -> None:
 
 
 def _challenge() -> Response:
-    resp = Response("authentication required: log in with the lab's Unitscope user and password\n",
-                    status=401, mimetype="text/plain")
+    resp = Response(
+        "authentication required: log in with the lab's Unitscope user and password\n",
+        status=401,
+        mimetype="text/plain",
+    )
     resp.headers["WWW-Authenticate"] = f'Basic realm="{REALM}", charset="UTF-8"'
     resp.headers["Cache-Control"] = "no-store"
     return resp
@@ -174,6 +179,7 @@ def install_auth(server: Flask, settings: Settings) -> bool:
 
     # first in line: before Dash's own before_request hooks and any route
     server.before_request_funcs.setdefault(None, []).insert(0, check_credentials)
-    log.info("access control is on (%s)", " and ".join(
-        k for k, v in (("basic auth", user), ("bearer token", token)) if v))
+    log.info(
+        "access control is on (%s)", " and ".join(k for k, v in (("basic auth", user), ("bearer token", token)) if v)
+    )
     return True

@@ -77,5 +77,6 @@ def check_config(user: str, password: str) -> None:
     """Raise AuthConfigError for a user without a password or a password without a user, so a
     misconfigured server refuses to start instead of running open."""
     if bool(user) != bool(password):
-        raise AuthConfigError("set both UNITSCOPE_AUTH_USER and UNITSCOPE_AUTH_PASSWORD (or neither); "
-                              "only one of them is set")
+        raise AuthConfigError(
+            "set both UNITSCOPE_AUTH_USER and UNITSCOPE_AUTH_PASSWORD (or neither); only one of them is set"
+        )

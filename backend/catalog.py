@@ -60,7 +60,7 @@ def analysis_notes(dataset: str, analysis: str | None = None, model: str | None 
         name, _, rest = str(key).partition(":")
         if not note or not rest.startswith(f"{dataset}:"):
             continue
-        who = rest[len(dataset) + 1:]
+        who = rest[len(dataset) + 1 :]
         if (analysis is None or name == analysis) and (model is None or who == model):
             out.append({"analysis": name, "model": who, "note": str(note)})
     return sorted(out, key=lambda n: (n["analysis"], n["model"]))

@@ -46,11 +46,13 @@ def site_correlations(dataset: str, region: str) -> pd.DataFrame:
         return pd.DataFrame(columns=["site_a", "site_b", "r"])
     corr = np.corrcoef(matrix.astype(np.float64))
     ids = site_df["site_id"].to_numpy()
-    return pd.DataFrame({
-        "site_a": np.repeat(ids, len(ids)),
-        "site_b": np.tile(ids, len(ids)),
-        "r": corr.ravel(),
-    })
+    return pd.DataFrame(
+        {
+            "site_a": np.repeat(ids, len(ids)),
+            "site_b": np.tile(ids, len(ids)),
+            "r": corr.ravel(),
+        }
+    )
 
 
 @cached(build_id)
@@ -84,8 +86,16 @@ def site_scatter(dataset: str, model: str, site_id: str, rank: int) -> pd.DataFr
         return None
     frame["neural"] = _zscore(frame["response"].to_numpy(np.float64))
     frame["unit"] = _zscore(values.astype(np.float64))
-    frame.attrs.update({"r": float(row.r), "layer": row.layer, "layer_idx": int(row.layer_idx),
-                        "channel": int(row.channel), "y": int(row.y), "x": int(row.x)})
+    frame.attrs.update(
+        {
+            "r": float(row.r),
+            "layer": row.layer,
+            "layer_idx": int(row.layer_idx),
+            "channel": int(row.channel),
+            "y": int(row.y),
+            "x": int(row.x),
+        }
+    )
     return frame
 
 
@@ -121,8 +131,11 @@ def depth_across_models(dataset: str) -> pd.DataFrame:
     for model in matched_models(dataset)["model"]:
         best = best_matches(dataset, model)
         frames.append(best.assign(model=model)[["model", "site_id", "region", "depth", "r"]])
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["model", "site_id", "region", "depth", "r"])
+    return (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=["model", "site_id", "region", "depth", "r"])
+    )
 
 
 @cached(build_id)
@@ -194,24 +207,33 @@ def unit_sites(dataset: str, model: str, layer_idx: int, channel: int, y: int, x
     feature map (`featuremap_best`), and r. Sorted by rank, then r."""
     long = queries.unit_site_ranks(database(), dataset, model, layer_idx, channel, y, x)
     if long.empty:
-        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(
-            UNIT_SITE_COLUMNS, ["object", "object", "Int64", "Int64", "bool", "float64"], strict=True)})
-    wide = long.pivot_table(index=["site_id", "site_idx", "region"], columns="scope", values="rank",
-                            aggfunc="min")
+        return pd.DataFrame(
+            {
+                c: pd.Series(dtype=t)
+                for c, t in zip(
+                    UNIT_SITE_COLUMNS, ["object", "object", "Int64", "Int64", "bool", "float64"], strict=True
+                )
+            }
+        )
+    wide = long.pivot_table(index=["site_id", "site_idx", "region"], columns="scope", values="rank", aggfunc="min")
     r = long.groupby("site_id")["r"].max()
     out = wide.reset_index()
-    frame = pd.DataFrame({
-        "site_id": out["site_id"].astype(str),
-        "region": out["region"].astype(str),
-        "rank": out["model"].astype("Int64") if "model" in out else pd.array([pd.NA] * len(out), dtype="Int64"),
-        "layer_rank": out["layer"].astype("Int64") if "layer" in out else pd.array([pd.NA] * len(out),
-                                                                                  dtype="Int64"),
-        "featuremap_best": out["featuremap"].notna() if "featuremap" in out else False,
-        "r": r.reindex(out["site_id"]).to_numpy(np.float64),
-        "_site_idx": out["site_idx"].to_numpy(),
-    })
-    frame = frame.sort_values(["rank", "layer_rank", "r", "_site_idx"], ascending=[True, True, False, True],
-                              na_position="last")
+    frame = pd.DataFrame(
+        {
+            "site_id": out["site_id"].astype(str),
+            "region": out["region"].astype(str),
+            "rank": out["model"].astype("Int64") if "model" in out else pd.array([pd.NA] * len(out), dtype="Int64"),
+            "layer_rank": out["layer"].astype("Int64")
+            if "layer" in out
+            else pd.array([pd.NA] * len(out), dtype="Int64"),
+            "featuremap_best": out["featuremap"].notna() if "featuremap" in out else False,
+            "r": r.reindex(out["site_id"]).to_numpy(np.float64),
+            "_site_idx": out["site_idx"].to_numpy(),
+        }
+    )
+    frame = frame.sort_values(
+        ["rank", "layer_rank", "r", "_site_idx"], ascending=[True, True, False, True], na_position="last"
+    )
     return frame.drop(columns="_site_idx").reset_index(drop=True)
 
 
@@ -227,8 +249,9 @@ def unit_activity(dataset: str, model: str, layer_idx: int, channel: int, y: int
 
 
 @cached(build_id)
-def unit_scatter(dataset: str, model: str, layer_idx: int, channel: int, y: int, x: int,
-                 site_id: str) -> pd.DataFrame | None:
+def unit_scatter(
+    dataset: str, model: str, layer_idx: int, channel: int, y: int, x: int, site_id: str
+) -> pd.DataFrame | None:
     """The site's standardised responses vs the unit's standardised activations, per stimulus (the
     columns of `site_scatter`, with r in attrs); None when the unit's activations were not gathered."""
     activity = unit_activity(dataset, model, layer_idx, channel, y, x)

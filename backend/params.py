@@ -23,8 +23,20 @@ from backend.catalog import PREFERRED_MODEL, require_dataset
 from backend.commands import run_command
 from backend.errors import NotComputedError, NotFoundError
 
-__all__ = ["DEFAULT_REGION", "Filters", "Unit", "require_choice", "require_dataset", "require_model",
-           "require_number", "require_region", "require_site", "require_unit", "resolve_filters", "whole_number"]
+__all__ = [
+    "DEFAULT_REGION",
+    "Filters",
+    "Unit",
+    "require_choice",
+    "require_dataset",
+    "require_model",
+    "require_number",
+    "require_region",
+    "require_site",
+    "require_unit",
+    "resolve_filters",
+    "whole_number",
+]
 
 DEFAULT_REGION = "V4"
 
@@ -90,8 +102,9 @@ def whole_number(name: str, raw, default: int | None = None, *, what: str = "a w
     return int(text)
 
 
-def require_number(name: str, raw, lo: int, hi: int, default: int | None = None, *, what: str = "a whole number",
-                   where: str = "") -> int:
+def require_number(
+    name: str, raw, lo: int, hi: int, default: int | None = None, *, what: str = "a whole number", where: str = ""
+) -> int:
     """A whole number in lo..hi (inclusive); `where` ends the out-of-range message (" for layer 3 of m")."""
     value = whole_number(name, raw, default, what=what)
     if not lo <= value <= hi:
@@ -99,8 +112,9 @@ def require_number(name: str, raw, lo: int, hi: int, default: int | None = None,
     return value
 
 
-def require_choice(name: str, value, choices: Sequence[str], default: str | None = None, *,
-                   unknown: str | None = None) -> str:
+def require_choice(
+    name: str, value, choices: Sequence[str], default: str | None = None, *, unknown: str | None = None
+) -> str:
     """One of `choices`; an empty value gives `default` (else the first choice).
 
     The error says "<name> must be one of <choices>, got <value>"; with `unknown` (for long lists of
@@ -183,8 +197,22 @@ def require_unit(model: str, layer_idx, channel, y=None, x=None) -> Unit:
     layer_idx = require_number("layer_idx", layer_idx, 0, len(frame) - 1, where=f" for {model}")
     row = frame.set_index("layer_idx").loc[layer_idx]
     where = f" for layer {layer_idx} ({row.layer}) of {model}"
-    coords = {name: require_number(name, raw, 0, size - 1, None if name == "channel" else 0, where=where)
-              for name, raw, size in (("channel", channel, int(row.channels)), ("y", y, int(row.height)),
-                                      ("x", x, int(row.width)))}
-    return Unit(layer_idx, coords["channel"], coords["y"], coords["x"], str(row.layer), float(row.depth),
-                int(row.channels), int(row.height), int(row.width))
+    coords = {
+        name: require_number(name, raw, 0, size - 1, None if name == "channel" else 0, where=where)
+        for name, raw, size in (
+            ("channel", channel, int(row.channels)),
+            ("y", y, int(row.height)),
+            ("x", x, int(row.width)),
+        )
+    }
+    return Unit(
+        layer_idx,
+        coords["channel"],
+        coords["y"],
+        coords["x"],
+        str(row.layer),
+        float(row.depth),
+        int(row.channels),
+        int(row.height),
+        int(row.width),
+    )

@@ -60,12 +60,19 @@ def registered() -> dict[str, ExportSpec]:
 def export_menu(name: str, label: str = "Export", *, data_only: bool = False) -> dbc.DropdownMenu:
     """A small menu of download links for one registered figure (or, `data_only`, one table)."""
     formats = DATA_FORMATS if data_only else (*IMAGE_FORMATS, *DATA_FORMATS)
-    items = [dbc.DropdownMenuItem(f"{fmt.upper()}{' (data)' if fmt in DATA_FORMATS else ''}",
-                                  href=f"/export/{name}.{fmt}", external_link=True, target="_blank",
-                                  className="export-link")
-             for fmt in formats]
-    return dbc.DropdownMenu(items, label=label, size="sm", color="light", className="export-menu float-end",
-                            id=f"export-{name}")
+    items = [
+        dbc.DropdownMenuItem(
+            f"{fmt.upper()}{' (data)' if fmt in DATA_FORMATS else ''}",
+            href=f"/export/{name}.{fmt}",
+            external_link=True,
+            target="_blank",
+            className="export-link",
+        )
+        for fmt in formats
+    ]
+    return dbc.DropdownMenu(
+        items, label=label, size="sm", color="light", className="export-menu float-end", id=f"export-{name}"
+    )
 
 
 def card_header(title, export: str, *, data_only: bool = False) -> dbc.CardHeader:
@@ -87,9 +94,15 @@ def render(fig: go.Figure, fmt: str) -> bytes:
         if not _KALEIDO_STARTED.is_set():
             kaleido.start_sync_server(silence_warnings=True)
             _KALEIDO_STARTED.set()
-        return kaleido.calc_fig_sync(fig, opts={"format": fmt, "width": fig.layout.width or 1000,
-                                                "height": fig.layout.height or 600, "scale": 2 if fmt == "png"
-                                                else 1})
+        return kaleido.calc_fig_sync(
+            fig,
+            opts={
+                "format": fmt,
+                "width": fig.layout.width or 1000,
+                "height": fig.layout.height or 600,
+                "scale": 2 if fmt == "png" else 1,
+            },
+        )
 
 
 def frame_bytes(frame: pd.DataFrame, fmt: str) -> bytes:

@@ -34,51 +34,133 @@ def resolve_models(dataset, region, a, b):
     return f, params.require_model(f.dataset, b, default=next((m for m in names if m != f.model), f.model))
 
 
+def _controls(f: params.Filters, b: str, site: str, names: list[str]) -> dbc.Row:
+    """Models A and B, the region and the site."""
+    sites = data.sites(f.dataset)
+    regions = data.regions(f.dataset)
+    model_options = [{"label": m, "value": m} for m in names]
+    return dbc.Row(
+        [
+            dbc.Col(
+                [
+                    dbc.Label("Model A"),
+                    dcc.Dropdown(id=ids("a"), value=f.model, options=model_options, clearable=False),
+                ],
+                md=3,
+            ),
+            dbc.Col(
+                [
+                    dbc.Label("Model B"),
+                    dcc.Dropdown(id=ids("b"), value=b, options=model_options, clearable=False),
+                ],
+                md=3,
+            ),
+            dbc.Col(
+                [
+                    dbc.Label("Region"),
+                    dbc.RadioItems(
+                        id=ids("region"),
+                        value=f.region,
+                        inline=True,
+                        options=[{"label": r, "value": r} for r in regions],
+                    ),
+                ],
+                md=2,
+            ),
+            dbc.Col(
+                [
+                    dbc.Label("Site"),
+                    dcc.Dropdown(
+                        id=ids("site"),
+                        value=site,
+                        clearable=False,
+                        options=[{"label": s, "value": s} for s in sites[sites["region"] == f.region]["site_id"]],
+                    ),
+                ],
+                md=4,
+            ),
+        ],
+        className="g-3 mb-3",
+    )
+
+
 @empty.guarded
 def layout(dataset=None, region=None, a=None, b=None, site=None, **_ignored):
     f, b = resolve_models(dataset, region, a, b)
     names = data.matched_models(f.dataset)["model"].tolist()
     site = params.require_site(f.dataset, site, f.region)
-    sites = data.sites(f.dataset)
-    regions = data.regions(f.dataset)
-    model_options = [{"label": m, "value": m} for m in names]
-    only_one = dbc.Alert([f"Only {f.model} is matched on {f.dataset}, so both sides show it. Match a second model "
-                          "with ", html.Code(run_command(f.dataset, SECOND_MODEL)), "."], color="info",
-                         className="py-2")
-    return html.Div([
-        html.H2("Compare two models"),
-        only_one if len(names) < 2 else None,
-        dbc.Row([
-            dbc.Col([dbc.Label("Model A"), dcc.Dropdown(id=ids("a"), value=f.model, options=model_options,
-                                                        clearable=False)], md=3),
-            dbc.Col([dbc.Label("Model B"), dcc.Dropdown(id=ids("b"), value=b, options=model_options,
-                                                        clearable=False)], md=3),
-            dbc.Col([dbc.Label("Region"), dbc.RadioItems(id=ids("region"), value=f.region, inline=True,
-                                                         options=[{"label": r, "value": r} for r in regions])], md=2),
-            dbc.Col([dbc.Label("Site"), dcc.Dropdown(
-                id=ids("site"), value=site, clearable=False,
-                options=[{"label": s, "value": s} for s in sites[sites["region"] == f.region]["site_id"]])], md=4),
-        ], className="g-3 mb-3"),
-        dbc.Card([card_header("Best r per site", "compare-pair"),
-                  dbc.CardBody(dcc.Loading(dcc.Graph(id=ids("pair"), config=GRAPH_CONFIG)))], className="mb-3"),
-        html.P("Both scatters share one scale, so the two models' best units can be compared point for point.",
-               className="small text-muted mb-2"),
-        dbc.Row([
-            dbc.Col(dbc.Card([card_header(html.Span(id=ids("title-a")), "compare-scatter-a"), dbc.CardBody([
-                dcc.Loading(dcc.Graph(id=ids("scatter-a"), config=GRAPH_CONFIG)),
-                html.Div(id=ids("unit-a"), className="small")])]), lg=6),
-            dbc.Col(dbc.Card([card_header(html.Span(id=ids("title-b")), "compare-scatter-b"), dbc.CardBody([
-                dcc.Loading(dcc.Graph(id=ids("scatter-b"), config=GRAPH_CONFIG)),
-                html.Div(id=ids("unit-b"), className="small")])]), lg=6),
-        ]),
-        dcc.Store(id=ids("dataset"), data=f.dataset),
-        dcc.Location(id=ids("nav"), refresh="callback-nav"),
-        *query_store("compare"),
-    ])
+    only_one = dbc.Alert(
+        [
+            f"Only {f.model} is matched on {f.dataset}, so both sides show it. Match a second model with ",
+            html.Code(run_command(f.dataset, SECOND_MODEL)),
+            ".",
+        ],
+        color="info",
+        className="py-2",
+    )
+    return html.Div(
+        [
+            html.H2("Compare two models"),
+            only_one if len(names) < 2 else None,
+            _controls(f, b, site, names),
+            dbc.Card(
+                [
+                    card_header("Best r per site", "compare-pair"),
+                    dbc.CardBody(dcc.Loading(dcc.Graph(id=ids("pair"), config=GRAPH_CONFIG))),
+                ],
+                className="mb-3",
+            ),
+            html.P(
+                "Both scatters share one scale, so the two models' best units can be compared point for point.",
+                className="small text-muted mb-2",
+            ),
+            dbc.Row(
+                [
+                    dbc.Col(
+                        dbc.Card(
+                            [
+                                card_header(html.Span(id=ids("title-a")), "compare-scatter-a"),
+                                dbc.CardBody(
+                                    [
+                                        dcc.Loading(dcc.Graph(id=ids("scatter-a"), config=GRAPH_CONFIG)),
+                                        html.Div(id=ids("unit-a"), className="small"),
+                                    ]
+                                ),
+                            ]
+                        ),
+                        lg=6,
+                    ),
+                    dbc.Col(
+                        dbc.Card(
+                            [
+                                card_header(html.Span(id=ids("title-b")), "compare-scatter-b"),
+                                dbc.CardBody(
+                                    [
+                                        dcc.Loading(dcc.Graph(id=ids("scatter-b"), config=GRAPH_CONFIG)),
+                                        html.Div(id=ids("unit-b"), className="small"),
+                                    ]
+                                ),
+                            ]
+                        ),
+                        lg=6,
+                    ),
+                ]
+            ),
+            dcc.Store(id=ids("dataset"), data=f.dataset),
+            dcc.Location(id=ids("nav"), refresh="callback-nav"),
+            *query_store("compare"),
+        ]
+    )
 
 
-@dash.callback(Output(ids("nav"), "href"), Input(ids("region"), "value"), State(ids("dataset"), "data"),
-               State(ids("a"), "value"), State(ids("b"), "value"), prevent_initial_call=True)
+@dash.callback(
+    Output(ids("nav"), "href"),
+    Input(ids("region"), "value"),
+    State(ids("dataset"), "data"),
+    State(ids("a"), "value"),
+    State(ids("b"), "value"),
+    prevent_initial_call=True,
+)
 def switch_region(region, dataset, a, b):
     """Sites are per region: reopen the page on the new region."""
     return "/compare" + to_query({"dataset": dataset, "region": region, "a": a, "b": b})
@@ -101,9 +183,13 @@ def scatter_cards(dataset: str, a: str, b: str, site: str):
     ((figure, frame) of A, (figure, frame) of B)."""
     frames = [data.site_scatter(dataset, m, site, 1) for m in (a, b)]
     lim = scatter_limit(*frames)
-    return tuple((make_site_scatter_figure(frame, site_id=site, model=m, rank=1, lim=lim),
-                  frame if frame is not None else pd.DataFrame())
-                 for frame, m in zip(frames, (a, b), strict=True))
+    return tuple(
+        (
+            make_site_scatter_figure(frame, site_id=site, model=m, rank=1, lim=lim),
+            frame if frame is not None else pd.DataFrame(),
+        )
+        for frame, m in zip(frames, (a, b), strict=True)
+    )
 
 
 def pair_scatters(dataset: str, a: str, b: str, site: str):
@@ -131,8 +217,14 @@ def update_compare(a, b, site, region, dataset):
     fig_a, fig_b = pair_scatters(dataset, a, b, site)
     units = [unit_link(dataset, m, region, site) for m in (a, b)]
     titles = [f"Model {k}: {m}, the best unit of {site}" for k, m in (("A", a), ("B", b))]
-    return (pair, fig_a, fig_b, *units, *titles,
-            to_query({"dataset": dataset, "region": region, "a": a, "b": b, "site": site}))
+    return (
+        pair,
+        fig_a,
+        fig_b,
+        *units,
+        *titles,
+        to_query({"dataset": dataset, "region": region, "a": a, "b": b, "site": site}),
+    )
 
 
 def unit_link(dataset: str, model: str, region: str, site: str):
@@ -141,8 +233,10 @@ def unit_link(dataset: str, model: str, region: str, site: str):
     if top.empty:
         return html.Span("No match for this site.", className="text-muted")
     row = top.iloc[0]
-    return dcc.Link(f"Open {model}'s unit {row.layer} [c{row.channel}, y{row.y}, x{row.x}] →",
-                    href=unit_href(dataset, model, row.layer_idx, row.channel, row.y, row.x, region=region, site=site))
+    return dcc.Link(
+        f"Open {model}'s unit {row.layer} [c{row.channel}, y{row.y}, x{row.x}] →",
+        href=unit_href(dataset, model, row.layer_idx, row.channel, row.y, row.x, region=region, site=site),
+    )
 
 
 # ---------------------------------------------------------------- exports: the same cards, validated
@@ -152,14 +246,16 @@ def _export_scatter(dataset, region, a, b, site, which: int):
     return scatter_cards(f.dataset, f.model, b, site)[which]
 
 
-@register_export("compare-scatter-a", "Model A's best unit against the site (shared scale)",
-                 ("dataset", "region", "a", "b", "site"))
+@register_export(
+    "compare-scatter-a", "Model A's best unit against the site (shared scale)", ("dataset", "region", "a", "b", "site")
+)
 def export_scatter_a(dataset, region, a, b, site):
     return _export_scatter(dataset, region, a, b, site, 0)
 
 
-@register_export("compare-scatter-b", "Model B's best unit against the site (shared scale)",
-                 ("dataset", "region", "a", "b", "site"))
+@register_export(
+    "compare-scatter-b", "Model B's best unit against the site (shared scale)", ("dataset", "region", "a", "b", "site")
+)
 def export_scatter_b(dataset, region, a, b, site):
     return _export_scatter(dataset, region, a, b, site, 1)
 

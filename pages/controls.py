@@ -24,47 +24,124 @@ dash.register_page(__name__, path="/controls", name="Controls", order=6, title="
 ids = PageIds("controls")
 
 
+def _intro() -> list:
+    """What the controls are, in a sentence and a list."""
+    return [
+        html.P(
+            "Does the match depend on the trained weights and on the network's own feature basis? "
+            "Controls: pixels, normally distributed activations with a model's layer shapes (random-M), "
+            "the architecture with random weights (untrained-M), and random rotations of the feature basis.",
+            className="text-muted",
+        ),
+        html.Ul(
+            [
+                html.Li(
+                    [html.Strong("pixels: "), "how much the raw image already explains (its pixels are its units)."]
+                ),
+                html.Li(
+                    [
+                        html.Strong("random-M: "),
+                        "noise units that ignore the image, with M's layer shapes: the "
+                        "in-sample score an ideal noise model of M's size reaches by chance. It sits below M's own "
+                        "null median (the Overview's null column: M's units against permuted responses), because "
+                        "real units are sparse and heavy-tailed and their chance maximum runs higher. Its held-out "
+                        "scores are 0.",
+                    ]
+                ),
+                html.Li(
+                    [
+                        html.Strong("untrained-M: "),
+                        "M's architecture with random weights: how much comes from the "
+                        "architecture (pooling, receptive fields) rather than from training.",
+                    ]
+                ),
+            ],
+            className="small text-muted",
+        ),
+    ]
+
+
+def _selectors(dataset: str, region: str) -> dbc.Row:
+    regions = data.regions(dataset)
+    return dbc.Row(
+        [
+            dbc.Col(
+                [
+                    dbc.Label("Dataset"),
+                    dcc.Dropdown(
+                        id=ids("dataset"),
+                        value=dataset,
+                        clearable=False,
+                        options=[
+                            {"label": t or d, "value": d}
+                            for d, t in data.datasets()[["dataset", "title"]].itertuples(index=False)
+                        ],
+                    ),
+                ],
+                md=4,
+            ),
+            dbc.Col(
+                [
+                    dbc.Label("Region"),
+                    dbc.RadioItems(
+                        id=ids("region"),
+                        value=region,
+                        inline=True,
+                        options=[{"label": r, "value": r} for r in regions],
+                    ),
+                ],
+                md=3,
+            ),
+        ],
+        className="g-3 mb-3",
+    )
+
+
 @empty.guarded
 def layout(dataset=None, region=None, **_ignored):
     dataset = params.require_dataset(dataset)
     region = params.require_region(dataset, region)
-    regions = data.regions(dataset)
-    return html.Div([
-        html.H2("Controls"),
-        html.P("Does the match depend on the trained weights and on the network's own feature basis? "
-               "Controls: pixels, normally distributed activations with a model's layer shapes (random-M), "
-               "the architecture with random weights (untrained-M), and random rotations of the feature basis.",
-               className="text-muted"),
-        html.Ul([
-            html.Li([html.Strong("pixels: "), "how much the raw image already explains (its pixels are its units)."]),
-            html.Li([html.Strong("random-M: "), "noise units that ignore the image, with M's layer shapes: the "
-                     "in-sample score an ideal noise model of M's size reaches by chance. It sits below M's own "
-                     "null median (the Overview's null column: M's units against permuted responses), because "
-                     "real units are sparse and heavy-tailed and their chance maximum runs higher. Its held-out "
-                     "scores are 0."]),
-            html.Li([html.Strong("untrained-M: "), "M's architecture with random weights: how much comes from the "
-                     "architecture (pooling, receptive fields) rather than from training."]),
-        ], className="small text-muted"),
-        dbc.Row([
-            dbc.Col([dbc.Label("Dataset"), dcc.Dropdown(
-                id=ids("dataset"), value=dataset, clearable=False,
-                options=[{"label": t or d, "value": d} for d, t in data.datasets()[["dataset", "title"]]
-                         .itertuples(index=False)])], md=4),
-            dbc.Col([dbc.Label("Region"), dbc.RadioItems(id=ids("region"), value=region, inline=True,
-                                                         options=[{"label": r, "value": r} for r in regions])], md=3),
-        ], className="g-3 mb-3"),
-        dbc.Row([
-            dbc.Col(dbc.Card([card_header(
-                "Rotations of the feature basis (Figure 9)", "controls-rotations"), dbc.CardBody([
-                dcc.Loading(dcc.Graph(id=ids("rotations"), config=GRAPH_CONFIG)),
-                empty.analysis_notes(data.analysis_notes(dataset, "rotations"))])]), lg=6),
-            dbc.Col(dbc.Card([card_header("Models beside their controls", "controls-controls"), dbc.CardBody([
-                dcc.Loading(dcc.Graph(id=ids("controls"), config=GRAPH_CONFIG)),
-                missing_controls_note(dataset)])]), lg=6),
-        ]),
-        dcc.Location(id=ids("nav"), refresh="callback-nav"),
-        *query_store("controls"),
-    ])
+    return html.Div(
+        [
+            html.H2("Controls"),
+            *_intro(),
+            _selectors(dataset, region),
+            dbc.Row(
+                [
+                    dbc.Col(
+                        dbc.Card(
+                            [
+                                card_header("Rotations of the feature basis (Figure 9)", "controls-rotations"),
+                                dbc.CardBody(
+                                    [
+                                        dcc.Loading(dcc.Graph(id=ids("rotations"), config=GRAPH_CONFIG)),
+                                        empty.analysis_notes(data.analysis_notes(dataset, "rotations")),
+                                    ]
+                                ),
+                            ]
+                        ),
+                        lg=6,
+                    ),
+                    dbc.Col(
+                        dbc.Card(
+                            [
+                                card_header("Models beside their controls", "controls-controls"),
+                                dbc.CardBody(
+                                    [
+                                        dcc.Loading(dcc.Graph(id=ids("controls"), config=GRAPH_CONFIG)),
+                                        missing_controls_note(dataset),
+                                    ]
+                                ),
+                            ]
+                        ),
+                        lg=6,
+                    ),
+                ]
+            ),
+            dcc.Location(id=ids("nav"), refresh="callback-nav"),
+            *query_store("controls"),
+        ]
+    )
 
 
 DEMO_CONTROLS = ("pixels", "random-efficientnet-lite0", "untrained-efficientnet-lite0")
@@ -76,10 +153,16 @@ def missing_controls_note(dataset: str):
     missing = [m for m in DEMO_CONTROLS if m not in scored]
     if not missing:
         return None
-    return html.Small([f"Not scored yet on {dataset}: {', '.join(missing)}. Run ",
-                       html.Code(run_command(dataset, missing[0])),
-                       " and ", html.Code(analyze_command(dataset, missing[0])),
-                       " for each."], className="text-muted")
+    return html.Small(
+        [
+            f"Not scored yet on {dataset}: {', '.join(missing)}. Run ",
+            html.Code(run_command(dataset, missing[0])),
+            " and ",
+            html.Code(analyze_command(dataset, missing[0])),
+            " for each.",
+        ],
+        className="text-muted",
+    )
 
 
 @dash.callback(Output(ids("nav"), "href"), Input(ids("dataset"), "value"), prevent_initial_call=True)
@@ -90,8 +173,7 @@ def switch_dataset(dataset):
 # ---------------------------------------------------------------- cards: (figure, frame) of a valid view
 def rotations_card(dataset: str, region: str):
     rot = data.rotations(dataset)
-    return (make_rotation_figure(rot, region=region, command=_rotations_command(dataset)),
-            rot[rot["region"] == region])
+    return (make_rotation_figure(rot, region=region, command=_rotations_command(dataset)), rot[rot["region"] == region])
 
 
 def _rotations_command(dataset: str) -> str:
@@ -115,8 +197,11 @@ def controls_card(dataset: str, region: str):
     State(ids("dataset"), "value"),
 )
 def update_controls(region, dataset):
-    return (rotations_card(dataset, region)[0], controls_card(dataset, region)[0],
-            to_query({"dataset": dataset, "region": region}))
+    return (
+        rotations_card(dataset, region)[0],
+        controls_card(dataset, region)[0],
+        to_query({"dataset": dataset, "region": region}),
+    )
 
 
 def _view(dataset, region) -> tuple[str, str]:

@@ -31,44 +31,107 @@ dash.register_page(__name__, path="/feature-maps", name="Feature maps", order=5,
 
 ids = PageIds("featuremaps")
 TOP_CHOICES = ["1", "all"]  # the site's best unit, or its top-K within the layer
-TABLE_HEADERS = {"channel": "feature map", "best_site": "best site", "best_r": "best r", "best_y": "its y",
-                 "best_x": "its x"}
+TABLE_HEADERS = {
+    "channel": "feature map",
+    "best_site": "best site",
+    "best_r": "best r",
+    "best_y": "its y",
+    "best_x": "its x",
+}
+
+
+def _validated_card() -> dbc.Card:
+    """Figure S13 and the table of every feature map of the layer."""
+    return dbc.Card(
+        [
+            card_header("Validated and unvalidated feature maps (Figure S13)", "featuremaps-validated"),
+            dbc.CardBody(
+                [
+                    dcc.Loading(dcc.Graph(id=ids("validated"), config=GRAPH_CONFIG)),
+                    html.Div(
+                        [
+                            export_menu("featuremaps-table", "Export table", data_only=True),
+                            html.H6(
+                                "Every feature map of the layer: its best site and how many sites pass each threshold",
+                                className="mt-2",
+                            ),
+                        ],
+                        className="clearfix mb-2",
+                    ),
+                    dag.AgGrid(
+                        id=ids("validated-table"),
+                        rowData=[],
+                        columnDefs=[],
+                        className="ag-theme-alpine",
+                        defaultColDef={
+                            "sortable": True,
+                            "filter": True,
+                            "resizable": True,
+                            "flex": 1,
+                            "wrapHeaderText": True,
+                            "autoHeaderHeight": True,
+                        },
+                        # field names such as "sites_r>0.3" hold a dot: not a nested path
+                        dashGridOptions={
+                            "pagination": True,
+                            "paginationPageSize": 10,
+                            "paginationPageSizeSelector": False,
+                            "suppressFieldDotNotation": True,
+                        },
+                        style={"height": 380},
+                    ),
+                ]
+            ),
+        ],
+        className="mb-4",
+    )
 
 
 @empty.guarded
 def layout(dataset=None, model=None, region=None, layer=None, top=None, **_ignored):
     f = params.resolve_filters(dataset, model, region, layer, need_layer=True)
     top_value = params.require_choice("top", top, TOP_CHOICES)
-    return html.Div([
-        html.H2("Feature maps and positions"),
-        filter_bar(ids, f, with_layer=True),
-        dbc.RadioItems(id=ids("top"), value=top_value, inline=True, className="mb-3",
-                       options=[{"label": "best unit of each site", "value": "1"},
-                                {"label": "top-K units of each site (within the layer)", "value": "all"}]),
-        dbc.Row([
-            dbc.Col(dbc.Card([card_header(
-                "Sites per feature map (Figure 8)", "featuremaps-counts"), dbc.CardBody(
-                dcc.Loading(dcc.Graph(id=ids("counts"), config=GRAPH_CONFIG)))]), lg=7),
-            dbc.Col(dbc.Card([card_header("Sites per x and y position (Figure S11)", "featuremaps-positions"),
-                              dbc.CardBody(
-                dcc.Loading(dcc.Graph(id=ids("positions"), config=GRAPH_CONFIG)))]), lg=5),
-        ], className="mb-4"),
-        dbc.Card([card_header(
-                "Validated and unvalidated feature maps (Figure S13)", "featuremaps-validated"), dbc.CardBody([
-            dcc.Loading(dcc.Graph(id=ids("validated"), config=GRAPH_CONFIG)),
-            html.Div([export_menu("featuremaps-table", "Export table", data_only=True),
-                      html.H6("Every feature map of the layer: its best site and how many sites pass each threshold",
-                              className="mt-2")], className="clearfix mb-2"),
-            dag.AgGrid(id=ids("validated-table"), rowData=[], columnDefs=[], className="ag-theme-alpine",
-                       defaultColDef={"sortable": True, "filter": True, "resizable": True, "flex": 1,
-                                      "wrapHeaderText": True, "autoHeaderHeight": True},
-                       # field names such as "sites_r>0.3" hold a dot: not a nested path
-                       dashGridOptions={"pagination": True, "paginationPageSize": 10,
-                                        "paginationPageSizeSelector": False, "suppressFieldDotNotation": True},
-                       style={"height": 380}),
-        ])], className="mb-4"),
-        *query_store("featuremaps"),
-    ])
+    return html.Div(
+        [
+            html.H2("Feature maps and positions"),
+            filter_bar(ids, f, with_layer=True),
+            dbc.RadioItems(
+                id=ids("top"),
+                value=top_value,
+                inline=True,
+                className="mb-3",
+                options=[
+                    {"label": "best unit of each site", "value": "1"},
+                    {"label": "top-K units of each site (within the layer)", "value": "all"},
+                ],
+            ),
+            dbc.Row(
+                [
+                    dbc.Col(
+                        dbc.Card(
+                            [
+                                card_header("Sites per feature map (Figure 8)", "featuremaps-counts"),
+                                dbc.CardBody(dcc.Loading(dcc.Graph(id=ids("counts"), config=GRAPH_CONFIG))),
+                            ]
+                        ),
+                        lg=7,
+                    ),
+                    dbc.Col(
+                        dbc.Card(
+                            [
+                                card_header("Sites per x and y position (Figure S11)", "featuremaps-positions"),
+                                dbc.CardBody(dcc.Loading(dcc.Graph(id=ids("positions"), config=GRAPH_CONFIG))),
+                            ]
+                        ),
+                        lg=5,
+                    ),
+                ],
+                className="mb-4",
+            ),
+            _validated_card(),
+            *query_store("featuremaps"),
+        ]
+    )
 
 
 register_navigation(ids, "/feature-maps", with_layer=True, keep=("top",))
@@ -100,8 +163,9 @@ def positions_card(f: Filters, top: str):
 
 def validated_table(f: Filters):
     """Every feature map of the layer: its best site, r, and the sites per threshold (Figure S13's rows)."""
-    return validated_featuremaps(data.featuremap_best(f.dataset, f.model, int(f.layer), f.region),
-                                 channels=int(_layer(f).channels))
+    return validated_featuremaps(
+        data.featuremap_best(f.dataset, f.model, int(f.layer), f.region), channels=int(_layer(f).channels)
+    )
 
 
 def validated_card(f: Filters):
@@ -110,10 +174,18 @@ def validated_card(f: Filters):
 
 
 def table_columns(table) -> list[dict]:
-    columns = [{"field": c, "headerName": TABLE_HEADERS.get(c, c.replace("sites_r>", "sites r > ")),
-                **({"valueFormatter": {"function": "params.value == null ? '' : d3.format('.3f')(params.value)"}}
-                   if c == "best_r" else {})}
-               for c in table.columns]
+    columns = [
+        {
+            "field": c,
+            "headerName": TABLE_HEADERS.get(c, c.replace("sites_r>", "sites r > ")),
+            **(
+                {"valueFormatter": {"function": "params.value == null ? '' : d3.format('.3f')(params.value)"}}
+                if c == "best_r"
+                else {}
+            ),
+        }
+        for c in table.columns
+    ]
     columns.append({"field": "unit", "headerName": "best site's unit", "minWidth": 130, **LINK_COLUMN})
     return columns
 
@@ -133,16 +205,26 @@ def table_columns(table) -> list[dict]:
 def update_featuremaps(top, dataset, model, region, layer):
     f = Filters(dataset, model, region, int(layer))
     validated, table = validated_card(f)
-    return (counts_card(f, top)[0], positions_card(f, top)[0], validated,
-            validated_rows(table, dataset, model, region, int(layer)), table_columns(table))
+    return (
+        counts_card(f, top)[0],
+        positions_card(f, top)[0],
+        validated,
+        validated_rows(table, dataset, model, region, int(layer)),
+        table_columns(table),
+    )
 
 
 def validated_rows(table, dataset: str, model: str, region: str, layer: int) -> list[dict]:
     """Table rows; each feature map with a best site links to that site's best unit in it (its Unit page)."""
     rows = table.astype(object).where(table.notna(), None).to_dict("records")
     linked = [row for row in rows if row.get("best_site") is not None and row.get("best_y") is not None]
-    hrefs = unit_hrefs(dataset, model, region, layer, ((row["channel"], row["best_y"], row["best_x"],
-                                                        row["best_site"]) for row in linked))
+    hrefs = unit_hrefs(
+        dataset,
+        model,
+        region,
+        layer,
+        ((row["channel"], row["best_y"], row["best_x"], row["best_site"]) for row in linked),
+    )
     for row, href in zip(linked, hrefs, strict=True):
         row["unit"] = markdown_link("open", href)
     return rows
@@ -157,8 +239,9 @@ def validated_rows(table, dataset: str, model: str, region: str, layer: int) -> 
     State(ids("f-layer"), "value"),
 )
 def update_url(top, dataset, model, region, layer):
-    return to_query({"dataset": dataset, "model": model, "region": region, "layer": layer,
-                     "top": None if top == "1" else top})
+    return to_query(
+        {"dataset": dataset, "model": model, "region": region, "layer": layer, "top": None if top == "1" else top}
+    )
 
 
 # ---------------------------------------------------------------- exports: the same cards, validated
@@ -184,7 +267,11 @@ def export_validated(dataset, model, region, layer):
     return validated_card(_filters(dataset, model, region, layer))
 
 
-@register_export("featuremaps-table", "Every feature map of a layer: best site, r, sites per threshold (the table)",
-                 FILTERS, data_only=True)
+@register_export(
+    "featuremaps-table",
+    "Every feature map of a layer: best site, r, sites per threshold (the table)",
+    FILTERS,
+    data_only=True,
+)
 def export_table(dataset, model, region, layer):
     return None, validated_table(_filters(dataset, model, region, layer))

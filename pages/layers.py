@@ -35,26 +35,39 @@ FILTERS = ("dataset", "model", "region")
 
 
 def _graph_card(title: str, export: str, graph: str) -> dbc.Card:
-    return dbc.Card([card_header(title, export), dbc.CardBody(
-        dcc.Loading(dcc.Graph(id=ids(graph), config=GRAPH_CONFIG)))])
+    return dbc.Card(
+        [card_header(title, export), dbc.CardBody(dcc.Loading(dcc.Graph(id=ids(graph), config=GRAPH_CONFIG)))]
+    )
 
 
 @empty.guarded
 def layout(dataset=None, model=None, region=None, **_ignored):
     f = params.resolve_filters(dataset, model, region)
-    return html.Div([
-        html.H2("Layers"),
-        filter_bar(ids, f),
-        dbc.Row([
-            dbc.Col(_graph_card("Best-matched units by layer (Figure 6, left)", "layers-histogram", "hist"), lg=6),
-            dbc.Col(_graph_card("Best unit within each layer (Figure 6, right)", "layers-spread", "spread"), lg=6),
-        ], className="mb-4"),
-        dbc.Row([
-            dbc.Col(_graph_card("Depth of matches across models (Figure S7)", "layers-depth", "depth"), lg=6),
-            dbc.Col(_graph_card("A family compared by depth (Figure S9)", "layers-family", "family"), lg=6),
-        ], className="mb-4"),
-        *query_store("layers"),
-    ])
+    return html.Div(
+        [
+            html.H2("Layers"),
+            filter_bar(ids, f),
+            dbc.Row(
+                [
+                    dbc.Col(
+                        _graph_card("Best-matched units by layer (Figure 6, left)", "layers-histogram", "hist"), lg=6
+                    ),
+                    dbc.Col(
+                        _graph_card("Best unit within each layer (Figure 6, right)", "layers-spread", "spread"), lg=6
+                    ),
+                ],
+                className="mb-4",
+            ),
+            dbc.Row(
+                [
+                    dbc.Col(_graph_card("Depth of matches across models (Figure S7)", "layers-depth", "depth"), lg=6),
+                    dbc.Col(_graph_card("A family compared by depth (Figure S9)", "layers-family", "family"), lg=6),
+                ],
+                className="mb-4",
+            ),
+            *query_store("layers"),
+        ]
+    )
 
 
 register_navigation(ids, "/layers")
@@ -83,8 +96,9 @@ def spread_card(f: Filters):
     control_name = f"random-{f.model}"
     matched = set(data.matched_models(f.dataset)["model"])
     control = data.layer_best(f.dataset, control_name) if control_name in matched else None
-    fig = make_layer_spread_figure(layer_best, data.layers(f.model), region=f.region, model=f.model,
-                                   control=control, control_name=control_name)
+    fig = make_layer_spread_figure(
+        layer_best, data.layers(f.model), region=f.region, model=f.model, control=control, control_name=control_name
+    )
     return fig, layer_best
 
 

@@ -28,17 +28,30 @@ ids = PageIds("runnerups")
 @empty.guarded
 def layout(dataset=None, model=None, region=None, **_ignored):
     f = params.resolve_filters(dataset, model, region)
-    return html.Div([
-        html.H2("Runner-up units"),
-        html.P("Is the best unit alone, or one of many almost as good? Each row is a site; each column a rank.",
-               className="text-muted"),
-        filter_bar(ids, f),
-        dbc.Card([card_header("Top-K r of every site (Figures 7, S10)", "runnerups-heatmap"),
-                  dbc.CardBody([dcc.Loading(dcc.Graph(id=ids("heatmap"), config=GRAPH_CONFIG)),
-                                html.Div("Click a cell to open that unit.", id=ids("selected"),
-                                         className="small text-muted")])]),
-        *query_store("runnerups"),
-    ])
+    return html.Div(
+        [
+            html.H2("Runner-up units"),
+            html.P(
+                "Is the best unit alone, or one of many almost as good? Each row is a site; each column a rank.",
+                className="text-muted",
+            ),
+            filter_bar(ids, f),
+            dbc.Card(
+                [
+                    card_header("Top-K r of every site (Figures 7, S10)", "runnerups-heatmap"),
+                    dbc.CardBody(
+                        [
+                            dcc.Loading(dcc.Graph(id=ids("heatmap"), config=GRAPH_CONFIG)),
+                            html.Div(
+                                "Click a cell to open that unit.", id=ids("selected"), className="small text-muted"
+                            ),
+                        ]
+                    ),
+                ]
+            ),
+            *query_store("runnerups"),
+        ]
+    )
 
 
 register_navigation(ids, "/runner-ups")
@@ -87,7 +100,14 @@ def open_clicked(click, dataset, model, region):
     if row.empty:
         return dash.no_update
     row = row.iloc[0]
-    return html.Span([f"{site}, rank {rank}: {row.layer} [c{row.channel}, y{row.y}, x{row.x}], r = {row.r:.3f} · ",
-                      dcc.Link("open this unit", href=unit_href(dataset, model, row.layer_idx, row.channel, row.y,
-                                                                row.x, region=region, site=site)),
-                      " · ", dcc.Link("open the site", href=site_href(dataset, model, region, site, rank))])
+    return html.Span(
+        [
+            f"{site}, rank {rank}: {row.layer} [c{row.channel}, y{row.y}, x{row.x}], r = {row.r:.3f} · ",
+            dcc.Link(
+                "open this unit",
+                href=unit_href(dataset, model, row.layer_idx, row.channel, row.y, row.x, region=region, site=site),
+            ),
+            " · ",
+            dcc.Link("open the site", href=site_href(dataset, model, region, site, rank)),
+        ]
+    )

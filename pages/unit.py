@@ -50,8 +50,9 @@ def resolve_unit(dataset, model, region, layer_idx, channel, y, x) -> tuple[Filt
     if all(v in (None, "") for v in (layer_idx, channel, y, x)):
         default = data.default_unit(f.dataset, f.model, f.region)
         if default is None:
-            raise NotFoundError(f"no {f.region} site has a match under {f.model}: name a unit with "
-                                "layer_idx, channel, y and x")
+            raise NotFoundError(
+                f"no {f.region} site has a match under {f.model}: name a unit with layer_idx, channel, y and x"
+            )
         layer_idx, channel, y, x = default
     return f, params.require_unit(f.model, layer_idx, channel, y, x)
 
@@ -78,29 +79,43 @@ def breakable(name: str) -> list:
 
 def _identity(f: Filters, unit: Unit, n_sites: int) -> dbc.Card:
     def fact(label, value):
-        return dbc.Col([html.Div(label, className="stat-label"), html.Div(value, className="stat-value")],
-                       xs=6, md=4, lg=2)
+        return dbc.Col(
+            [html.Div(label, className="stat-label"), html.Div(value, className="stat-value")], xs=6, md=4, lg=2
+        )
 
-    return dbc.Card([dbc.CardHeader("This unit"), dbc.CardBody(dbc.Row([
-        fact("model", f.model),
-        fact("layer", html.Span([*breakable(unit.layer), html.Small(f" (#{unit.layer_idx})", className="text-muted")])),
-        fact("depth", f"{unit.depth:.2f}"),
-        fact("channel (feature map)", f"{unit.channel} of {unit.channels}"),
-        fact("position (y, x)", f"{unit.y}, {unit.x} in {unit.height}×{unit.width}"),
-        fact("sites matched", f"{n_sites}"),
-    ], className="g-2", id=ids("identity")))], className="mb-3")
+    return dbc.Card(
+        [
+            dbc.CardHeader("This unit"),
+            dbc.CardBody(
+                dbc.Row(
+                    [
+                        fact("model", f.model),
+                        fact(
+                            "layer",
+                            html.Span(
+                                [*breakable(unit.layer), html.Small(f" (#{unit.layer_idx})", className="text-muted")]
+                            ),
+                        ),
+                        fact("depth", f"{unit.depth:.2f}"),
+                        fact("channel (feature map)", f"{unit.channel} of {unit.channels}"),
+                        fact("position (y, x)", f"{unit.y}, {unit.x} in {unit.height}×{unit.width}"),
+                        fact("sites matched", f"{n_sites}"),
+                    ],
+                    className="g-2",
+                    id=ids("identity"),
+                )
+            ),
+        ],
+        className="mb-3",
+    )
 
 
-@empty.guarded
-def layout(dataset=None, model=None, region=None, layer_idx=None, channel=None, y=None, x=None, site=None,
-           **_ignored):
-    f, unit = resolve_unit(dataset, model, region, layer_idx, channel, y, x)
-    site = default_site(f, unit, site)
-    matched = data.unit_sites(f.dataset, f.model, *unit.key())
+def _site_options(f: Filters, unit: Unit, matched: pd.DataFrame) -> list[dict]:
+    """The scatter's site choices: sites that have the unit in a top-K list first, best first (with that
+    rank and r); then the region's other sites in site order."""
     ranks = {row.site_id: row for row in matched.itertuples()}
     sites = data.sites(f.dataset)
     region_sites = sites[sites["region"] == f.region]["site_id"].tolist()
-    # sites that have the unit in a top-K list first, best first; then the rest in site order
     ordered = [s for s in matched["site_id"] if s in set(region_sites)]
     ordered += [s for s in region_sites if s not in ranks]
 
@@ -108,50 +123,118 @@ def layout(dataset=None, model=None, region=None, layer_idx=None, channel=None, 
         row = ranks.get(s)
         if row is None:
             return s
-        where = f"rank {row.rank}" if pd.notna(row.rank) else f"layer rank {row.layer_rank}" \
-            if pd.notna(row.layer_rank) else "best of its feature map"
+        if pd.notna(row.rank):
+            where = f"rank {row.rank}"
+        else:
+            where = f"layer rank {row.layer_rank}" if pd.notna(row.layer_rank) else "best of its feature map"
         return f"{s} ({where}, r {row.r:.3f})"
 
-    return html.Div([
-        html.H2(["Unit ", html.Small(f"{f.model} · {unit.label}", className="text-muted")]),
-        filter_bar(ids, f),
-        _identity(f, unit, len(matched)),
-        dbc.Card([card_header("Sites this unit is matched to (rank and r in each site's top-K lists)", "unit-sites",
-                              data_only=True), dbc.CardBody([
-            dbc.Alert("No site has this unit in any of its top-K lists (whole model, layer or feature map): "
-                      "it is shown for its responses only.", color="light", className="py-2 small")
-            if matched.empty else None,
-            html.P("Click a site to open it on the Sites page. Rank (model): its rank among the site's top-K units "
-                   "of the whole model; rank (layer): within this layer; best of its feature map: the site's best "
-                   "unit of this channel.", className="small text-muted"),
-            dcc.Loading(dag.AgGrid(
-                id=ids("sites"), columnDefs=SITE_COLUMNS, rowData=[],
-                defaultColDef={"sortable": True, "filter": True, "resizable": True, "flex": 1,
-                               "wrapHeaderText": True, "autoHeaderHeight": True},
-                dashGridOptions={"pagination": True, "paginationPageSize": 10, "paginationPageSizeSelector": False},
-                style={"height": 380}, className="ag-theme-alpine")),
-        ])], className="mb-4"),
-        dbc.Row([
-            dbc.Col(dbc.Card([card_header("Responses against a site (Figure 2)", "unit-scatter"), dbc.CardBody([
-                dbc.Row([dbc.Col(dbc.Label("Site", html_for=ids("site")), width="auto"), dbc.Col(dcc.Dropdown(
-                    id=ids("site"), clearable=False, value=site,
-                    options=[{"label": option_label(s), "value": s} for s in ordered]))], className="g-2 mb-2",
-                    align="center"),
-                dcc.Loading(dcc.Graph(id=ids("scatter"), config=GRAPH_CONFIG)),
-            ])]), lg=6),
-            dbc.Col(dbc.Card([card_header("Responses per category", "unit-categories"), dbc.CardBody(
-                dcc.Loading(dcc.Graph(id=ids("categories"), config=GRAPH_CONFIG)))]), lg=6),
-        ], className="mb-4"),
-        dbc.Row([
-            dbc.Col(dbc.Card([card_header(f"The {N_TOP_STIMULI} stimuli that drive this unit most", "unit-top-stimuli",
-                                          data_only=True),
-                              dbc.CardBody(dcc.Loading(html.Div(id=ids("top-stimuli"))))]), lg=6),
-            dbc.Col(dbc.Card([card_header("Receptive field (Figure S2)", "unit-rf"), dbc.CardBody(
-                dcc.Loading(dcc.Graph(id=ids("rf"), config=GRAPH_CONFIG)))]), lg=6),
-        ], className="mb-4"),
-        dcc.Store(id=ids("unit"), data=dict(zip(UNIT_PARAMS, unit.key(), strict=True))),
-        *query_store("unit"),
-    ])
+    return [{"label": option_label(s), "value": s} for s in ordered]
+
+
+SITES_HELP = (
+    "Click a site to open it on the Sites page. Rank (model): its rank among the site's top-K units of the "
+    "whole model; rank (layer): within this layer; best of its feature map: the site's best unit of this channel."
+)
+
+
+def _sites_card(matched: pd.DataFrame) -> dbc.Card:
+    none = dbc.Alert(
+        "No site has this unit in any of its top-K lists (whole model, layer or feature map): "
+        "it is shown for its responses only.",
+        color="light",
+        className="py-2 small",
+    )
+    grid = dag.AgGrid(
+        id=ids("sites"),
+        columnDefs=SITE_COLUMNS,
+        rowData=[],
+        defaultColDef={
+            "sortable": True,
+            "filter": True,
+            "resizable": True,
+            "flex": 1,
+            "wrapHeaderText": True,
+            "autoHeaderHeight": True,
+        },
+        dashGridOptions={"pagination": True, "paginationPageSize": 10, "paginationPageSizeSelector": False},
+        style={"height": 380},
+        className="ag-theme-alpine",
+    )
+    title = "Sites this unit is matched to (rank and r in each site's top-K lists)"
+    return dbc.Card(
+        [
+            card_header(title, "unit-sites", data_only=True),
+            dbc.CardBody(
+                [none if matched.empty else None, html.P(SITES_HELP, className="small text-muted"), dcc.Loading(grid)]
+            ),
+        ],
+        className="mb-4",
+    )
+
+
+def _graph_card(title, export: str, body, *, data_only: bool = False) -> dbc.Col:
+    return dbc.Col(dbc.Card([card_header(title, export, data_only=data_only), dbc.CardBody(body)]), lg=6)
+
+
+def _figure_rows(site: str, options: list[dict]) -> list[dbc.Row]:
+    picker = dbc.Row(
+        [
+            dbc.Col(dbc.Label("Site", html_for=ids("site")), width="auto"),
+            dbc.Col(dcc.Dropdown(id=ids("site"), clearable=False, value=site, options=options)),
+        ],
+        className="g-2 mb-2",
+        align="center",
+    )
+    return [
+        dbc.Row(
+            [
+                _graph_card(
+                    "Responses against a site (Figure 2)",
+                    "unit-scatter",
+                    [picker, dcc.Loading(dcc.Graph(id=ids("scatter"), config=GRAPH_CONFIG))],
+                ),
+                _graph_card(
+                    "Responses per category",
+                    "unit-categories",
+                    dcc.Loading(dcc.Graph(id=ids("categories"), config=GRAPH_CONFIG)),
+                ),
+            ],
+            className="mb-4",
+        ),
+        dbc.Row(
+            [
+                _graph_card(
+                    f"The {N_TOP_STIMULI} stimuli that drive this unit most",
+                    "unit-top-stimuli",
+                    dcc.Loading(html.Div(id=ids("top-stimuli"))),
+                    data_only=True,
+                ),
+                _graph_card(
+                    "Receptive field (Figure S2)", "unit-rf", dcc.Loading(dcc.Graph(id=ids("rf"), config=GRAPH_CONFIG))
+                ),
+            ],
+            className="mb-4",
+        ),
+    ]
+
+
+@empty.guarded
+def layout(dataset=None, model=None, region=None, layer_idx=None, channel=None, y=None, x=None, site=None, **_ignored):
+    f, unit = resolve_unit(dataset, model, region, layer_idx, channel, y, x)
+    site = default_site(f, unit, site)
+    matched = data.unit_sites(f.dataset, f.model, *unit.key())
+    return html.Div(
+        [
+            html.H2(["Unit ", html.Small(f"{f.model} · {unit.label}", className="text-muted")]),
+            filter_bar(ids, f),
+            _identity(f, unit, len(matched)),
+            _sites_card(matched),
+            *_figure_rows(site, _site_options(f, unit, matched)),
+            dcc.Store(id=ids("unit"), data=dict(zip(UNIT_PARAMS, unit.key(), strict=True))),
+            *query_store("unit"),
+        ]
+    )
 
 
 @dash.callback(
@@ -165,8 +248,7 @@ def layout(dataset=None, model=None, region=None, layer_idx=None, channel=None, 
 def navigate(dataset, model, region, unit):
     """Reopen the page on a new filter: a new region keeps the unit (and picks a site of that region);
     a new dataset or model shows that model's best-matched unit (unit coordinates are per model)."""
-    return "/unit" + navigation_query(str(ctx.triggered_id or "").removeprefix(ids("f-")), dataset, model, region,
-                                      unit)
+    return "/unit" + navigation_query(str(ctx.triggered_id or "").removeprefix(ids("f-")), dataset, model, region, unit)
 
 
 def navigation_query(changed: str, dataset, model, region, unit: dict | None) -> str:
@@ -192,9 +274,11 @@ def top_stimuli_card(dataset: str, model: str, unit: Unit):
     """The strip of the stimuli that drive the unit most, and their rows."""
     activity = data.unit_activity(dataset, model, *unit.key())
     if activity is None:
-        return html.Div("Not available: this unit's activations were not gathered (the gather pass stores every "
-                        f"site's top-K units; `{precompute('rf', '--unit', '...')}` gathers any unit).",
-                        className="text-muted"), pd.DataFrame()
+        return html.Div(
+            "Not available: this unit's activations were not gathered (the gather pass stores every "
+            f"site's top-K units; `{precompute('rf', '--unit', '...')}` gathers any unit).",
+            className="text-muted",
+        ), pd.DataFrame()
     top = activity.nlargest(N_TOP_STIMULI, "activation")
     return thumbnail_strip(dataset, top.itertuples(), caption=lambda r: f"{r.object}: {r.activation:.2f}"), top
 
@@ -202,8 +286,9 @@ def top_stimuli_card(dataset: str, model: str, unit: Unit):
 def rf_card(dataset: str, model: str, unit: Unit):
     rf = data.unit_rf(dataset, model, *unit.key())
     if rf.empty:
-        return empty_figure("This unit's receptive field was not computed: run "
-                            + rf_command(dataset, model, unit.key()), height=420), rf.drop(columns=["map"])
+        return empty_figure(
+            "This unit's receptive field was not computed: run " + rf_command(dataset, model, unit.key()), height=420
+        ), rf.drop(columns=["map"])
     site_id = next((s for s in rf["site_id"] if isinstance(s, str)), None)
     site_row = data.sites(dataset).set_index("site_id").loc[site_id] if site_id else None
     title = f"{unit.label}" + (f" and the field of {site_id}, the site it is the best unit of" if site_id else "")
@@ -229,16 +314,21 @@ def update_unit(unit_data, dataset, model, region):
     that drive it most and its receptive field."""
     unit = _unit_from_store(model, unit_data)
     rows = site_rows(sites_table(dataset, model, unit), dataset, model)
-    return (rows, categories_card(dataset, model, unit)[0], top_stimuli_card(dataset, model, unit)[0],
-            rf_card(dataset, model, unit)[0])
+    return (
+        rows,
+        categories_card(dataset, model, unit)[0],
+        top_stimuli_card(dataset, model, unit)[0],
+        rf_card(dataset, model, unit)[0],
+    )
 
 
 def site_rows(frame: pd.DataFrame, dataset: str, model: str) -> list[dict]:
     """Table rows with each site as a link to its view (at the rank the unit has there)."""
     rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
     for row in rows:
-        row["site"] = markdown_link(row["site_id"], site_href(dataset, model, row["region"], row["site_id"],
-                                                              row["rank"]))
+        row["site"] = markdown_link(
+            row["site_id"], site_href(dataset, model, row["region"], row["site_id"], row["rank"])
+        )
     return rows
 
 
@@ -254,8 +344,15 @@ def site_rows(frame: pd.DataFrame, dataset: str, model: str) -> list[dict]:
 def update_scatter(site, unit_data, dataset, model, region):
     unit = _unit_from_store(model, unit_data)
     site = default_site(Filters(dataset, model, region), unit, site)
-    query = to_query({"dataset": dataset, "model": model, "region": region,
-                      **dict(zip(UNIT_PARAMS, unit.key(), strict=True)), "site": site})
+    query = to_query(
+        {
+            "dataset": dataset,
+            "model": model,
+            "region": region,
+            **dict(zip(UNIT_PARAMS, unit.key(), strict=True)),
+            "site": site,
+        }
+    )
     return scatter_card(dataset, model, unit, site)[0], query
 
 

@@ -17,8 +17,20 @@ import duckdb
 from backend.schema import inputs, results
 from backend.schema.types import C, Column, Table
 
-__all__ = ["MODEL_COLUMNS", "SCHEMA_VERSION", "TABLES", "TABLES_BY_NAME", "C", "Column", "Table", "create_all",
-           "describe_markdown", "remove_dataset_rows", "remove_model_rows", "tables_with_column"]
+__all__ = [
+    "MODEL_COLUMNS",
+    "SCHEMA_VERSION",
+    "TABLES",
+    "TABLES_BY_NAME",
+    "C",
+    "Column",
+    "Table",
+    "create_all",
+    "describe_markdown",
+    "remove_dataset_rows",
+    "remove_model_rows",
+    "tables_with_column",
+]
 
 SCHEMA_VERSION = 1
 
@@ -40,16 +52,19 @@ def create_all(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(table.ddl())
     have: dict[str, set[str]] = {}
     for name, column in con.execute(
-            "SELECT table_name, column_name FROM information_schema.columns "
-            "WHERE table_schema = current_schema() AND table_catalog = current_database()").fetchall():
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND table_catalog = current_database()"
+    ).fetchall():
         have.setdefault(name, set()).add(column)
     for table in TABLES:
         for c in table.columns:
             if c.name in have.get(table.name, set()):
                 continue
             if not c.nullable:
-                raise RuntimeError(f"table {table.name} lacks the NOT NULL column {c.name}: an older database "
-                                   f"cannot be upgraded in place; rebuild it")
+                raise RuntimeError(
+                    f"table {table.name} lacks the NOT NULL column {c.name}: an older database "
+                    f"cannot be upgraded in place; rebuild it"
+                )
             con.execute(f'ALTER TABLE "{table.name}" ADD COLUMN "{c.name}" {c.type}')
 
 
@@ -77,8 +92,12 @@ def remove_model_rows(con: duckdb.DuckDBPyConnection, model: str) -> None:
 
 def describe_markdown() -> str:
     """The schema as Markdown (docs/schema.md is generated from this)."""
-    lines = [f"# Database schema (version {SCHEMA_VERSION})", "",
-             "Generated from `backend/schema/`; do not edit by hand.", ""]
+    lines = [
+        f"# Database schema (version {SCHEMA_VERSION})",
+        "",
+        "Generated from `backend/schema/`; do not edit by hand.",
+        "",
+    ]
     for t in TABLES:
         lines += [f"## `{t.name}`", "", t.doc, "", "| column | type | meaning |", "|---|---|---|"]
         for c in t.columns:
@@ -87,4 +106,3 @@ def describe_markdown() -> str:
             lines += ["", "Key: " + ", ".join(f"`{k}`" for k in t.key)]
         lines.append("")
     return "\n".join(lines)
-

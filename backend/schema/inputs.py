@@ -10,11 +10,16 @@ TABLES: tuple[Table, ...] = (
         "build_info",
         "Key/value facts about this build: what made every result in the file.",
         (
-            C("key", "VARCHAR", "schema_version, build_id, published_at, steps_done (JSON list), "
-              "step:<name> (JSON: finished_at, seconds), packages (JSON), seeds (JSON), "
-              "input_hashes (JSON: file -> sha256), analysis_inputs (JSON: step -> the inputs it ran on), "
-              "cluster_tasks (JSON), commit_id (the last committed step: a served file with another one is "
-              "published again before the next write)", False),
+            C(
+                "key",
+                "VARCHAR",
+                "schema_version, build_id, published_at, steps_done (JSON list), "
+                "step:<name> (JSON: finished_at, seconds), packages (JSON), seeds (JSON), "
+                "input_hashes (JSON: file -> sha256), analysis_inputs (JSON: step -> the inputs it ran on), "
+                "cluster_tasks (JSON), commit_id (the last committed step: a served file with another one is "
+                "published again before the next write)",
+                False,
+            ),
             C("value", "VARCHAR", "the value, JSON where structured"),
         ),
         key=("key",),
@@ -90,8 +95,12 @@ TABLES: tuple[Table, ...] = (
             C("subregion", "VARCHAR", "subregion (pIT, cIT, aIT) where known"),
             C("animal", "VARCHAR", "animal name where known"),
             C("electrode_array", "VARCHAR", "electrode array where known (MajajHong: P = V4, A/M = IT)"),
-            C("reliability", "DOUBLE", "median over 10 random half-splits of the repetitions of the "
-              "Spearman-Brown-corrected split-half r (NULL without trials)"),
+            C(
+                "reliability",
+                "DOUBLE",
+                "median over 10 random half-splits of the repetitions of the "
+                "Spearman-Brown-corrected split-half r (NULL without trials)",
+            ),
             C("rf_x_deg", "DOUBLE", "mapped receptive-field centre, degrees right of fixation"),
             C("rf_y_deg", "DOUBLE", "mapped receptive-field centre, degrees above fixation (+y up)"),
             C("rf_size_deg", "DOUBLE", "mapped receptive-field diameter (1-SD contour), degrees"),
@@ -127,10 +136,20 @@ TABLES: tuple[Table, ...] = (
         (
             DATASET,
             SITE,
-            C("grid_responses", "FLOAT[]", "response minus blank to the 8x8 squares, row-major like an image: "
-              "row 0 is the top of the visual field (highest y), column 0 the left", False),
-            C("map", "FLOAT[]", "smoothed, normalised map on a map_size x map_size grid, row-major like an image: "
-              "row 0 at y = +extent/2 (top), column 0 at x = -extent/2 (left)", False),
+            C(
+                "grid_responses",
+                "FLOAT[]",
+                "response minus blank to the 8x8 squares, row-major like an image: "
+                "row 0 is the top of the visual field (highest y), column 0 the left",
+                False,
+            ),
+            C(
+                "map",
+                "FLOAT[]",
+                "smoothed, normalised map on a map_size x map_size grid, row-major like an image: "
+                "row 0 at y = +extent/2 (top), column 0 at x = -extent/2 (left)",
+                False,
+            ),
             C("map_size", "INTEGER", "side of `map` in samples", False),
             C("extent_deg", "DOUBLE", "the map spans [-extent/2, extent/2] degrees on both axes", False),
         ),
@@ -154,8 +173,12 @@ TABLES: tuple[Table, ...] = (
             C("parameters", "BIGINT", "number of parameters"),
             C("total_units", "BIGINT", "units over all exposed layers"),
             C("n_layers", "INTEGER", "number of exposed layers"),
-            C("layout", "VARCHAR", "nchw | nhwc: the model's layout (the input's, or `--layout`); the layout of "
-              "layers whose layers.layout is NULL"),
+            C(
+                "layout",
+                "VARCHAR",
+                "nchw | nhwc: the model's layout (the input's, or `--layout`); the layout of "
+                "layers whose layers.layout is NULL",
+            ),
             C("onnx_path", "VARCHAR", "content-addressed ONNX file under the data folder's models/"),
             C("sha256", "VARCHAR", "sha256 of the ONNX file"),
             C("created_at", "TIMESTAMP", "when it was added"),

@@ -56,6 +56,10 @@ R = C("r", "FLOAT", "Pearson r over stimuli between the site's response and the 
 VALUE = C("value", "DOUBLE", "the statistic's value")
 CI_LOW = C("ci_low", "DOUBLE", "lower end of the 95% bootstrap interval (NULL when not computed)")
 CI_HIGH = C("ci_high", "DOUBLE", "upper end of the 95% bootstrap interval (NULL when not computed)")
-CI_SCHEME = C("ci_scheme", "VARCHAR", "what the interval resamples, e.g. 'sites by animal/array (6) x stimuli by "
-              "object (64), 1000 resamples' (NULL: no interval, or written before schemes were stored)")
+CI_SCHEME = C(
+    "ci_scheme",
+    "VARCHAR",
+    "what the interval resamples, e.g. 'sites by animal/array (6) x stimuli by "
+    "object (64), 1000 resamples' (NULL: no interval, or written before schemes were stored)",
+)
 METRIC = C("metric", "VARCHAR", "statistic name (see docs/metrics.md)", False)

@@ -22,7 +22,27 @@ from pages.dataset.receptive_fields import update_rf_map
 from pages.dataset.sites_table import SITE_TABLE_COLUMNS, export_sites, select_site_from_table
 from pages.dataset.state import page_count, parse_page, state_query, switch_dataset, update_url, validated_state
 
-__all__ = ["ALL_VALUE", "PAGE_SIZE", "SITE_TABLE_COLUMNS", "correlations_figure", "export_correlations",
-           "export_sites", "filter_stimuli", "gallery_view", "ids", "layout", "open_stimulus", "page_count",
-           "parse_page", "select_site_from_table", "state_query", "switch_dataset", "update_correlations",
-           "update_gallery", "update_objects", "update_rf_map", "update_url", "validated_state"]
+__all__ = [
+    "ALL_VALUE",
+    "PAGE_SIZE",
+    "SITE_TABLE_COLUMNS",
+    "correlations_figure",
+    "export_correlations",
+    "export_sites",
+    "filter_stimuli",
+    "gallery_view",
+    "ids",
+    "layout",
+    "open_stimulus",
+    "page_count",
+    "parse_page",
+    "select_site_from_table",
+    "state_query",
+    "switch_dataset",
+    "update_correlations",
+    "update_gallery",
+    "update_objects",
+    "update_rf_map",
+    "update_url",
+    "validated_state",
+]

@@ -15,15 +15,30 @@ from pages.dataset.common import ids
 
 def correlations_card(state: dict) -> dbc.Card:
     regions = data.regions(state["dataset"])
-    return dbc.Card([
-        dbc.CardHeader(dbc.Row([
-            dbc.Col([html.Span("Site-by-site response correlation (Figure S12)")], width="auto"),
-            dbc.Col(export_menu("dataset-correlations"), width="auto"),
-            dbc.Col(dbc.RadioItems(id=ids("region"), options=[{"label": r, "value": r} for r in regions],
-                                   value=state["region"], inline=True), width="auto"),
-        ], justify="between")),
-        dbc.CardBody(dcc.Loading(dcc.Graph(id=ids("corr"), config=GRAPH_CONFIG))),
-    ], className="mb-4")
+    return dbc.Card(
+        [
+            dbc.CardHeader(
+                dbc.Row(
+                    [
+                        dbc.Col([html.Span("Site-by-site response correlation (Figure S12)")], width="auto"),
+                        dbc.Col(export_menu("dataset-correlations"), width="auto"),
+                        dbc.Col(
+                            dbc.RadioItems(
+                                id=ids("region"),
+                                options=[{"label": r, "value": r} for r in regions],
+                                value=state["region"],
+                                inline=True,
+                            ),
+                            width="auto",
+                        ),
+                    ],
+                    justify="between",
+                )
+            ),
+            dbc.CardBody(dcc.Loading(dcc.Graph(id=ids("corr"), config=GRAPH_CONFIG))),
+        ],
+        className="mb-4",
+    )
 
 
 def correlations_figure(dataset: str, region: str):

@@ -13,9 +13,19 @@ from components.stimuli import stimulus_src
 from pages.dataset.common import ALL_VALUE, PAGE_SIZE, filter_stimuli, ids, options
 from pages.dataset.state import page_count
 
-META_FIELDS = [("stimulus_id", "id"), ("category", "category"), ("object", "object"), ("variation", "variation"),
-               ("ty", "position ty"), ("tz", "position tz"), ("s", "scale"), ("rxy", "rotation xy (°)"),
-               ("rxz", "rotation xz (°)"), ("ryz", "rotation yz (°)"), ("background_id", "background")]
+META_FIELDS = [
+    ("stimulus_id", "id"),
+    ("category", "category"),
+    ("object", "object"),
+    ("variation", "variation"),
+    ("ty", "position ty"),
+    ("tz", "position tz"),
+    ("s", "scale"),
+    ("rxy", "rotation xy (°)"),
+    ("rxz", "rotation xz (°)"),
+    ("ryz", "rotation yz (°)"),
+    ("background_id", "background"),
+]
 
 
 def filter_controls(state: dict) -> dbc.Row:
@@ -23,41 +33,95 @@ def filter_controls(state: dict) -> dbc.Row:
     stimuli = data.stimuli(state["dataset"])
     categories = sorted(stimuli["category"].dropna().unique())
     objects = sorted(filter_stimuli(stimuli, state["category"], None)["object"].dropna().unique())
-    return dbc.Row([
-        dbc.Col([dbc.Label("Dataset"), dcc.Dropdown(
-            id=ids("dataset"), options=[{"label": t or d, "value": d} for d, t in
-                                        data.datasets()[["dataset", "title"]].itertuples(index=False)],
-            value=state["dataset"], clearable=False)], md=4),
-        dbc.Col([dbc.Label("Category"), dcc.Dropdown(
-            id=ids("category"), options=options(categories, "All categories"), value=state["category"],
-            clearable=False)], md=4),
-        dbc.Col([dbc.Label("Object"), dcc.Dropdown(
-            id=ids("object"), options=options(objects, "All objects"), value=state["object"],
-            clearable=False)], md=4),
-    ], className="g-3 mb-3")
+    return dbc.Row(
+        [
+            dbc.Col(
+                [
+                    dbc.Label("Dataset"),
+                    dcc.Dropdown(
+                        id=ids("dataset"),
+                        options=[
+                            {"label": t or d, "value": d}
+                            for d, t in data.datasets()[["dataset", "title"]].itertuples(index=False)
+                        ],
+                        value=state["dataset"],
+                        clearable=False,
+                    ),
+                ],
+                md=4,
+            ),
+            dbc.Col(
+                [
+                    dbc.Label("Category"),
+                    dcc.Dropdown(
+                        id=ids("category"),
+                        options=options(categories, "All categories"),
+                        value=state["category"],
+                        clearable=False,
+                    ),
+                ],
+                md=4,
+            ),
+            dbc.Col(
+                [
+                    dbc.Label("Object"),
+                    dcc.Dropdown(
+                        id=ids("object"),
+                        options=options(objects, "All objects"),
+                        value=state["object"],
+                        clearable=False,
+                    ),
+                ],
+                md=4,
+            ),
+        ],
+        className="g-3 mb-3",
+    )
 
 
 def gallery_card(state: dict) -> dbc.Card:
-    return dbc.Card([
-        dbc.CardHeader(html.Span(id=ids("gallery-title"))),
-        dbc.CardBody([
-            dcc.Loading(html.Div(id=ids("gallery"), className="stimulus-grid")),
-            dbc.Pagination(id=ids("page"), max_value=1, active_page=state["page"], fully_expanded=False,
-                           first_last=True, previous_next=True, className="mt-3 mb-0"),
-        ]),
-    ], className="mb-4")
+    return dbc.Card(
+        [
+            dbc.CardHeader(html.Span(id=ids("gallery-title"))),
+            dbc.CardBody(
+                [
+                    dcc.Loading(html.Div(id=ids("gallery"), className="stimulus-grid")),
+                    dbc.Pagination(
+                        id=ids("page"),
+                        max_value=1,
+                        active_page=state["page"],
+                        fully_expanded=False,
+                        first_last=True,
+                        previous_next=True,
+                        className="mt-3 mb-0",
+                    ),
+                ]
+            ),
+        ],
+        className="mb-4",
+    )
 
 
 def stimulus_modal() -> dbc.Modal:
-    return dbc.Modal([dbc.ModalHeader(dbc.ModalTitle(id=ids("modal-title"))), dbc.ModalBody(id=ids("modal-body"))],
-                     id=ids("modal"), size="lg", is_open=False)
+    return dbc.Modal(
+        [dbc.ModalHeader(dbc.ModalTitle(id=ids("modal-title"))), dbc.ModalBody(id=ids("modal-body"))],
+        id=ids("modal"),
+        size="lg",
+        is_open=False,
+    )
 
 
 def _thumb(dataset: str, row) -> html.Div:
     return html.Div(
-        html.Img(src=stimulus_src(dataset, row.stimulus_id), alt=f"{row.category} / {row.object}",
-                 title=f"{row.object} ({row.category})"),
-        id=ids.match("thumb", row.stimulus_id), n_clicks=0, className="stimulus-thumb", role="button",
+        html.Img(
+            src=stimulus_src(dataset, row.stimulus_id),
+            alt=f"{row.category} / {row.object}",
+            title=f"{row.object} ({row.category})",
+        ),
+        id=ids.match("thumb", row.stimulus_id),
+        n_clicks=0,
+        className="stimulus-thumb",
+        role="button",
     )
 
 
@@ -95,7 +159,7 @@ def gallery_view(dataset: str, category: str, obj: str, page: int | None):
     stimuli = filter_stimuli(data.stimuli(dataset), category, obj)
     n_pages = page_count(len(stimuli))
     page = min(max(int(page or 1), 1), n_pages)
-    shown = stimuli.iloc[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
+    shown = stimuli.iloc[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     label = "all categories" if category in (None, ALL_VALUE) else category
     if obj not in (None, ALL_VALUE):
         label += f" / {obj}"
@@ -121,13 +185,21 @@ def open_stimulus(clicks, dataset):
     if row.empty:
         return True, "Unknown stimulus", empty.friendly_error("this stimulus is not in the dataset")
     meta = row.iloc[0]
-    table = dbc.Table([html.Tbody([html.Tr([html.Th(label), html.Td(_fmt(meta[col]))])
-                                   for col, label in META_FIELDS if col in meta.index])],
-                      size="sm", className="small stimulus-meta")
-    body = dbc.Row([
-        dbc.Col(html.Img(src=stimulus_src(dataset, stimulus_id), className="img-fluid stimulus-large"), md=6),
-        dbc.Col(table, md=6),
-    ])
+    table = dbc.Table(
+        [
+            html.Tbody(
+                [html.Tr([html.Th(label), html.Td(_fmt(meta[col]))]) for col, label in META_FIELDS if col in meta.index]
+            )
+        ],
+        size="sm",
+        className="small stimulus-meta",
+    )
+    body = dbc.Row(
+        [
+            dbc.Col(html.Img(src=stimulus_src(dataset, stimulus_id), className="img-fluid stimulus-large"), md=6),
+            dbc.Col(table, md=6),
+        ]
+    )
     return True, f"{meta['object']} ({meta['category']})", body
 
 

@@ -7,5 +7,6 @@ import dash
 from pages.dataset.layout import layout
 
 # registered under the package's name, so the registry's key and the URL are what they were as a module
-dash.register_page("pages.dataset", path="/dataset", name="Dataset", order=1, title="Unitscope · Dataset",
-                   layout=layout)
+dash.register_page(
+    "pages.dataset", path="/dataset", name="Dataset", order=1, title="Unitscope · Dataset", layout=layout
+)

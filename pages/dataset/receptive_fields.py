@@ -14,20 +14,47 @@ from pages.dataset.common import ids
 
 def rf_card(state: dict) -> dbc.Card:
     sites = data.sites(state["dataset"])
-    return dbc.Card([
-        dbc.CardHeader("Receptive fields (Figure S2): mapped with 1° squares on an 8×8 grid"),
-        dbc.CardBody([
-            dbc.Row([dbc.Col([dbc.Label("Site"), dcc.Dropdown(
-                id=ids("site"), options=[{"label": f"{s} ({r})", "value": s}
-                                         for s, r in sites[["site_id", "region"]].itertuples(index=False)],
-                value=state["site"], clearable=False)], md=6)], className="mb-2"),
-            dbc.Row([
-                dbc.Col(dcc.Loading(dcc.Graph(id=ids("rf-map"), config=GRAPH_CONFIG)), lg=6),
-                dbc.Col(dcc.Graph(id=ids("rf-scatter"), figure=make_rf_scatter_figure(sites), config=GRAPH_CONFIG),
-                        lg=6),
-            ]),
-        ]),
-    ], className="mb-4")
+    return dbc.Card(
+        [
+            dbc.CardHeader("Receptive fields (Figure S2): mapped with 1° squares on an 8×8 grid"),
+            dbc.CardBody(
+                [
+                    dbc.Row(
+                        [
+                            dbc.Col(
+                                [
+                                    dbc.Label("Site"),
+                                    dcc.Dropdown(
+                                        id=ids("site"),
+                                        options=[
+                                            {"label": f"{s} ({r})", "value": s}
+                                            for s, r in sites[["site_id", "region"]].itertuples(index=False)
+                                        ],
+                                        value=state["site"],
+                                        clearable=False,
+                                    ),
+                                ],
+                                md=6,
+                            )
+                        ],
+                        className="mb-2",
+                    ),
+                    dbc.Row(
+                        [
+                            dbc.Col(dcc.Loading(dcc.Graph(id=ids("rf-map"), config=GRAPH_CONFIG)), lg=6),
+                            dbc.Col(
+                                dcc.Graph(
+                                    id=ids("rf-scatter"), figure=make_rf_scatter_figure(sites), config=GRAPH_CONFIG
+                                ),
+                                lg=6,
+                            ),
+                        ]
+                    ),
+                ]
+            ),
+        ],
+        className="mb-4",
+    )
 
 
 @dash.callback(Output(ids("rf-map"), "figure"), Input(ids("dataset"), "value"), Input(ids("site"), "value"))

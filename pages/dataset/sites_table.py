@@ -38,26 +38,53 @@ def _site_rows(table: pd.DataFrame) -> list[dict]:
 
 
 def sites_card(dataset: str) -> dbc.Card:
-    return dbc.Card([
-        card_header("Sites", "dataset-sites", data_only=True),
-        dbc.CardBody([
-            dbc.Row([
-                dbc.Col(dag.AgGrid(
-                    id=ids("sites-table"),
-                    rowData=_site_rows(sites_table(dataset)),
-                    columnDefs=SITE_COLUMNS,
-                    defaultColDef={"sortable": True, "filter": True, "resizable": True, "flex": 1, "minWidth": 100,
-                                   "wrapHeaderText": True, "autoHeaderHeight": True},
-                    dashGridOptions={"pagination": True, "paginationPageSize": 10,
-                                     "paginationPageSizeSelector": False, "rowSelection": {"mode": "singleRow"}},
-                    style={"height": 420},
-                    className="ag-theme-alpine",
-                ), lg=7),
-                dbc.Col(dcc.Graph(id=ids("reliability"), figure=make_reliability_figure(data.sites(dataset)),
-                                  config=GRAPH_CONFIG), lg=5),
-            ]),
-        ]),
-    ], className="mb-4")
+    return dbc.Card(
+        [
+            card_header("Sites", "dataset-sites", data_only=True),
+            dbc.CardBody(
+                [
+                    dbc.Row(
+                        [
+                            dbc.Col(
+                                dag.AgGrid(
+                                    id=ids("sites-table"),
+                                    rowData=_site_rows(sites_table(dataset)),
+                                    columnDefs=SITE_COLUMNS,
+                                    defaultColDef={
+                                        "sortable": True,
+                                        "filter": True,
+                                        "resizable": True,
+                                        "flex": 1,
+                                        "minWidth": 100,
+                                        "wrapHeaderText": True,
+                                        "autoHeaderHeight": True,
+                                    },
+                                    dashGridOptions={
+                                        "pagination": True,
+                                        "paginationPageSize": 10,
+                                        "paginationPageSizeSelector": False,
+                                        "rowSelection": {"mode": "singleRow"},
+                                    },
+                                    style={"height": 420},
+                                    className="ag-theme-alpine",
+                                ),
+                                lg=7,
+                            ),
+                            dbc.Col(
+                                dcc.Graph(
+                                    id=ids("reliability"),
+                                    figure=make_reliability_figure(data.sites(dataset)),
+                                    config=GRAPH_CONFIG,
+                                ),
+                                lg=5,
+                            ),
+                        ]
+                    ),
+                ]
+            ),
+        ],
+        className="mb-4",
+    )
 
 
 @dash.callback(

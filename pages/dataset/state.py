@@ -25,26 +25,33 @@ def validated_state(dataset, category, obj, region, site, page) -> dict:
     stimuli = data.stimuli(dataset)
     has_sites = len(data.sites(dataset)) > 0
     categories = sorted(stimuli["category"].dropna().unique())
-    category = params.require_choice("category", category, [ALL_VALUE, *categories], ALL_VALUE,
-                                     unknown=f"; this dataset has {', '.join(categories)}")
+    category = params.require_choice(
+        "category", category, [ALL_VALUE, *categories], ALL_VALUE, unknown=f"; this dataset has {', '.join(categories)}"
+    )
     objects = sorted(filter_stimuli(stimuli, category, None)["object"].dropna().unique())
     obj = params.require_choice("object", obj, [ALL_VALUE, *objects], ALL_VALUE, unknown=" for this category")
     n = len(filter_stimuli(stimuli, category, obj))
-    return {"dataset": dataset, "category": category, "object": obj,
-            "region": params.require_region(dataset, region) if has_sites or region else None,
-            "site": params.require_site(dataset, site) if has_sites or site else None,
-            "page": parse_page(page, page_count(n))}
+    return {
+        "dataset": dataset,
+        "category": category,
+        "object": obj,
+        "region": params.require_region(dataset, region) if has_sites or region else None,
+        "site": params.require_site(dataset, site) if has_sites or site else None,
+        "page": parse_page(page, page_count(n)),
+    }
 
 
 def state_query(dataset, category, obj, page, region, site) -> str:
-    return to_query({
-        "dataset": dataset,
-        "category": None if category == ALL_VALUE else category,
-        "object": None if obj == ALL_VALUE else obj,
-        "page": None if page in (None, 1) else page,
-        "region": region,
-        "site": site,
-    })
+    return to_query(
+        {
+            "dataset": dataset,
+            "category": None if category == ALL_VALUE else category,
+            "object": None if obj == ALL_VALUE else obj,
+            "page": None if page in (None, 1) else page,
+            "region": region,
+            "site": site,
+        }
+    )
 
 
 @dash.callback(

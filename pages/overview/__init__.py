@@ -23,6 +23,23 @@ from pages.overview.scores import (
     update_size,
 )
 
-__all__ = ["SIZE_AXES", "comparison_rows", "export_accuracy", "export_comparisons", "export_leaderboard",
-           "export_regions", "ids", "layout", "results_section", "results_view", "scores_view", "switch_dataset",
-           "update_layers", "update_metric", "update_metric_note", "update_model", "update_size", "update_url"]
+__all__ = [
+    "SIZE_AXES",
+    "comparison_rows",
+    "export_accuracy",
+    "export_comparisons",
+    "export_leaderboard",
+    "export_regions",
+    "ids",
+    "layout",
+    "results_section",
+    "results_view",
+    "scores_view",
+    "switch_dataset",
+    "update_layers",
+    "update_metric",
+    "update_metric_note",
+    "update_model",
+    "update_size",
+    "update_url",
+]

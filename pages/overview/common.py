@@ -23,8 +23,9 @@ def require_metric(dataset: str, scores: pd.DataFrame, metric) -> str:
     metrics = available_metrics(scores)
     if not metrics:
         raise NotFoundError("no scores yet")
-    return params.require_choice("metric", metric, metrics,
-                                 unknown=f" (or not computed on {dataset}); available: {', '.join(metrics)}")
+    return params.require_choice(
+        "metric", metric, metrics, unknown=f" (or not computed on {dataset}); available: {', '.join(metrics)}"
+    )
 
 
 def scores_view(dataset, metric) -> tuple[str, pd.DataFrame, str]:

@@ -28,11 +28,11 @@ _F1 = {"function": "params.value == null ? '' : d3.format('.1f')(params.value)"}
 def leaderboard_columns(regions: list[str]) -> list[dict]:
     columns = [{"field": "model", "minWidth": 220, "pinned": "left"}, {"field": "kind", "maxWidth": 110}]
     for r in regions:
-        columns += [{"field": r, "headerName": f"{r}", "valueFormatter": _F3, "sort": "desc" if r == regions[-1]
-                     else None},
-                    {"field": f"{r}_ci", "headerName": f"{r} 95% CI", "sortable": False,
-                     "tooltipField": f"{r}_scheme"},
-                    {"field": f"{r}_null", "headerName": f"{r} null median", "valueFormatter": _F3}]
+        columns += [
+            {"field": r, "headerName": f"{r}", "valueFormatter": _F3, "sort": "desc" if r == regions[-1] else None},
+            {"field": f"{r}_ci", "headerName": f"{r} 95% CI", "sortable": False, "tooltipField": f"{r}_scheme"},
+            {"field": f"{r}_null", "headerName": f"{r} null median", "valueFormatter": _F3},
+        ]
     columns.append({"field": "imagenet_top1", "headerName": "ImageNet top-1 (%)", "valueFormatter": _F1})
     return columns
 
@@ -40,11 +40,22 @@ def leaderboard_columns(regions: list[str]) -> list[dict]:
 def leaderboard_grid(dataset: str) -> list:
     return [
         html.Div(export_menu("overview-leaderboard", "Export table", data_only=True), className="clearfix mb-1"),
-        dag.AgGrid(id=ids("leaderboard"), columnDefs=leaderboard_columns(data.regions(dataset)), rowData=[],
-                   className="ag-theme-alpine grid-fit-rows",
-                   defaultColDef={"sortable": True, "resizable": True, "flex": 1, "minWidth": 100,
-                                  "wrapHeaderText": True, "autoHeaderHeight": True},
-                   dashGridOptions={"domLayout": "autoHeight"}, style={"height": None}),
+        dag.AgGrid(
+            id=ids("leaderboard"),
+            columnDefs=leaderboard_columns(data.regions(dataset)),
+            rowData=[],
+            className="ag-theme-alpine grid-fit-rows",
+            defaultColDef={
+                "sortable": True,
+                "resizable": True,
+                "flex": 1,
+                "minWidth": 100,
+                "wrapHeaderText": True,
+                "autoHeaderHeight": True,
+            },
+            dashGridOptions={"domLayout": "autoHeight"},
+            style={"height": None},
+        ),
     ]
 
 
@@ -52,20 +63,54 @@ def score_figure_rows(view: ResultsView) -> list:
     """Figures 3 and 4, then S3 (with its size axis) and S8 (with its region)."""
     regions = data.regions(view.dataset)
     return [
-        dbc.Row([
-            dbc.Col([html.Div(export_menu("overview-regions"), className="clearfix"),
-                     dcc.Loading(dcc.Graph(id=ids("regions"), config=GRAPH_CONFIG))], lg=6),
-            dbc.Col([html.Div(export_menu("overview-accuracy"), className="clearfix"),
-                     dcc.Loading(dcc.Graph(id=ids("accuracy"), config=GRAPH_CONFIG))], lg=6),
-        ], className="mt-3"),
-        dbc.Row([
-            dbc.Col([dbc.RadioItems(id=ids("size-axis"), value=view.size, inline=True,
-                                    options=[{"label": label, "value": v} for v, label in SIZE_AXES.items()]),
-                     dcc.Loading(dcc.Graph(id=ids("size"), config=GRAPH_CONFIG))], lg=6),
-            dbc.Col([dbc.RadioItems(id=ids("region"), value=view.region, inline=True,
-                                    options=[{"label": r, "value": r} for r in regions]),
-                     dcc.Loading(dcc.Graph(id=ids("layers"), config=GRAPH_CONFIG))], lg=6),
-        ], className="mt-3"),
+        dbc.Row(
+            [
+                dbc.Col(
+                    [
+                        html.Div(export_menu("overview-regions"), className="clearfix"),
+                        dcc.Loading(dcc.Graph(id=ids("regions"), config=GRAPH_CONFIG)),
+                    ],
+                    lg=6,
+                ),
+                dbc.Col(
+                    [
+                        html.Div(export_menu("overview-accuracy"), className="clearfix"),
+                        dcc.Loading(dcc.Graph(id=ids("accuracy"), config=GRAPH_CONFIG)),
+                    ],
+                    lg=6,
+                ),
+            ],
+            className="mt-3",
+        ),
+        dbc.Row(
+            [
+                dbc.Col(
+                    [
+                        dbc.RadioItems(
+                            id=ids("size-axis"),
+                            value=view.size,
+                            inline=True,
+                            options=[{"label": label, "value": v} for v, label in SIZE_AXES.items()],
+                        ),
+                        dcc.Loading(dcc.Graph(id=ids("size"), config=GRAPH_CONFIG)),
+                    ],
+                    lg=6,
+                ),
+                dbc.Col(
+                    [
+                        dbc.RadioItems(
+                            id=ids("region"),
+                            value=view.region,
+                            inline=True,
+                            options=[{"label": r, "value": r} for r in regions],
+                        ),
+                        dcc.Loading(dcc.Graph(id=ids("layers"), config=GRAPH_CONFIG)),
+                    ],
+                    lg=6,
+                ),
+            ],
+            className="mt-3",
+        ),
     ]
 
 
@@ -128,7 +173,8 @@ def export_accuracy(dataset, metric):
     return accuracy_card(scores, metric)
 
 
-@register_export("overview-leaderboard", "The model leaderboard for one score (the table)", ("dataset", "metric"),
-                 data_only=True)
+@register_export(
+    "overview-leaderboard", "The model leaderboard for one score (the table)", ("dataset", "metric"), data_only=True
+)
 def export_leaderboard(dataset, metric):
     return None, leaderboard_table(*scores_view(dataset, metric))

@@ -19,7 +19,25 @@ from pages.sites.selection import update_site, update_url
 from pages.sites.site_panel import site_stats
 from pages.sites.topk import export_runnerups, export_topk, rank_table_sync, sync_rank_and_table, topk_rows
 
-__all__ = ["N_TOP_STIMULI", "export_runnerups", "export_scatter", "export_topk", "ids", "layout", "model_top_k",
-           "parse_rank", "rank_message", "rank_table_sync", "resolve_view", "scatter_card", "show_hovered",
-           "site_stats", "sync_rank_and_table", "topk_rows", "update_scatter", "update_site", "update_url",
-           "valid_rank"]
+__all__ = [
+    "N_TOP_STIMULI",
+    "export_runnerups",
+    "export_scatter",
+    "export_topk",
+    "ids",
+    "layout",
+    "model_top_k",
+    "parse_rank",
+    "rank_message",
+    "rank_table_sync",
+    "resolve_view",
+    "scatter_card",
+    "show_hovered",
+    "site_stats",
+    "sync_rank_and_table",
+    "topk_rows",
+    "update_scatter",
+    "update_site",
+    "update_url",
+    "valid_rank",
+]

@@ -18,16 +18,18 @@ from pages.sites.topk import topk_row
 def layout(dataset=None, model=None, region=None, site=None, rank=None, **_ignored):
     f, site, rank = resolve_view(dataset, model, region, site, rank)
     top_k = model_top_k(f.dataset, f.model)
-    return html.Div([
-        html.H2("Sites and their best units"),
-        filter_bar(ids, f),
-        controls(f.dataset, f.region, site, rank, top_k),
-        scatter_row(),
-        topk_row(top_k),
-        top_stimuli_card(),
-        rf_card(),
-        *query_store(PAGE),
-    ])
+    return html.Div(
+        [
+            html.H2("Sites and their best units"),
+            filter_bar(ids, f),
+            controls(f.dataset, f.region, site, rank, top_k),
+            scatter_row(),
+            topk_row(top_k),
+            top_stimuli_card(),
+            rf_card(),
+            *query_store(PAGE),
+        ]
+    )
 
 
 register_navigation(ids, "/sites", keep=("site",))

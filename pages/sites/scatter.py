@@ -19,20 +19,48 @@ from pages.sites.common import N_TOP_STIMULI, ids, model_top_k, rank_message, re
 
 def scatter_row() -> dbc.Row:
     """The scatter card, beside the site's statistics and the hovered stimulus."""
-    return dbc.Row([
-        dbc.Col(dbc.Card([card_header("Neural vs unit responses (Figure 2)", "sites-scatter"), dbc.CardBody(
-            dcc.Loading(dcc.Graph(id=ids("scatter"), config=GRAPH_CONFIG, clear_on_unhover=False)))]), lg=8),
-        dbc.Col([
-            dbc.Card([dbc.CardHeader("Site"), dbc.CardBody(id=ids("stats"))], className="mb-3"),
-            dbc.Card([dbc.CardHeader("Hovered stimulus"), dbc.CardBody(
-                html.Div("Hover a point to see its stimulus.", id=ids("hover"), className="small text-muted"))]),
-        ], lg=4),
-    ], className="mb-4")
+    return dbc.Row(
+        [
+            dbc.Col(
+                dbc.Card(
+                    [
+                        card_header("Neural vs unit responses (Figure 2)", "sites-scatter"),
+                        dbc.CardBody(
+                            dcc.Loading(dcc.Graph(id=ids("scatter"), config=GRAPH_CONFIG, clear_on_unhover=False))
+                        ),
+                    ]
+                ),
+                lg=8,
+            ),
+            dbc.Col(
+                [
+                    dbc.Card([dbc.CardHeader("Site"), dbc.CardBody(id=ids("stats"))], className="mb-3"),
+                    dbc.Card(
+                        [
+                            dbc.CardHeader("Hovered stimulus"),
+                            dbc.CardBody(
+                                html.Div(
+                                    "Hover a point to see its stimulus.", id=ids("hover"), className="small text-muted"
+                                )
+                            ),
+                        ]
+                    ),
+                ],
+                lg=4,
+            ),
+        ],
+        className="mb-4",
+    )
 
 
 def top_stimuli_card() -> dbc.Card:
-    return dbc.Card([dbc.CardHeader("The stimuli that drive the site most, and those that drive its unit most"),
-                     dbc.CardBody(dcc.Loading(html.Div(id=ids("top-stimuli"))))], className="mb-4")
+    return dbc.Card(
+        [
+            dbc.CardHeader("The stimuli that drive the site most, and those that drive its unit most"),
+            dbc.CardBody(dcc.Loading(html.Div(id=ids("top-stimuli")))),
+        ],
+        className="mb-4",
+    )
 
 
 def scatter_card(dataset: str, model: str, site: str, rank: int):
@@ -44,15 +72,38 @@ def scatter_card(dataset: str, model: str, site: str, rank: int):
 def top_stimuli_strips(frame: pd.DataFrame, dataset: str, model: str, region, site: str, rank: int) -> dbc.Row:
     by_site = frame.nlargest(N_TOP_STIMULI, "neural")
     by_unit = frame.nlargest(N_TOP_STIMULI, "unit")
-    unit_link = dcc.Link("(open this unit)", href=unit_href(
-        dataset, model, frame.attrs["layer_idx"], frame.attrs["channel"], frame.attrs["y"], frame.attrs["x"],
-        region=region, site=site if region else None), className="small")
-    return dbc.Row([
-        dbc.Col([html.H6(f"{site}: top {N_TOP_STIMULI}"),
-                 thumbnail_strip(dataset, by_site.itertuples(), caption=lambda r: f"z {r.neural:.1f}")], lg=6),
-        dbc.Col([html.H6([f"unit at rank {rank}: top {N_TOP_STIMULI} ", unit_link]),
-                 thumbnail_strip(dataset, by_unit.itertuples(), caption=lambda r: f"z {r.unit:.1f}")], lg=6),
-    ])
+    unit_link = dcc.Link(
+        "(open this unit)",
+        href=unit_href(
+            dataset,
+            model,
+            frame.attrs["layer_idx"],
+            frame.attrs["channel"],
+            frame.attrs["y"],
+            frame.attrs["x"],
+            region=region,
+            site=site if region else None,
+        ),
+        className="small",
+    )
+    return dbc.Row(
+        [
+            dbc.Col(
+                [
+                    html.H6(f"{site}: top {N_TOP_STIMULI}"),
+                    thumbnail_strip(dataset, by_site.itertuples(), caption=lambda r: f"z {r.neural:.1f}"),
+                ],
+                lg=6,
+            ),
+            dbc.Col(
+                [
+                    html.H6([f"unit at rank {rank}: top {N_TOP_STIMULI} ", unit_link]),
+                    thumbnail_strip(dataset, by_unit.itertuples(), caption=lambda r: f"z {r.unit:.1f}"),
+                ],
+                lg=6,
+            ),
+        ]
+    )
 
 
 @dash.callback(
@@ -87,13 +138,17 @@ def show_hovered(hover, dataset):
         return dash.no_update
     point = hover["points"][0]
     stimulus_id, obj = point["customdata"][0], point["customdata"][1]
-    return html.Div([html.Img(src=stimulus_src(dataset, stimulus_id), className="img-fluid mb-2",
-                              style={"maxWidth": "256px"}),
-                     html.Div(f"{obj}: neural {point['x']:.2f}, unit {point['y']:.2f}", className="small")])
+    return html.Div(
+        [
+            html.Img(src=stimulus_src(dataset, stimulus_id), className="img-fluid mb-2", style={"maxWidth": "256px"}),
+            html.Div(f"{obj}: neural {point['x']:.2f}, unit {point['y']:.2f}", className="small"),
+        ]
+    )
 
 
-@register_export("sites-scatter", "Figure 2: a site against its rank-k unit",
-                 ("dataset", "model", "region", "site", "rank"))
+@register_export(
+    "sites-scatter", "Figure 2: a site against its rank-k unit", ("dataset", "model", "region", "site", "rank")
+)
 def export_scatter(dataset, model, region, site, rank):
     f, site, rank = resolve_view(dataset, model, region, site, rank)
     fig, frame = scatter_card(f.dataset, f.model, site, rank)

@@ -30,18 +30,48 @@ TOPK_COLUMNS = [
 
 def topk_row(top_k: int) -> dbc.Row:
     """The top-K table's card beside the runner-ups card."""
-    return dbc.Row([
-        dbc.Col(dbc.Card([card_header(f"Top {top_k} units (click a row to plot it)", "sites-topk", data_only=True),
-                          dbc.CardBody(dag.AgGrid(
-            id=ids("topk"), columnDefs=TOPK_COLUMNS, rowData=[],
-            defaultColDef={"sortable": True, "resizable": True},
-            dashGridOptions={"pagination": True, "paginationPageSize": 10, "paginationPageSizeSelector": False,
-                             "rowSelection": {"mode": "singleRow", "checkboxes": False,
-                                              "enableClickSelection": True}},
-            style={"height": 400}, className="ag-theme-alpine"))]), lg=6),
-        dbc.Col(dbc.Card([card_header("Runner-up units", "sites-runnerups"), dbc.CardBody(
-            dcc.Loading(dcc.Graph(id=ids("runnerups"), config=GRAPH_CONFIG)))]), lg=6),
-    ], className="mb-4")
+    return dbc.Row(
+        [
+            dbc.Col(
+                dbc.Card(
+                    [
+                        card_header(f"Top {top_k} units (click a row to plot it)", "sites-topk", data_only=True),
+                        dbc.CardBody(
+                            dag.AgGrid(
+                                id=ids("topk"),
+                                columnDefs=TOPK_COLUMNS,
+                                rowData=[],
+                                defaultColDef={"sortable": True, "resizable": True},
+                                dashGridOptions={
+                                    "pagination": True,
+                                    "paginationPageSize": 10,
+                                    "paginationPageSizeSelector": False,
+                                    "rowSelection": {
+                                        "mode": "singleRow",
+                                        "checkboxes": False,
+                                        "enableClickSelection": True,
+                                    },
+                                },
+                                style={"height": 400},
+                                className="ag-theme-alpine",
+                            )
+                        ),
+                    ]
+                ),
+                lg=6,
+            ),
+            dbc.Col(
+                dbc.Card(
+                    [
+                        card_header("Runner-up units", "sites-runnerups"),
+                        dbc.CardBody(dcc.Loading(dcc.Graph(id=ids("runnerups"), config=GRAPH_CONFIG))),
+                    ]
+                ),
+                lg=6,
+            ),
+        ],
+        className="mb-4",
+    )
 
 
 def topk_table(dataset: str, model: str, site: str) -> pd.DataFrame:
@@ -53,8 +83,10 @@ def topk_rows(top: pd.DataFrame, dataset: str, model: str, region: str, site: st
     """The top-K table's rows, each with a link to its unit's page (drawn against this site)."""
     rows = top.to_dict("records")
     for row in rows:
-        row["unit"] = markdown_link("open", unit_href(dataset, model, row["layer_idx"], row["channel"], row["y"],
-                                                      row["x"], region=region, site=site))
+        row["unit"] = markdown_link(
+            "open",
+            unit_href(dataset, model, row["layer_idx"], row["channel"], row["y"], row["x"], region=region, site=site),
+        )
     return rows
 
 
@@ -98,8 +130,9 @@ def export_runnerups(dataset, model, region, site):
     return runnerups_card(f.dataset, f.model, f.region, site)
 
 
-@register_export("sites-topk", "The site's top-K units (the table)", ("dataset", "model", "region", "site"),
-                 data_only=True)
+@register_export(
+    "sites-topk", "The site's top-K units (the table)", ("dataset", "model", "region", "site"), data_only=True
+)
 def export_topk(dataset, model, region, site):
     f, site, _ = resolve_view(dataset, model, region, site, None)
     return None, topk_table(f.dataset, f.model, site)

@@ -60,8 +60,13 @@ def test_object_options_follow_the_category(page):
 
 def test_url_query_carries_the_filters(page):
     query = page.update_url("mini", "Cars", "cars1", 1, "IT", "IT-005")
-    assert parse_qs(query.lstrip("?")) == {"dataset": ["mini"], "category": ["Cars"], "object": ["cars1"],
-                                           "region": ["IT"], "site": ["IT-005"]}
+    assert parse_qs(query.lstrip("?")) == {
+        "dataset": ["mini"],
+        "category": ["Cars"],
+        "object": ["cars1"],
+        "region": ["IT"],
+        "site": ["IT-005"],
+    }
     assert "category" not in page.update_url("mini", page.ALL_VALUE, page.ALL_VALUE, 1, "V4", None)
 
 

@@ -47,6 +47,7 @@ def test_not_found_is_the_router_fallback_and_stays_out_of_the_navbar():
     entry = next(p for m, p in dash.page_registry.items() if m.split(".")[-1] == "not_found_404")
     assert entry["hidden"]
     from components.shell import create_shell
+
     navbar = [link.children for link in _of_type(create_shell(dash.page_registry), dash_bootstrap_components.NavLink)]
     assert "Overview" in navbar and "Page not found" not in navbar
 
@@ -59,11 +60,16 @@ def test_router_serves_it_for_an_unknown_path():
     app = importlib.import_module("app")
     client = app.server.test_client()
     client.get("/nonexistent")  # the first request registers the pages router callback
-    body = {"output": ".._pages_content.children..._pages_store.data..",
-            "outputs": [{"id": "_pages_content", "property": "children"}, {"id": "_pages_store", "property": "data"}],
-            "inputs": [{"id": "_pages_location", "property": "pathname", "value": "/sites/extra"},
-                       {"id": "_pages_location", "property": "search", "value": ""}],
-            "changedPropIds": ["_pages_location.pathname"], "state": []}
+    body = {
+        "output": ".._pages_content.children..._pages_store.data..",
+        "outputs": [{"id": "_pages_content", "property": "children"}, {"id": "_pages_store", "property": "data"}],
+        "inputs": [
+            {"id": "_pages_location", "property": "pathname", "value": "/sites/extra"},
+            {"id": "_pages_location", "property": "search", "value": ""},
+        ],
+        "changedPropIds": ["_pages_location.pathname"],
+        "state": [],
+    }
     response = client.post("/_dash-update-component", json=body)
     assert response.status_code == 200
     text = json.dumps(response.get_json())  # the response escapes "/" as "\\/"

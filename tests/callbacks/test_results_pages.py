@@ -65,8 +65,11 @@ def test_site_scatter_shows_the_site_against_its_unit(results_env):
 
     headings = [text(h) for h in of_type(strips, dash.html.H6)]
     assert headings[0] == "V4-001: top 8" and headings[1].startswith("unit at rank 1: top 8")
-    assert [len(of_type(strip, dash.html.Img)) for strip in of_type(strips, dash.html.Div)
-            if strip.className == "stimulus-strip"] == [8, 8]
+    assert [
+        len(of_type(strip, dash.html.Img))
+        for strip in of_type(strips, dash.html.Div)
+        if strip.className == "stimulus-strip"
+    ] == [8, 8]
 
 
 @pytest.mark.parametrize("rank", [0, 500, 2.5, -3, None, "x"])
@@ -91,7 +94,10 @@ def test_valid_rank_selects_its_row_and_is_in_the_url(results_env):
     _, strips = sites.update_scatter("V4-001", 3.0, "mini", "toy", "V4")
     assert text(of_type(strips, dash.html.H6)[1]).startswith("unit at rank 3: top 8")
     assert sites.rank_table_sync(False, [{"rank": 5}], 3, 10) == (
-        dash.no_update, {"function": "params.data.rank === 3"}, False)
+        dash.no_update,
+        {"function": "params.data.rank === 3"},
+        False,
+    )
     assert sites.rank_table_sync(False, [{"rank": 3}], 3, 10) == (dash.no_update, dash.no_update, False)
     assert sites.rank_table_sync(True, [{"rank": 4}], 3, 10) == (4, dash.no_update, False)
     assert "rank=3" in sites.update_url("V4-001", 3, "mini", "toy", "V4")
@@ -104,8 +110,10 @@ def test_site_panel_lists_top_units_and_stats(results_env):
     assert [row["rank"] for row in rows] == list(range(1, 11))
     assert all(a["r"] >= b["r"] for a, b in itertools.pairwise(rows))
     assert {row["layer"] for row in rows} <= {name for name, *_ in TOY_LAYERS}
-    values = {text(label): text(value) for label, value in
-              ((c.children[0], c.children[1]) for c in walk(stats) if getattr(c, "xs", None) == 6)}
+    values = {
+        text(label): text(value)
+        for label, value in ((c.children[0], c.children[1]) for c in walk(stats) if getattr(c, "xs", None) == 6)
+    }
     assert values["held-out r"] == "not computed" and values["best r (in-sample)"] == f"{rows[0]['r']:.3f}"
 
 
@@ -125,7 +133,7 @@ def test_featuremaps_callback(results_env):
     r = brute_force_r(mini_tables().responses[:4], toy_activations(24))  # the 4 V4 sites
     _, c, h, w = TOY_LAYERS[0]
     for row in rows:
-        block = r[:, row["channel"] * h * w:(row["channel"] + 1) * h * w]
+        block = r[:, row["channel"] * h * w : (row["channel"] + 1) * h * w]
         assert row["best_r"] == pytest.approx(np.nanmax(block), abs=1e-5)
         assert row["sites_r>0.3"] == int((np.nanmax(block, axis=1) > 0.3).sum())
 
@@ -163,7 +171,8 @@ def test_region_change_keeps_controls_that_do_not_depend_on_the_region():
     assert navigation_query("region", "d", "m", "IT", 2, {"top": "all"}) == expected
     # the site is per region: it goes, the rest stays
     assert navigation_query("region", "d", "m", "IT", None, {"site": "V4-000", "top": "all"}) == (
-        "?dataset=d&model=m&region=IT&top=all")
+        "?dataset=d&model=m&region=IT&top=all"
+    )
 
 
 def test_overview_leaderboard_and_figures(results_env):
@@ -205,8 +214,12 @@ def test_compare_page_plots_both_models_for_the_site(results_env):
     assert a.layout.yaxis.title.text.startswith("toy<br>") and b.layout.yaxis.title.text.startswith("toy2<br>")
     assert "b=toy2" in query and "site=IT-005" in query
     # the two models' scatters share one scale, wide enough for every point of both
-    assert tuple(a.layout.xaxis.range) == tuple(b.layout.xaxis.range) == tuple(a.layout.yaxis.range) \
+    assert (
+        tuple(a.layout.xaxis.range)
+        == tuple(b.layout.xaxis.range)
+        == tuple(a.layout.yaxis.range)
         == tuple(b.layout.yaxis.range)
+    )
     lim = a.layout.xaxis.range[1]
     points = np.concatenate([np.abs(np.concatenate([t.x, t.y])) for f in (a, b) for t in f.data if t.mode == "markers"])
     assert points.max() <= lim and points.max() == pytest.approx(lim / 1.05)
@@ -214,8 +227,10 @@ def test_compare_page_plots_both_models_for_the_site(results_env):
     best = {m: page("compare").data.site_matches("mini", m, "IT-005").iloc[0] for m in ("toy", "toy2")}
     for link, m in ((unit_a, "toy"), (unit_b, "toy2")):
         row = best[m]
-        assert link.href == (f"/unit?dataset=mini&model={m}&region=IT&layer_idx={row.layer_idx}&channel={row.channel}"
-                             f"&y={row.y}&x={row.x}&site=IT-005")
+        assert link.href == (
+            f"/unit?dataset=mini&model={m}&region=IT&layer_idx={row.layer_idx}&channel={row.channel}"
+            f"&y={row.y}&x={row.x}&site=IT-005"
+        )
     assert compare.layout(dataset="mini", b="nope").id == "friendly-error"
 
 

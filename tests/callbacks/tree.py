@@ -19,8 +19,11 @@ def walk(node) -> Iterator:
     yield node
     for name in getattr(node, "_prop_names", ()):
         value = getattr(node, name, None)
-        if name == "children" or hasattr(value, "to_plotly_json") or (
-                isinstance(value, list | tuple) and any(hasattr(v, "to_plotly_json") for v in value)):
+        if (
+            name == "children"
+            or hasattr(value, "to_plotly_json")
+            or (isinstance(value, list | tuple) and any(hasattr(v, "to_plotly_json") for v in value))
+        ):
             yield from walk(value)
 
 

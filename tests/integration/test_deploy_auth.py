@@ -67,8 +67,17 @@ def test_every_route_but_health_is_covered(monkeypatch):
     assert install_auth(server, _settings(monkeypatch, "lab", "s3cret", token="tok-123"))
     assert install_auth(server, _settings(monkeypatch)) is True  # idempotent: the first call's settings stay
     client = server.test_client()
-    paths = ["/", "/_dash-layout", "/export/sites-scatter.csv?dataset=x", "/stimulus/d/s.png", "/assets/app.css",
-             "/no-such-route", "/health/", "//health", "/HEALTH"]
+    paths = [
+        "/",
+        "/_dash-layout",
+        "/export/sites-scatter.csv?dataset=x",
+        "/stimulus/d/s.png",
+        "/assets/app.css",
+        "/no-such-route",
+        "/health/",
+        "//health",
+        "/HEALTH",
+    ]
     for path in paths:
         for method in ("GET", "POST"):
             resp = client.open(path, method=method)
