@@ -1,6 +1,7 @@
 """Unitscope's web dashboard: `python app.py` locally, `gunicorn app:server` on a server.
 
-Only the shell lives here; every page (layout + callbacks) is a module in pages/.
+Only the shell lives here; every page (layout + callbacks) is a module or package in pages/, and every
+plain HTTP route (stimulus images, /health, exports, access control) is in routes.py.
 """
 
 from __future__ import annotations
@@ -9,16 +10,15 @@ import logging
 
 import dash
 
-from backend.auth import install_auth
 from backend.cache import init_cache
 from backend.config import get_settings
-from backend.http import register_routes
-from components.exports import register_export_routes
-from components.shell import callback_error, create_shell, register_error_handlers
+from components.shell import callback_error, create_shell
+from routes import register_routes
 
 settings = get_settings()
-logging.basicConfig(level=getattr(logging, settings.log_level, logging.INFO),
-                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+logging.basicConfig(
+    level=getattr(logging, settings.log_level, logging.INFO), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+)
 
 app = dash.Dash(
     __name__,
@@ -30,10 +30,7 @@ app = dash.Dash(
 )
 server = app.server
 init_cache(server, settings)
-register_routes(server)
-register_export_routes(server)
-register_error_handlers(server)
-install_auth(server, settings)  # last: it puts its check in front of every other hook
+register_routes(server, settings)  # access control last: it puts its check in front of every other hook
 app.layout = create_shell(dash.page_registry)
 
 if __name__ == "__main__":

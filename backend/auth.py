@@ -1,4 +1,6 @@
-"""Optional access control for a shared server: HTTP basic auth and/or a bearer token, from the environment.
+"""Optional access control for a shared server: HTTP basic auth and/or a bearer token (Settings).
+
+The checks live here; routes.py (the shell's HTTP module) puts them in front of every route.
 
 Off by default (local use). Set `UNITSCOPE_AUTH_USER` and `UNITSCOPE_AUTH_PASSWORD` to require basic auth,
 and/or `UNITSCOPE_AUTH_TOKEN` to accept `Authorization: Bearer <token>` (scripts, curl). When any of them is
@@ -19,19 +21,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import logging
-import os
-
-from flask import Flask, Response, request
-
-from backend.config import Settings
-
-log = logging.getLogger(__name__)
 
 #: Paths served without credentials (exact match).
 OPEN_PATHS = frozenset({"/health"})
 REALM = "Unitscope"
-_EXTENSION_KEY = "unitscope_auth"
 
 
 class AuthConfigError(ValueError):
@@ -66,11 +59,6 @@ def parse_bearer(header: str | None) -> str | None:
     return (value.strip() or None) if scheme.lower() == "bearer" else None
 
 
-def auth_token(settings: Settings) -> str:
-    """The bearer token: `settings.auth_token` when Settings has it, else `UNITSCOPE_AUTH_TOKEN`."""
-    return getattr(settings, "auth_token", None) or os.environ.get("UNITSCOPE_AUTH_TOKEN", "")
-
-
 def is_authorized(header: str | None, user: str, password: str, token: str) -> bool:
     """Whether an Authorization header carries the configured basic credentials or token."""
     if user and password:
@@ -85,45 +73,10 @@ def is_authorized(header: str | None, user: str, password: str, token: str) -> b
     return False
 
 
-def _challenge() -> Response:
-    resp = Response("authentication required: log in with the lab's Unitscope user and password\n",
-                    status=401, mimetype="text/plain")
-    resp.headers["WWW-Authenticate"] = f'Basic realm="{REALM}", charset="UTF-8"'
-    resp.headers["Cache-Control"] = "no-store"
-    return resp
-
-
-def install_auth(server: Flask, settings: Settings) -> bool:
-    """Require credentials on every route but `/health` when the environment configures them.
-
-    Returns whether access control is on. Idempotent (a second call on the same server does nothing).
-    Raises AuthConfigError for a user without a password or a password without a user, so a
-    misconfigured server refuses to start instead of running open.
-    """
-    if _EXTENSION_KEY in server.extensions:
-        return bool(server.extensions[_EXTENSION_KEY])
-    user, password, token = settings.auth_user, settings.auth_password, auth_token(settings)
+def check_config(user: str, password: str) -> None:
+    """Raise AuthConfigError for a user without a password or a password without a user, so a
+    misconfigured server refuses to start instead of running open."""
     if bool(user) != bool(password):
-        raise AuthConfigError("set both UNITSCOPE_AUTH_USER and UNITSCOPE_AUTH_PASSWORD (or neither); "
-                              "only one of them is set")
-    enabled = bool(user or token)
-    server.extensions[_EXTENSION_KEY] = enabled
-    if not enabled:
-        log.info("access control is off (set UNITSCOPE_AUTH_USER/PASSWORD or UNITSCOPE_AUTH_TOKEN to turn it on)")
-        return False
-
-    def check_credentials() -> Response | None:
-        if request.path in OPEN_PATHS:
-            return None
-        header = request.headers.get("Authorization")
-        if is_authorized(header, user, password, token):
-            return None
-        if header:
-            log.warning("rejected credentials for %s %s from %s", request.method, request.path, request.remote_addr)
-        return _challenge()
-
-    # first in line: before Dash's own before_request hooks and any route
-    server.before_request_funcs.setdefault(None, []).insert(0, check_credentials)
-    log.info("access control is on (%s)", " and ".join(
-        k for k, v in (("basic auth", user), ("bearer token", token)) if v))
-    return True
+        raise AuthConfigError(
+            "set both UNITSCOPE_AUTH_USER and UNITSCOPE_AUTH_PASSWORD (or neither); only one of them is set"
+        )

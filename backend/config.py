@@ -42,6 +42,11 @@ class Settings:
     host, port  UNITSCOPE_HOST/PORT   where `python app.py` listens (default 127.0.0.1:8050)
     debug       UNITSCOPE_DEBUG       Dash debug mode (default off)
     log_level   UNITSCOPE_LOG_LEVEL   logging level name (default INFO)
+    cache_dir   UNITSCOPE_CACHE_DIR   the filesystem cache's folder (default: <data_dir>/cache/app)
+    cache_timeout_s UNITSCOPE_CACHE_TIMEOUT  seconds a cached value lives (default 3600)
+    auth_user, auth_password  UNITSCOPE_AUTH_USER/PASSWORD  HTTP basic auth on every route but /health
+                                      (both or neither; default: off)
+    auth_token  UNITSCOPE_AUTH_TOKEN  accept `Authorization: Bearer <token>` (scripts; default: off)
     """
 
     data_dir: Path
@@ -56,6 +61,7 @@ class Settings:
     log_level: str
     auth_user: str
     auth_password: str
+    auth_token: str
 
     @property
     def models_dir(self) -> Path:
@@ -90,6 +96,7 @@ class Settings:
             log_level=os.environ.get("UNITSCOPE_LOG_LEVEL", "INFO").upper(),
             auth_user=os.environ.get("UNITSCOPE_AUTH_USER", ""),
             auth_password=os.environ.get("UNITSCOPE_AUTH_PASSWORD", ""),
+            auth_token=os.environ.get("UNITSCOPE_AUTH_TOKEN", ""),
         )
 
 

@@ -1,20 +1,16 @@
 """Export any figure as PNG, SVG or PDF (server-side, through kaleido) or its data as CSV or Parquet.
 
-Every view's state lives in its URL, so an export is the page's figure rebuilt from the same query:
-`/export/<figure>.<format>?<the page's query>`. Pages register a builder per figure
-(`@register_export("sites-scatter", "...")`); the builder validates its parameters exactly as the page
-does and returns (figure, DataFrame). The export menu's links get the page's current query appended in
-the browser (assets/exports.js), so they always export what is on screen.
-
-Security: the figure name must be registered and the format is one of five; parameters are passed as
-values to the builders (which check them against the database); nothing is read from disk but the
-database, and file names are built from a safe alphabet.
+Every view's state lives in its URL, so an export is the page's card rebuilt from the same query:
+`/export/<figure>.<format>?<the page's query>` (the route is in routes.py). Pages register a builder per
+card (`@register_export("sites-scatter", "...")`); the builder validates its parameters exactly as the
+page does and calls the same card function as the page's callback, returning (figure, DataFrame). The
+export menu's links get the page's current query appended in the browser (assets/exports.js), so they
+always export what is on screen.
 """
 
 from __future__ import annotations
 
 import io
-import logging
 import re
 import threading
 from collections.abc import Callable
@@ -23,12 +19,6 @@ from dataclasses import dataclass
 import dash_bootstrap_components as dbc
 import pandas as pd
 import plotly.graph_objects as go
-from flask import Flask, Response, request
-
-from backend.data import NotComputedError, NotFoundError
-from backend.db import DatabaseMissingError
-
-log = logging.getLogger(__name__)
 
 IMAGE_FORMATS = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf"}
 DATA_FORMATS = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
@@ -70,12 +60,19 @@ def registered() -> dict[str, ExportSpec]:
 def export_menu(name: str, label: str = "Export", *, data_only: bool = False) -> dbc.DropdownMenu:
     """A small menu of download links for one registered figure (or, `data_only`, one table)."""
     formats = DATA_FORMATS if data_only else (*IMAGE_FORMATS, *DATA_FORMATS)
-    items = [dbc.DropdownMenuItem(f"{fmt.upper()}{' (data)' if fmt in DATA_FORMATS else ''}",
-                                  href=f"/export/{name}.{fmt}", external_link=True, target="_blank",
-                                  className="export-link")
-             for fmt in formats]
-    return dbc.DropdownMenu(items, label=label, size="sm", color="light", className="export-menu float-end",
-                            id=f"export-{name}")
+    items = [
+        dbc.DropdownMenuItem(
+            f"{fmt.upper()}{' (data)' if fmt in DATA_FORMATS else ''}",
+            href=f"/export/{name}.{fmt}",
+            external_link=True,
+            target="_blank",
+            className="export-link",
+        )
+        for fmt in formats
+    ]
+    return dbc.DropdownMenu(
+        items, label=label, size="sm", color="light", className="export-menu float-end", id=f"export-{name}"
+    )
 
 
 def card_header(title, export: str, *, data_only: bool = False) -> dbc.CardHeader:
@@ -97,9 +94,15 @@ def render(fig: go.Figure, fmt: str) -> bytes:
         if not _KALEIDO_STARTED.is_set():
             kaleido.start_sync_server(silence_warnings=True)
             _KALEIDO_STARTED.set()
-        return kaleido.calc_fig_sync(fig, opts={"format": fmt, "width": fig.layout.width or 1000,
-                                                "height": fig.layout.height or 600, "scale": 2 if fmt == "png"
-                                                else 1})
+        return kaleido.calc_fig_sync(
+            fig,
+            opts={
+                "format": fmt,
+                "width": fig.layout.width or 1000,
+                "height": fig.layout.height or 600,
+                "scale": 2 if fmt == "png" else 1,
+            },
+        )
 
 
 def frame_bytes(frame: pd.DataFrame, fmt: str) -> bytes:
@@ -108,40 +111,3 @@ def frame_bytes(frame: pd.DataFrame, fmt: str) -> bytes:
     buf = io.BytesIO()
     frame.to_parquet(buf, index=False)
     return buf.getvalue()
-
-
-def _message(status: int, text: str) -> Response:
-    return Response(text + "\n", status=status, mimetype="text/plain")
-
-
-def register_export_routes(server: Flask) -> None:
-    @server.route("/export/<name>.<fmt>")
-    def export(name: str, fmt: str) -> Response:
-        spec = _REGISTRY.get(name)
-        if spec is None or (fmt not in IMAGE_FORMATS and fmt not in DATA_FORMATS):
-            return _message(404, "unknown export: pick one from a figure's Export menu")
-        if spec.data_only and fmt not in DATA_FORMATS:
-            return _message(404, f"{name} is a table: export it as CSV or Parquet")
-        params = {}
-        for key in spec.params:
-            value = request.args.get(key)
-            if value is not None and len(value) > MAX_PARAM_LENGTH:
-                return _message(400, f"parameter {key} is too long")
-            params[key] = value
-        try:
-            fig, frame = spec.build(**params)
-        except DatabaseMissingError:
-            return _message(503, "no database yet")
-        except NotComputedError as exc:
-            return _message(404, f"{exc.what} not computed yet: run {exc.command}")
-        except NotFoundError as exc:
-            return _message(400, f"cannot export this view: {exc}")
-        try:
-            body = render(fig, fmt) if fmt in IMAGE_FORMATS else frame_bytes(frame, fmt)
-        except Exception:  # an export must never take the server down; say what failed
-            log.exception("export %s.%s failed", name, fmt)
-            return _message(500, "the export failed on the server; the log has the details")
-        mimetype = IMAGE_FORMATS.get(fmt) or DATA_FORMATS[fmt]
-        resp = Response(body, mimetype=mimetype)
-        resp.headers["Content-Disposition"] = f'attachment; filename="{safe_filename(name, params, fmt)}"'
-        return resp

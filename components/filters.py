@@ -12,7 +12,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, ctx, dcc
 
 from backend import data
-from backend.data import Filters
+from backend.params import Filters
 from components.ids import PageIds
 from components.urlstate import to_query
 
@@ -24,27 +24,69 @@ REGION_DEPENDENT = frozenset({"site"})
 def filter_bar(ids: PageIds, f: Filters, *, with_layer: bool = False) -> dbc.Row:
     datasets = data.datasets()
     models = data.matched_models(f.dataset)
-    regions = list(dict.fromkeys(data.sites(f.dataset)["region"]))
+    regions = data.regions(f.dataset)
     cols = [
-        dbc.Col([dbc.Label("Dataset", html_for=ids("f-dataset")), dcc.Dropdown(
-            id=ids("f-dataset"), clearable=False, value=f.dataset,
-            options=[{"label": f"{t or d}{' (synthetic)' if s else ''}", "value": d}
-                     for d, t, s in datasets[["dataset", "title", "synthetic"]].itertuples(index=False)])], md=3),
-        dbc.Col([dbc.Label("Model", html_for=ids("f-model")), dcc.Dropdown(
-            id=ids("f-model"), clearable=False, value=f.model,
-            options=[{"label": m + (" (control)" if k == "control" else ""), "value": m}
-                     for m, k in models[["model", "kind"]].itertuples(index=False)])], md=3),
-        dbc.Col([dbc.Label("Region", html_for=ids("f-region")), dbc.RadioItems(
-            id=ids("f-region"), value=f.region, inline=True,
-            options=[{"label": r, "value": r} for r in regions])], md=2),
+        dbc.Col(
+            [
+                dbc.Label("Dataset", html_for=ids("f-dataset")),
+                dcc.Dropdown(
+                    id=ids("f-dataset"),
+                    clearable=False,
+                    value=f.dataset,
+                    options=[
+                        {"label": f"{t or d}{' (synthetic)' if s else ''}", "value": d}
+                        for d, t, s in datasets[["dataset", "title", "synthetic"]].itertuples(index=False)
+                    ],
+                ),
+            ],
+            md=3,
+        ),
+        dbc.Col(
+            [
+                dbc.Label("Model", html_for=ids("f-model")),
+                dcc.Dropdown(
+                    id=ids("f-model"),
+                    clearable=False,
+                    value=f.model,
+                    options=[
+                        {"label": m + (" (control)" if k == "control" else ""), "value": m}
+                        for m, k in models[["model", "kind"]].itertuples(index=False)
+                    ],
+                ),
+            ],
+            md=3,
+        ),
+        dbc.Col(
+            [
+                dbc.Label("Region", html_for=ids("f-region")),
+                dbc.RadioItems(
+                    id=ids("f-region"), value=f.region, inline=True, options=[{"label": r, "value": r} for r in regions]
+                ),
+            ],
+            md=2,
+        ),
     ]
     if with_layer:
         layers = data.layers(f.model)
-        cols.append(dbc.Col([dbc.Label("Layer", html_for=ids("f-layer")), dcc.Dropdown(
-            id=ids("f-layer"), clearable=False, value=f.layer,
-            options=[{"label": f"{i}: {name} ({c}×{h}×{w})", "value": i}
-                     for i, name, c, h, w in layers[["layer_idx", "layer", "channels", "height", "width"]]
-                     .itertuples(index=False)])], md=4))
+        cols.append(
+            dbc.Col(
+                [
+                    dbc.Label("Layer", html_for=ids("f-layer")),
+                    dcc.Dropdown(
+                        id=ids("f-layer"),
+                        clearable=False,
+                        value=f.layer,
+                        options=[
+                            {"label": f"{i}: {name} ({c}×{h}×{w})", "value": i}
+                            for i, name, c, h, w in layers[
+                                ["layer_idx", "layer", "channels", "height", "width"]
+                            ].itertuples(index=False)
+                        ],
+                    ),
+                ],
+                md=4,
+            )
+        )
     return dbc.Row([*cols, dcc.Location(id=ids("nav"), refresh="callback-nav")], className="g-3 mb-3 filter-bar")
 
 

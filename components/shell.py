@@ -23,15 +23,6 @@ def callback_error(err: Exception) -> None:
     log.warning("callback failed: %s: %s", type(err).__name__, err, exc_info=err)
 
 
-def register_error_handlers(server) -> None:
-    """Unknown Dash component-suite files are a 404, not a 500 (nothing is read for them)."""
-    from dash.exceptions import DependencyException
-
-    @server.errorhandler(DependencyException)
-    def _missing_dependency(_err):
-        return "not found\n", 404, {"Content-Type": "text/plain"}
-
-
 def create_shell(page_registry) -> html.Div:
     links = [
         dbc.NavItem(dbc.NavLink(page["name"], href=page["relative_path"], active="exact"))
@@ -39,21 +30,33 @@ def create_shell(page_registry) -> html.Div:
         if not page.get("hidden")
     ]
     navbar = dbc.Navbar(
-        dbc.Container([
-            dbc.NavbarBrand([html.Span("Unitscope", className="fw-bold"),
-                             html.Small(" single units vs. neurons", className="text-white-50 ms-1")], href="/"),
-            dbc.Nav(links, navbar=True, className="me-auto"),
-            html.Span(id="build-status", className="navbar-text small"),
-        ], fluid=True),
-        color="dark", dark=True, className="mb-3",
+        dbc.Container(
+            [
+                dbc.NavbarBrand(
+                    [
+                        html.Span("Unitscope", className="fw-bold"),
+                        html.Small(" single units vs. neurons", className="text-white-50 ms-1"),
+                    ],
+                    href="/",
+                ),
+                dbc.Nav(links, navbar=True, className="me-auto"),
+                html.Span(id="build-status", className="navbar-text small"),
+            ],
+            fluid=True,
+        ),
+        color="dark",
+        dark=True,
+        className="mb-3",
     )
-    return html.Div([
-        navbar,
-        dcc.Interval(id="build-poll", interval=STATUS_POLL_MS),
-        dcc.Location(id="build-reload", refresh=True),
-        dcc.Store(id="build-seen"),
-        dbc.Container(dash.page_container, fluid=True, className="pb-5"),
-    ])
+    return html.Div(
+        [
+            navbar,
+            dcc.Interval(id="build-poll", interval=STATUS_POLL_MS),
+            dcc.Location(id="build-reload", refresh=True),
+            dcc.Store(id="build-seen"),
+            dbc.Container(dash.page_container, fluid=True, className="pb-5"),
+        ]
+    )
 
 
 @dash.callback(

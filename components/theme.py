@@ -18,6 +18,9 @@ CATEGORY_COLORS = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4
 DIVERGING = "RdBu_r"
 SEQUENTIAL = "Viridis"
 
+#: The one `config` of every dcc.Graph: no Plotly logo; the camera button saves a PNG at twice the size.
+GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+
 
 def region_color(region: str) -> str:
     return REGION_COLORS.get(region, OTHER_COLOR)
@@ -35,8 +38,16 @@ def base_layout(fig: go.Figure, *, title: str | None = None, height: int | None 
     layout["margin"] = {"l": 60, "r": 20, "t": 40 + 20 * len(lines) if title else 20, "b": 50}
     layout["font"] = {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 13}
     if title:
-        layout["title"] = {"text": "<br>".join(lines), "x": 0.01, "xanchor": "left", "y": 1, "yanchor": "top",
-                           "yref": "container", "pad": {"t": 30}, "font": {"size": 15}}
+        layout["title"] = {
+            "text": "<br>".join(lines),
+            "x": 0.01,
+            "xanchor": "left",
+            "y": 1,
+            "yanchor": "top",
+            "yref": "container",
+            "pad": {"t": 30},
+            "font": {"size": 15},
+        }
     if height:
         layout["height"] = height
     return fig
@@ -59,8 +70,15 @@ def wrap_text(text: str, width: int) -> list[str]:
 def empty_figure(message: str, height: int = 300) -> go.Figure:
     """A blank figure that says why it is blank (wrapped, so a long command stays readable)."""
     fig = go.Figure()
-    fig.add_annotation(text="<br>".join(wrap_text(message, 60)), showarrow=False, font={"size": 14, "color": "#555"},
-                       xref="paper", yref="paper", x=0.5, y=0.5)
+    fig.add_annotation(
+        text="<br>".join(wrap_text(message, 60)),
+        showarrow=False,
+        font={"size": 14, "color": "#555"},
+        xref="paper",
+        yref="paper",
+        x=0.5,
+        y=0.5,
+    )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return base_layout(fig, height=height)

@@ -46,7 +46,7 @@ access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss'
 
 def post_worker_init(worker) -> None:
     """Make sure access control is on in every worker, whether or not app.py installs it (idempotent)."""
-    from backend.auth import install_auth
     from backend.config import get_settings
+    from routes import install_auth
 
     install_auth(worker.wsgi, get_settings())

@@ -7,6 +7,8 @@ from urllib.parse import parse_qs
 
 import pytest
 
+from tests.callbacks.tree import find, text
+
 
 @pytest.fixture
 def page(app_env):
@@ -16,8 +18,11 @@ def page(app_env):
 
 def test_layout_restores_state_from_query(page):
     layout = page.layout(dataset="mini", category="Cars", region="IT", site="IT-005", page="1")
-    text = str(layout)
-    assert "'value': 'Cars'" in text and "'value': 'IT-005'" in text and "'value': 'IT'" in text
+    assert find(layout, "dataset-category").value == "Cars"
+    assert find(layout, "dataset-site").value == "IT-005"
+    assert find(layout, "dataset-region").value == "IT"
+    assert find(layout, "dataset-page").active_page == 1
+    assert [o["value"] for o in find(layout, "dataset-object").options] == [page.ALL_VALUE, "cars0", "cars1"]
 
 
 @pytest.mark.parametrize(
@@ -34,7 +39,7 @@ def test_layout_restores_state_from_query(page):
 def test_bad_url_parameters_give_a_friendly_message(page, params, message):
     layout = page.layout(**params)
     assert layout.id == "friendly-error"
-    assert message in str(layout)
+    assert message in text(layout)
 
 
 def test_gallery_filters_and_pages(page):
@@ -55,8 +60,13 @@ def test_object_options_follow_the_category(page):
 
 def test_url_query_carries_the_filters(page):
     query = page.update_url("mini", "Cars", "cars1", 1, "IT", "IT-005")
-    assert parse_qs(query.lstrip("?")) == {"dataset": ["mini"], "category": ["Cars"], "object": ["cars1"],
-                                           "region": ["IT"], "site": ["IT-005"]}
+    assert parse_qs(query.lstrip("?")) == {
+        "dataset": ["mini"],
+        "category": ["Cars"],
+        "object": ["cars1"],
+        "region": ["IT"],
+        "site": ["IT-005"],
+    }
     assert "category" not in page.update_url("mini", page.ALL_VALUE, page.ALL_VALUE, 1, "V4", None)
 
 

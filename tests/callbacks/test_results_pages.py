@@ -8,6 +8,8 @@ import itertools
 import numpy as np
 import pytest
 
+from backend.commands import run_command
+from tests.callbacks.tree import find, of_type, text, walk
 from tests.factories import TOY_LAYERS, mini_tables, toy_activations
 
 
@@ -18,8 +20,12 @@ def page(name):
 
 @pytest.mark.parametrize("name", ["sites", "layers", "runnerups", "featuremaps"])
 def test_pages_without_matches_say_which_command_to_run(app_env, name):
+    import dash
+
     layout = page(name).layout(dataset="mini")
-    assert "not computed yet" in str(layout) and "python -m precompute run --dataset mini" in str(layout)
+    assert "Matching on mini not computed yet" in text(layout)
+    assert [c.children for c in of_type(layout, dash.html.Code)] == [run_command("mini")]
+    assert run_command("mini") == "python -m precompute run --dataset mini --model efficientnet-lite0"
 
 
 @pytest.mark.parametrize(
@@ -38,8 +44,8 @@ def test_pages_without_matches_say_which_command_to_run(app_env, name):
 )
 def test_bad_parameters_get_a_friendly_message(results_env, name, params, message):
     layout = page(name).layout(dataset="mini", **params)
-    assert layout.id == "friendly-error", str(layout)[:300]
-    assert message in str(layout)
+    assert layout.id == "friendly-error", text(layout)[:300]
+    assert message in text(layout)
 
 
 def test_site_scatter_shows_the_site_against_its_unit(results_env):
@@ -55,7 +61,15 @@ def test_site_scatter_shows_the_site_against_its_unit(results_env):
     z = tables.responses[1]
     all_r = [np.corrcoef(z, acts[:, j])[0, 1] for j in range(acts.shape[1]) if acts[:, j].std() > 0]
     assert r == pytest.approx(max(all_r), abs=1e-5)
-    assert "top 8" in str(strips)
+    import dash
+
+    headings = [text(h) for h in of_type(strips, dash.html.H6)]
+    assert headings[0] == "V4-001: top 8" and headings[1].startswith("unit at rank 1: top 8")
+    assert [
+        len(of_type(strip, dash.html.Img))
+        for strip in of_type(strips, dash.html.Div)
+        if strip.className == "stimulus-strip"
+    ] == [8, 8]
 
 
 @pytest.mark.parametrize("rank", [0, 500, 2.5, -3, None, "x"])
@@ -65,7 +79,8 @@ def test_invalid_rank_says_the_range_and_shows_no_stale_unit(results_env, rank):
     sites = page("sites")
     fig, strips = sites.update_scatter("V4-001", rank, "mini", "toy", "V4")
     assert "from 1 to 10" in fig.layout.annotations[0].text
-    assert strips is not dash.no_update and "from 1 to 10" in str(strips) and "unit at rank" not in str(strips)
+    assert strips is not dash.no_update and "from 1 to 10" in text(strips) and "unit at rank" not in text(strips)
+    assert not of_type(strips, dash.html.Img)  # no stale unit's stimuli
     # the table drops its selected row and the field is marked invalid
     assert sites.rank_table_sync(False, [{"rank": 5}], rank, 10) == (dash.no_update, [], True)
     # the address keeps the last valid view rather than silently meaning rank 1
@@ -77,9 +92,12 @@ def test_valid_rank_selects_its_row_and_is_in_the_url(results_env):
 
     sites = page("sites")
     _, strips = sites.update_scatter("V4-001", 3.0, "mini", "toy", "V4")
-    assert "unit at rank 3" in str(strips)
+    assert text(of_type(strips, dash.html.H6)[1]).startswith("unit at rank 3: top 8")
     assert sites.rank_table_sync(False, [{"rank": 5}], 3, 10) == (
-        dash.no_update, {"function": "params.data.rank === 3"}, False)
+        dash.no_update,
+        {"function": "params.data.rank === 3"},
+        False,
+    )
     assert sites.rank_table_sync(False, [{"rank": 3}], 3, 10) == (dash.no_update, dash.no_update, False)
     assert sites.rank_table_sync(True, [{"rank": 4}], 3, 10) == (4, dash.no_update, False)
     assert "rank=3" in sites.update_url("V4-001", 3, "mini", "toy", "V4")
@@ -92,7 +110,11 @@ def test_site_panel_lists_top_units_and_stats(results_env):
     assert [row["rank"] for row in rows] == list(range(1, 11))
     assert all(a["r"] >= b["r"] for a, b in itertools.pairwise(rows))
     assert {row["layer"] for row in rows} <= {name for name, *_ in TOY_LAYERS}
-    assert "not computed" in str(stats)
+    values = {
+        text(label): text(value)
+        for label, value in ((c.children[0], c.children[1]) for c in walk(stats) if getattr(c, "xs", None) == 6)
+    }
+    assert values["held-out r"] == "not computed" and values["best r (in-sample)"] == f"{rows[0]['r']:.3f}"
 
 
 def test_layers_callback_counts_every_site_once(results_env):
@@ -111,7 +133,7 @@ def test_featuremaps_callback(results_env):
     r = brute_force_r(mini_tables().responses[:4], toy_activations(24))  # the 4 V4 sites
     _, c, h, w = TOY_LAYERS[0]
     for row in rows:
-        block = r[:, row["channel"] * h * w:(row["channel"] + 1) * h * w]
+        block = r[:, row["channel"] * h * w : (row["channel"] + 1) * h * w]
         assert row["best_r"] == pytest.approx(np.nanmax(block), abs=1e-5)
         assert row["sites_r>0.3"] == int((np.nanmax(block, axis=1) > 0.3).sum())
 
@@ -124,8 +146,8 @@ def test_runnerups_heatmap_has_every_site_and_rank(results_env):
 @pytest.mark.parametrize("name", ["layers", "runnerups"])
 def test_layers_and_runnerups_write_their_full_view_into_the_url(results_env, name):
     module = page(name)
-    layout = str(module.layout(dataset="mini"))
-    assert f"'type': 'url-query', 'page': '{name}'" in layout
+    layout = module.layout(dataset="mini")
+    find(layout, {"type": "url-query", "page": name})
     assert module.update_url("IT", "mini", "toy") == "?dataset=mini&model=toy&region=IT"
 
 
@@ -149,19 +171,23 @@ def test_region_change_keeps_controls_that_do_not_depend_on_the_region():
     assert navigation_query("region", "d", "m", "IT", 2, {"top": "all"}) == expected
     # the site is per region: it goes, the rest stays
     assert navigation_query("region", "d", "m", "IT", None, {"site": "V4-000", "top": "all"}) == (
-        "?dataset=d&model=m&region=IT&top=all")
+        "?dataset=d&model=m&region=IT&top=all"
+    )
 
 
 def test_overview_leaderboard_and_figures(results_env):
     overview = page("overview")
+    import dash_ag_grid as dag
+
     layout = overview.layout(dataset="mini")
-    assert "overview-leaderboard" in str(layout)
+    assert isinstance(find(layout, "overview-leaderboard"), dag.AgGrid)
     rows, regions, accuracy = overview.update_metric("neural_correlation", "mini")
     assert {row["model"] for row in rows} == {"toy", "toy2"}
     assert all(row["IT_ci"].startswith("[") for row in rows)
     selection, pls, comparisons = overview.update_model("toy", "mini")
     assert len(comparisons) == 2
-    assert "friendly-error" in str(overview.layout(dataset="mini", metric="heldout_split_half"))
+    error = find(overview.layout(dataset="mini", metric="heldout_split_half"), "friendly-error")
+    assert "unknown metric 'heldout_split_half'" in text(error)
 
 
 def test_overview_size_axis_is_in_the_url_and_restored_from_it(results_env):
@@ -169,23 +195,16 @@ def test_overview_size_axis_is_in_the_url_and_restored_from_it(results_env):
     query = overview.update_url("neural_correlation", "IT", "toy", "total_units", "mini")
     assert "size=total_units" in query
     layout = overview.layout(dataset="mini", metric="neural_correlation", size="total_units")
-    size_axis = [c for c in _walk(layout) if getattr(c, "id", None) == overview.ids("size-axis")]
-    assert [c.value for c in size_axis] == ["total_units"]
-    default = [c for c in _walk(overview.layout(dataset="mini")) if getattr(c, "id", None) == overview.ids("size-axis")]
-    assert [c.value for c in default] == ["parameters"]
-    assert "size must be one of" in str(overview.layout(dataset="mini", size="bogus"))
-
-
-def _walk(component):
-    yield component
-    children = getattr(component, "children", None)
-    for child in children if isinstance(children, list | tuple) else [children]:
-        if hasattr(child, "to_plotly_json"):
-            yield from _walk(child)
+    assert find(layout, overview.ids("size-axis")).value == "total_units"
+    assert find(overview.layout(dataset="mini"), overview.ids("size-axis")).value == "parameters"
+    assert "size must be one of" in text(find(overview.layout(dataset="mini", size="bogus"), "friendly-error"))
 
 
 def test_overview_without_scores_says_what_to_run(app_env):
-    assert "python -m precompute run --dataset mini" in str(page("overview").layout(dataset="mini"))
+    import dash
+
+    codes = [c.children for c in of_type(page("overview").layout(dataset="mini"), dash.html.Code)]
+    assert run_command("mini") in codes
 
 
 def test_compare_page_plots_both_models_for_the_site(results_env):
@@ -195,8 +214,12 @@ def test_compare_page_plots_both_models_for_the_site(results_env):
     assert a.layout.yaxis.title.text.startswith("toy<br>") and b.layout.yaxis.title.text.startswith("toy2<br>")
     assert "b=toy2" in query and "site=IT-005" in query
     # the two models' scatters share one scale, wide enough for every point of both
-    assert tuple(a.layout.xaxis.range) == tuple(b.layout.xaxis.range) == tuple(a.layout.yaxis.range) \
+    assert (
+        tuple(a.layout.xaxis.range)
+        == tuple(b.layout.xaxis.range)
+        == tuple(a.layout.yaxis.range)
         == tuple(b.layout.yaxis.range)
+    )
     lim = a.layout.xaxis.range[1]
     points = np.concatenate([np.abs(np.concatenate([t.x, t.y])) for f in (a, b) for t in f.data if t.mode == "markers"])
     assert points.max() <= lim and points.max() == pytest.approx(lim / 1.05)
@@ -204,8 +227,10 @@ def test_compare_page_plots_both_models_for_the_site(results_env):
     best = {m: page("compare").data.site_matches("mini", m, "IT-005").iloc[0] for m in ("toy", "toy2")}
     for link, m in ((unit_a, "toy"), (unit_b, "toy2")):
         row = best[m]
-        assert link.href == (f"/unit?dataset=mini&model={m}&region=IT&layer_idx={row.layer_idx}&channel={row.channel}"
-                             f"&y={row.y}&x={row.x}&site=IT-005")
+        assert link.href == (
+            f"/unit?dataset=mini&model={m}&region=IT&layer_idx={row.layer_idx}&channel={row.channel}"
+            f"&y={row.y}&x={row.x}&site=IT-005"
+        )
     assert compare.layout(dataset="mini", b="nope").id == "friendly-error"
 
 
@@ -228,9 +253,12 @@ def test_notes_from_analyses_are_shown_where_their_results_would_be(results_env)
         results_env.record(con, NOTES_KEY, "receptive_fields:mini:toy", "toy is a random control")
         results_env.record(con, NOTES_KEY, "receptive_fields:mini:other", None)
         results_env.record(con, NOTES_KEY, "receptive_fields:elsewhere:toy", "not this dataset")
-    layout = str(page("controls").layout(dataset="mini"))
-    assert "layer 0 has a single feature map" in layout and "random control" not in layout
+    import dash
+
+    layout = page("controls").layout(dataset="mini")
+    notes = [text(item) for item in of_type(layout, dash.html.Li) if "toy:" in text(item)]
+    assert notes == ["toy: layer 0 has a single feature map"]
     *_, note = page("sites").update_site("IT-005", "mini", "toy", "IT")
-    assert "toy is a random control" in str(note) and "not this dataset" not in str(note)
+    assert [text(item) for item in of_type(note, dash.html.Li)] == ["toy is a random control"]
     *_, none = page("sites").update_site("IT-005", "mini", "other", "IT")
     assert none is None

@@ -13,7 +13,7 @@ def shell():
 def test_missing_database_says_building(tmp_path, monkeypatch):
     monkeypatch.setenv("UNITSCOPE_DB", str(tmp_path / "none.duckdb"))
     badge, seen, _ = shell().update_build_status(1, None, "/dataset")
-    assert "no database yet" in str(badge) and seen == "missing"
+    assert badge.children == "no database yet: building…" and seen == "missing"
 
 
 def test_first_publish_reloads_and_later_publish_offers_reload(app_env):
@@ -21,7 +21,8 @@ def test_first_publish_reloads_and_later_publish_offers_reload(app_env):
     _, seen, href = mod.update_build_status(1, "missing", "/dataset?x=1")
     assert href == "/dataset?x=1" and seen != "missing"
     badge, same, _ = mod.update_build_status(2, seen, "/dataset?x=1")
-    assert same == seen and seen[:8] in str(badge)
+    assert same == seen and badge.children == f"build {seen[:8]}" and badge.title == f"build id {seen}"
     app_env.publish()
     badge, kept, _ = mod.update_build_status(3, seen, "/dataset?x=1")
-    assert "new results published" in str(badge) and kept == seen
+    assert badge.id == "reload-link" and badge.href == "/dataset?x=1" and kept == seen
+    assert badge.children.children == "new results published: reload"

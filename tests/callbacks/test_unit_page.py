@@ -6,10 +6,12 @@ from __future__ import annotations
 import importlib
 import io
 
+import dash
 import numpy as np
 import pandas as pd
 import pytest
 
+from tests.callbacks.tree import find, of_type, text
 from tests.factories import TOY_LAYERS, brute_force_r, mini_tables, toy_activations
 
 TOP_K, LAYER_K = 10, 5  # what write_toy_results stores
@@ -58,7 +60,8 @@ def test_without_a_unit_the_region_best_matched_unit_is_shown(results_env):
     layout = unit_page().layout(dataset="mini", model="toy", region="IT")
     unit = store_of(layout)
     assert flat(unit["layer_idx"], unit["channel"], unit["y"], unit["x"], offsets) == best_unit
-    assert "toy" in str(layout) and "(#" in str(layout)
+    identity = text(find(layout, "unit-identity"))
+    assert identity.startswith("model toy layer") and f"(#{unit['layer_idx']})" in identity
 
 
 @pytest.mark.parametrize("site_index", [0, 3, 6])
@@ -103,18 +106,29 @@ def test_scatter_is_the_site_against_the_unit(results_env):
     s = sites.index(site)
     assert np.corrcoef(x, y)[0, 1] == pytest.approx(r[s, unit_flat], abs=1e-5)
     assert f"r = {r[s, unit_flat]:.3f}" in fig.layout.title.text
-    assert query == (f"?dataset=mini&model=toy&region={region}&layer_idx={unit['layer_idx']}&channel={unit['channel']}"
-                     f"&y={unit['y']}&x={unit['x']}&site={site}")
+    assert query == (
+        f"?dataset=mini&model=toy&region={region}&layer_idx={unit['layer_idx']}&channel={unit['channel']}"
+        f"&y={unit['y']}&x={unit['x']}&site={site}"
+    )
     # a unit whose activations were not gathered: the scatter and the categories say so
-    gathered = set(map(tuple, page.data.database().query(
-        "SELECT layer_idx, channel, y, x FROM unit_activations WHERE model = 'toy'").to_numpy().tolist()))
-    missing = next((0, c, y_, x_) for c in range(4) for y_ in range(3) for x_ in range(3)
-                   if (0, c, y_, x_) not in gathered)
+    gathered = set(
+        map(
+            tuple,
+            page.data.database()
+            .query("SELECT layer_idx, channel, y, x FROM unit_activations WHERE model = 'toy'")
+            .to_numpy()
+            .tolist(),
+        )
+    )
+    missing = next(
+        (0, c, y_, x_) for c in range(4) for y_ in range(3) for x_ in range(3) if (0, c, y_, x_) not in gathered
+    )
     missing_unit = dict(zip(("layer_idx", "channel", "y", "x"), missing, strict=True))
     fig, _ = page.update_scatter(None, missing_unit, "mini", "toy", "V4")
     assert "not gathered" in fig.layout.annotations[0].text
     _, categories, top, rf = page.update_unit(missing_unit, "mini", "toy", "V4")
-    assert "not gathered" in categories.layout.annotations[0].text and "not gathered" in str(top)
+    assert "not gathered" in categories.layout.annotations[0].text and "not gathered" in text(top)
+    assert not of_type(top, dash.html.Img)
     message = rf.layout.annotations[0].text.replace("<br>", " ")
     assert "python -m precompute rf --dataset mini --model toy --unit" in message
 
@@ -130,7 +144,7 @@ def test_categories_and_top_stimuli_follow_the_activations(results_env):
         if trace.type == "box":
             expected = acts[(stimuli["category"] == trace.name).to_numpy()]
             assert np.allclose(np.sort(trace.y), np.sort(expected), atol=1e-5)
-    top_ids = stimuli["stimulus_id"].to_numpy()[np.argsort(-acts, kind="stable")[:page.N_TOP_STIMULI]]
+    top_ids = stimuli["stimulus_id"].to_numpy()[np.argsort(-acts, kind="stable")[: page.N_TOP_STIMULI]]
     assert [f"/stimulus/mini/{s}.png" for s in top_ids] == [img.src for img in _images(top)]
 
 
@@ -171,11 +185,11 @@ def test_bad_parameters_are_friendly_and_never_reach_sql(results_env, monkeypatc
 
     monkeypatch.setattr(Database, "query", spy)
     layout = page.layout(**{"dataset": "mini", "model": "toy", **params})
-    assert layout.id == "friendly-error", str(layout)[:300]
-    assert message in str(layout)
+    assert layout.id == "friendly-error", text(layout)[:300]
+    assert message in text(layout)
     bad = [v for k, v in params.items() if k != "model" and not v.lstrip("-").isdigit()]
-    for text in bad:
-        assert not any(text in q for q in seen), f"{text!r} reached SQL"
+    for value in bad:
+        assert not any(value in q for q in seen), f"{value!r} reached SQL"
     assert not any("unit_activations" in q or "receptive_fields" in q for q in seen)
 
 
@@ -194,22 +208,33 @@ def test_other_pages_link_to_the_unit(results_env):
     sites = importlib.import_module("pages.sites")
     rows, *_ = sites.update_site("IT-005", "mini", "toy", "IT")
     row = rows[0]
-    assert row["unit"] == (f"[open](/unit?dataset=mini&model=toy&region=IT&layer_idx={row['layer_idx']}"
-                           f"&channel={row['channel']}&y={row['y']}&x={row['x']}&site=IT-005)")
+    assert row["unit"] == (
+        f"[open](/unit?dataset=mini&model=toy&region=IT&layer_idx={row['layer_idx']}"
+        f"&channel={row['channel']}&y={row['y']}&x={row['x']}&site=IT-005)"
+    )
     _, strips = sites.update_scatter("IT-005", 1, "mini", "toy", "IT")
-    assert "/unit?dataset=mini&model=toy&region=IT&layer_idx=" in str(strips)
+    assert [link.href for link in of_type(strips, dash.dcc.Link)] == [
+        f"/unit?dataset=mini&model=toy&region=IT&layer_idx={row['layer_idx']}&channel={row['channel']}"
+        f"&y={row['y']}&x={row['x']}&site=IT-005"
+    ]
     fm = importlib.import_module("pages.featuremaps")
     _, _, _, rows, cols = fm.update_featuremaps("1", "mini", "toy", "V4", 0)
     assert any(c["field"] == "unit" for c in cols)
     linked = [row for row in rows if row.get("unit")]
-    assert linked and all(f"layer_idx=0&channel={row['channel']}&y={row['best_y']}&x={row['best_x']}"
-                          f"&site={row['best_site']}" in row["unit"] for row in linked)
+    assert linked and all(
+        f"layer_idx=0&channel={row['channel']}&y={row['best_y']}&x={row['best_x']}"
+        f"&site={row['best_site']}" in row["unit"]
+        for row in linked
+    )
     ru = importlib.import_module("pages.runnerups")
     out = ru.open_clicked({"points": [{"curveNumber": 0, "customdata": "IT-005", "x": 2}]}, "mini", "toy", "IT")
-    top = sites.data.site_matches("mini", "toy", "IT-005")
+    top = importlib.import_module("backend.data").site_matches("mini", "toy", "IT-005")
     second = top[top["rank"] == 2].iloc[0]
-    assert (f"/unit?dataset=mini&model=toy&region=IT&layer_idx={second.layer_idx}&channel={second.channel}"
-            f"&y={second.y}&x={second.x}&site=IT-005") in str(out)
+    assert [link.href for link in of_type(out, dash.dcc.Link)] == [
+        f"/unit?dataset=mini&model=toy&region=IT&layer_idx={second.layer_idx}&channel={second.channel}"
+        f"&y={second.y}&x={second.x}&site=IT-005",
+        "/sites?dataset=mini&model=toy&region=IT&site=IT-005&rank=2",
+    ]
 
 
 @pytest.fixture
@@ -236,8 +261,10 @@ def test_unit_exports(client, name):
 def test_unit_scatter_export_matches_the_page(client):
     page = unit_page()
     unit = store_of(page.layout(dataset="mini", model="toy", region="IT"))
-    resp = client.get("/export/unit-scatter.csv", query_string={"dataset": "mini", "model": "toy", "region": "IT",
-                                                                **{k: str(v) for k, v in unit.items()}})
+    resp = client.get(
+        "/export/unit-scatter.csv",
+        query_string={"dataset": "mini", "model": "toy", "region": "IT", **{k: str(v) for k, v in unit.items()}},
+    )
     frame = pd.read_csv(io.StringIO(resp.data.decode()))
     assert {"stimulus_id", "category", "neural", "unit"} <= set(frame.columns) and len(frame) == 24
     fig, _ = page.update_scatter(None, unit, "mini", "toy", "IT")

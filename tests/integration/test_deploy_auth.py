@@ -1,4 +1,4 @@
-"""Access control (backend/auth.py) on a plain Flask server: header parsing, every route, /health open."""
+"""Access control (backend/auth.py, installed by routes.py) on a plain Flask server: every route, /health open."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import dataclasses
 import pytest
 from flask import Flask
 
-from backend.auth import AuthConfigError, install_auth, is_authorized, parse_basic, parse_bearer
+from backend.auth import AuthConfigError, is_authorized, parse_basic, parse_bearer
 from backend.config import Settings
+from routes import install_auth
 
 
 def _basic(user: str, password: str) -> str:
@@ -66,8 +67,17 @@ def test_every_route_but_health_is_covered(monkeypatch):
     assert install_auth(server, _settings(monkeypatch, "lab", "s3cret", token="tok-123"))
     assert install_auth(server, _settings(monkeypatch)) is True  # idempotent: the first call's settings stay
     client = server.test_client()
-    paths = ["/", "/_dash-layout", "/export/sites-scatter.csv?dataset=x", "/stimulus/d/s.png", "/assets/app.css",
-             "/no-such-route", "/health/", "//health", "/HEALTH"]
+    paths = [
+        "/",
+        "/_dash-layout",
+        "/export/sites-scatter.csv?dataset=x",
+        "/stimulus/d/s.png",
+        "/assets/app.css",
+        "/no-such-route",
+        "/health/",
+        "//health",
+        "/HEALTH",
+    ]
     for path in paths:
         for method in ("GET", "POST"):
             resp = client.open(path, method=method)

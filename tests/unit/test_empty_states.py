@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from backend.data import analyze_command
+from backend.commands import analyze_command
 from components.figures import controls, decoding, overview
 from components.figures.sites import make_unit_rf_figure
 
@@ -16,17 +16,20 @@ def _message(fig) -> str:
 
 def test_analyze_command_names_dataset_model_and_analysis():
     assert analyze_command("hvm", "lite0", "rotations") == (
-        "python -m precompute analyze --dataset hvm --model lite0 --only rotations")
+        "python -m precompute analyze --dataset hvm --model lite0 --only rotations"
+    )
     assert analyze_command("hvm", None, "model_comparison") == (
-        "python -m precompute analyze --dataset hvm --only model_comparison")
+        "python -m precompute analyze --dataset hvm --only model_comparison"
+    )
 
 
 def test_not_computed_figures_give_the_full_command():
     cmd = analyze_command("hvm", "lite0", "decoding")
     runs = pd.DataFrame(columns=["region", "train_population", "test_population", "variant", "accuracy", "chance"])
     assert cmd in _message(decoding.make_decoding_figure(runs, region="V4", variant="in_sample", command=cmd))
-    conf = pd.DataFrame(columns=["train_population", "test_population", "variant", "true_category",
-                                 "predicted_category", "fraction"])
+    conf = pd.DataFrame(
+        columns=["train_population", "test_population", "variant", "true_category", "predicted_category", "fraction"]
+    )
     fig = decoding.make_confusion_figure(conf, train="neural", test="neural", variant="in_sample", command=cmd)
     assert cmd in _message(fig)
     rot = pd.DataFrame(columns=["model", "region", "basis", "run", "value"])
@@ -38,12 +41,28 @@ def test_not_computed_figures_give_the_full_command():
 
 
 def test_decoding_computed_elsewhere_says_what_is_there_not_that_nothing_is():
-    runs = pd.DataFrame({"region": "IT", "train_population": "matched", "test_population": "matched",
-                         "variant": "heldout", "accuracy": [0.5], "chance": 0.125})
+    runs = pd.DataFrame(
+        {
+            "region": "IT",
+            "train_population": "matched",
+            "test_population": "matched",
+            "variant": "heldout",
+            "accuracy": [0.5],
+            "chance": 0.125,
+        }
+    )
     text = _message(decoding.make_decoding_figure(runs, region="V4", variant="in_sample", command="x"))
     assert "not computed for V4" in text and "computed: IT heldout" in text
-    conf = pd.DataFrame({"train_population": "neural", "test_population": "neural", "variant": "heldout",
-                         "true_category": ["a"], "predicted_category": ["a"], "fraction": [1.0]})
+    conf = pd.DataFrame(
+        {
+            "train_population": "neural",
+            "test_population": "neural",
+            "variant": "heldout",
+            "true_category": ["a"],
+            "predicted_category": ["a"],
+            "fraction": [1.0],
+        }
+    )
     text = _message(decoding.make_confusion_figure(conf, train="matched", test="neural", variant="heldout"))
     assert "No confusion matrix for" in text and "held" in text
 

@@ -1,0 +1,12 @@
+"""The Dataset page's entry in Dash's page registry (Dash imports every pages/ file that registers a page)."""
+
+from __future__ import annotations
+
+import dash
+
+from pages.dataset.layout import layout
+
+# registered under the package's name, so the registry's key and the URL are what they were as a module
+dash.register_page(
+    "pages.dataset", path="/dataset", name="Dataset", order=1, title="Unitscope · Dataset", layout=layout
+)
