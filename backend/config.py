@@ -31,6 +31,11 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"{name}={raw!r} is not an integer") from None
 
 
+def _env_path(name: str) -> Path | None:
+    raw = os.environ.get(name, "").strip()
+    return Path(raw).expanduser() if raw else None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable, with the environment variable that sets it.
@@ -47,6 +52,15 @@ class Settings:
     auth_user, auth_password  UNITSCOPE_AUTH_USER/PASSWORD  HTTP basic auth on every route but /health
                                       (both or neither; default: off)
     auth_token  UNITSCOPE_AUTH_TOKEN  accept `Authorization: Bearer <token>` (scripts; default: off)
+
+    The offline job (python -m precompute):
+    memory_gb       UNITSCOPE_MEMORY_GB        matching memory budget in GiB (default: half of this machine's RAM)
+    engine_lock     UNITSCOPE_ENGINE_LOCK      lock file matching jobs on the default budget share (default:
+                                               <temp dir>/unitscope-engine.lock)
+    dask_scheduler  UNITSCOPE_DASK_SCHEDULER   `batch --executor dask` scheduler address (default: a local cluster)
+    results_dir     UNITSCOPE_RESULTS_DIR      folder shared with Dask workers (default: beside the database)
+    worker_results, worker_data  UNITSCOPE_WORKER_RESULTS/DATA  on a worker: where it sees the results folder
+                                               and the data folder, when mounted elsewhere than on the coordinator
     """
 
     data_dir: Path
@@ -62,6 +76,12 @@ class Settings:
     auth_user: str
     auth_password: str
     auth_token: str
+    memory_gb: str = ""
+    engine_lock: Path | None = None
+    dask_scheduler: str = ""
+    results_dir: Path | None = None
+    worker_results: str = ""
+    worker_data: str = ""
 
     @property
     def models_dir(self) -> Path:
@@ -97,6 +117,12 @@ class Settings:
             auth_user=os.environ.get("UNITSCOPE_AUTH_USER", ""),
             auth_password=os.environ.get("UNITSCOPE_AUTH_PASSWORD", ""),
             auth_token=os.environ.get("UNITSCOPE_AUTH_TOKEN", ""),
+            memory_gb=os.environ.get("UNITSCOPE_MEMORY_GB", "").strip(),
+            engine_lock=_env_path("UNITSCOPE_ENGINE_LOCK"),
+            dask_scheduler=os.environ.get("UNITSCOPE_DASK_SCHEDULER", "").strip(),
+            results_dir=_env_path("UNITSCOPE_RESULTS_DIR"),
+            worker_results=os.environ.get("UNITSCOPE_WORKER_RESULTS", ""),
+            worker_data=os.environ.get("UNITSCOPE_WORKER_DATA", ""),
         )
 
 

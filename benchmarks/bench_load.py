@@ -28,7 +28,7 @@ def toy_database(folder: Path) -> Path:
     """The tests' miniature build: one dataset (9 sites, 24 stimuli), two toy models, scores."""
     from precompute.core.store import Store
     from precompute.datasets.writer import write_dataset
-    from tests.factories import mini_tables, write_toy_results, write_toy_scores
+    from tests.support.factories import mini_tables, write_toy_results, write_toy_scores
 
     store = Store(folder / "unitscope.duckdb")
     write_dataset(store, "mini", mini_tables())

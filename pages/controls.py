@@ -144,13 +144,11 @@ def layout(dataset=None, region=None, **_ignored):
     )
 
 
-DEMO_CONTROLS = ("pixels", "random-efficientnet-lite0", "untrained-efficientnet-lite0")
-
-
 def missing_controls_note(dataset: str):
-    """Say which of the demo's controls have no scores yet, and the command that adds them."""
+    """Say which of the stored control models have no scores on the dataset yet, and the command that adds them."""
     scored = set(data.scores(dataset)["model"])
-    missing = [m for m in DEMO_CONTROLS if m not in scored]
+    stored = data.models()
+    missing = [m for m in stored.loc[stored["kind"] == "control", "model"] if m not in scored]
     if not missing:
         return None
     return html.Small(

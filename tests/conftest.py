@@ -22,7 +22,7 @@ import pytest
 
 from precompute.core.store import Store
 from precompute.datasets.writer import write_dataset
-from tests.factories import mini_tables
+from tests.support.factories import mini_tables
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def store(tmp_path: Path) -> Store:
 @pytest.fixture(scope="session")
 def _templates(tmp_path_factory) -> dict[str, Path]:
     """Miniature databases built once per session with the real writer; tests get fresh copies."""
-    from tests.factories import write_toy_results, write_toy_scores
+    from tests.support.factories import write_toy_results, write_toy_scores
 
     mini = Store(tmp_path_factory.mktemp("template-mini") / "unitscope.duckdb")
     write_dataset(mini, "mini", mini_tables())

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from backend.config import get_settings
 from precompute.analyses.registry import get_analyses
 from precompute.cluster import results
 from precompute.cluster.ingest import discard, ingest
@@ -117,8 +118,7 @@ def _clock(seconds: float) -> str:
 
 
 def default_results_dir(store: Store) -> Path:
-    env = os.environ.get("UNITSCOPE_RESULTS_DIR")
-    return Path(env) if env else store.served_path.parent / RESULTS_DIR_NAME
+    return get_settings().results_dir or store.served_path.parent / RESULTS_DIR_NAME
 
 
 def run_tasks(tasks: Sequence[Task], store: Store, *, executor: str = "local", scheduler: str | None = None,

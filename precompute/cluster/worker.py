@@ -24,6 +24,7 @@ from pathlib import Path
 import duckdb
 
 from backend import schema
+from backend.config import get_settings
 from precompute.analyses.registry import get_analyses
 from precompute.cluster import results
 from precompute.cluster.snapshot import load_snapshot
@@ -48,8 +49,9 @@ class PrivateStore(Store):
         """Nothing to recover: the private file is new for each task and nothing is published from it."""
 
 
-def shared_folder(spec_path: str, env: str) -> Path:
-    return Path(os.environ.get(env) or spec_path)
+def shared_folder(spec_path: str, local: str) -> Path:
+    """A folder the coordinator named (`spec_path`), or where this worker mounts it (`local`, from Settings)."""
+    return Path(local or spec_path)
 
 
 def _link(private_dir: Path, data_dir: Path, name: str) -> None:
@@ -119,8 +121,8 @@ def _scratch() -> Path:
 def execute_task(spec: dict) -> dict:
     """Run the task `spec` (made by the coordinator) and write its result; return where and how long."""
     t0 = time.perf_counter()
-    results_dir = shared_folder(spec["results_dir"], "UNITSCOPE_WORKER_RESULTS")
-    data_dir = shared_folder(spec["data_dir"], "UNITSCOPE_WORKER_DATA")
+    results_dir = shared_folder(spec["results_dir"], get_settings().worker_results)
+    data_dir = shared_folder(spec["data_dir"], get_settings().worker_data)
     attempt = results.new_attempt(results_dir, spec["slug"])
     private_dir = Path(tempfile.mkdtemp(prefix="unitscope-task-", dir=_scratch()))
     dataset, models = spec["dataset"], list(spec["models"])

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import difflib
 import logging
-import os
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from backend.config import get_settings
 from precompute.analyses.registry import DEFAULT_SEED, PROTOCOLS
 from precompute.cluster.executor import run_tasks
 from precompute.cluster.tasks import build_tasks
@@ -394,7 +394,7 @@ def execute_batch(batch: Batch, store: Store, *, executor: str | None = None, sc
     Options given here (the command line) win over the batch file's; the scheduler defaults to
     $UNITSCOPE_DASK_SCHEDULER. `client` (a distributed.Client) is for callers that hold one already."""
     executor = executor or batch.executor or "local"
-    scheduler = scheduler or batch.scheduler or (os.environ.get("UNITSCOPE_DASK_SCHEDULER") if executor == "dask"
+    scheduler = scheduler or batch.scheduler or (get_settings().dask_scheduler or None if executor == "dask"
                                                  else None)
     results = results_dir or (Path(batch.results_dir) if batch.results_dir else None)
     with store.locked():

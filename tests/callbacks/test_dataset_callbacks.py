@@ -7,7 +7,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from tests.callbacks.tree import find, text
+from tests.support.tree import find, text
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import json
 import dash
 import dash_bootstrap_components
 
-from tests.callbacks.tree import of_type as _of_type
+from tests.support.tree import of_type as _of_type
 
 
 def page():

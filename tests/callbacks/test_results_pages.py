@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from backend.commands import run_command
-from tests.callbacks.tree import find, of_type, text, walk
-from tests.factories import TOY_LAYERS, mini_tables, toy_activations
+from tests.support.factories import TOY_LAYERS, mini_tables, toy_activations
+from tests.support.tree import find, of_type, text, walk
 
 
 def page(name):
@@ -128,7 +128,7 @@ def test_featuremaps_callback(results_env):
     counts, positions, validated, rows, cols = page("featuremaps").update_featuremaps("1", "mini", "toy", "V4", 0)
     assert sum(counts.data[0].y) == 4
     assert len(rows) == TOY_LAYERS[0][1]  # one row per feature map
-    from tests.factories import brute_force_r
+    from tests.support.factories import brute_force_r
 
     r = brute_force_r(mini_tables().responses[:4], toy_activations(24))  # the 4 V4 sites
     _, c, h, w = TOY_LAYERS[0]

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.callbacks.tree import find, of_type, text
-from tests.factories import TOY_LAYERS, brute_force_r, mini_tables, toy_activations
+from tests.support.factories import TOY_LAYERS, brute_force_r, mini_tables, toy_activations
+from tests.support.tree import find, of_type, text
 
 TOP_K, LAYER_K = 10, 5  # what write_toy_results stores
 

@@ -29,7 +29,7 @@ from precompute.cluster.worker import execute_task
 from precompute.core.store import Store
 from precompute.datasets.writer import write_dataset
 from precompute.jobs.batch import execute_batch, load_batch
-from tests.factories import mini_tables
+from tests.support.factories import mini_tables
 from tests.unit.test_match_onnx import tiny_onnx
 
 distributed = pytest.importorskip("distributed")

@@ -9,7 +9,7 @@ import pandas as pd
 from precompute.analyses.common import derived_seed, replace_rows
 from precompute.models.base import LayerInfo
 from precompute.statistics.scores import best_layers
-from tests.factories import TOY_LAYERS, toy_activations
+from tests.support.factories import TOY_LAYERS, toy_activations
 
 
 class ArraySource:

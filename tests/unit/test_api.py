@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from backend.api import open_database
-from tests.factories import mini_tables, toy_activations
+from tests.support.factories import mini_tables, toy_activations
 
 
 def test_notebook_api_round_trips_data(results_env):

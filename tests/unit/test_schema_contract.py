@@ -10,7 +10,7 @@ import numpy as np
 from backend import queries, schema
 from backend.db import Database
 from precompute.core.store import Store
-from tests.factories import mini_tables
+from tests.support.factories import mini_tables
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -23,7 +23,7 @@ from precompute.datasets.writer import write_dataset
 from precompute.jobs import demo
 from precompute.jobs.analyze import run_analyses
 from precompute.statistics.ceiling import LOW_RELIABILITY_THRESHOLD
-from tests.factories import TOY_LAYERS, mini_tables, toy_activations, write_toy_results
+from tests.support.factories import TOY_LAYERS, mini_tables, toy_activations, write_toy_results
 
 N_STIMULI = 60
 SIZES = [c * h * w for _, c, h, w in TOY_LAYERS]

@@ -14,7 +14,7 @@ def _cache_files(store) -> list:
 def test_a_new_pass_replaces_the_same_pairs_old_files_and_keeps_other_pairs(mini_db, monkeypatch):
     import precompute.statistics.streaming_pass as sp
     from precompute.jobs.analyze import run_analyses
-    from tests.factories import write_toy_results
+    from tests.support.factories import write_toy_results
     from tests.unit.test_stats_crossval import ToySource
 
     write_toy_results(mini_db, model="toy")

@@ -21,7 +21,7 @@ from precompute.datasets.writer import write_dataset
 from precompute.models.base import LayerInfo
 from precompute.statistics import cross_dataset
 from precompute.statistics.cross_dataset import cross_dataset_r, shared_site_ids
-from tests.factories import TOY_LAYERS, mini_tables, toy_activations
+from tests.support.factories import TOY_LAYERS, mini_tables, toy_activations
 
 N_A, N_B = 60, 40
 SIZES = [c * h * w for _, c, h, w in TOY_LAYERS]

@@ -161,11 +161,11 @@ def test_pass_result_round_trips_through_its_cache_file(planted, tmp_path):
 
 # ---------------------------------------------------------------------------------------------- analyses end to end
 class ToySource:
-    """tests.factories' toy model as an ActivationSource (activations looked up by stimulus id)."""
+    """tests.support.factories' toy model as an ActivationSource (activations looked up by stimulus id)."""
 
     def __init__(self, n_stim: int, seed: int = 0):
         from precompute.models.base import LayerInfo
-        from tests.factories import TOY_LAYERS, toy_activations
+        from tests.support.factories import TOY_LAYERS, toy_activations
 
         self.model = "toy"
         self.layers = [LayerInfo(i, n, c, h, w) for i, (n, c, h, w) in enumerate(TOY_LAYERS)]
@@ -197,7 +197,7 @@ def _toy_world(mini_db):
     brute-force match tables on it."""
     from precompute.analyses.context import AnalysisContext
     from precompute.datasets.writer import write_dataset
-    from tests.factories import mini_tables, toy_activations, write_toy_results
+    from tests.support.factories import mini_tables, toy_activations, write_toy_results
 
     tables = mini_tables(n_stimuli=80)
     write_dataset(mini_db, "mini", tables, replace=True)
@@ -294,7 +294,7 @@ def test_default_analyses_run_no_model_and_a_model_without_source_gets_no_pass_s
 def test_a_database_matched_before_held_out_selection_says_how_to_fix_it(mini_db):
     from precompute.core.errors import UserError
     from precompute.jobs.analyze import run_analyses
-    from tests.factories import write_toy_results
+    from tests.support.factories import write_toy_results
 
     write_toy_results(mini_db, model="toy")
     with mini_db.connect() as con:

@@ -16,7 +16,7 @@ from backend import schema
 from precompute.core.errors import UserError
 from precompute.core.store import Store, StoreBusyError, read_steps_done
 from precompute.datasets.writer import remove_dataset, write_dataset
-from tests.factories import mini_tables
+from tests.support.factories import mini_tables
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,7 +68,7 @@ def test_killed_step_leaves_served_file_readable_and_rerun_completes(mini_db: St
         sys.path.insert(0, {str(ROOT)!r})
         from precompute.core.store import Store
         from precompute.datasets.writer import write_dataset
-        from tests.factories import mini_tables
+        from tests.support.factories import mini_tables
         import precompute.datasets.writer as w
         original = w._insert
         def insert_then_die(con, table, frame):
