@@ -269,98 +269,118 @@ class DaskExecutor:
 
     # ------------------------------------------------------------------ the loop
     def run(self, tasks: Sequence[Task], store: Store) -> BatchReport:
-        from distributed import as_completed
-
-        out = BatchReport()
-        progress = Progress(len(tasks), self.report)
-        t0 = time.perf_counter()
-        self.results_dir.mkdir(parents=True, exist_ok=True)
-        waiting = list(tasks)
-        finished: dict[str, str] = {}  # task id -> state
-        running: dict[str, _Prepared] = {}
-        client, cluster, owned = None, None, False
-        ac = None  # made with the client: an empty as_completed() looks for one
-
-        def finish(o: TaskOutcome) -> None:
-            finished[o.task_id] = o.state
-            out.outcomes.append(o)
-            progress.update(o)
-
-        def launch() -> None:
-            nonlocal client, cluster, owned, ac
-            changed = True
-            while changed:
-                changed = False
-                for task in list(waiting):
-                    bad = [d for d in task.deps if finished.get(d) in ("failed", "blocked")]
-                    if bad:
-                        waiting.remove(task)
-                        finish(TaskOutcome(task.task_id, "blocked", error=f"{bad[0]} failed"))
-                        changed = True
-                        continue
-                    if any(d not in finished for d in task.deps):
-                        continue
-                    waiting.remove(task)
-                    changed = True
-                    if task.options:
-                        # It reads a second dataset, which a worker's snapshot (one dataset) does not hold.
-                        finish(self._run_on_coordinator(task, store))
-                        continue
-                    try:
-                        prep = self._prepare(task, store)
-                    except UserError as exc:
-                        finish(TaskOutcome(task.task_id, "failed", error=str(exc)))
-                        continue
-                    if prep.action == "skip":
-                        finish(TaskOutcome(task.task_id, "skipped", prepare_s=prep.prepare_s))
-                    elif prep.action == "recover":
-                        finish(self._ingest(store, prep, *prep.leftover, state="recovered"))
-                    else:
-                        if client is None:
-                            client, cluster, owned = self._connect()
-                            ac = as_completed()
-                            out.dashboard = _dashboard(client)
-                            self.report(f"Dask dashboard: {out.dashboard}" if out.dashboard else
-                                        "Dask dashboard: the scheduler serves none")
-                            self.report(f"Dask scheduler: {client.scheduler.address}, "
-                                        f"{len(client.scheduler_info().get('workers', {}))} worker(s)")
-                        # the database in the key: two databases on one cluster with the same inputs (two
-                        # labs, two test folders) must not get each other's result, which names a folder
-                        # in the other's results folder
-                        db = hashlib.sha256(str(store.served_path).encode()).hexdigest()[:8]
-                        key = f"unitscope-{task.task_id}-{prep.input_hash[:12]}-{db}"
-                        ac.add(client.submit(execute_task, prep.spec, key=key, retries=self.retries, pure=False))
-                        running[key] = prep
-
+        run = _DaskRun(self, tasks, store)
         try:
-            launch()
-            while running:
-                future = next(ac)
-                prep = running.pop(future.key)
-                try:
-                    info = future.result()
-                except Exception as exc:  # the task's error after its retries (or a worker that kept dying)
-                    log.error("task %s failed: %s", prep.task.task_id, exc)
-                    finish(TaskOutcome(prep.task.task_id, "failed", error=f"{type(exc).__name__}: {exc}"))
-                else:
-                    folder = self.results_dir / info["attempt"]
-                    manifest = results.read_complete(folder, input_hash=prep.input_hash, task_id=prep.task.task_id)
-                    if manifest is None:
-                        finish(TaskOutcome(prep.task.task_id, "failed", error=f"result {folder} is incomplete"))
-                    else:
-                        finish(self._ingest(store, prep, folder, manifest, "ran", info))
-                launch()
+            run.launch()
+            while run.running:
+                run.collect(next(run.ac))
+                run.launch()
         finally:
-            for prep in running.values():
-                log.warning("task %s was still running; its result file stays for the next run", prep.task.task_id)
-            if owned and client is not None:
-                client.close()
-            if cluster is not None:
-                cluster.close()
-        if not running and not waiting:
+            run.close()
+        if not run.running and not run.waiting:
             shutil.rmtree(self.results_dir / "snapshots", ignore_errors=True)
-        out.wall_s = time.perf_counter() - t0
-        return out
+        run.out.wall_s = time.perf_counter() - run.t0
+        return run.out
+
+
+class _DaskRun:
+    """One DaskExecutor.run: tasks wait until their dependencies finish, are prepared (skip, recover a result
+    left in the results folder, or submit), and each finished future is ingested as it arrives."""
+
+    def __init__(self, executor: DaskExecutor, tasks: Sequence[Task], store: Store):
+        self.executor, self.store = executor, store
+        self.out = BatchReport()
+        self.progress = Progress(len(tasks), executor.report)
+        self.t0 = time.perf_counter()
+        executor.results_dir.mkdir(parents=True, exist_ok=True)
+        self.waiting = list(tasks)
+        self.finished: dict[str, str] = {}  # task id -> state
+        self.running: dict[str, _Prepared] = {}
+        self.client, self.cluster, self.owned = None, None, False
+        self.ac = None  # made with the client: an empty as_completed() looks for one
+
+    def finish(self, o: TaskOutcome) -> None:
+        self.finished[o.task_id] = o.state
+        self.out.outcomes.append(o)
+        self.progress.update(o)
+
+    def launch(self) -> None:
+        """Start every task whose dependencies are done (block those whose dependencies failed)."""
+        changed = True
+        while changed:
+            changed = False
+            for task in list(self.waiting):
+                bad = [d for d in task.deps if self.finished.get(d) in ("failed", "blocked")]
+                if bad:
+                    self.waiting.remove(task)
+                    self.finish(TaskOutcome(task.task_id, "blocked", error=f"{bad[0]} failed"))
+                    changed = True
+                elif all(d in self.finished for d in task.deps):
+                    self.waiting.remove(task)
+                    changed = True
+                    self.start(task)
+
+    def start(self, task: Task) -> None:
+        executor, store = self.executor, self.store
+        if task.options:
+            # It reads a second dataset, which a worker's snapshot (one dataset) does not hold.
+            self.finish(executor._run_on_coordinator(task, store))
+            return
+        try:
+            prep = executor._prepare(task, store)
+        except UserError as exc:
+            self.finish(TaskOutcome(task.task_id, "failed", error=str(exc)))
+            return
+        if prep.action == "skip":
+            self.finish(TaskOutcome(task.task_id, "skipped", prepare_s=prep.prepare_s))
+        elif prep.action == "recover":
+            self.finish(executor._ingest(store, prep, *prep.leftover, state="recovered"))
+        else:
+            self.submit(prep)
+
+    def submit(self, prep: _Prepared) -> None:
+        from distributed import as_completed  # dask is needed only by the dask executor
+
+        if self.client is None:
+            self.client, self.cluster, self.owned = self.executor._connect()
+            self.ac = as_completed()
+            self.out.dashboard = _dashboard(self.client)
+            report = self.executor.report
+            report(f"Dask dashboard: {self.out.dashboard}" if self.out.dashboard else
+                   "Dask dashboard: the scheduler serves none")
+            report(f"Dask scheduler: {self.client.scheduler.address}, "
+                   f"{len(self.client.scheduler_info().get('workers', {}))} worker(s)")
+        # the database in the key: two databases on one cluster with the same inputs (two labs, two test
+        # folders) must not get each other's result, which names a folder in the other's results folder
+        db = hashlib.sha256(str(self.store.served_path).encode()).hexdigest()[:8]
+        key = f"unitscope-{prep.task.task_id}-{prep.input_hash[:12]}-{db}"
+        self.ac.add(self.client.submit(execute_task, prep.spec, key=key, retries=self.executor.retries, pure=False))
+        self.running[key] = prep
+
+    def collect(self, future) -> None:
+        """Ingest one finished future's result (or record its failure)."""
+        prep = self.running.pop(future.key)
+        task_id = prep.task.task_id
+        try:
+            info = future.result()
+        except Exception as exc:  # the task's error after its retries (or a worker that kept dying)
+            log.error("task %s failed: %s", task_id, exc)
+            self.finish(TaskOutcome(task_id, "failed", error=f"{type(exc).__name__}: {exc}"))
+            return
+        folder = self.executor.results_dir / info["attempt"]
+        manifest = results.read_complete(folder, input_hash=prep.input_hash, task_id=task_id)
+        if manifest is None:
+            self.finish(TaskOutcome(task_id, "failed", error=f"result {folder} is incomplete"))
+        else:
+            self.finish(self.executor._ingest(self.store, prep, folder, manifest, "ran", info))
+
+    def close(self) -> None:
+        for prep in self.running.values():
+            log.warning("task %s was still running; its result file stays for the next run", prep.task.task_id)
+        if self.owned and self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
 
 
 def _dashboard(client) -> str | None:

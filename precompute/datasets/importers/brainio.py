@@ -210,15 +210,7 @@ def _read(ds, var_name, assembly, stimulus_ids, selection, report, chunk_present
                         "spike-time or metadata assemblies cannot be imported")
 
     # presentations: which stimulus each trial showed, and its repetition
-    p_id_name = "stimulus_id" if "stimulus_id" in ds.variables else "image_id" if "image_id" in ds.variables else None
-    if p_id_name is None:
-        raise UserError(f"--assembly {assembly}: no `stimulus_id` or `image_id` coordinate on `presentation`")
-    p_ids = _coord(ds, p_id_name).astype(str)
-    if p_id_name == "stimulus_id" and "image_id" in ds.variables:
-        other = _coord(ds, "image_id").astype(str)
-        if (other != p_ids).any():
-            report.add(str(assembly), "stimulus_id/image_id", "presentation coordinates stimulus_id and image_id "
-                       "differ", "keep one, or make them equal", sorted(set(p_ids[other != p_ids])))
+    p_id_name, p_ids = _presentation_ids(ds, assembly, report)
     repetition = _coord(ds, "repetition")
     if repetition is not None:
         repetition = pd.to_numeric(pd.Series(repetition), errors="coerce").to_numpy()
@@ -238,24 +230,7 @@ def _read(ds, var_name, assembly, stimulus_ids, selection, report, chunk_present
     site_rows = np.flatnonzero(keep_sites)
     site_frame = site_frame.iloc[site_rows].reset_index(drop=True)
 
-    # time bins
-    tb_sel: slice | np.ndarray | None = None
-    if "time_bin" in dims:
-        starts = _coord(ds, "time_bin_start")
-        ends = _coord(ds, "time_bin_end")
-        if ends is None:
-            ends = _coord(ds, "time_bin_stop")
-        n_bins = var.sizes["time_bin"]
-        idx = time_bin_indices(starts, ends, selection, source=str(assembly))
-        if idx is None:
-            if n_bins > 1:
-                bins = ", ".join(f"{s}-{e}" for s, e in zip(starts, ends, strict=True)) if starts is not None else ""
-                raise UserError(f"--assembly {assembly}: {n_bins} time bins ({bins}); choose the window to "
-                                "average with --time-bin START-END (ms), e.g. --time-bin 70-170")
-            idx = np.arange(n_bins)
-        tb_sel = slice(int(idx[0]), int(idx[-1]) + 1) if np.array_equal(idx, np.arange(idx[0], idx[-1] + 1)) else idx
-    elif selection.time_bin is not None and not selection.preset:
-        raise UserError(f"--time-bin: {assembly} has no time_bin dimension; leave out --time-bin")
+    tb_sel = _time_bins(ds, var, selection, assembly)
 
     # stream the data into (sites, stimuli, repetitions) trials, one chunk of presentations at a time
     n_sites, n_stim = len(site_rows), len(stim_ids)
@@ -281,6 +256,44 @@ def _read(ds, var_name, assembly, stimulus_ids, selection, report, chunk_present
         trials[:, stim_index[a + sel], slot[a + sel]] = values[:, sel]
     return Assembly(stimulus_ids=stim_ids, sites=site_frame, trials=trials, counts=counts, id_name=p_id_name,
                     attrs={**var.attrs, **ds.attrs})
+
+
+def _presentation_ids(ds, assembly, report) -> tuple[str, np.ndarray]:
+    """The presentation coordinate naming each trial's stimulus (stimulus_id, else image_id) and its values."""
+    p_id_name = "stimulus_id" if "stimulus_id" in ds.variables else "image_id" if "image_id" in ds.variables else None
+    if p_id_name is None:
+        raise UserError(f"--assembly {assembly}: no `stimulus_id` or `image_id` coordinate on `presentation`")
+    p_ids = _coord(ds, p_id_name).astype(str)
+    if p_id_name == "stimulus_id" and "image_id" in ds.variables:
+        other = _coord(ds, "image_id").astype(str)
+        if (other != p_ids).any():
+            report.add(str(assembly), "stimulus_id/image_id", "presentation coordinates stimulus_id and image_id "
+                       "differ", "keep one, or make them equal", sorted(set(p_ids[other != p_ids])))
+    return p_id_name, p_ids
+
+
+def _time_bins(ds, var, selection, assembly) -> slice | np.ndarray | None:
+    """Which time bins to average (None: the assembly has no time_bin dimension); UserError when several bins
+    exist and --time-bin does not choose, or --time-bin is given for an assembly without bins."""
+    dims = tuple(var.dims)
+    tb_sel: slice | np.ndarray | None = None
+    if "time_bin" in dims:
+        starts = _coord(ds, "time_bin_start")
+        ends = _coord(ds, "time_bin_end")
+        if ends is None:
+            ends = _coord(ds, "time_bin_stop")
+        n_bins = var.sizes["time_bin"]
+        idx = time_bin_indices(starts, ends, selection, source=str(assembly))
+        if idx is None:
+            if n_bins > 1:
+                bins = ", ".join(f"{s}-{e}" for s, e in zip(starts, ends, strict=True)) if starts is not None else ""
+                raise UserError(f"--assembly {assembly}: {n_bins} time bins ({bins}); choose the window to "
+                                "average with --time-bin START-END (ms), e.g. --time-bin 70-170")
+            idx = np.arange(n_bins)
+        tb_sel = slice(int(idx[0]), int(idx[-1]) + 1) if np.array_equal(idx, np.arange(idx[0], idx[-1] + 1)) else idx
+    elif selection.time_bin is not None and not selection.preset:
+        raise UserError(f"--time-bin: {assembly} has no time_bin dimension; leave out --time-bin")
+    return tb_sel
 
 
 def import_brainio(

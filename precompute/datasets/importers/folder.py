@@ -62,34 +62,8 @@ def import_folder(
     if not root.is_dir():
         raise UserError(f"--path {root}: not a folder; point it at the folder holding stimuli.csv and sites.csv")
     report = Report()
-    for name in ("stimuli.csv", "sites.csv"):
-        if not (root / name).is_file():
-            report.add(str(root / name), "", "file not found", f"export {name} into {root} (see docs/FORMATS.md)")
-    present = [n for n in RESPONSE_FILES if (root / n).is_file()]
-    if not present:
-        report.add(str(root), "", "no responses: expected one of " + ", ".join(RESPONSE_FILES),
-                   "export the trial-averaged responses (responses.csv or responses.npy) or the trials (trials.csv)")
-    elif len(present) > 1:
-        report.add(str(root), "", "more than one response file: " + ", ".join(present),
-                   "keep exactly one of " + ", ".join(RESPONSE_FILES))
-    report.raise_if_any()
-    responses_path = root / present[0]
-
-    info = {"source": "folder", "title": root.name, "description": f"imported from folder {root}"}
-    meta_path = root / "dataset.json"
-    if meta_path.is_file():
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            if not isinstance(meta, dict):
-                raise ValueError("not a JSON object")
-            for key in ("title", "description"):
-                if key in meta:
-                    info[key] = str(meta[key])
-            if "visual_degrees" in meta:
-                info["visual_degrees"] = float(meta["visual_degrees"])
-        except (ValueError, TypeError) as exc:
-            report.add(str(meta_path), "", f"not valid ({exc})",
-                       'write a JSON object like {"title": "...", "visual_degrees": 8, "description": "..."}')
+    responses_path = _response_file(report, root)
+    info = _read_info(report, root)
 
     stim_path, sites_path = root / "stimuli.csv", root / "sites.csv"
     stim = read_csv(stim_path, ("stimulus_id", "filename"))
@@ -120,9 +94,60 @@ def import_folder(
     site_ids = sites_raw["site_id"].astype(str).tolist()
     responses, trials = _read_responses(report, responses_path, all_stim_ids, all_site_ids, stim_ids, site_ids)
 
+    images, widths, heights = _read_images(report, root, stim_path, stim_ids, stim["filename"].tolist())
+
+    stimuli = normalise_stimuli(stim, id_column="stimulus_id")
+    stimuli["width"], stimuli["height"] = widths, heights
+    sites = normalise_sites(sites_raw, id_column="site_id")
+    info["input_hash"] = input_hash([root])
+    return finish(report=report, info=info, stimuli=stimuli, images=images, sites=sites, responses=responses,
+                  trials=trials, files={"stimuli": str(stim_path), "sites": str(sites_path),
+                                        "responses": str(responses_path)},
+                  drop_bad_sites=drop_bad_sites)
+
+
+def _response_file(report: Report, root: Path) -> Path:
+    """The folder's one response file; every problem of its layout (missing files) reported together."""
+    for name in ("stimuli.csv", "sites.csv"):
+        if not (root / name).is_file():
+            report.add(str(root / name), "", "file not found", f"export {name} into {root} (see docs/FORMATS.md)")
+    present = [n for n in RESPONSE_FILES if (root / n).is_file()]
+    if not present:
+        report.add(str(root), "", "no responses: expected one of " + ", ".join(RESPONSE_FILES),
+                   "export the trial-averaged responses (responses.csv or responses.npy) or the trials (trials.csv)")
+    elif len(present) > 1:
+        report.add(str(root), "", "more than one response file: " + ", ".join(present),
+                   "keep exactly one of " + ", ".join(RESPONSE_FILES))
+    report.raise_if_any()
+    return root / present[0]
+
+
+def _read_info(report: Report, root: Path) -> dict:
+    """The dataset's info: the folder's name, overridden by an optional dataset.json."""
+    info = {"source": "folder", "title": root.name, "description": f"imported from folder {root}"}
+    meta_path = root / "dataset.json"
+    if meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            if not isinstance(meta, dict):
+                raise ValueError("not a JSON object")
+            for key in ("title", "description"):
+                if key in meta:
+                    info[key] = str(meta[key])
+            if "visual_degrees" in meta:
+                info["visual_degrees"] = float(meta["visual_degrees"])
+        except (ValueError, TypeError) as exc:
+            report.add(str(meta_path), "", f"not valid ({exc})",
+                       'write a JSON object like {"title": "...", "visual_degrees": 8, "description": "..."}')
+    return info
+
+
+def _read_images(report: Report, root: Path, stim_path: Path, stim_ids: list[str], filenames: list
+                 ) -> tuple[list[bytes], list[int | None], list[int | None]]:
+    """Each stimulus's image as PNG bytes with its size; missing and unreadable files are reported."""
     images, widths, heights = [], [], []
     missing, unreadable = [], []
-    for sid, fname in zip(stim_ids, stim["filename"].tolist(), strict=True):
+    for sid, fname in zip(stim_ids, filenames, strict=True):
         file = root / str(fname) if isinstance(fname, str) and fname else None
         if file is None or not file.is_file():
             missing.append(sid)
@@ -141,15 +166,7 @@ def import_folder(
     if unreadable:
         report.add(str(stim_path), "filename", "image files that cannot be read as PNG, JPEG or TIFF",
                    "replace them with readable images", unreadable)
-
-    stimuli = normalise_stimuli(stim, id_column="stimulus_id")
-    stimuli["width"], stimuli["height"] = widths, heights
-    sites = normalise_sites(sites_raw, id_column="site_id")
-    info["input_hash"] = input_hash([root])
-    return finish(report=report, info=info, stimuli=stimuli, images=images, sites=sites, responses=responses,
-                  trials=trials, files={"stimuli": str(stim_path), "sites": str(sites_path),
-                                        "responses": str(responses_path)},
-                  drop_bad_sites=drop_bad_sites)
+    return images, widths, heights
 
 
 def _read_responses(

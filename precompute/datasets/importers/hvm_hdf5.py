@@ -128,18 +128,7 @@ def import_hvm_hdf5(
             rows = rows[smask]
 
         sites_all = _sites(f, path)
-        keep = site_mask(sites_all["site_id"].tolist(), selection,
-                         {c: sites_all[c].tolist() for c in ("region", "animal") if c in sites_all.columns})
-        if selection.preset and "animal" not in sites_all.columns:
-            v4 = (sites_all["region"] == "V4").to_numpy()
-            if v4.any() and (keep & v4).sum() == v4.sum():  # nothing dropped Tito's sites (no file, no --region)
-                log.warning("the HDF5 release does not name electrodes or animals: preset %s cannot drop Tito's 40 V4 "
-                            "sites and keeps all %d V4 sites; list them in a file and pass --exclude-sites FILE",
-                            selection.preset, int(v4.sum()))
-            elif v4.any():
-                log.info("preset %s: %d of %d V4 sites kept after --exclude-sites / --region", selection.preset,
-                         int((keep & v4).sum()), int(v4.sum()))
-        cols = np.flatnonzero(keep)
+        cols = np.flatnonzero(_selected_sites(sites_all, selection))
         sites = sites_all.iloc[cols].reset_index(drop=True)
 
         trials, counts = _trials(f, rows, levels, cols)
@@ -150,13 +139,7 @@ def import_hvm_hdf5(
             ta = f["time_averaged_trial_averaged"]
             responses = np.asarray(ta[rows, :], dtype=np.float64)[:, cols].T
 
-        images, widths, heights = [], [], []
-        ds = f["images"]
-        for a in range(0, len(rows), IMAGE_BLOCK):
-            block = np.asarray(ds[rows[a:a + IMAGE_BLOCK]])
-            for pixels in block:
-                png, w, h = encode_png(pixels)
-                images.append(png), widths.append(w), heights.append(h)
+        images, widths, heights = _images(f["images"], rows)
 
     selected = meta.iloc[rows].reset_index(drop=True)
     stimuli = normalise_stimuli(selected, id_column="image_id")
@@ -174,6 +157,34 @@ def import_hvm_hdf5(
                          "responses": f"{path}:time_averaged"},
                   fields={"stimulus_id": "image_id", "site_id": "V4_NEURONS/IT_NEURONS"},
                   drop_bad_sites=drop_bad_sites)
+
+
+def _selected_sites(sites_all: pd.DataFrame, selection: Selection) -> np.ndarray:
+    """(sites,) bool: the sites the selection keeps. The release names no electrodes or animals, so a preset
+    cannot drop Tito's V4 sites by itself: say so (or how many an exclusion file kept)."""
+    keep = site_mask(sites_all["site_id"].tolist(), selection,
+                     {c: sites_all[c].tolist() for c in ("region", "animal") if c in sites_all.columns})
+    if selection.preset and "animal" not in sites_all.columns:
+        v4 = (sites_all["region"] == "V4").to_numpy()
+        if v4.any() and (keep & v4).sum() == v4.sum():  # nothing dropped Tito's sites (no file, no --region)
+            log.warning("the HDF5 release does not name electrodes or animals: preset %s cannot drop Tito's 40 V4 "
+                        "sites and keeps all %d V4 sites; list them in a file and pass --exclude-sites FILE",
+                        selection.preset, int(v4.sum()))
+        elif v4.any():
+            log.info("preset %s: %d of %d V4 sites kept after --exclude-sites / --region", selection.preset,
+                     int((keep & v4).sum()), int(v4.sum()))
+    return keep
+
+
+def _images(ds, rows: np.ndarray) -> tuple[list[bytes], list[int], list[int]]:
+    """The selected images as PNG bytes with their sizes, read IMAGE_BLOCK at a time."""
+    images, widths, heights = [], [], []
+    for a in range(0, len(rows), IMAGE_BLOCK):
+        block = np.asarray(ds[rows[a:a + IMAGE_BLOCK]])
+        for pixels in block:
+            png, w, h = encode_png(pixels)
+            images.append(png), widths.append(w), heights.append(h)
+    return images, widths, heights
 
 
 def _sites(f, path: Path) -> pd.DataFrame:
