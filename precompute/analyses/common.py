@@ -2,7 +2,7 @@
 
 The analysis tables (runnerups, featuremap_counts, rotations, decoding, confusions, receptive_fields) are
 not among the tables `AnalysisContext` writes, so each analysis replaces its own rows of one (dataset,
-model) here, inside the step's transaction, with the columns `backend/schema.py` declares.
+model) here, inside the step's transaction, with the columns `backend/schema/` declares.
 """
 
 from __future__ import annotations

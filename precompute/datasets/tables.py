@@ -10,7 +10,7 @@ import pandas as pd
 
 @dataclass
 class DatasetTables:
-    """Rows for the dataset tables of backend/schema.py, without the `dataset` column.
+    """Rows for the dataset tables of backend/schema/, without the `dataset` column.
 
     info:        dict of `datasets` columns (title, description, source, synthetic, visual_degrees,
                  n_repetitions, seed, input_hash)

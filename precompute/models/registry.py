@@ -1,4 +1,4 @@
-"""The `models` and `layers` tables (backend/schema.py) and the content-addressed ONNX files.
+"""The `models` and `layers` tables (backend/schema/) and the content-addressed ONNX files.
 
 ONNX files live at <data folder>/models/<sha256>.onnx, where the data folder of a Store is the folder
 of its served database; `models.onnx_path` holds the path relative to the data folder, so a data

@@ -2,7 +2,7 @@
 
 Each module holds pure functions (numpy in, numpy out, tested against brute-force references) and,
 at its bottom, the named analyses that apply them to one (dataset, model) and write `scores`,
-`layer_scores`, `site_scores` or `model_comparisons` (registered in precompute.analyze).
+`layer_scores`, `site_scores` or `model_comparisons` (registered in precompute/analyses/registry.py).
 
     resample     bootstrap machinery: percentile intervals, resampling sites and stimuli
     correlation  exact float64 Pearson r (row-wise, all pairs, stimulus-bootstrap sums)

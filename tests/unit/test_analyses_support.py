@@ -45,7 +45,7 @@ class IdFeed:
 
 
 def toy_open_model(con, dataset: str, model: str, where):
-    """Replacement for precompute.analyses.common.open_model: the toy model of tests/factories.py."""
+    """Replacement for precompute.analyses.common.open_model: the toy model of tests/support/factories.py."""
     ids = [s for (s,) in con.execute("SELECT stimulus_id FROM stimuli WHERE dataset = ? ORDER BY idx",
                                      [dataset]).fetchall()]
     seed = 1 if model == "toy2" else 0

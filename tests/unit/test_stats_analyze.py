@@ -3,7 +3,7 @@
 The database: `mini_tables(60 stimuli)` with V4-000 a copy of toy unit (1, 2, 1, 0) (affine), V4-001
 the same unit plus a little noise (so two sites share a best unit), IT-004 a copy of unit (2, 5, 0, 0),
 IT-007 given a low reliability, the other sites pure noise; toy models `toy` (the copied units) and
-`toy2` (other random activations) with brute-force match tables (tests/factories.py).
+`toy2` (other random activations) with brute-force match tables (tests/support/factories.py).
 """
 
 from __future__ import annotations
