@@ -101,7 +101,8 @@ def setup(workdir: Path, model: str, n_stim: int, n_sites: int) -> None:
 def _open(workdir: Path, model: str, n_stim: int | None = None):
     import duckdb
 
-    from precompute.match.runner import PngFeed, load_inputs
+    from precompute.core.feeds import PngFeed
+    from precompute.match.inputs import load_inputs
     from precompute.models.sources import open_source
 
     con = duckdb.connect(str(workdir / "unitscope.work.duckdb"), read_only=True)

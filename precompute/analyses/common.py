@@ -124,7 +124,8 @@ def open_model(con, dataset: str, model: str, where):
     """(ActivationSource, ImageFeed of the dataset's stimuli in idx order) for analyses that must run a model.
 
     Tests replace this function to analyse an in-memory model."""
-    from precompute.match.runner import PngFeed, load_inputs
+    from precompute.core.feeds import PngFeed
+    from precompute.match.inputs import load_inputs
     from precompute.models.sources import open_source
 
     inputs = load_inputs(con, dataset)

@@ -290,7 +290,8 @@ def _gradient_for_model(con, dataset: str, model: str, units: list[Unit], image_
                         n_images: int) -> dict[Unit, RFEstimate]:
     import torch
 
-    from precompute.match.runner import PngFeed, load_inputs
+    from precompute.core.feeds import PngFeed
+    from precompute.match.inputs import load_inputs
     from precompute.models import registry
     from precompute.models.preprocess import to_model_input
 

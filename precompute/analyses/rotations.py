@@ -280,7 +280,7 @@ def run_pass(source, feed, accumulators: list[StatsAccumulator], *, batch_size: 
     for acc in accumulators:
         if np.any(np.diff(acc.stimuli) <= 0):
             raise ValueError("an accumulator's stimuli must be strictly increasing")
-    from precompute.match.engine import prefetch_images
+    from precompute.core.feeds import prefetch_images
 
     batches = [union[b0:b0 + batch_size] for b0 in range(0, len(union), batch_size)]
     for idx, images, _waited in prefetch_images(feed, batches):  # the next batch decodes meanwhile

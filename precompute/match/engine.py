@@ -37,10 +37,10 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
+from precompute.core.feeds import ImageFeed, prefetch_images
 from precompute.match import blas
 from precompute.match.checkpoints import Checkpoints, SetTops, redo_flagged, row_blocks, search_set, set_sums
 from precompute.match.plan import (
@@ -74,25 +74,6 @@ STAGE_BLOCK = 1 << 14
 #: Most distinct weight patterns over the stimuli for which the schedule groups stimuli by pattern
 #: (beyond it, e.g. bootstrap counts, every step multiplies every row).
 MAX_WEIGHT_PATTERNS = 32
-
-
-class ImageFeed(Protocol):
-    """The stimuli of a dataset in `stimuli.idx` order: ids and decoded 8-bit images on demand."""
-
-    stimulus_ids: list[str]
-
-    def load(self, indices: np.ndarray) -> list[np.ndarray]: ...
-
-
-@dataclass(frozen=True)
-class ArrayFeed:
-    """An ImageFeed over images already in memory (tests, small datasets)."""
-
-    stimulus_ids: list[str]
-    images: list[np.ndarray]
-
-    def load(self, indices: np.ndarray) -> list[np.ndarray]:
-        return [self.images[int(i)] for i in indices]
 
 
 @dataclass(frozen=True)
@@ -682,25 +663,6 @@ def _accumulate_pass(source, feed, unit_pass, layers, order, windows, group_star
         if workers is not None:
             workers.shutdown()
     return acc, sumsq
-
-
-def prefetch_images(feed, batches):
-    """Yield (indices, images, seconds waited for them) for each index array of `batches`, in order, the next
-    batch decoding in a background thread while the caller runs the current one. PIL releases the GIL while
-    decoding, so the decoding fills the gaps onnxruntime's threads leave (1,280 stimuli of Lite0: 12.1 s
-    decoding then inferring each batch, 10.4-11.4 s with the next batch decoded meanwhile)."""
-    batches = list(batches)
-    if not batches:
-        return
-    with ThreadPoolExecutor(1, thread_name_prefix="unitscope-decode") as decoder:
-        pending = decoder.submit(feed.load, batches[0])
-        for k, idx in enumerate(batches):
-            t0 = time.perf_counter()
-            images = pending.result()
-            waited = time.perf_counter() - t0
-            if k + 1 < len(batches):
-                pending = decoder.submit(feed.load, batches[k + 1])
-            yield idx, images, waited
 
 
 def _infer_into(source, images, ids, wanted, dests, layers) -> tuple[list[np.ndarray], float]:

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from precompute.core.failpoints import failpoint
-from precompute.match.engine import ImageFeed, MatchResult, prefetch_images, unit_coords
+from precompute.core.feeds import ImageFeed, prefetch_images
+from precompute.match.engine import MatchResult, unit_coords
 from precompute.models.base import ActivationSource, LayerInfo
 
 log = logging.getLogger(__name__)
@@ -157,7 +158,8 @@ def gather_more(
     added (units already stored are skipped). Runs inside the caller's step transaction `con`;
     `where` is what precompute.models.sources.open_source needs to find the model (the Store)."""
     from precompute.core.errors import UserError
-    from precompute.match.runner import PngFeed, load_inputs
+    from precompute.core.feeds import PngFeed
+    from precompute.match.inputs import load_inputs
 
     if reason not in REASON_PRIORITY:
         raise ValueError(f"reason must be one of {sorted(REASON_PRIORITY)}")

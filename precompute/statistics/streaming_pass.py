@@ -431,7 +431,8 @@ def ensure_pass(ctx) -> PassResult | None:
             log.info("%s x %s: statistics pass from cache %s", ctx.dataset, ctx.model, path.name)
             ctx._cache[key] = result
             return result
-    from precompute.match.runner import PngFeed, load_inputs
+    from precompute.core.feeds import PngFeed
+    from precompute.match.inputs import load_inputs
 
     inputs = load_inputs(ctx.con, ctx.dataset)
     if inputs.site_ids != ctx.sites()["site_id"].tolist() or inputs.stimulus_ids != ctx.stimulus_ids():

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from precompute.core.errors import UserError
-from precompute.match.engine import ArrayFeed, EngineConfig, RowSet, match_units, unit_coords
+from precompute.core.feeds import ArrayFeed
+from precompute.match.engine import EngineConfig, RowSet, match_units, unit_coords
 from precompute.match.plan import bytes_per_unit, plan_passes
 from precompute.match.synthetic import SyntheticSource, UnitEdits
 from precompute.match.topk import order_candidates, topk_rows
@@ -429,7 +430,7 @@ def test_prefetch_images_yields_every_batch_in_order_decoding_the_next_one_meanw
     import threading
     import time
 
-    from precompute.match.engine import prefetch_images
+    from precompute.core.feeds import prefetch_images
 
     class Feed:
         def __init__(self, fail_at=None):

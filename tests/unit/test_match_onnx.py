@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from precompute.match.engine import ArrayFeed, EngineConfig, RowSet, match_units
+from precompute.core.feeds import ArrayFeed
+from precompute.match.engine import EngineConfig, RowSet, match_units
 from precompute.models.base import LayerInfo
 
 sources = pytest.importorskip("precompute.models.sources")

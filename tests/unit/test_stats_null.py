@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from precompute.match.engine import ArrayFeed
+from precompute.core.feeds import ArrayFeed
 from precompute.match.synthetic import SyntheticSource
 from precompute.statistics.null import benjamini_hochberg, max_null_p_values
 from precompute.statistics.streaming_pass import PassSpec, build_rows, run_pass

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from precompute.core.feeds import ArrayFeed
 from precompute.datasets.folds import assign_folds
-from precompute.match.engine import ArrayFeed
 from precompute.match.synthetic import SyntheticSource
 from precompute.statistics.pls import pls_heldout_r
 from precompute.statistics.streaming_pass import PassSpec, ProjectingSource, run_pass, sparse_projection
