@@ -222,7 +222,8 @@ def _training_sets(workdir: Path, n: int):
 
 def phase_match(args) -> dict:
     from precompute.match.engine import EngineConfig, RowSet, match_units
-    from precompute.match.gather import gather_activations, select_gather_units
+    from precompute.match.gather import select_gather_units
+    from precompute.match.inference import gather_activations
     from precompute.match.plan import default_memory_budget
 
     inputs, source, feed = _open(args.workdir, args.model, args.n)

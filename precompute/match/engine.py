@@ -35,7 +35,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,16 +43,17 @@ import numpy as np
 from precompute.core.feeds import ImageFeed, prefetch_images
 from precompute.match import blas
 from precompute.match.checkpoints import Checkpoints, SetTops, redo_flagged, row_blocks, search_set, set_sums
+from precompute.match.inference import gather_activations, infer_into
 from precompute.match.plan import (
     DEFAULT_RESERVE_BYTES,
     MAX_STAGE,
     MIN_STAGE,
-    Plan,
     default_memory_budget,
     plan_passes,
 )
+from precompute.match.results import MatchResult, clip_r
 from precompute.match.topk import PAD_INDEX, order_candidates, topk_rows
-from precompute.models.base import ActivationSource, LayerInfo
+from precompute.models.base import ActivationSource
 
 log = logging.getLogger(__name__)
 
@@ -159,69 +160,12 @@ class EngineConfig:
     progress: str | None = None
 
 
-@dataclass
-class MatchResult:
-    """What the engine found. Unit indices: `flat` within a layer, `index` global (offsets[l] + flat).
-
-    top_r, top_index        (rows, top_k): best units over the whole model (-inf / -1 padded)
-    layer_top[l]            (r, flat), each (rows, layer_top_k): best units within layer l
-    featuremap[l]           (r, flat), each (rows, channels): best unit of every channel of layer l
-    valid[l]                (groups, units of l): the unit has non-zero variance over the group
-    set_r, set_index        (sets, rows, k): with training-set checkpoints, each row's best units over each
-                            nested training set (their r over that set); None without
-    """
-
-    layers: list[LayerInfo]
-    offsets: np.ndarray
-    group: np.ndarray
-    row_valid: np.ndarray
-    top_r: np.ndarray
-    top_index: np.ndarray
-    layer_top: dict[int, tuple[np.ndarray, np.ndarray]]
-    featuremap: dict[int, tuple[np.ndarray, np.ndarray]]
-    valid: dict[int, np.ndarray]
-    plan: Plan
-    timings: dict[str, float] = field(default_factory=dict)
-    set_r: np.ndarray | None = None
-    set_index: np.ndarray | None = None
-
-    def reordered(self, rows: np.ndarray) -> MatchResult:
-        """The same result with its rows taken in the order `rows`."""
-        return MatchResult(
-            layers=self.layers, offsets=self.offsets, group=self.group[rows], row_valid=self.row_valid[rows],
-            top_r=self.top_r[rows], top_index=self.top_index[rows],
-            layer_top={k: (v[rows], i[rows]) for k, (v, i) in self.layer_top.items()},
-            featuremap={k: (v[rows], i[rows]) for k, (v, i) in self.featuremap.items()},
-            valid=self.valid, plan=self.plan, timings=self.timings,
-            set_r=None if self.set_r is None else self.set_r[:, rows],
-            set_index=None if self.set_index is None else self.set_index[:, rows],
-        )
-
-    def locate(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Global unit indices -> (layer_idx, flat)."""
-        index = np.asarray(index, dtype=np.int64)
-        layer = np.searchsorted(self.offsets, index, side="right") - 1
-        return layer, index - self.offsets[layer]
-
-
-def unit_coords(layer: LayerInfo, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Flat indices of one layer -> (channel, y, x)."""
-    flat = np.asarray(flat, dtype=np.int64)
-    hw = layer.height * layer.width
-    return flat // hw, (flat % hw) // layer.width, flat % layer.width
-
-
 def resolve_device(device: str | None) -> str:
     import torch
 
     if device is not None:
         return device
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _clip_r(values: np.ndarray) -> np.ndarray:
-    """Rounding can put |r| a hair above 1; padding (-inf) stays."""
-    return np.where(np.isfinite(values), np.clip(values, -1.0, 1.0), values).astype(np.float32)
 
 
 class _Progress:
@@ -368,11 +312,11 @@ def match_units(
         timings["total_s"] = time.perf_counter() - t_start
         return MatchResult(
             layers=layers, offsets=offsets, group=group, row_valid=row_valid,
-            top_r=_clip_r(top_r), top_index=top_index,
-            layer_top={k: (_clip_r(v[:, :k_layer]), i[:, :k_layer]) for k, (v, i) in layer_top.items()},
-            featuremap={k: (_clip_r(v), i) for k, (v, i) in featuremap.items()},
+            top_r=clip_r(top_r), top_index=top_index,
+            layer_top={k: (clip_r(v[:, :k_layer]), i[:, :k_layer]) for k, (v, i) in layer_top.items()},
+            featuremap={k: (clip_r(v), i) for k, (v, i) in featuremap.items()},
             valid=valid, plan=plan, timings=timings,
-            set_r=None if checkpoints is None else _clip_r(set_tops.r),
+            set_r=None if checkpoints is None else clip_r(set_tops.r),
             set_index=None if checkpoints is None else set_tops.index,
         )
 
@@ -380,8 +324,6 @@ def match_units(
 def _gather_flagged(source, feed, flagged, set_flagged, batch_size) -> dict[tuple[int, int], np.ndarray]:
     """(layer_idx, flat) -> float64 activations over all stimuli of every unit some pair flagged as too
     ill-conditioned for float32 sums: one gather pass over those units (their layers only)."""
-    from precompute.match.gather import gather_activations
-
     units = sorted({(lay, flat) for _g, lay, flat in flagged} | {(lay, flat) for _c, _g, lay, flat in set_flagged})
     log.warning("%s: %d (group, unit) pairs too ill-conditioned for float32 sums (%d units); computing their r "
                 "exactly from one more pass over their layers", source.model, len(flagged) + len(set_flagged),
@@ -413,7 +355,7 @@ def _redo_ill_conditioned(source, layers, flagged, gathered, z, group, weights, 
         for lay in np.unique(mine_layer):
             cols = np.flatnonzero(mine_layer == lay)
             best_v, best_i = layer_top[int(lay)]
-            cand_r = _clip_r(r[:, cols])
+            cand_r = clip_r(r[:, cols])
             merged_v, merged_i = order_candidates(
                 np.concatenate([best_v[rows], cand_r], axis=1),
                 np.concatenate([best_i[rows], np.broadcast_to(mine_flat[cols], (len(rows), len(cols)))], axis=1),
@@ -559,7 +501,7 @@ def _accumulate_pass(source, feed, unit_pass, layers, order, windows, group_star
     step i with the sums over the stimuli so far (the training-set checkpoints).
 
     The stage is one block (stage x units) per segment, so the source writes a batch of a layer that the
-    pass holds whole straight into the block's rows (`_infer_into`: onnxruntime's I/O binding): nothing is
+    pass holds whole straight into the block's rows (`infer_into`: onnxruntime's I/O binding): nothing is
     copied and no output is allocated per batch. On the CPU each batch is then shifted in place and its
     squares summed (`_shift_batch`), and each product step multiplies every block into its columns of the
     accumulator (blas.accumulate: OpenBLAS, every core). On a GPU the blocks are shifted and squared there."""
@@ -618,7 +560,7 @@ def _accumulate_pass(source, feed, unit_pass, layers, order, windows, group_star
                 ids = [feed.stimulus_ids[int(i)] for i in idx]
                 dests = [whole[lay][b0 - s0:b1 - s0] if lay in whole else None for lay in wanted]
                 t0 = time.perf_counter()
-                outs, copied = _infer_into(source, images, ids, wanted, dests, layers)
+                outs, copied = infer_into(source, images, ids, wanted, dests, layers)
                 t1 = time.perf_counter()
                 by_layer = dict(zip(wanted, outs, strict=True))
                 for seg, block in partial:
@@ -663,33 +605,6 @@ def _accumulate_pass(source, feed, unit_pass, layers, order, windows, group_star
         if workers is not None:
             workers.shutdown()
     return acc, sumsq
-
-
-def _infer_into(source, images, ids, wanted, dests, layers) -> tuple[list[np.ndarray], float]:
-    """The source's outputs for `wanted`, as (batch, units) arrays, written into `dests` where one is given
-    (a source with `activations_into` writes there itself; otherwise they are copied, and the seconds the
-    copies took are returned too)."""
-    n = len(images)
-    if hasattr(source, "activations_into"):
-        outs = source.activations_into(images, ids, wanted, dests)
-        copying = False
-    else:
-        outs = source.activations(images, ids, layer_indices=wanted)
-        copying = True
-    if len(outs) != len(wanted):
-        raise RuntimeError(f"{source.model}: asked for {len(wanted)} layers, got {len(outs)} outputs")
-    flat = []
-    t0 = time.perf_counter()
-    for lay, out, dest in zip(wanted, outs, dests, strict=True):
-        out = np.asarray(out, dtype=np.float32).reshape(n, -1)
-        if out.shape[1] != layers[lay].units:
-            raise RuntimeError(f"{source.model}: layer {lay} gave {out.shape[1]} units per stimulus, "
-                               f"expected {layers[lay].units}")
-        if dest is not None and not np.shares_memory(out, dest):
-            dest[...] = out
-            out = dest
-        flat.append(out)
-    return flat, (time.perf_counter() - t0 if copying else 0.0)
 
 
 def _shift_batch(parts, shift, sumsq, window_sq, weights, first, workers) -> None:

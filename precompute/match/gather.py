@@ -11,15 +11,16 @@ one-to-one assignment and decoding never re-run a model. `gather_more` lets an a
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from precompute.core.errors import UserError
 from precompute.core.failpoints import failpoint
-from precompute.core.feeds import ImageFeed, prefetch_images
-from precompute.match.engine import MatchResult, unit_coords
+from precompute.core.feeds import PngFeed
+from precompute.match.inference import gather_activations
+from precompute.match.inputs import load_inputs
+from precompute.match.results import MatchResult, unit_coords
 from precompute.models.base import ActivationSource, LayerInfo
 
 log = logging.getLogger(__name__)
@@ -74,42 +75,6 @@ def select_gather_units(
     return GatherUnits(layer.astype(np.int64), flat.astype(np.int64), [chosen[int(i)] for i in index])
 
 
-def gather_activations(
-    source: ActivationSource, feed: ImageFeed, layer_idx: np.ndarray, flat: np.ndarray, *,
-    batch_size: int = 16, progress: Callable[[int], None] | None = None,
-) -> tuple[np.ndarray, float]:
-    """(units, stimuli) float32 activations of the given units over every stimulus in idx order, and
-    the seconds spent in inference. One inference pass, up to the deepest layer asked for."""
-    layer_idx = np.asarray(layer_idx, dtype=np.int64)
-    flat = np.asarray(flat, dtype=np.int64)
-    n_stim = len(feed.stimulus_ids)
-    values = np.empty((len(flat), n_stim), dtype=np.float32)
-    wanted = sorted({int(x) for x in layer_idx})
-    if not wanted:
-        return values, 0.0
-    rows_of = {lay: np.flatnonzero(layer_idx == lay) for lay in wanted}
-    # A source that can write into given arrays reuses one batch of outputs throughout (no allocation per batch).
-    into = hasattr(source, "activations_into")
-    scratch = {lay: np.empty((batch_size, source.layers[lay].units), np.float32) for lay in wanted} if into else {}
-    inference_s = 0.0
-    batches = [np.arange(b0, min(n_stim, b0 + batch_size)) for b0 in range(0, n_stim, batch_size)]
-    for idx, images, waited in prefetch_images(feed, batches):  # the next batch decodes meanwhile
-        b0, b1 = int(idx[0]), int(idx[-1]) + 1
-        t0 = time.perf_counter()
-        ids = [feed.stimulus_ids[i] for i in idx]
-        if into:
-            outs = source.activations_into(images, ids, wanted, [scratch[lay][:b1 - b0] for lay in wanted])
-        else:
-            outs = source.activations(images, ids, layer_indices=wanted)
-        inference_s += time.perf_counter() - t0 + waited
-        for lay, out in zip(wanted, outs, strict=True):
-            sel = rows_of[lay]
-            values[sel, b0:b1] = np.asarray(out, dtype=np.float32).reshape(b1 - b0, -1)[:, flat[sel]].T
-        if progress is not None:
-            progress(b1 - b0)
-    return values, inference_s
-
-
 def unit_activations_table(dataset: str, model: str, layers: list[LayerInfo], units: GatherUnits,
                            values: np.ndarray):
     """The `unit_activations` rows as a pyarrow Table (values as a list column)."""
@@ -157,10 +122,6 @@ def gather_more(
     """Add activations of more units (layer_idx, channel, y, x) for an analysis; returns how many were
     added (units already stored are skipped). Runs inside the caller's step transaction `con`;
     `where` is what precompute.models.sources.open_source needs to find the model (the Store)."""
-    from precompute.core.errors import UserError
-    from precompute.core.feeds import PngFeed
-    from precompute.match.inputs import load_inputs
-
     if reason not in REASON_PRIORITY:
         raise ValueError(f"reason must be one of {sorted(REASON_PRIORITY)}")
     have = {tuple(r) for r in con.execute(
@@ -171,6 +132,7 @@ def gather_more(
         return 0
     own = source is None
     if own:
+        # Heavy and optional: the models area (onnxruntime) is loaded only when the caller brings no source.
         from precompute.models.sources import open_source
 
         source = open_source(con, model, where)

@@ -257,9 +257,10 @@ def projection_bytes(layers, spec: PassSpec, n_stimuli: int) -> int:
 def run_pass(source, feed, responses: np.ndarray, spec: PassSpec, *, memory_bytes: int | None = None,
              progress: str | None = None) -> PassResult:
     """Run the engine once over `spec`'s rows (projecting layers on the way), then gather the selected units."""
-    from precompute.match.engine import EngineConfig, match_units, unit_coords
-    from precompute.match.gather import gather_activations
+    from precompute.match.engine import EngineConfig, match_units
+    from precompute.match.inference import gather_activations
     from precompute.match.plan import DEFAULT_RESERVE_BYTES
+    from precompute.match.results import unit_coords
 
     t_start = time.perf_counter()
     responses = np.asarray(responses, dtype=np.float64)

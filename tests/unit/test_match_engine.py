@@ -7,8 +7,9 @@ import pytest
 
 from precompute.core.errors import UserError
 from precompute.core.feeds import ArrayFeed
-from precompute.match.engine import EngineConfig, RowSet, match_units, unit_coords
+from precompute.match.engine import EngineConfig, RowSet, match_units
 from precompute.match.plan import bytes_per_unit, plan_passes
+from precompute.match.results import unit_coords
 from precompute.match.synthetic import SyntheticSource, UnitEdits
 from precompute.match.topk import order_candidates, topk_rows
 from precompute.models.base import LayerInfo

@@ -134,7 +134,7 @@ def test_the_engine_gives_the_same_answer_with_blocks_over_two_threads(tmp_path,
 
 def test_the_gather_pass_reuses_one_batch_of_outputs_and_gets_every_value(tmp_path):
     """gather_activations through activations_into (a scratch batch reused, the last batch shorter)."""
-    from precompute.match.gather import gather_activations
+    from precompute.match.inference import gather_activations
 
     source = tiny_source(tmp_path)
     rng = np.random.default_rng(6)
