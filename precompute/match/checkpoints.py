@@ -3,7 +3,7 @@
 A held-out score must choose a site's unit on training stimuli only (docs/metrics.md, "What each score's
 selection saw"). Adding one block of rows per training set to the product would cost one more product per
 set; instead the engine processes the stimuli training set by training set (folds 0, 1, ... in turn,
-`engine._schedule`) and searches its accumulator on the way. Once the stimuli of a training set T are all
+`schedule.schedule`) and searches its accumulator on the way. Once the stimuli of a training set T are all
 in, the accumulator holds, for every row i (group g) and unit u,
 
     S_iu = sum_T z_is a'_su,   P_gu = sum_T w_gs a'_su,   Q_gu = sum_T w_gs a'_su^2

@@ -22,7 +22,7 @@ processed in a seeded random order so that the first batch, which sets c_u, is a
 are often sorted by category). A unit whose variance over a group is zero (dead or constant units) is
 never matched for that group's rows. When the groups' weights take few patterns over the stimuli
 (training sets of the statistics), stimuli are scheduled pattern by pattern and each product step
-multiplies only the rows of the groups that weigh its stimuli (`_schedule`). No layer's activations are
+multiplies only the rows of the groups that weigh its stimuli (precompute/match/schedule.py). No layer's activations are
 held for all stimuli: per pass, only the accumulator and one stage of activations for the pass's units
 (precompute/match/plan.py).
 """
@@ -52,6 +52,7 @@ from precompute.match.plan import (
     plan_passes,
 )
 from precompute.match.results import MatchResult, clip_r
+from precompute.match.schedule import runs, schedule
 from precompute.match.topk import PAD_INDEX, order_candidates, topk_rows
 from precompute.models.base import ActivationSource
 
@@ -72,9 +73,6 @@ SQUARE_CHUNK = 1 << 16
 #: Units per block when a staged batch is shifted and squared (16 stimuli x 16k units = 1 MiB: the block
 #: is squared while it is still in the core's L2 cache).
 STAGE_BLOCK = 1 << 14
-#: Most distinct weight patterns over the stimuli for which the schedule groups stimuli by pattern
-#: (beyond it, e.g. bootstrap counts, every step multiplies every row).
-MAX_WEIGHT_PATTERNS = 32
 
 
 @dataclass(frozen=True)
@@ -245,7 +243,7 @@ def match_units(
 
     with _default_budget_lock(config.memory_bytes is None), threadpool_limits(
             config.threads or len(os.sched_getaffinity(0)), user_api="blas"):
-        order, windows, after = _schedule(weights, plan.stage, config.seed, level)
+        order, windows, after = schedule(weights, plan.stage, config.seed, level)
         group_start = np.searchsorted(group, np.arange(n_groups + 1))
         # Rows then one column-sum row per group, stimuli in processing order: the product's right factor.
         zext = np.ascontiguousarray(np.concatenate([z, weights], axis=0)[:, order], np.float32)
@@ -374,101 +372,6 @@ def _redo_ill_conditioned(source, layers, flagged, gathered, z, group, weights, 
                     fm_i[rows[better], ch] = mine_flat[col]
 
 
-@dataclass(frozen=True)
-class Window:
-    """Stimuli order[start:stop] make one product step. `groups`: the only groups with weight on them
-    (None: all), each with the same weight `weights[g]` on every stimulus of the window."""
-
-    start: int
-    stop: int
-    groups: np.ndarray | None = None
-    weights: np.ndarray | None = None
-
-
-def _schedule(weights: np.ndarray, stage: int, seed: int, level: np.ndarray | None = None
-              ) -> tuple[np.ndarray, list[Window], dict[int, list[int]]]:
-    """The order in which stimuli are processed, its product steps, and the training-set checkpoints.
-
-    Stimuli are taken in a seeded random order (the first batch sets the shift, so it must be a fair
-    sample). When the groups' weights take few distinct patterns over the stimuli (the statistics'
-    training sets: a split-half, a few fractions, all stimuli), stimuli with the same pattern are
-    processed together, so a step multiplies only the rows of the groups that weigh them: a row
-    restricted to half of the stimuli then costs half of a full row. Stimuli that no group weighs are
-    skipped (not even run through the model).
-
-    With `level` (checkpoints.Checkpoints.levels), the stimuli of level 0 come first, then level 1, ...,
-    each level ordered as above and cut into near-equal steps of at most `stage` stimuli; the third value
-    maps a step's index to the training sets complete after it (set c: every stimulus of level <= c)."""
-    rng = np.random.default_rng(seed)
-    n_stim = weights.shape[1]
-    if level is None:
-        order, windows = _schedule_among(weights, np.arange(n_stim), stage, rng, balanced=False)
-        return order, windows, {}
-    n_sets = int(level.max(initial=0))
-    parts, windows, window_level, pos = [], [], [], 0
-    for lv in range(n_sets + 1):
-        members = np.flatnonzero(level == lv)
-        if not len(members):
-            continue
-        order, steps = _schedule_among(weights, members, stage, rng, balanced=True)
-        parts.append(order)
-        windows += [Window(w.start + pos, w.stop + pos, w.groups, w.weights) for w in steps]
-        window_level += [lv] * len(steps)
-        pos += len(order)
-    after: dict[int, list[int]] = {}
-    levels = np.array(window_level, dtype=np.int64)
-    for c in range(n_sets):
-        last = int(np.searchsorted(levels, c, side="right")) - 1  # levels are non-decreasing
-        if last >= 0:  # an empty training set has no checkpoint (its rows keep no unit)
-            after.setdefault(last, []).append(c)
-    return (np.concatenate(parts) if parts else np.zeros(0, np.int64)), windows, after
-
-
-def _schedule_among(weights: np.ndarray, members: np.ndarray, stage: int, rng: np.random.Generator,
-                    balanced: bool) -> tuple[np.ndarray, list[Window]]:
-    """`_schedule` for the stimuli `members`: (their processing order, its steps, positions from 0)."""
-    n_groups = weights.shape[0]
-    if n_groups > 1:
-        atoms, atom_of = np.unique(weights[:, members].T, axis=0, return_inverse=True)
-        atom_of = atom_of.reshape(-1)
-        if len(atoms) <= MAX_WEIGHT_PATTERNS and (atoms == 0).any():
-            parts, windows, pos = [], [], 0
-            for a in rng.permutation(len(atoms)):
-                groups = np.flatnonzero(atoms[a] > 0)
-                if not len(groups):
-                    continue
-                chosen = members[rng.permutation(np.flatnonzero(atom_of == a))]
-                parts.append(chosen)
-                windows += [Window(pos + s0, pos + s1, groups, atoms[a])
-                            for s0, s1 in _steps(len(chosen), stage, balanced)]
-                pos += len(chosen)
-            if parts:
-                return np.concatenate(parts), windows
-    order = members[rng.permutation(len(members))]
-    return order, [Window(s0, s1) for s0, s1 in _steps(len(members), stage, balanced)]
-
-
-def _steps(n: int, stage: int, balanced: bool) -> list[tuple[int, int]]:
-    """[start, stop) product steps over n stimuli: `stage` at a time, or (balanced) as many near-equal
-    steps as that needs (a short last step is a skinny, slow product)."""
-    if not balanced:
-        return [(s0, min(n, s0 + stage)) for s0 in range(0, n, stage)]
-    k = max(1, -(-n // stage))
-    bounds = [round(i * n / k) for i in range(k + 1)]
-    return [(bounds[i], bounds[i + 1]) for i in range(k) if bounds[i + 1] > bounds[i]]
-
-
-def _runs(groups: np.ndarray) -> list[tuple[int, int]]:
-    """Sorted group indices -> [g0, g1) runs of consecutive groups."""
-    out: list[tuple[int, int]] = []
-    for g in groups.tolist():
-        if out and out[-1][1] == g:
-            out[-1] = (out[-1][0], g + 1)
-        else:
-            out.append((g, g + 1))
-    return out
-
-
 @contextmanager
 def _default_budget_lock(wanted: bool):
     """Machine-wide: one engine at a time runs at the default budget (a fraction of ALL the RAM), so two
@@ -581,7 +484,7 @@ def _accumulate_pass(source, feed, unit_pass, layers, order, windows, group_star
                 row_blocks = [(0, n_cols)]
             else:  # only the row blocks (and column-sum rows) of the groups that weigh these stimuli
                 row_blocks = []
-                for g0, g1 in _runs(window.groups):
+                for g0, g1 in runs(window.groups):
                     row_blocks += [(group_start[g0], group_start[g1]), (n_rows + g0, n_rows + g1)]
             row_blocks = [(r0, r1) for r0, r1 in row_blocks if r1 > r0]
             if cuda:

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from precompute.match.checkpoints import Checkpoints
-from precompute.match.engine import RowSet, _schedule, match_units
+from precompute.match.engine import RowSet, match_units
 from precompute.match.plan import bytes_per_unit
+from precompute.match.schedule import schedule
 from precompute.match.synthetic import SyntheticSource, UnitEdits
 from tests.unit.test_match_engine import SHAPES, all_activations, check_topk, make_feed, reference_r, small_config
 
@@ -94,7 +95,7 @@ def test_masks_must_be_nested_and_weights_zero_one(world):
 
 def test_schedule_takes_each_training_set_before_the_rest():
     level = np.random.default_rng(0).integers(0, 4, 300)  # sets 0..2 and stimuli in none (level 3)
-    order, windows, after = _schedule(np.ones((1, 300)), 64, seed=0, level=level)
+    order, windows, after = schedule(np.ones((1, 300)), 64, seed=0, level=level)
     assert sorted(order.tolist()) == list(range(300))
     assert (np.diff(level[order]) >= 0).all()
     sizes = [w.stop - w.start for w in windows]

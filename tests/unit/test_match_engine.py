@@ -368,7 +368,7 @@ class _TableSource:
 def test_units_too_ill_conditioned_for_float32_are_matched_exactly():
     """A unit nearly constant on a row's stimuli, far from the shift (set on other stimuli), loses its
     variance to float32 cancellation; the engine redoes such units in float64 instead of reporting noise."""
-    from precompute.match.engine import _schedule
+    from precompute.match.schedule import schedule
 
     rng = np.random.default_rng(0)
     n = 200
@@ -379,7 +379,7 @@ def test_units_too_ill_conditioned_for_float32_are_matched_exactly():
     rows = np.stack([rng.standard_normal(n), np.where(in_b, t + 0.05 * rng.standard_normal(n), np.nan)])
     weights = np.stack([np.ones(n), in_b.astype(float)])
     group = np.array([0, 1])
-    seed = next(s for s in range(100) if not in_b[_schedule(weights, 50, s)[0][0]])  # first batch outside B
+    seed = next(s for s in range(100) if not in_b[schedule(weights, 50, s)[0][0]])  # first batch outside B
     feed = ArrayFeed([f"stim-{i:04d}" for i in range(n)], [np.zeros((4, 4), np.uint8)] * n)
     source = _TableSource(table)
     result = match_units(source, feed, RowSet(np.nan_to_num(rows), group, weights),
