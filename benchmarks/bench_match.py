@@ -221,10 +221,11 @@ def _training_sets(workdir: Path, n: int):
 
 
 def phase_match(args) -> dict:
-    from precompute.match.engine import EngineConfig, RowSet, match_units
+    from precompute.match.engine import EngineConfig, match_units
     from precompute.match.gather import select_gather_units
     from precompute.match.inference import gather_activations
     from precompute.match.plan import default_memory_budget
+    from precompute.match.rows import RowSet
 
     inputs, source, feed = _open(args.workdir, args.model, args.n)
     memory = int(args.memory_gb * GiB) if args.memory_gb else default_memory_budget()

@@ -21,7 +21,7 @@ from precompute.core.feeds import PngFeed
 from precompute.core.store import Store
 from precompute.datasets.folds import TRAIN_FOLDS, ensure_folds, training_masks
 from precompute.match.checkpoints import Checkpoints
-from precompute.match.engine import EngineConfig, RowSet, match_units
+from precompute.match.engine import EngineConfig, match_units
 from precompute.match.gather import (
     RANDOM_UNITS_SEED,
     insert_unit_activations,
@@ -31,6 +31,7 @@ from precompute.match.gather import (
 from precompute.match.inference import gather_activations
 from precompute.match.inputs import load_inputs
 from precompute.match.results import MatchResult, unit_coords
+from precompute.match.rows import RowSet
 from precompute.models.base import ActivationSource
 
 log = logging.getLogger(__name__)

@@ -158,7 +158,7 @@ def build_rows(responses: np.ndarray, spec: PassSpec, rng: np.random.Generator):
     A row's weights are its training mask AND the stimuli the site has a response to (NaN = missing);
     rows with the same weights share a group. Each permuted copy permutes one site's responses
     (missing ones included) with its own permutation."""
-    from precompute.match.engine import RowSet
+    from precompute.match.rows import RowSet
 
     responses = np.asarray(responses, dtype=np.float64)
     n_sites, n_stim = responses.shape

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from precompute.match.checkpoints import Checkpoints
-from precompute.match.engine import RowSet, match_units
+from precompute.match.engine import match_units
 from precompute.match.plan import bytes_per_unit
+from precompute.match.rows import RowSet
 from precompute.match.schedule import schedule
 from precompute.match.synthetic import SyntheticSource, UnitEdits
 from tests.unit.test_match_engine import SHAPES, all_activations, check_topk, make_feed, reference_r, small_config

@@ -7,9 +7,10 @@ import pytest
 
 from precompute.core.errors import UserError
 from precompute.core.feeds import ArrayFeed
-from precompute.match.engine import EngineConfig, RowSet, match_units
+from precompute.match.engine import EngineConfig, match_units
 from precompute.match.plan import bytes_per_unit, plan_passes
 from precompute.match.results import unit_coords
+from precompute.match.rows import RowSet
 from precompute.match.synthetic import SyntheticSource, UnitEdits
 from precompute.match.topk import order_candidates, topk_rows
 from precompute.models.base import LayerInfo
@@ -395,11 +396,13 @@ def test_units_too_ill_conditioned_for_float32_are_matched_exactly():
 
 @pytest.mark.parametrize("uniform", [True, False])
 def test_the_gpu_product_step_on_any_torch_device(uniform):
-    """engine._product_gpu (no GPU here): run on CPU tensors, it must give the shifted product, the median
+    """accumulate._product_gpu (no GPU here): run on CPU tensors, it must give the shifted product, the median
     shift and the (weighted) squares for every stage block, leaving other columns alone."""
+    from types import SimpleNamespace
+
     import torch
 
-    from precompute.match.engine import _product_gpu
+    from precompute.match.accumulate import PassBuffers, _product_gpu
     from precompute.match.plan import Segment
 
     rng = np.random.default_rng(9)
@@ -415,7 +418,9 @@ def test_the_gpu_product_step_on_any_torch_device(uniform):
     acc = torch.zeros((rows + groups, n_units + 2))[:, :n_units]  # a strided view, as a column block is
     sumsq = torch.zeros((groups, n_units), dtype=torch.float64)
     shift = torch.zeros(n_units)
-    _product_gpu(acc, zext, w, sumsq, None, shift, flat, blocks, stage, s0, k, [(0, rows + groups)], uniform, 3)
+    state = SimpleNamespace(zext=zext, w_ordered=w, uniform=uniform, plan=SimpleNamespace(stage=stage))  # what it reads
+    buf = PassBuffers(acc=acc, sumsq=sumsq, window_sq=None, shift=shift, flat=flat, blocks=blocks)
+    _product_gpu(state, buf, s0, k, [(0, rows + groups)], 3)
     expected_shift = np.sort(a_all[:3], axis=0)[1]  # the median of the first 3 staged rows
     np.testing.assert_allclose(shift.numpy(), expected_shift, rtol=1e-6)
     centred = a_all - expected_shift

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from precompute.core.feeds import ArrayFeed
-from precompute.match.engine import EngineConfig, RowSet, match_units
+from precompute.match.engine import EngineConfig, match_units
+from precompute.match.rows import RowSet
 from precompute.models.base import LayerInfo
 
 sources = pytest.importorskip("precompute.models.sources")
@@ -116,7 +117,7 @@ def test_outputs_are_written_in_place_where_an_array_is_given(tmp_path):
 
 def test_the_engine_gives_the_same_answer_with_blocks_over_two_threads(tmp_path, monkeypatch):
     """Batches shifted and squared in blocks of a few units by two threads: the same as one thread."""
-    from precompute.match import engine
+    from precompute.match import accumulate
 
     source = tiny_source(tmp_path)
     rng = np.random.default_rng(2)
@@ -126,7 +127,7 @@ def test_the_engine_gives_the_same_answer_with_blocks_over_two_threads(tmp_path,
     rows = rng.standard_normal((6, n))
     config = dict(top_k=8, batch_size=16, device="cpu", max_stage=32, min_stage=32)
     one = match_units(source, feed, RowSet(rows), EngineConfig(threads=1, **config))
-    monkeypatch.setattr(engine, "STAGE_BLOCK", 7)
+    monkeypatch.setattr(accumulate, "STAGE_BLOCK", 7)
     two = match_units(source, feed, RowSet(rows), EngineConfig(threads=2, **config))
     np.testing.assert_array_equal(one.top_index, two.top_index)
     np.testing.assert_allclose(one.top_r, two.top_r, atol=1e-6)
