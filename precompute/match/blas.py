@@ -25,7 +25,7 @@ _F4 = np.dtype(np.float32).itemsize
 def _sgemm():
     """The Fortran sgemm of scipy's OpenBLAS as a ctypes function, or None where it cannot be found."""
     try:
-        from scipy.linalg import cython_blas
+        from scipy.linalg import cython_blas  # heavy: loaded on the first product
 
         capsule = cython_blas.__pyx_capi__["sgemm"]
         get_name = ctypes.pythonapi.PyCapsule_GetName

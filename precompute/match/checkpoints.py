@@ -141,7 +141,7 @@ def search_set(acc, sumsq, c: int, sums: SetSums, unit_pass, offsets: np.ndarray
 
     acc: (rows + groups, units) float32 torch tensor with the sums over set c (column-sum rows last);
     sumsq: (groups, units) float64 with the sums of squares over set c."""
-    import torch
+    import torch  # heavy: loaded when the engine runs
 
     dev = acc.device
     n = torch.as_tensor(sums.n[c], dtype=torch.float64, device=dev)
@@ -197,7 +197,7 @@ def _best_in_tiles(s, m, inv_sd, scaled_mean, penalty, tile) -> tuple[np.ndarray
     """Each row's highest (s_iu - m_i mean_u) * inv_sd_u (-inf where penalty_u is) and its first column,
     tile by tile (TILE_UNITS columns at a time, each tile in cache through all of its operations): (rows, 1)
     values and local indices (-1 where a row has no finite value)."""
-    import torch
+    import torch  # heavy: loaded when the engine runs
 
     rows, u = s.shape
     best_v = torch.full((rows,), float("-inf"), device=s.device)

@@ -78,7 +78,7 @@ def select_gather_units(
 def unit_activations_table(dataset: str, model: str, layers: list[LayerInfo], units: GatherUnits,
                            values: np.ndarray):
     """The `unit_activations` rows as a pyarrow Table (values as a list column)."""
-    import pyarrow as pa
+    import pyarrow as pa  # heavy: loaded when the table is written
 
     n, n_stim = values.shape
     channel = np.empty(n, np.int32)

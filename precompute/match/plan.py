@@ -16,7 +16,10 @@ The default budget is `DEFAULT_RAM_FRACTION` of the machine's total RAM.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
+
+import psutil
 
 from precompute.core.errors import UserError
 from precompute.models.base import LayerInfo
@@ -36,10 +39,6 @@ GiB = 1 << 30
 def default_memory_budget() -> int:
     """The engine's budget when none is given, in bytes: $UNITSCOPE_MEMORY_GB if set (e.g. for the demo
     on a machine shared with other jobs), else DEFAULT_RAM_FRACTION of this machine's total RAM."""
-    import os
-
-    import psutil
-
     raw = os.environ.get("UNITSCOPE_MEMORY_GB", "").strip()
     if raw:
         try:

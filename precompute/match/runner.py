@@ -8,12 +8,15 @@ A pair with a `match_runs` row is skipped unless `force`.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import duckdb
 import numpy as np
+from tqdm import tqdm
 
 from precompute.core.errors import UserError
 from precompute.core.failpoints import failpoint
@@ -32,6 +35,7 @@ from precompute.match.inference import gather_activations
 from precompute.match.inputs import load_inputs
 from precompute.match.results import MatchResult, unit_coords
 from precompute.match.rows import RowSet
+from precompute.models import registry
 from precompute.models.base import ActivationSource
 
 log = logging.getLogger(__name__)
@@ -74,8 +78,6 @@ def predates_heldout(con, dataset: str, model: str) -> bool:
 
 def served_predates_heldout(served_path, dataset: str, model: str) -> bool:
     """predates_heldout on the served file (False when it cannot be read or lacks the tables)."""
-    import duckdb
-
     try:
         con = duckdb.connect(str(served_path), read_only=True)
     except (duckdb.Error, OSError):
@@ -93,12 +95,10 @@ def served_predates_heldout(served_path, dataset: str, model: str) -> bool:
 
 
 def default_source_factory(con, model: str, store: Store) -> ActivationSource:
-    try:
+    try:  # heavy and optional: the model runtimes (onnxruntime) load only when a model is opened
         from precompute.models.sources import open_source
     except ImportError as exc:  # the models area is not installed in this build
         raise UserError(f"cannot open model {model!r}: precompute.models.sources is unavailable ({exc})") from exc
-    from precompute.models import registry
-
     if not registry.model_exists(con, model):
         raise UserError(f"model {model!r} is not added; add it with `python -m precompute models add` "
                         "(see `python -m precompute models list`)")
@@ -183,17 +183,13 @@ def run_pair(
 
 
 def _bar(desc: str, total: int):
-    import sys
-
-    from tqdm import tqdm
-
     return tqdm(total=total, desc=desc, unit="stim", file=sys.stderr, dynamic_ncols=True)
 
 
 def write_match_tables(con, dataset: str, model: str, site_ids: list[str], result: MatchResult) -> None:
     """matches, layer_matches, featuremap_matches and split_matches from an engine result (the caller's
     transaction)."""
-    import pyarrow as pa
+    import pyarrow as pa  # heavy: loaded when the tables are written
 
     sites = np.asarray(site_ids, dtype=object)
     layers = result.layers
