@@ -55,8 +55,9 @@ class PngFeed:
         return out
 
 
-def prefetch_images(feed: ImageFeed, batches: Iterable[np.ndarray]
-                    ) -> Iterator[tuple[np.ndarray, list[np.ndarray], float]]:
+def prefetch_images(
+    feed: ImageFeed, batches: Iterable[np.ndarray]
+) -> Iterator[tuple[np.ndarray, list[np.ndarray], float]]:
     """Yield (indices, images, seconds waited for them) for each index array of `batches`, in order, the next
     batch decoding in a background thread while the caller runs the current one. PIL releases the GIL while
     decoding, so the decoding fills the gaps onnxruntime's threads leave (1,280 stimuli of Lite0: 12.1 s

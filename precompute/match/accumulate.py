@@ -107,17 +107,21 @@ def _allocate(state: PassState) -> PassBuffers:
     blocks = []
     col = 0
     for seg in state.unit_pass.segments:
-        blocks.append((seg, col, flat_np[stage * col:stage * (col + seg.units)].reshape(stage, seg.units)))
+        blocks.append((seg, col, flat_np[stage * col : stage * (col + seg.units)].reshape(stage, seg.units)))
         col += seg.units
     sumsq = torch.zeros((state.n_groups, n_units), dtype=torch.float64, device=state.device)
     patterned = all(w.groups is not None for w in state.windows)
-    window_sq = None if state.uniform or not patterned else torch.zeros(n_units, dtype=torch.float64,
-                                                                         device=state.device)
+    window_sq = (
+        None if state.uniform or not patterned else torch.zeros(n_units, dtype=torch.float64, device=state.device)
+    )
     shift = torch.zeros(n_units, dtype=torch.float32, device=state.device)
     # Layers the pass holds whole are written in place; a layer split across passes comes back as a new
     # array and its segment is copied (the plan budgets one batch of outputs over all units for that).
-    whole = {seg.layer_idx: block for seg, _c, block in blocks
-             if seg.start == 0 and seg.stop == state.layers[seg.layer_idx].units}
+    whole = {
+        seg.layer_idx: block
+        for seg, _c, block in blocks
+        if seg.start == 0 and seg.stop == state.layers[seg.layer_idx].units
+    }
     partial = [(seg, block) for seg, _c, block in blocks if seg.layer_idx not in whole]
     n_workers = torch.get_num_threads()
     workers = ThreadPoolExecutor(n_workers) if n_workers > 1 and not state.cuda else None
@@ -132,16 +136,16 @@ def _stage_batch(state: PassState, buf: PassBuffers, s0: int, b0: int, b1: int, 
     timings["decode_s"] = timings.get("decode_s", 0.0) + waited
     wanted = state.unit_pass.layer_indices
     ids = [state.feed.stimulus_ids[int(i)] for i in idx]
-    dests = [buf.whole[lay][b0 - s0:b1 - s0] if lay in buf.whole else None for lay in wanted]
+    dests = [buf.whole[lay][b0 - s0 : b1 - s0] if lay in buf.whole else None for lay in wanted]
     t0 = time.perf_counter()
     outs, copied = infer_into(state.source, images, ids, wanted, dests, state.layers)
     t1 = time.perf_counter()
     by_layer = dict(zip(wanted, outs, strict=True))
     for seg, block in buf.partial:
-        block[b0 - s0:b1 - s0] = by_layer[seg.layer_idx][:, seg.start:seg.stop]
+        block[b0 - s0 : b1 - s0] = by_layer[seg.layer_idx][:, seg.start : seg.stop]
     if not state.cuda:
         weights = None if state.uniform or buf.window_sq is not None else state.w_ordered.numpy()[:, b0:b1]
-        _shift_batch(buf, [(c, block[b0 - s0:b1 - s0]) for _seg, c, block in buf.blocks], weights)
+        _shift_batch(buf, [(c, block[b0 - s0 : b1 - s0]) for _seg, c, block in buf.blocks], weights)
     t2 = time.perf_counter()
     timings["inference_s"] += t1 - t0 - copied
     timings["staging_s"] += t2 - t1 + copied
@@ -156,8 +160,11 @@ def _shift_batch(buf: PassBuffers, parts, weights) -> None:
     is in cache), shared out over the worker threads (numpy releases the GIL in these loops)."""
     shift, sumsq, first = buf.shift.numpy(), buf.sumsq.numpy(), buf.first_batch
     window_sq = None if buf.window_sq is None else buf.window_sq.numpy()
-    jobs = [(part, c, j, min(part.shape[1], j + STAGE_BLOCK))
-            for c, part in parts for j in range(0, part.shape[1], STAGE_BLOCK)]
+    jobs = [
+        (part, c, j, min(part.shape[1], j + STAGE_BLOCK))
+        for c, part in parts
+        for j in range(0, part.shape[1], STAGE_BLOCK)
+    ]
 
     def run(chunks) -> None:
         for part, c, j0, j1 in chunks:
@@ -195,7 +202,7 @@ def _product_step(state: PassState, buf: PassBuffers, window: Window) -> None:
         acc_np, z_np = buf.acc.numpy(), state.zext.numpy()
         for seg, c, block in buf.blocks:
             for r0, r1 in row_blocks:
-                blas.accumulate(acc_np[r0:r1, c:c + seg.units], z_np[r0:r1, s0:s1], block[:k])
+                blas.accumulate(acc_np[r0:r1, c : c + seg.units], z_np[r0:r1, s0:s1], block[:k])
     if buf.window_sq is not None:
         for g in window.groups.tolist():
             buf.sumsq[g] += float(window.weights[g]) * buf.window_sq
@@ -223,16 +230,16 @@ def _product_gpu(state: PassState, buf: PassBuffers, s0: int, k: int, row_blocks
     and multiplied into its columns of the accumulator (torch addmm_). The shift is set from the first
     `median_rows` staged stimuli when that is non-zero (the pass's first step)."""
     acc, sumsq, window_sq, shift, stage = buf.acc, buf.sumsq, buf.window_sq, buf.shift, state.plan.stage
-    w = state.w_ordered[:, s0:s0 + k]
+    w = state.w_ordered[:, s0 : s0 + k]
     for seg, c, _block in buf.blocks:
         u = seg.units
-        a = buf.flat[stage * c:stage * (c + u)].view(stage, u)[:k].to(acc.device, non_blocking=True)
+        a = buf.flat[stage * c : stage * (c + u)].view(stage, u)[:k].to(acc.device, non_blocking=True)
         cols = slice(c, c + u)
         if median_rows:
             shift[cols] = a[:median_rows].median(dim=0).values
         a -= shift[cols]
         for j in range(0, u, SQUARE_CHUNK):
-            part = a[:, j:j + SQUARE_CHUNK]
+            part = a[:, j : j + SQUARE_CHUNK]
             sq = part * part
             cc = slice(c + j, c + min(u, j + SQUARE_CHUNK))
             if state.uniform:
@@ -242,4 +249,4 @@ def _product_gpu(state: PassState, buf: PassBuffers, s0: int, k: int, row_blocks
             else:
                 sumsq[:, cc] += (w @ sq).double()
         for r0, r1 in row_blocks:
-            acc[r0:r1, cols].addmm_(state.zext[r0:r1, s0:s0 + k], a)
+            acc[r0:r1, cols].addmm_(state.zext[r0:r1, s0 : s0 + k], a)

@@ -117,7 +117,10 @@ class _Progress:
 
 
 def match_units(
-    source: ActivationSource, feed: ImageFeed, rows: RowSet, config: EngineConfig | None = None,
+    source: ActivationSource,
+    feed: ImageFeed,
+    rows: RowSet,
+    config: EngineConfig | None = None,
     checkpoints: Checkpoints | None = None,
 ) -> MatchResult:
     """Correlate every row with every unit of `source` over the feed's stimuli; exact top-k per row.
@@ -146,8 +149,10 @@ def match_units(
     k_keep = max(config.top_k, k_layer)
     plan = _plan(source, layers, std, n_stim, config)
 
-    with _default_budget_lock(config.memory_bytes is None), threadpool_limits(
-            config.threads or len(os.sched_getaffinity(0)), user_api="blas"):
+    with (
+        _default_budget_lock(config.memory_bytes is None),
+        threadpool_limits(config.threads or len(os.sched_getaffinity(0)), user_api="blas"),
+    ):
         sched = schedule(std.weights, plan.stage, config.seed, None if sets is None else sets.level)
         offsets = np.concatenate([[0], np.cumsum([la.units for la in layers])]).astype(np.int64)
         best = Best.empty(layers, rows.n_rows, len(std.weights), k_keep, config.featuremaps)
@@ -156,8 +161,9 @@ def match_units(
             timings["checkpoint_s"] = 0.0
             sets.after = sched.after
         shared = _shared_state(source, feed, layers, plan, device, std, sched, timings)
-        _run_passes(shared, plan, best, k_keep, sets, offsets, _Progress(config.progress, len(sched.order) *
-                                                                         len(plan.passes)))
+        _run_passes(
+            shared, plan, best, k_keep, sets, offsets, _Progress(config.progress, len(sched.order) * len(plan.passes))
+        )
         _redo_flagged(shared, best, sets, std, offsets)
 
         t0 = time.perf_counter()
@@ -165,11 +171,17 @@ def match_units(
         timings["topk_s"] += time.perf_counter() - t0
         timings["total_s"] = time.perf_counter() - t_start
         return MatchResult(
-            layers=layers, offsets=offsets, group=std.group, row_valid=std.row_valid,
-            top_r=clip_r(top_r), top_index=top_index,
+            layers=layers,
+            offsets=offsets,
+            group=std.group,
+            row_valid=std.row_valid,
+            top_r=clip_r(top_r),
+            top_index=top_index,
             layer_top={k: (clip_r(v[:, :k_layer]), i[:, :k_layer]) for k, (v, i) in best.layer_top.items()},
             featuremap={k: (clip_r(v), i) for k, (v, i) in best.featuremap.items()},
-            valid=best.valid, plan=plan, timings=timings,
+            valid=best.valid,
+            plan=plan,
+            timings=timings,
             set_r=None if sets is None else clip_r(sets.tops.r),
             set_index=None if sets is None else sets.tops.index,
         )
@@ -187,25 +199,48 @@ def _checked_layers(source: ActivationSource, feed: ImageFeed, rows: RowSet) -> 
     return layers
 
 
-def _plan(source: ActivationSource, layers: list[LayerInfo], std: Standardized, n_stim: int,
-          config: EngineConfig) -> Plan:
+def _plan(
+    source: ActivationSource, layers: list[LayerInfo], std: Standardized, n_stim: int, config: EngineConfig
+) -> Plan:
     """The passes over the units that fit the memory budget (precompute/match/plan.py), logged."""
     n_rows, n_groups = len(std.group), len(std.weights)
     budget = config.memory_bytes or default_memory_budget()
     plan = plan_passes(
-        layers, n_rows, n_stim, budget, n_groups=n_groups, batch_size=config.batch_size,
-        reserve_bytes=config.reserve_bytes, max_stage=config.max_stage, min_stage=config.min_stage,
+        layers,
+        n_rows,
+        n_stim,
+        budget,
+        n_groups=n_groups,
+        batch_size=config.batch_size,
+        reserve_bytes=config.reserve_bytes,
+        max_stage=config.max_stage,
+        min_stage=config.min_stage,
     )
     log.info(
         "%s: %d rows x %d units x %d stimuli; %d pass(es), stage %d, batch %d, budget %.2f GiB (est. peak %.2f)",
-        source.model, n_rows, sum(la.units for la in layers), n_stim, len(plan.passes), plan.stage,
-        plan.batch_size, budget / 2**30, plan.estimated_peak_bytes / 2**30,
+        source.model,
+        n_rows,
+        sum(la.units for la in layers),
+        n_stim,
+        len(plan.passes),
+        plan.stage,
+        plan.batch_size,
+        budget / 2**30,
+        plan.estimated_peak_bytes / 2**30,
     )
     return plan
 
 
-def _shared_state(source: ActivationSource, feed: ImageFeed, layers: list[LayerInfo], plan: Plan, device: str,
-                  std: Standardized, sched: Schedule, timings: dict[str, float]) -> dict:
+def _shared_state(
+    source: ActivationSource,
+    feed: ImageFeed,
+    layers: list[LayerInfo],
+    plan: Plan,
+    device: str,
+    std: Standardized,
+    sched: Schedule,
+    timings: dict[str, float],
+) -> dict:
     """The fields of PassState that every pass shares (the product's right factor on the device, in
     processing order: the rows, then one column-sum row per group)."""
     import torch  # heavy: loaded when the engine runs
@@ -214,16 +249,27 @@ def _shared_state(source: ActivationSource, feed: ImageFeed, layers: list[LayerI
     order = sched.order
     zext = np.ascontiguousarray(np.concatenate([z, weights], axis=0)[:, order], np.float32)
     return dict(
-        source=source, feed=feed, layers=layers, plan=plan, device=device, order=order, windows=sched.windows,
-        group=group, group_start=np.searchsorted(group, np.arange(len(weights) + 1)), row_valid=row_valid,
-        wsum=weights.sum(axis=1), zext=torch.from_numpy(zext).to(device),
+        source=source,
+        feed=feed,
+        layers=layers,
+        plan=plan,
+        device=device,
+        order=order,
+        windows=sched.windows,
+        group=group,
+        group_start=np.searchsorted(group, np.arange(len(weights) + 1)),
+        row_valid=row_valid,
+        wsum=weights.sum(axis=1),
+        zext=torch.from_numpy(zext).to(device),
         w_ordered=torch.from_numpy(np.ascontiguousarray(weights[:, order], np.float32)).to(device),
-        uniform=bool(np.all(weights[:, order] == 1.0)), timings=timings,
+        uniform=bool(np.all(weights[:, order] == 1.0)),
+        timings=timings,
     )
 
 
-def _run_passes(shared: dict, plan: Plan, best: Best, k: int, sets: _SetSearch | None, offsets: np.ndarray,
-                progress: _Progress) -> None:
+def _run_passes(
+    shared: dict, plan: Plan, best: Best, k: int, sets: _SetSearch | None, offsets: np.ndarray, progress: _Progress
+) -> None:
     """Every pass of the plan: accumulate its units over the stimuli (searching the training sets on the way),
     then search them into `best`."""
     timings = shared["timings"]
@@ -231,7 +277,9 @@ def _run_passes(shared: dict, plan: Plan, best: Best, k: int, sets: _SetSearch |
         for p, unit_pass in enumerate(plan.passes):
             postfix = f"pass {p + 1}/{len(plan.passes)}" if len(plan.passes) > 1 else None
             state = PassState(
-                **shared, unit_pass=unit_pass, progress=lambda n, pf=postfix: progress.update(n, pf),
+                **shared,
+                unit_pass=unit_pass,
+                progress=lambda n, pf=postfix: progress.update(n, pf),
                 on_window=None if sets is None else sets.searcher(unit_pass, offsets, shared["group"], timings),
             )
             acc, sumsq = accumulate_pass(state)
@@ -243,8 +291,7 @@ def _run_passes(shared: dict, plan: Plan, best: Best, k: int, sets: _SetSearch |
         progress.close()
 
 
-def _redo_flagged(shared: dict, best: Best, sets: _SetSearch | None, std: Standardized,
-                  offsets: np.ndarray) -> None:
+def _redo_flagged(shared: dict, best: Best, sets: _SetSearch | None, std: Standardized, offsets: np.ndarray) -> None:
     """The (group, unit) pairs too ill-conditioned for float32 sums, in the final search and the training
     sets' searches, searched again exactly from one more pass over their units."""
     timings = shared["timings"]
@@ -254,8 +301,7 @@ def _redo_flagged(shared: dict, best: Best, sets: _SetSearch | None, std: Standa
         timings["set_ill_conditioned"] = float(len(set_flagged))
     if best.flagged or set_flagged:
         t0 = time.perf_counter()
-        values = _gather_flagged(shared["source"], shared["feed"], best.flagged, set_flagged,
-                                 shared["plan"].batch_size)
+        values = _gather_flagged(shared["source"], shared["feed"], best.flagged, set_flagged, shared["plan"].batch_size)
         if best.flagged:
             redo_ill_conditioned(best, shared["layers"], values, std)
         if set_flagged:
@@ -264,13 +310,18 @@ def _redo_flagged(shared: dict, best: Best, sets: _SetSearch | None, std: Standa
         timings["ill_conditioned_s"] = time.perf_counter() - t0
 
 
-def _whole_model_top(best: Best, layers: list[LayerInfo], offsets: np.ndarray, k: int
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def _whole_model_top(best: Best, layers: list[LayerInfo], offsets: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(r, global index) of each row's k best units over the whole model, merged from the per-layer lists."""
     cand_r = np.concatenate([best.layer_top[la.layer_idx][0] for la in layers], axis=1)
     cand_i = np.concatenate(
-        [np.where(best.layer_top[la.layer_idx][1] >= 0, best.layer_top[la.layer_idx][1] + offsets[la.layer_idx],
-                  PAD_INDEX) for la in layers], axis=1)
+        [
+            np.where(
+                best.layer_top[la.layer_idx][1] >= 0, best.layer_top[la.layer_idx][1] + offsets[la.layer_idx], PAD_INDEX
+            )
+            for la in layers
+        ],
+        axis=1,
+    )
     return order_candidates(cand_r, cand_i, k)
 
 
@@ -291,8 +342,7 @@ class _SetSearch:
         sums = set_sums(std.z, std.group, std.weights, std.row_valid, checkpoints.masks)
         return cls(checkpoints, level, sums, SetTops.empty(checkpoints.n_sets, len(std.group), checkpoints.top_k))
 
-    def searcher(self, unit_pass: Pass, offsets: np.ndarray, group: np.ndarray, timings: dict[str, float]
-                 ) -> Callable:
+    def searcher(self, unit_pass: Pass, offsets: np.ndarray, group: np.ndarray, timings: dict[str, float]) -> Callable:
         """PassState.on_window for one pass: after a step that completes training sets, search them."""
         n_rows = len(group)
 
@@ -309,11 +359,16 @@ def _gather_flagged(source, feed, flagged, set_flagged, batch_size) -> dict[tupl
     """(layer_idx, flat) -> float64 activations over all stimuli of every unit some pair flagged as too
     ill-conditioned for float32 sums: one gather pass over those units (their layers only)."""
     units = sorted({(lay, flat) for _g, lay, flat in flagged} | {(lay, flat) for _c, _g, lay, flat in set_flagged})
-    log.warning("%s: %d (group, unit) pairs too ill-conditioned for float32 sums (%d units); computing their r "
-                "exactly from one more pass over their layers", source.model, len(flagged) + len(set_flagged),
-                len(units))
-    values, _ = gather_activations(source, feed, np.array([u[0] for u in units]), np.array([u[1] for u in units]),
-                                   batch_size=batch_size)
+    log.warning(
+        "%s: %d (group, unit) pairs too ill-conditioned for float32 sums (%d units); computing their r "
+        "exactly from one more pass over their layers",
+        source.model,
+        len(flagged) + len(set_flagged),
+        len(units),
+    )
+    values, _ = gather_activations(
+        source, feed, np.array([u[0] for u in units]), np.array([u[1] for u in units]), batch_size=batch_size
+    )
     return {u: values[i].astype(np.float64) for i, u in enumerate(units)}
 
 
@@ -330,8 +385,10 @@ def _default_budget_lock(wanted: bool):
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            log.warning("another matching job is using the default memory budget on this machine; waiting for it "
-                        "(give each job --memory-gb to run them side by side)")
+            log.warning(
+                "another matching job is using the default memory budget on this machine; waiting for it "
+                "(give each job --memory-gb to run them side by side)"
+            )
             fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

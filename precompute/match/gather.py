@@ -44,7 +44,10 @@ class GatherUnits:
 
 
 def select_gather_units(
-    result: MatchResult, *, n_random: int = RANDOM_UNITS_PER_SITE, seed: int = RANDOM_UNITS_SEED,
+    result: MatchResult,
+    *,
+    n_random: int = RANDOM_UNITS_PER_SITE,
+    seed: int = RANDOM_UNITS_SEED,
     rows: np.ndarray | None = None,
 ) -> GatherUnits:
     """Every unit in any row's top-K, every unit a row chose on a training set (`result.set_index`), and
@@ -75,8 +78,7 @@ def select_gather_units(
     return GatherUnits(layer.astype(np.int64), flat.astype(np.int64), [chosen[int(i)] for i in index])
 
 
-def unit_activations_table(dataset: str, model: str, layers: list[LayerInfo], units: GatherUnits,
-                           values: np.ndarray):
+def unit_activations_table(dataset: str, model: str, layers: list[LayerInfo], units: GatherUnits, values: np.ndarray):
     """The `unit_activations` rows as a pyarrow Table (values as a list column)."""
     import pyarrow as pa  # heavy: loaded when the table is written
 
@@ -90,16 +92,18 @@ def unit_activations_table(dataset: str, model: str, layers: list[LayerInfo], un
         channel[sel], y[sel], x[sel] = c, yy, xx
     offsets = pa.array(np.arange(0, n * n_stim + 1, n_stim, dtype=np.int64))
     lists = pa.LargeListArray.from_arrays(offsets, pa.array(np.ascontiguousarray(values).reshape(-1)))
-    return pa.table({
-        "dataset": pa.array([dataset] * n, pa.string()),
-        "model": pa.array([model] * n, pa.string()),
-        "layer_idx": pa.array(units.layer_idx.astype(np.int32)),
-        "channel": pa.array(channel),
-        "y": pa.array(y),
-        "x": pa.array(x),
-        "reason": pa.array(units.reason, pa.string()),
-        "values": lists,
-    })
+    return pa.table(
+        {
+            "dataset": pa.array([dataset] * n, pa.string()),
+            "model": pa.array([model] * n, pa.string()),
+            "layer_idx": pa.array(units.layer_idx.astype(np.int32)),
+            "channel": pa.array(channel),
+            "y": pa.array(y),
+            "x": pa.array(x),
+            "reason": pa.array(units.reason, pa.string()),
+            "values": lists,
+        }
+    )
 
 
 def insert_unit_activations(con, table) -> None:
@@ -116,17 +120,27 @@ def insert_unit_activations(con, table) -> None:
 
 
 def gather_more(
-    con, dataset: str, model: str, units: list[tuple[int, int, int, int]], where, *,
-    reason: str = "requested", source: ActivationSource | None = None, batch_size: int = 16,
+    con,
+    dataset: str,
+    model: str,
+    units: list[tuple[int, int, int, int]],
+    where,
+    *,
+    reason: str = "requested",
+    source: ActivationSource | None = None,
+    batch_size: int = 16,
 ) -> int:
     """Add activations of more units (layer_idx, channel, y, x) for an analysis; returns how many were
     added (units already stored are skipped). Runs inside the caller's step transaction `con`;
     `where` is what precompute.models.sources.open_source needs to find the model (the Store)."""
     if reason not in REASON_PRIORITY:
         raise ValueError(f"reason must be one of {sorted(REASON_PRIORITY)}")
-    have = {tuple(r) for r in con.execute(
-        "SELECT layer_idx, channel, y, x FROM unit_activations WHERE dataset = ? AND model = ?",
-        [dataset, model]).fetchall()}
+    have = {
+        tuple(r)
+        for r in con.execute(
+            "SELECT layer_idx, channel, y, x FROM unit_activations WHERE dataset = ? AND model = ?", [dataset, model]
+        ).fetchall()
+    }
     todo = sorted({tuple(int(v) for v in u) for u in units} - have)
     if not todo:
         return 0
@@ -144,13 +158,16 @@ def gather_more(
                 raise UserError(f"layer_idx {lay} does not exist in {model} (0..{len(layers) - 1})")
             info = layers[lay]
             if not (0 <= c < info.channels and 0 <= y < info.height and 0 <= x < info.width):
-                raise UserError(f"unit ({lay}, {c}, {y}, {x}) is outside layer {lay} of {model} "
-                                f"({info.channels} x {info.height} x {info.width})")
+                raise UserError(
+                    f"unit ({lay}, {c}, {y}, {x}) is outside layer {lay} of {model} "
+                    f"({info.channels} x {info.height} x {info.width})"
+                )
             flat.append(c * info.height * info.width + y * info.width + x)
         chosen = GatherUnits(np.array([u[0] for u in todo], np.int64), np.array(flat, np.int64), [reason] * len(todo))
         inputs = load_inputs(con, dataset)
-        values, _ = gather_activations(source, PngFeed(inputs.stimulus_ids, inputs.pngs), chosen.layer_idx,
-                                       chosen.flat, batch_size=batch_size)
+        values, _ = gather_activations(
+            source, PngFeed(inputs.stimulus_ids, inputs.pngs), chosen.layer_idx, chosen.flat, batch_size=batch_size
+        )
         insert_unit_activations(con, unit_activations_table(dataset, model, layers, chosen, values))
         log.info("gathered %d more units of %s on %s", len(todo), model, dataset)
         return len(todo)

@@ -30,8 +30,9 @@ def infer_into(source, images, ids, wanted, dests, layers) -> tuple[list[np.ndar
     for lay, out, dest in zip(wanted, outs, dests, strict=True):
         out = np.asarray(out, dtype=np.float32).reshape(n, -1)
         if out.shape[1] != layers[lay].units:
-            raise RuntimeError(f"{source.model}: layer {lay} gave {out.shape[1]} units per stimulus, "
-                               f"expected {layers[lay].units}")
+            raise RuntimeError(
+                f"{source.model}: layer {lay} gave {out.shape[1]} units per stimulus, expected {layers[lay].units}"
+            )
         if dest is not None and not np.shares_memory(out, dest):
             dest[...] = out
             out = dest
@@ -40,8 +41,13 @@ def infer_into(source, images, ids, wanted, dests, layers) -> tuple[list[np.ndar
 
 
 def gather_activations(
-    source: ActivationSource, feed: ImageFeed, layer_idx: np.ndarray, flat: np.ndarray, *,
-    batch_size: int = 16, progress: Callable[[int], None] | None = None,
+    source: ActivationSource,
+    feed: ImageFeed,
+    layer_idx: np.ndarray,
+    flat: np.ndarray,
+    *,
+    batch_size: int = 16,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, float]:
     """(units, stimuli) float32 activations of the given units over every stimulus in idx order, and
     the seconds spent in inference. One inference pass, up to the deepest layer asked for."""
@@ -63,7 +69,7 @@ def gather_activations(
         t0 = time.perf_counter()
         ids = [feed.stimulus_ids[i] for i in idx]
         if into:
-            outs = source.activations_into(images, ids, wanted, [scratch[lay][:b1 - b0] for lay in wanted])
+            outs = source.activations_into(images, ids, wanted, [scratch[lay][: b1 - b0] for lay in wanted])
         else:
             outs = source.activations(images, ids, layer_indices=wanted)
         inference_s += time.perf_counter() - t0 + waited

@@ -26,15 +26,19 @@ def load_inputs(con, dataset: str) -> MatchInputs:
     if not stim:
         known = [d for (d,) in con.execute("SELECT dataset FROM datasets ORDER BY dataset").fetchall()]
         if dataset not in known:
-            raise UserError(f"dataset {dataset!r} does not exist (known: {', '.join(known) or 'none'}); import it "
-                            "with `python -m precompute datasets import` (see `python -m precompute datasets list`)")
-        raise UserError(f"dataset {dataset!r} has no stimuli; re-import it (`python -m precompute datasets import "
-                        "... --replace`)")
+            raise UserError(
+                f"dataset {dataset!r} does not exist (known: {', '.join(known) or 'none'}); import it "
+                "with `python -m precompute datasets import` (see `python -m precompute datasets list`)"
+            )
+        raise UserError(
+            f"dataset {dataset!r} has no stimuli; re-import it (`python -m precompute datasets import ... --replace`)"
+        )
     stimulus_ids = [str(s) for s, _ in stim]
     if [i for _, i in stim] != list(range(len(stim))):
         raise UserError(f"dataset {dataset!r}: stimuli.idx is not 0..{len(stim) - 1}; re-import the dataset")
-    png_by_id = dict(con.execute("SELECT stimulus_id, png FROM stimulus_images WHERE dataset = ?",
-                                 [dataset]).fetchall())
+    png_by_id = dict(
+        con.execute("SELECT stimulus_id, png FROM stimulus_images WHERE dataset = ?", [dataset]).fetchall()
+    )
     missing = [s for s in stimulus_ids if s not in png_by_id]
     if missing:
         raise UserError(f"dataset {dataset!r}: {len(missing)} stimuli have no image (e.g. {missing[0]}); re-import it")

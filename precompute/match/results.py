@@ -39,11 +39,17 @@ class MatchResult:
     def reordered(self, rows: np.ndarray) -> MatchResult:
         """The same result with its rows taken in the order `rows`."""
         return MatchResult(
-            layers=self.layers, offsets=self.offsets, group=self.group[rows], row_valid=self.row_valid[rows],
-            top_r=self.top_r[rows], top_index=self.top_index[rows],
+            layers=self.layers,
+            offsets=self.offsets,
+            group=self.group[rows],
+            row_valid=self.row_valid[rows],
+            top_r=self.top_r[rows],
+            top_index=self.top_index[rows],
             layer_top={k: (v[rows], i[rows]) for k, (v, i) in self.layer_top.items()},
             featuremap={k: (v[rows], i[rows]) for k, (v, i) in self.featuremap.items()},
-            valid=self.valid, plan=self.plan, timings=self.timings,
+            valid=self.valid,
+            plan=self.plan,
+            timings=self.timings,
             set_r=None if self.set_r is None else self.set_r[:, rows],
             set_index=None if self.set_index is None else self.set_index[:, rows],
         )

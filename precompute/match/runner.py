@@ -56,24 +56,39 @@ def is_done(store: Store, dataset: str, model: str) -> bool:
     """The pair is matched, with the training-set selections the held-out scores need (a pair matched before
     they were part of matching is matched again: `predates_heldout`)."""
     with store.connect() as con:
-        matched = con.execute("SELECT count(*) FROM match_runs WHERE dataset = ? AND model = ?",
-                              [dataset, model]).fetchone()[0] > 0
+        matched = (
+            con.execute("SELECT count(*) FROM match_runs WHERE dataset = ? AND model = ?", [dataset, model]).fetchone()[
+                0
+            ]
+            > 0
+        )
         if matched and predates_heldout(con, dataset, model):
-            log.warning("%s x %s was matched before held-out selection was part of matching (no split_matches): "
-                        "matching it again", dataset, model)
+            log.warning(
+                "%s x %s was matched before held-out selection was part of matching (no split_matches): "
+                "matching it again",
+                dataset,
+                model,
+            )
             return False
         return matched
 
 
 def predates_heldout(con, dataset: str, model: str) -> bool:
     """A match run of the pair exists but stored no training-set selections (split_matches)."""
-    matched = con.execute("SELECT count(*) FROM match_runs WHERE dataset = ? AND model = ?",
-                          [dataset, model]).fetchone()[0] > 0
+    matched = (
+        con.execute("SELECT count(*) FROM match_runs WHERE dataset = ? AND model = ?", [dataset, model]).fetchone()[0]
+        > 0
+    )
     if not matched:
         return False
-    return con.execute("SELECT count(*) FROM split_matches WHERE dataset = ? AND model = ?",
-                       [dataset, model]).fetchone()[0] == 0 and con.execute(
-        "SELECT count(*) FROM matches WHERE dataset = ? AND model = ?", [dataset, model]).fetchone()[0] > 0
+    return (
+        con.execute("SELECT count(*) FROM split_matches WHERE dataset = ? AND model = ?", [dataset, model]).fetchone()[
+            0
+        ]
+        == 0
+        and con.execute("SELECT count(*) FROM matches WHERE dataset = ? AND model = ?", [dataset, model]).fetchone()[0]
+        > 0
+    )
 
 
 def served_predates_heldout(served_path, dataset: str, model: str) -> bool:
@@ -86,8 +101,12 @@ def served_predates_heldout(served_path, dataset: str, model: str) -> bool:
         return predates_heldout(con, dataset, model)
     except duckdb.Error:  # a file from before split_matches existed has matches but no such table
         try:
-            return con.execute("SELECT count(*) FROM match_runs WHERE dataset = ? AND model = ?",
-                               [dataset, model]).fetchone()[0] > 0
+            return (
+                con.execute(
+                    "SELECT count(*) FROM match_runs WHERE dataset = ? AND model = ?", [dataset, model]
+                ).fetchone()[0]
+                > 0
+            )
         except duckdb.Error:
             return False
     finally:
@@ -100,8 +119,10 @@ def default_source_factory(con, model: str, store: Store) -> ActivationSource:
     except ImportError as exc:  # the models area is not installed in this build
         raise UserError(f"cannot open model {model!r}: precompute.models.sources is unavailable ({exc})") from exc
     if not registry.model_exists(con, model):
-        raise UserError(f"model {model!r} is not added; add it with `python -m precompute models add` "
-                        "(see `python -m precompute models list`)")
+        raise UserError(
+            f"model {model!r} is not added; add it with `python -m precompute models add` "
+            "(see `python -m precompute models list`)"
+        )
     return open_source(con, model, store)
 
 
@@ -118,9 +139,17 @@ class PairOutcome:
 
 
 def run_pair(
-    store: Store, dataset: str, model: str, *, top_k: int = DEFAULT_TOP_K, memory_gb: float | None = None,
-    force: bool = False, progress: bool = True, source_factory: SourceFactory | None = None,
-    config: EngineConfig | None = None, keep_result: bool = False,
+    store: Store,
+    dataset: str,
+    model: str,
+    *,
+    top_k: int = DEFAULT_TOP_K,
+    memory_gb: float | None = None,
+    force: bool = False,
+    progress: bool = True,
+    source_factory: SourceFactory | None = None,
+    config: EngineConfig | None = None,
+    keep_result: bool = False,
 ) -> PairOutcome | None:
     """Match and gather one pair in one step; None when skipped (already done and not `force`)."""
     if top_k < 1:
@@ -129,35 +158,53 @@ def run_pair(
         raise UserError("--memory-gb must be positive")
     if not force and is_done(store, dataset, model):
         with store.connect() as con:
-            row = con.execute("SELECT top_k FROM match_runs WHERE dataset = ? AND model = ?",
-                              [dataset, model]).fetchone()
+            row = con.execute(
+                "SELECT top_k FROM match_runs WHERE dataset = ? AND model = ?", [dataset, model]
+            ).fetchone()
         if row and row[0] is not None and int(row[0]) != top_k:
-            log.warning("%s x %s is already matched with top-k %d (this run asks for %d); skipping (use --force to "
-                        "redo it with %d)", dataset, model, int(row[0]), top_k, top_k)
+            log.warning(
+                "%s x %s is already matched with top-k %d (this run asks for %d); skipping (use --force to "
+                "redo it with %d)",
+                dataset,
+                model,
+                int(row[0]),
+                top_k,
+                top_k,
+            )
         else:
             log.info("%s x %s is already matched; skipping (use --force to redo it)", dataset, model)
         return None
     factory = source_factory or default_source_factory
     base = config or EngineConfig()
     memory = int(memory_gb * (1 << 30)) if memory_gb is not None else base.memory_bytes
-    config = EngineConfig(**{**base.__dict__, "top_k": top_k, "memory_bytes": memory,
-                             "progress": f"{model} match" if progress else None})
+    config = EngineConfig(
+        **{**base.__dict__, "top_k": top_k, "memory_bytes": memory, "progress": f"{model} match" if progress else None}
+    )
     with store.step(step_name(dataset, model)) as con:
         inputs = load_inputs(con, dataset)
         folds = ensure_folds(con, dataset)
         t0 = time.perf_counter()
         source = factory(con, model, store)
         try:
-            result = match_units(source, PngFeed(inputs.stimulus_ids, inputs.pngs),
-                                 RowSet.from_matrix(inputs.responses), config,
-                                 Checkpoints(training_masks(folds, TRAIN_FOLDS)))
+            result = match_units(
+                source,
+                PngFeed(inputs.stimulus_ids, inputs.pngs),
+                RowSet.from_matrix(inputs.responses),
+                config,
+                Checkpoints(training_masks(folds, TRAIN_FOLDS)),
+            )
             match_s = time.perf_counter() - t0
             t1 = time.perf_counter()
             units = select_gather_units(result)
             bar = _bar(f"{model} gather", len(inputs.stimulus_ids)) if progress else None
             values, _ = gather_activations(
-                source, PngFeed(inputs.stimulus_ids, inputs.pngs), units.layer_idx, units.flat,
-                batch_size=result.plan.batch_size, progress=bar.update if bar else None)
+                source,
+                PngFeed(inputs.stimulus_ids, inputs.pngs),
+                units.layer_idx,
+                units.flat,
+                batch_size=result.plan.batch_size,
+                progress=bar.update if bar else None,
+            )
             if bar:
                 bar.close()
         finally:
@@ -172,14 +219,42 @@ def run_pair(
         con.execute(
             "INSERT INTO match_runs (dataset, model, top_k, n_stimuli, n_passes, inference_s, match_s, gather_s, "
             "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [dataset, model, top_k, len(inputs.stimulus_ids), len(result.plan.passes),
-             result.timings["inference_s"], match_s, gather_s, datetime.now(UTC).replace(tzinfo=None)])
-    log.info("%s x %s: matched in %.1f s (%d pass(es), inference %.1f s, product %.1f s, %d training sets searched "
-             "in %.1f s), gathered %d units in %.1f s", dataset, model, match_s, len(result.plan.passes),
-             result.timings["inference_s"], result.timings["product_s"], len(TRAIN_FOLDS),
-             result.timings.get("checkpoint_s", 0.0), len(units), gather_s)
-    return PairOutcome(dataset, model, len(result.plan.passes), result.timings["inference_s"], match_s, gather_s,
-                       len(units), result if keep_result else None)
+            [
+                dataset,
+                model,
+                top_k,
+                len(inputs.stimulus_ids),
+                len(result.plan.passes),
+                result.timings["inference_s"],
+                match_s,
+                gather_s,
+                datetime.now(UTC).replace(tzinfo=None),
+            ],
+        )
+    log.info(
+        "%s x %s: matched in %.1f s (%d pass(es), inference %.1f s, product %.1f s, %d training sets searched "
+        "in %.1f s), gathered %d units in %.1f s",
+        dataset,
+        model,
+        match_s,
+        len(result.plan.passes),
+        result.timings["inference_s"],
+        result.timings["product_s"],
+        len(TRAIN_FOLDS),
+        result.timings.get("checkpoint_s", 0.0),
+        len(units),
+        gather_s,
+    )
+    return PairOutcome(
+        dataset,
+        model,
+        len(result.plan.passes),
+        result.timings["inference_s"],
+        match_s,
+        gather_s,
+        len(units),
+        result if keep_result else None,
+    )
 
 
 def _bar(desc: str, total: int):
@@ -216,10 +291,20 @@ def write_match_tables(con, dataset: str, model: str, site_ids: list[str], resul
     row, rank = np.nonzero(result.top_index >= 0)
     layer_idx, flat = result.locate(result.top_index[row, rank])
     c, y, x = coords(layer_idx, flat)
-    insert("matches", {
-        "dataset": [dataset] * len(row), "model": [model] * len(row), "site_id": sites[row].tolist(),
-        "rank": (rank + 1).astype(np.int32), "layer_idx": layer_idx.astype(np.int32), "channel": c, "y": y, "x": x,
-        "r": result.top_r[row, rank].astype(np.float32)})
+    insert(
+        "matches",
+        {
+            "dataset": [dataset] * len(row),
+            "model": [model] * len(row),
+            "site_id": sites[row].tolist(),
+            "rank": (rank + 1).astype(np.int32),
+            "layer_idx": layer_idx.astype(np.int32),
+            "channel": c,
+            "y": y,
+            "x": x,
+            "r": result.top_r[row, rank].astype(np.float32),
+        },
+    )
 
     # layer_matches: top-K within every layer (sorted by site, layer, rank)
     parts = []
@@ -243,15 +328,25 @@ def write_match_tables(con, dataset: str, model: str, site_ids: list[str], resul
 
     # split_matches: the best units on each training set (folds 0 .. t-1)
     if result.set_index is not None:
-        for c, t in enumerate(TRAIN_FOLDS[:result.set_index.shape[0]]):
+        for c, t in enumerate(TRAIN_FOLDS[: result.set_index.shape[0]]):
             row, rank = np.nonzero(result.set_index[c] >= 0)
             layer_idx, flat = result.locate(result.set_index[c][row, rank])
             ch, y, x = coords(layer_idx, flat)
-            insert("split_matches", {
-                "dataset": [dataset] * len(row), "model": [model] * len(row), "site_id": sites[row].tolist(),
-                "train_folds": np.full(len(row), t, np.int32), "rank": (rank + 1).astype(np.int32),
-                "layer_idx": layer_idx.astype(np.int32), "channel": ch, "y": y, "x": x,
-                "r": result.set_r[c][row, rank].astype(np.float32)})
+            insert(
+                "split_matches",
+                {
+                    "dataset": [dataset] * len(row),
+                    "model": [model] * len(row),
+                    "site_id": sites[row].tolist(),
+                    "train_folds": np.full(len(row), t, np.int32),
+                    "rank": (rank + 1).astype(np.int32),
+                    "layer_idx": layer_idx.astype(np.int32),
+                    "channel": ch,
+                    "y": y,
+                    "x": x,
+                    "r": result.set_r[c][row, rank].astype(np.float32),
+                },
+            )
 
 
 def _insert_parts(insert, table, dataset, model, sites, parts, *, with_rank: bool) -> None:
@@ -261,14 +356,20 @@ def _insert_parts(insert, table, dataset, model, sites, parts, *, with_rank: boo
     layer_idx = np.concatenate([p[1] for p in parts]).astype(np.int32)
     channel = np.concatenate([p[3] for p in parts]).astype(np.int32)
     order = np.lexsort((np.concatenate([p[2] for p in parts]) if with_rank else channel, layer_idx, row))
-    cols = {"dataset": [dataset] * len(row), "model": [model] * len(row), "site_id": sites[row[order]].tolist(),
-            "layer_idx": layer_idx[order]}
+    cols = {
+        "dataset": [dataset] * len(row),
+        "model": [model] * len(row),
+        "site_id": sites[row[order]].tolist(),
+        "layer_idx": layer_idx[order],
+    }
     if with_rank:
         cols["rank"] = (np.concatenate([p[2] for p in parts])[order] + 1).astype(np.int32)
-    cols.update({
-        "channel": channel[order],
-        "y": np.concatenate([p[4] for p in parts]).astype(np.int32)[order],
-        "x": np.concatenate([p[5] for p in parts]).astype(np.int32)[order],
-        "r": np.concatenate([p[6] for p in parts]).astype(np.float32)[order],
-    })
+    cols.update(
+        {
+            "channel": channel[order],
+            "y": np.concatenate([p[4] for p in parts]).astype(np.int32)[order],
+            "x": np.concatenate([p[5] for p in parts]).astype(np.int32)[order],
+            "r": np.concatenate([p[6] for p in parts]).astype(np.float32)[order],
+        }
+    )
     insert(table, cols)

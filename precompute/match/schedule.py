@@ -77,8 +77,9 @@ def schedule(weights: np.ndarray, stage: int, seed: int, level: np.ndarray | Non
     return Schedule(np.concatenate(parts) if parts else np.zeros(0, np.int64), windows, after)
 
 
-def _schedule_among(weights: np.ndarray, members: np.ndarray, stage: int, rng: np.random.Generator,
-                    balanced: bool) -> tuple[np.ndarray, list[Window]]:
+def _schedule_among(
+    weights: np.ndarray, members: np.ndarray, stage: int, rng: np.random.Generator, balanced: bool
+) -> tuple[np.ndarray, list[Window]]:
     """`schedule` for the stimuli `members`: (their processing order, its steps, positions from 0)."""
     n_groups = weights.shape[0]
     if n_groups > 1:
@@ -92,8 +93,9 @@ def _schedule_among(weights: np.ndarray, members: np.ndarray, stage: int, rng: n
                     continue
                 chosen = members[rng.permutation(np.flatnonzero(atom_of == a))]
                 parts.append(chosen)
-                windows += [Window(pos + s0, pos + s1, groups, atoms[a])
-                            for s0, s1 in _steps(len(chosen), stage, balanced)]
+                windows += [
+                    Window(pos + s0, pos + s1, groups, atoms[a]) for s0, s1 in _steps(len(chosen), stage, balanced)
+                ]
                 pos += len(chosen)
             if parts:
                 return np.concatenate(parts), windows

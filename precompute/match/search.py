@@ -39,7 +39,7 @@ def select_pass(state: PassState, acc: torch.Tensor, sumsq: torch.Tensor, k: int
     the per-channel best and validity; ill-conditioned pairs are left out and added to `best.flagged`."""
     import torch  # heavy: loaded when the engine runs
 
-    colsum = acc[state.n_rows:].double()  # (groups, units)
+    colsum = acc[state.n_rows :].double()  # (groups, units)
     var = sumsq - colsum * colsum / torch.as_tensor(state.wsum, device=acc.device)[:, None]
     ok = (var > 0) & (var > RELATIVE_VARIANCE_FLOOR * sumsq)
     ill = ok & (var < CONDITION_FLOOR * sumsq)
@@ -50,17 +50,25 @@ def select_pass(state: PassState, acc: torch.Tensor, sumsq: torch.Tensor, k: int
     col = 0
     for seg in state.unit_pass.segments:
         cols = slice(col, col + seg.units)
-        best.valid[seg.layer_idx][:, seg.start:seg.stop] = ok_np[:, cols]
+        best.valid[seg.layer_idx][:, seg.start : seg.stop] = ok_np[:, cols]
         for g, local in zip(*np.nonzero(ill_np[:, cols]), strict=True):
             best.flagged.append((int(g), seg.layer_idx, seg.start + int(local)))
-        invalid_cols = {g: torch.as_tensor(np.flatnonzero(~usable[g, cols]), device=acc.device)
-                        for g in range(len(ok_np))}
+        invalid_cols = {
+            g: torch.as_tensor(np.flatnonzero(~usable[g, cols]), device=acc.device) for g in range(len(ok_np))
+        }
         _search_segment(state, acc[:, cols], seg, inv_sd[:, cols], invalid_cols, k, best)
         col += seg.units
 
 
-def _search_segment(state: PassState, acc: torch.Tensor, seg: Segment, inv_sd: torch.Tensor,
-                    invalid_cols: dict[int, torch.Tensor], k: int, best: Best) -> None:
+def _search_segment(
+    state: PassState,
+    acc: torch.Tensor,
+    seg: Segment,
+    inv_sd: torch.Tensor,
+    invalid_cols: dict[int, torch.Tensor],
+    k: int,
+    best: Best,
+) -> None:
     """One segment's columns of the accumulator (`acc`) scaled to r block of rows by block of rows, units
     that are not usable for the block's group and invalid rows set to -inf, and searched."""
     import torch  # heavy: loaded when the engine runs
@@ -79,8 +87,8 @@ def _search_segment(state: PassState, acc: torch.Tensor, seg: Segment, inv_sd: t
         idx = np.where(idx >= 0, idx + seg.start, PAD_INDEX)
         best_v, best_i = best.layer_top[seg.layer_idx]
         merged_v, merged_i = order_candidates(
-            np.concatenate([best_v[r0:r1], vals], axis=1), np.concatenate([best_i[r0:r1], idx], axis=1),
-            best_v.shape[1])
+            np.concatenate([best_v[r0:r1], vals], axis=1), np.concatenate([best_i[r0:r1], idx], axis=1), best_v.shape[1]
+        )
         best_v[r0:r1], best_i[r0:r1] = merged_v, merged_i
         if best.featuremap:
             _channel_best(r, r0, seg, state.layers[seg.layer_idx], best.featuremap[seg.layer_idx])
@@ -97,8 +105,9 @@ def _top_of_block(r: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
     return topk_rows(r, k)
 
 
-def _channel_best(r: torch.Tensor, r0: int, seg: Segment, layer: LayerInfo,
-                  dest: tuple[np.ndarray, np.ndarray]) -> None:
+def _channel_best(
+    r: torch.Tensor, r0: int, seg: Segment, layer: LayerInfo, dest: tuple[np.ndarray, np.ndarray]
+) -> None:
     """The best unit of each of the segment's channels for rows r0.. (r: their r over the segment's units)."""
     hw = layer.height * layer.width
     c0, c1 = seg.start // hw, seg.stop // hw
@@ -111,8 +120,9 @@ def _channel_best(r: torch.Tensor, r0: int, seg: Segment, layer: LayerInfo,
     dest_i[r0:r1, c0:c1] = np.where(np.isfinite(fm_v), flat, PAD_INDEX)
 
 
-def redo_ill_conditioned(best: Best, layers: list[LayerInfo], gathered: dict[tuple[int, int], np.ndarray],
-                         rows: Standardized) -> None:
+def redo_ill_conditioned(
+    best: Best, layers: list[LayerInfo], gathered: dict[tuple[int, int], np.ndarray], rows: Standardized
+) -> None:
     """Exact float64 r of the ill-conditioned (group, unit) pairs in `best.flagged` for the group's rows,
     merged into the per-layer top-k and the per-channel best (`gathered`: (layer_idx, flat) -> the unit's
     float64 activations over all stimuli)."""
@@ -127,7 +137,7 @@ def redo_ill_conditioned(best: Best, layers: list[LayerInfo], gathered: dict[tup
         if not len(members) or not mine:
             continue
         w = weights[g]
-        a = values[[where[u] for u in mine]]                       # (units, stimuli)
+        a = values[[where[u] for u in mine]]  # (units, stimuli)
         a = a - (a @ w / w.sum())[:, None]
         sd = np.sqrt(np.maximum((a * a) @ w, 0.0))
         r = np.where(sd > 0, (z[members] @ a.T) / np.where(sd > 0, sd, 1.0), -np.inf)  # z is weighted and centred
@@ -140,14 +150,20 @@ def redo_ill_conditioned(best: Best, layers: list[LayerInfo], gathered: dict[tup
             merged_v, merged_i = order_candidates(
                 np.concatenate([best_v[members], cand_r], axis=1),
                 np.concatenate([best_i[members], np.broadcast_to(mine_flat[cols], (len(members), len(cols)))], axis=1),
-                best_v.shape[1])
+                best_v.shape[1],
+            )
             best_v[members], best_i[members] = merged_v, merged_i
             if best.featuremap:
                 _channel_best_exact(best.featuremap[int(lay)], layers[int(lay)], members, cand_r, mine_flat[cols])
 
 
-def _channel_best_exact(dest: tuple[np.ndarray, np.ndarray], layer: LayerInfo, members: np.ndarray,
-                        cand_r: np.ndarray, cand_flat: np.ndarray) -> None:
+def _channel_best_exact(
+    dest: tuple[np.ndarray, np.ndarray],
+    layer: LayerInfo,
+    members: np.ndarray,
+    cand_r: np.ndarray,
+    cand_flat: np.ndarray,
+) -> None:
     """Candidates (cand_r: rows x units, cand_flat: their flat indices) replace a channel's best where better
     (ties: the lower flat index)."""
     hw = layer.height * layer.width

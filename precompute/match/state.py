@@ -76,11 +76,21 @@ class Best:
 
     @classmethod
     def empty(cls, layers: list[LayerInfo], n_rows: int, n_groups: int, k: int, featuremaps: bool) -> Best:
-        layer_top = {la.layer_idx: (np.full((n_rows, min(k, la.units)), -np.inf, np.float32),
-                                    np.full((n_rows, min(k, la.units)), PAD_INDEX, np.int64)) for la in layers}
+        layer_top = {
+            la.layer_idx: (
+                np.full((n_rows, min(k, la.units)), -np.inf, np.float32),
+                np.full((n_rows, min(k, la.units)), PAD_INDEX, np.int64),
+            )
+            for la in layers
+        }
         featuremap = {}
         if featuremaps:
-            featuremap = {la.layer_idx: (np.full((n_rows, la.channels), -np.inf, np.float32),
-                                         np.full((n_rows, la.channels), PAD_INDEX, np.int64)) for la in layers}
+            featuremap = {
+                la.layer_idx: (
+                    np.full((n_rows, la.channels), -np.inf, np.float32),
+                    np.full((n_rows, la.channels), PAD_INDEX, np.int64),
+                )
+                for la in layers
+            }
         valid = {la.layer_idx: np.zeros((n_groups, la.units), bool) for la in layers}
         return cls(layer_top, featuremap, valid)

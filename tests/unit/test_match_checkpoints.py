@@ -44,8 +44,9 @@ def test_every_training_set_matches_the_reference_over_its_stimuli(world, memory
     masks = nested_masks(acts.shape[0], 4, seed=1)
     config = small_config(top_k=6)
     if memory_units is not None:  # several passes, layers split at channels
-        config = small_config(top_k=6, memory_bytes=4 * 7 * acts.shape[1]
-                              + memory_units * bytes_per_unit(rows.shape[0], 2, 20))
+        config = small_config(
+            top_k=6, memory_bytes=4 * 7 * acts.shape[1] + memory_units * bytes_per_unit(rows.shape[0], 2, 20)
+        )
     result = match_units(source, feed, RowSet.from_matrix(rows), config, Checkpoints(masks, top_k=k))
     assert (len(result.plan.passes) > 1) == (memory_units is not None)
     assert result.set_r.shape == (4, rows.shape[0], k)
@@ -103,7 +104,7 @@ def test_schedule_takes_each_training_set_before_the_rest():
     assert max(sizes) <= 64 and min(sizes) >= 32  # near-equal steps within a level
     done = {c: w for w, cs in after.items() for c in cs}
     for c in range(3):
-        seen = order[:windows[done[c]].stop]
+        seen = order[: windows[done[c]].stop]
         assert set(seen.tolist()) == set(np.flatnonzero(level <= c).tolist())
 
 
