@@ -157,22 +157,7 @@ def run_pair(
     if memory_gb is not None and memory_gb <= 0:
         raise UserError("--memory-gb must be positive")
     if not force and is_done(store, dataset, model):
-        with store.connect() as con:
-            row = con.execute(
-                "SELECT top_k FROM match_runs WHERE dataset = ? AND model = ?", [dataset, model]
-            ).fetchone()
-        if row and row[0] is not None and int(row[0]) != top_k:
-            log.warning(
-                "%s x %s is already matched with top-k %d (this run asks for %d); skipping (use --force to "
-                "redo it with %d)",
-                dataset,
-                model,
-                int(row[0]),
-                top_k,
-                top_k,
-            )
-        else:
-            log.info("%s x %s is already matched; skipping (use --force to redo it)", dataset, model)
+        _log_skipped(store, dataset, model, top_k)
         return None
     factory = source_factory or default_source_factory
     base = config or EngineConfig()
@@ -186,27 +171,17 @@ def run_pair(
         t0 = time.perf_counter()
         source = factory(con, model, store)
         try:
+            feed = PngFeed(inputs.stimulus_ids, inputs.pngs)
             result = match_units(
                 source,
-                PngFeed(inputs.stimulus_ids, inputs.pngs),
+                feed,
                 RowSet.from_matrix(inputs.responses),
                 config,
                 Checkpoints(training_masks(folds, TRAIN_FOLDS)),
             )
             match_s = time.perf_counter() - t0
             t1 = time.perf_counter()
-            units = select_gather_units(result)
-            bar = _bar(f"{model} gather", len(inputs.stimulus_ids)) if progress else None
-            values, _ = gather_activations(
-                source,
-                PngFeed(inputs.stimulus_ids, inputs.pngs),
-                units.layer_idx,
-                units.flat,
-                batch_size=result.plan.batch_size,
-                progress=bar.update if bar else None,
-            )
-            if bar:
-                bar.close()
+            units, values = _gather(source, feed, result, model, progress)
         finally:
             source.close()
         for table in MATCH_TABLES:
@@ -215,45 +190,89 @@ def run_pair(
         failpoint("match.tables_written")
         insert_unit_activations(con, unit_activations_table(dataset, model, result.layers, units, values))
         gather_s = time.perf_counter() - t1
-        store.record(con, "seeds", f"{step_name(dataset, model)}:random_units", RANDOM_UNITS_SEED)
-        con.execute(
-            "INSERT INTO match_runs (dataset, model, top_k, n_stimuli, n_passes, inference_s, match_s, gather_s, "
-            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                dataset,
-                model,
-                top_k,
-                len(inputs.stimulus_ids),
-                len(result.plan.passes),
-                result.timings["inference_s"],
-                match_s,
-                gather_s,
-                datetime.now(UTC).replace(tzinfo=None),
-            ],
+        outcome = PairOutcome(
+            dataset,
+            model,
+            len(result.plan.passes),
+            result.timings["inference_s"],
+            match_s,
+            gather_s,
+            len(units),
+            result if keep_result else None,
         )
+        _record_run(store, con, outcome, top_k, len(inputs.stimulus_ids))
+    _log_done(outcome, result)
+    return outcome
+
+
+def _log_skipped(store: Store, dataset: str, model: str, top_k: int) -> None:
+    with store.connect() as con:
+        row = con.execute("SELECT top_k FROM match_runs WHERE dataset = ? AND model = ?", [dataset, model]).fetchone()
+    if row and row[0] is not None and int(row[0]) != top_k:
+        log.warning(
+            "%s x %s is already matched with top-k %d (this run asks for %d); skipping (use --force to "
+            "redo it with %d)",
+            dataset,
+            model,
+            int(row[0]),
+            top_k,
+            top_k,
+        )
+    else:
+        log.info("%s x %s is already matched; skipping (use --force to redo it)", dataset, model)
+
+
+def _gather(source: ActivationSource, feed: PngFeed, result: MatchResult, model: str, progress: bool):
+    """(units chosen, their activations over every stimulus): the gather pass of a matched pair."""
+    units = select_gather_units(result)
+    bar = _bar(f"{model} gather", len(feed.stimulus_ids)) if progress else None
+    values, _ = gather_activations(
+        source,
+        feed,
+        units.layer_idx,
+        units.flat,
+        batch_size=result.plan.batch_size,
+        progress=bar.update if bar else None,
+    )
+    if bar:
+        bar.close()
+    return units, values
+
+
+def _record_run(store: Store, con, outcome: PairOutcome, top_k: int, n_stimuli: int) -> None:
+    """The random units' seed and the `match_runs` row (the caller's step transaction)."""
+    store.record(con, "seeds", f"{step_name(outcome.dataset, outcome.model)}:random_units", RANDOM_UNITS_SEED)
+    con.execute(
+        "INSERT INTO match_runs (dataset, model, top_k, n_stimuli, n_passes, inference_s, match_s, gather_s, "
+        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            outcome.dataset,
+            outcome.model,
+            top_k,
+            n_stimuli,
+            outcome.n_passes,
+            outcome.inference_s,
+            outcome.match_s,
+            outcome.gather_s,
+            datetime.now(UTC).replace(tzinfo=None),
+        ],
+    )
+
+
+def _log_done(outcome: PairOutcome, result: MatchResult) -> None:
     log.info(
         "%s x %s: matched in %.1f s (%d pass(es), inference %.1f s, product %.1f s, %d training sets searched "
         "in %.1f s), gathered %d units in %.1f s",
-        dataset,
-        model,
-        match_s,
-        len(result.plan.passes),
-        result.timings["inference_s"],
+        outcome.dataset,
+        outcome.model,
+        outcome.match_s,
+        outcome.n_passes,
+        outcome.inference_s,
         result.timings["product_s"],
         len(TRAIN_FOLDS),
         result.timings.get("checkpoint_s", 0.0),
-        len(units),
-        gather_s,
-    )
-    return PairOutcome(
-        dataset,
-        model,
-        len(result.plan.passes),
-        result.timings["inference_s"],
-        match_s,
-        gather_s,
-        len(units),
-        result if keep_result else None,
+        outcome.n_gathered,
+        outcome.gather_s,
     )
 
 
@@ -264,34 +283,44 @@ def _bar(desc: str, total: int):
 def write_match_tables(con, dataset: str, model: str, site_ids: list[str], result: MatchResult) -> None:
     """matches, layer_matches, featuremap_matches and split_matches from an engine result (the caller's
     transaction)."""
+    sites = np.asarray(site_ids, dtype=object)
+    _write_matches(con, dataset, model, sites, result)
+    _insert_parts(con, "layer_matches", dataset, model, sites, _layer_parts(result), with_rank=True)
+    _insert_parts(con, "featuremap_matches", dataset, model, sites, _featuremap_parts(result), with_rank=False)
+    _write_split_matches(con, dataset, model, sites, result)
+
+
+def _insert(con, table: str, columns: dict) -> None:
+    """Insert the columns (name -> values) into `table`."""
     import pyarrow as pa  # heavy: loaded when the tables are written
 
-    sites = np.asarray(site_ids, dtype=object)
-    layers = result.layers
+    tbl = pa.table(columns)
+    con.register("match_rows_new", tbl)
+    try:
+        names = ", ".join(f'"{c}"' for c in columns)
+        con.execute(f'INSERT INTO "{table}" ({names}) SELECT {names} FROM match_rows_new')
+    finally:
+        con.unregister("match_rows_new")
 
-    def coords(layer_idx: np.ndarray, flat: np.ndarray):
-        channel = np.empty(len(flat), np.int32)
-        y = np.empty(len(flat), np.int32)
-        x = np.empty(len(flat), np.int32)
-        for lay in np.unique(layer_idx):
-            sel = layer_idx == lay
-            channel[sel], y[sel], x[sel] = unit_coords(layers[int(lay)], flat[sel])
-        return channel, y, x
 
-    def insert(table: str, columns: dict) -> None:
-        tbl = pa.table(columns)
-        con.register("match_rows_new", tbl)
-        try:
-            names = ", ".join(f'"{c}"' for c in columns)
-            con.execute(f'INSERT INTO "{table}" ({names}) SELECT {names} FROM match_rows_new')
-        finally:
-            con.unregister("match_rows_new")
+def _coords(layers, layer_idx: np.ndarray, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(channel, y, x) int32 of units given by (layer_idx, flat)."""
+    channel = np.empty(len(flat), np.int32)
+    y = np.empty(len(flat), np.int32)
+    x = np.empty(len(flat), np.int32)
+    for lay in np.unique(layer_idx):
+        sel = layer_idx == lay
+        channel[sel], y[sel], x[sel] = unit_coords(layers[int(lay)], flat[sel])
+    return channel, y, x
 
-    # matches: top-K over the whole model, rank 1 = best
+
+def _write_matches(con, dataset: str, model: str, sites: np.ndarray, result: MatchResult) -> None:
+    """matches: top-K over the whole model, rank 1 = best."""
     row, rank = np.nonzero(result.top_index >= 0)
     layer_idx, flat = result.locate(result.top_index[row, rank])
-    c, y, x = coords(layer_idx, flat)
-    insert(
+    c, y, x = _coords(result.layers, layer_idx, flat)
+    _insert(
+        con,
         "matches",
         {
             "dataset": [dataset] * len(row),
@@ -306,50 +335,58 @@ def write_match_tables(con, dataset: str, model: str, site_ids: list[str], resul
         },
     )
 
-    # layer_matches: top-K within every layer (sorted by site, layer, rank)
+
+def _layer_parts(result: MatchResult) -> list[tuple]:
+    """layer_matches: top-K within every layer (sorted by site, layer, rank by _insert_parts)."""
     parts = []
-    for layer in layers:
+    for layer in result.layers:
         r_l, flat_l = result.layer_top[layer.layer_idx]
         row, rank = np.nonzero(flat_l >= 0)
         c, y, x = unit_coords(layer, flat_l[row, rank])
         parts.append((row, np.full(len(row), layer.layer_idx), rank, c, y, x, r_l[row, rank]))
-    _insert_parts(insert, "layer_matches", dataset, model, sites, parts, with_rank=True)
+    return parts
 
-    # featuremap_matches: the best unit of every channel of every layer
+
+def _featuremap_parts(result: MatchResult) -> list[tuple]:
+    """featuremap_matches: the best unit of every channel of every layer."""
     parts = []
-    for layer in layers:
+    for layer in result.layers:
         if layer.layer_idx not in result.featuremap:
             continue
         fm_r, fm_flat = result.featuremap[layer.layer_idx]
         row, ch = np.nonzero(fm_flat >= 0)
         c, y, x = unit_coords(layer, fm_flat[row, ch])
         parts.append((row, np.full(len(row), layer.layer_idx), None, c, y, x, fm_r[row, ch]))
-    _insert_parts(insert, "featuremap_matches", dataset, model, sites, parts, with_rank=False)
-
-    # split_matches: the best units on each training set (folds 0 .. t-1)
-    if result.set_index is not None:
-        for c, t in enumerate(TRAIN_FOLDS[: result.set_index.shape[0]]):
-            row, rank = np.nonzero(result.set_index[c] >= 0)
-            layer_idx, flat = result.locate(result.set_index[c][row, rank])
-            ch, y, x = coords(layer_idx, flat)
-            insert(
-                "split_matches",
-                {
-                    "dataset": [dataset] * len(row),
-                    "model": [model] * len(row),
-                    "site_id": sites[row].tolist(),
-                    "train_folds": np.full(len(row), t, np.int32),
-                    "rank": (rank + 1).astype(np.int32),
-                    "layer_idx": layer_idx.astype(np.int32),
-                    "channel": ch,
-                    "y": y,
-                    "x": x,
-                    "r": result.set_r[c][row, rank].astype(np.float32),
-                },
-            )
+    return parts
 
 
-def _insert_parts(insert, table, dataset, model, sites, parts, *, with_rank: bool) -> None:
+def _write_split_matches(con, dataset: str, model: str, sites: np.ndarray, result: MatchResult) -> None:
+    """split_matches: the best units on each training set (folds 0 .. t-1)."""
+    if result.set_index is None:
+        return
+    for c, t in enumerate(TRAIN_FOLDS[: result.set_index.shape[0]]):
+        row, rank = np.nonzero(result.set_index[c] >= 0)
+        layer_idx, flat = result.locate(result.set_index[c][row, rank])
+        ch, y, x = _coords(result.layers, layer_idx, flat)
+        _insert(
+            con,
+            "split_matches",
+            {
+                "dataset": [dataset] * len(row),
+                "model": [model] * len(row),
+                "site_id": sites[row].tolist(),
+                "train_folds": np.full(len(row), t, np.int32),
+                "rank": (rank + 1).astype(np.int32),
+                "layer_idx": layer_idx.astype(np.int32),
+                "channel": ch,
+                "y": y,
+                "x": x,
+                "r": result.set_r[c][row, rank].astype(np.float32),
+            },
+        )
+
+
+def _insert_parts(con, table, dataset, model, sites, parts, *, with_rank: bool) -> None:
     if not parts:
         return
     row = np.concatenate([p[0] for p in parts])
@@ -372,4 +409,4 @@ def _insert_parts(insert, table, dataset, model, sites, parts, *, with_rank: boo
             "r": np.concatenate([p[6] for p in parts]).astype(np.float32)[order],
         }
     )
-    insert(table, cols)
+    _insert(con, table, cols)
