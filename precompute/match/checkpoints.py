@@ -29,7 +29,7 @@ import numpy as np
 
 from precompute.match.topk import PAD_INDEX, order_candidates, topk_rows
 
-#: Same meaning as engine.RELATIVE_VARIANCE_FLOOR / CONDITION_FLOOR, for the sums over a training set.
+#: Same meaning as search.RELATIVE_VARIANCE_FLOOR / CONDITION_FLOOR, for the sums over a training set.
 RELATIVE_VARIANCE_FLOOR = 1e-9
 CONDITION_FLOOR = 2e-3
 #: Bound on one temporary of the top-k search (rows x units of one segment, float32).

@@ -28,7 +28,7 @@ from precompute.models.base import LayerInfo
 #: that DuckDB and onnxruntime use, and another process; Lite0 with 256 sites fits one pass at 24 GiB.
 DEFAULT_RAM_FRACTION = 0.5
 #: Interpreter and libraries (~0.6 GiB with torch and onnxruntime loaded), onnxruntime's arena beyond
-#: the batch's outputs, top-k temporaries (bounded by engine.TOPK_TEMP_BYTES). Measured with Lite0.
+#: the batch's outputs, top-k temporaries (bounded by search.TOPK_TEMP_BYTES). Measured with Lite0.
 DEFAULT_RESERVE_BYTES = 1 << 30
 #: Largest staged product step: the product reaches its peak from ~128 stimuli on (benchmarks/bench_match.py).
 MAX_STAGE = 256
