@@ -22,6 +22,7 @@ from precompute.match.inference import gather_activations
 from precompute.match.inputs import load_inputs
 from precompute.match.results import MatchResult, unit_coords
 from precompute.models.base import ActivationSource, LayerInfo
+from precompute.models.sources import open_source
 
 log = logging.getLogger(__name__)
 
@@ -146,9 +147,6 @@ def gather_more(
         return 0
     own = source is None
     if own:
-        # Heavy and optional: the models area (onnxruntime) is loaded only when the caller brings no source.
-        from precompute.models.sources import open_source
-
         source = open_source(con, model, where)
     try:
         layers = source.layers

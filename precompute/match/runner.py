@@ -37,6 +37,7 @@ from precompute.match.results import MatchResult, unit_coords
 from precompute.match.rows import RowSet
 from precompute.models import registry
 from precompute.models.base import ActivationSource
+from precompute.models.sources import open_source
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +115,6 @@ def served_predates_heldout(served_path, dataset: str, model: str) -> bool:
 
 
 def default_source_factory(con, model: str, store: Store) -> ActivationSource:
-    try:  # heavy and optional: the model runtimes (onnxruntime) load only when a model is opened
-        from precompute.models.sources import open_source
-    except ImportError as exc:  # the models area is not installed in this build
-        raise UserError(f"cannot open model {model!r}: precompute.models.sources is unavailable ({exc})") from exc
     if not registry.model_exists(con, model):
         raise UserError(
             f"model {model!r} is not added; add it with `python -m precompute models add` "
