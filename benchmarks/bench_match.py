@@ -101,7 +101,8 @@ def setup(workdir: Path, model: str, n_stim: int, n_sites: int) -> None:
 def _open(workdir: Path, model: str, n_stim: int | None = None):
     import duckdb
 
-    from precompute.match.runner import PngFeed, load_inputs
+    from precompute.core.feeds import PngFeed
+    from precompute.match.inputs import load_inputs
     from precompute.models.sources import open_source
 
     con = duckdb.connect(str(workdir / "unitscope.work.duckdb"), read_only=True)
@@ -220,9 +221,11 @@ def _training_sets(workdir: Path, n: int):
 
 
 def phase_match(args) -> dict:
-    from precompute.match.engine import EngineConfig, RowSet, match_units
-    from precompute.match.gather import gather_activations, select_gather_units
+    from precompute.match.engine import EngineConfig, match_units
+    from precompute.match.gather import select_gather_units
+    from precompute.match.inference import gather_activations
     from precompute.match.plan import default_memory_budget
+    from precompute.match.rows import RowSet
 
     inputs, source, feed = _open(args.workdir, args.model, args.n)
     memory = int(args.memory_gb * GiB) if args.memory_gb else default_memory_budget()

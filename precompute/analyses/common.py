@@ -16,7 +16,8 @@ import pandas as pd
 
 from backend import schema
 from precompute.core.failpoints import failpoint
-from precompute.match.runner import PngFeed, load_inputs
+from precompute.core.feeds import PngFeed
+from precompute.match.inputs import load_inputs
 from precompute.models import registry
 from precompute.models.sources import open_source
 

@@ -46,8 +46,9 @@ from precompute.analyses.common import dataset_image_geometry
 from precompute.analyses.context import AnalysisContext
 from precompute.analyses.registry import Analysis, register
 from precompute.core.errors import UserError
+from precompute.core.feeds import PngFeed
 from precompute.datasets.rf_mapping import EXTENT_DEG, GRID, MAP_SIZE, RFEstimate, estimate_rf, square_grid_stimuli
-from precompute.match.runner import PngFeed, load_inputs
+from precompute.match.inputs import load_inputs
 from precompute.models import registry, zoo
 from precompute.models.export import _shape_to_chw, tap_points
 from precompute.models.preprocess import to_model_input

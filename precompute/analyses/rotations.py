@@ -37,7 +37,7 @@ import pandas as pd
 from precompute.analyses import common
 from precompute.analyses.context import AnalysisContext
 from precompute.analyses.registry import Analysis, register
-from precompute.match.engine import prefetch_images
+from precompute.core.feeds import prefetch_images
 from precompute.statistics.correlation import complete_stimuli, pearson_all
 from precompute.statistics.scores import best_layers
 

@@ -8,7 +8,8 @@ from pathlib import Path
 from precompute.core.errors import UserError
 from precompute.core.store import Store
 from precompute.jobs.batch import BATCH_HELP, check_batch, load_batch, run_batch
-from precompute.match.runner import DEFAULT_TOP_K, run_pair
+from precompute.match.engine import DEFAULT_TOP_K
+from precompute.match.runner import run_pair
 
 RUN_HELP = """Match every site of a dataset to the units of each model (exact top-K by Pearson r over the
 stimuli, over the whole model, within every layer and within every feature map), then gather the

@@ -23,7 +23,7 @@ from precompute.core.options import from_options
 from precompute.core.store import Store
 from precompute.datasets.importers.request import ImportRequest, import_dataset
 from precompute.datasets.importers.selection import looks_like_id_file
-from precompute.match.runner import DEFAULT_TOP_K
+from precompute.match.engine import DEFAULT_TOP_K
 from precompute.models.request import AddRequest, add_model
 
 log = logging.getLogger(__name__)

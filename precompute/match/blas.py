@@ -25,7 +25,7 @@ _F4 = np.dtype(np.float32).itemsize
 def _sgemm():
     """The Fortran sgemm of scipy's OpenBLAS as a ctypes function, or None where it cannot be found."""
     try:
-        from scipy.linalg import cython_blas
+        from scipy.linalg import cython_blas  # heavy: loaded on the first product
 
         capsule = cython_blas.__pyx_capi__["sgemm"]
         get_name = ctypes.pythonapi.PyCapsule_GetName
@@ -38,8 +38,22 @@ def _sgemm():
     if not address:
         return None
     p_int, p_float, ptr = ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_float), ctypes.c_void_p
-    prototype = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_char_p, p_int, p_int, p_int, p_float,
-                                 ptr, p_int, ptr, p_int, p_float, ptr, p_int)
+    prototype = ctypes.CFUNCTYPE(
+        None,
+        ctypes.c_char_p,
+        ctypes.c_char_p,
+        p_int,
+        p_int,
+        p_int,
+        p_float,
+        ptr,
+        p_int,
+        ptr,
+        p_int,
+        p_float,
+        ptr,
+        p_int,
+    )
     return prototype(address)
 
 
@@ -77,7 +91,18 @@ def accumulate(c: np.ndarray, z: np.ndarray, a: np.ndarray) -> None:
         return
     i = ctypes.c_int
     one = ctypes.c_float(1.0)
-    sgemm(b"N", b"N", ctypes.byref(i(units)), ctypes.byref(i(rows)), ctypes.byref(i(k)), ctypes.byref(one),
-          ctypes.c_void_p(a.ctypes.data), ctypes.byref(i(max(lda, units))),
-          ctypes.c_void_p(z.ctypes.data), ctypes.byref(i(max(ldz, k))), ctypes.byref(one),
-          ctypes.c_void_p(c.ctypes.data), ctypes.byref(i(max(ldc, units))))
+    sgemm(
+        b"N",
+        b"N",
+        ctypes.byref(i(units)),
+        ctypes.byref(i(rows)),
+        ctypes.byref(i(k)),
+        ctypes.byref(one),
+        ctypes.c_void_p(a.ctypes.data),
+        ctypes.byref(i(max(lda, units))),
+        ctypes.c_void_p(z.ctypes.data),
+        ctypes.byref(i(max(ldz, k))),
+        ctypes.byref(one),
+        ctypes.c_void_p(c.ctypes.data),
+        ctypes.byref(i(max(ldc, units))),
+    )

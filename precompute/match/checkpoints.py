@@ -3,7 +3,7 @@
 A held-out score must choose a site's unit on training stimuli only (docs/metrics.md, "What each score's
 selection saw"). Adding one block of rows per training set to the product would cost one more product per
 set; instead the engine processes the stimuli training set by training set (folds 0, 1, ... in turn,
-`engine._schedule`) and searches its accumulator on the way. Once the stimuli of a training set T are all
+`schedule.schedule`) and searches its accumulator on the way. Once the stimuli of a training set T are all
 in, the accumulator holds, for every row i (group g) and unit u,
 
     S_iu = sum_T z_is a'_su,   P_gu = sum_T w_gs a'_su,   Q_gu = sum_T w_gs a'_su^2
@@ -29,7 +29,7 @@ import numpy as np
 
 from precompute.match.topk import PAD_INDEX, order_candidates, topk_rows
 
-#: Same meaning as engine.RELATIVE_VARIANCE_FLOOR / CONDITION_FLOOR, for the sums over a training set.
+#: Same meaning as search.RELATIVE_VARIANCE_FLOOR / CONDITION_FLOOR, for the sums over a training set.
 RELATIVE_VARIANCE_FLOOR = 1e-9
 CONDITION_FLOOR = 2e-3
 #: Bound on one temporary of the top-k search (rows x units of one segment, float32).
@@ -82,15 +82,16 @@ class SetSums:
     row_ok: np.ndarray
 
 
-def set_sums(z: np.ndarray, group: np.ndarray, weights: np.ndarray, row_valid: np.ndarray,
-             masks: np.ndarray) -> SetSums:
+def set_sums(
+    z: np.ndarray, group: np.ndarray, weights: np.ndarray, row_valid: np.ndarray, masks: np.ndarray
+) -> SetSums:
     """The rows' own sums over every training set (z: rows x stimuli, zero where the row has no weight)."""
     masks = np.asarray(masks, dtype=np.float64)
     if not np.isin(weights, (0.0, 1.0)).all():
         raise ValueError("training-set checkpoints need 0/1 stimulus weights")
-    m = masks @ z.T                                    # (sets, rows)
+    m = masks @ z.T  # (sets, rows)
     q = masks @ (z * z).T
-    n = masks @ weights.T                              # (sets, groups)
+    n = masks @ weights.T  # (sets, groups)
     n_row = n[:, group]
     with np.errstate(invalid="ignore", divide="ignore"):
         ss = q - m * m / np.where(n_row > 0, n_row, 1.0)
@@ -115,8 +116,9 @@ class SetTops:
 
     def merge(self, c: int, rows: np.ndarray | slice, values: np.ndarray, index: np.ndarray) -> None:
         k = self.r.shape[2]
-        merged_v, merged_i = order_candidates(np.concatenate([self.r[c, rows], values], axis=1),
-                                              np.concatenate([self.index[c, rows], index], axis=1), k)
+        merged_v, merged_i = order_candidates(
+            np.concatenate([self.r[c, rows], values], axis=1), np.concatenate([self.index[c, rows], index], axis=1), k
+        )
         self.r[c, rows], self.index[c, rows] = merged_v, merged_i
 
 
@@ -135,13 +137,14 @@ def row_blocks(group: np.ndarray, block: int) -> list[tuple[int, int, int]]:
     return out
 
 
-def search_set(acc, sumsq, c: int, sums: SetSums, unit_pass, offsets: np.ndarray, group: np.ndarray,
-               n_rows: int, tops: SetTops) -> None:
+def search_set(
+    acc, sumsq, c: int, sums: SetSums, unit_pass, offsets: np.ndarray, group: np.ndarray, n_rows: int, tops: SetTops
+) -> None:
     """Merge the top-k over training set c of the pass's units into `tops` (the accumulator is left as it is).
 
     acc: (rows + groups, units) float32 torch tensor with the sums over set c (column-sum rows last);
     sumsq: (groups, units) float64 with the sums of squares over set c."""
-    import torch
+    import torch  # heavy: loaded when the engine runs
 
     dev = acc.device
     n = torch.as_tensor(sums.n[c], dtype=torch.float64, device=dev)
@@ -164,25 +167,33 @@ def search_set(acc, sumsq, c: int, sums: SetSums, unit_pass, offsets: np.ndarray
     col = 0
     for seg in unit_pass.segments:
         u = seg.units
-        for g, local in zip(*np.nonzero(ill_np[:, col:col + u]), strict=True):
+        for g, local in zip(*np.nonzero(ill_np[:, col : col + u]), strict=True):
             tops.flagged.append((c, int(g), seg.layer_idx, seg.start + int(local)))
         base = int(offsets[seg.layer_idx]) + seg.start
         if k == 1:
             blocks = row_blocks(group, TILE_ROWS)
         else:
-            bad_cols = {g: torch.as_tensor(np.flatnonzero(~usable_np[g, col:col + u]), device=dev)
-                        for g in range(len(usable_np))}
+            bad_cols = {
+                g: torch.as_tensor(np.flatnonzero(~usable_np[g, col : col + u]), device=dev)
+                for g in range(len(usable_np))
+            }
             blocks = row_blocks(group, max(1, min(n_rows, TEMP_BYTES // (4 * u))))
         for r0, r1, g in blocks:
             rows_ok = sums.row_ok[c, r0:r1]
             if not rows_ok.any():
                 continue
             if k == 1:
-                vals, idx = _best_in_tiles(acc[r0:r1, col:col + u], m32[r0:r1], inv_sd[g, col:col + u],
-                                           scaled_mean[g, col:col + u], penalty[g, col:col + u], tile)
+                vals, idx = _best_in_tiles(
+                    acc[r0:r1, col : col + u],
+                    m32[r0:r1],
+                    inv_sd[g, col : col + u],
+                    scaled_mean[g, col : col + u],
+                    penalty[g, col : col + u],
+                    tile,
+                )
             else:
-                t = torch.addr(acc[r0:r1, col:col + u], m32[r0:r1], mean32[g, col:col + u], alpha=-1.0)
-                t.mul_(inv_sd[g, col:col + u])
+                t = torch.addr(acc[r0:r1, col : col + u], m32[r0:r1], mean32[g, col : col + u], alpha=-1.0)
+                t.mul_(inv_sd[g, col : col + u])
                 if len(bad_cols[g]):
                     t.index_fill_(1, bad_cols[g], float("-inf"))
                 vals, idx = topk_rows(t, k)
@@ -197,14 +208,14 @@ def _best_in_tiles(s, m, inv_sd, scaled_mean, penalty, tile) -> tuple[np.ndarray
     """Each row's highest (s_iu - m_i mean_u) * inv_sd_u (-inf where penalty_u is) and its first column,
     tile by tile (TILE_UNITS columns at a time, each tile in cache through all of its operations): (rows, 1)
     values and local indices (-1 where a row has no finite value)."""
-    import torch
+    import torch  # heavy: loaded when the engine runs
 
     rows, u = s.shape
     best_v = torch.full((rows,), float("-inf"), device=s.device)
     best_i = torch.full((rows,), -1, dtype=torch.long, device=s.device)
     for c0 in range(0, u, TILE_UNITS):
         c1 = min(u, c0 + TILE_UNITS)
-        t = tile[:rows * (c1 - c0)].view(rows, c1 - c0)
+        t = tile[: rows * (c1 - c0)].view(rows, c1 - c0)
         torch.mul(s[:, c0:c1], inv_sd[c0:c1], out=t)
         t.addr_(m, scaled_mean[c0:c1], alpha=-1.0)
         t.add_(penalty[c0:c1])
@@ -215,8 +226,16 @@ def _best_in_tiles(s, m, inv_sd, scaled_mean, penalty, tile) -> tuple[np.ndarray
     return best_v.cpu().numpy()[:, None], best_i.cpu().numpy().astype(np.int64)[:, None]
 
 
-def redo_flagged(tops: SetTops, values: dict[tuple[int, int], np.ndarray], z: np.ndarray, group: np.ndarray,
-                 weights: np.ndarray, masks: np.ndarray, sums: SetSums, offsets: np.ndarray) -> None:
+def redo_flagged(
+    tops: SetTops,
+    values: dict[tuple[int, int], np.ndarray],
+    z: np.ndarray,
+    group: np.ndarray,
+    weights: np.ndarray,
+    masks: np.ndarray,
+    sums: SetSums,
+    offsets: np.ndarray,
+) -> None:
     """Exact float64 r over their training set of the flagged (set, group, unit) pairs, merged into `tops`.
 
     values: (layer_idx, flat) -> activations over all stimuli (idx order)."""

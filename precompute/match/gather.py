@@ -11,15 +11,18 @@ one-to-one assignment and decoding never re-run a model. `gather_more` lets an a
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from precompute.core.errors import UserError
 from precompute.core.failpoints import failpoint
-from precompute.match.engine import ImageFeed, MatchResult, prefetch_images, unit_coords
+from precompute.core.feeds import PngFeed
+from precompute.match.inference import gather_activations
+from precompute.match.inputs import load_inputs
+from precompute.match.results import MatchResult, unit_coords
 from precompute.models.base import ActivationSource, LayerInfo
+from precompute.models.sources import open_source
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,10 @@ class GatherUnits:
 
 
 def select_gather_units(
-    result: MatchResult, *, n_random: int = RANDOM_UNITS_PER_SITE, seed: int = RANDOM_UNITS_SEED,
+    result: MatchResult,
+    *,
+    n_random: int = RANDOM_UNITS_PER_SITE,
+    seed: int = RANDOM_UNITS_SEED,
     rows: np.ndarray | None = None,
 ) -> GatherUnits:
     """Every unit in any row's top-K, every unit a row chose on a training set (`result.set_index`), and
@@ -73,46 +79,9 @@ def select_gather_units(
     return GatherUnits(layer.astype(np.int64), flat.astype(np.int64), [chosen[int(i)] for i in index])
 
 
-def gather_activations(
-    source: ActivationSource, feed: ImageFeed, layer_idx: np.ndarray, flat: np.ndarray, *,
-    batch_size: int = 16, progress: Callable[[int], None] | None = None,
-) -> tuple[np.ndarray, float]:
-    """(units, stimuli) float32 activations of the given units over every stimulus in idx order, and
-    the seconds spent in inference. One inference pass, up to the deepest layer asked for."""
-    layer_idx = np.asarray(layer_idx, dtype=np.int64)
-    flat = np.asarray(flat, dtype=np.int64)
-    n_stim = len(feed.stimulus_ids)
-    values = np.empty((len(flat), n_stim), dtype=np.float32)
-    wanted = sorted({int(x) for x in layer_idx})
-    if not wanted:
-        return values, 0.0
-    rows_of = {lay: np.flatnonzero(layer_idx == lay) for lay in wanted}
-    # A source that can write into given arrays reuses one batch of outputs throughout (no allocation per batch).
-    into = hasattr(source, "activations_into")
-    scratch = {lay: np.empty((batch_size, source.layers[lay].units), np.float32) for lay in wanted} if into else {}
-    inference_s = 0.0
-    batches = [np.arange(b0, min(n_stim, b0 + batch_size)) for b0 in range(0, n_stim, batch_size)]
-    for idx, images, waited in prefetch_images(feed, batches):  # the next batch decodes meanwhile
-        b0, b1 = int(idx[0]), int(idx[-1]) + 1
-        t0 = time.perf_counter()
-        ids = [feed.stimulus_ids[i] for i in idx]
-        if into:
-            outs = source.activations_into(images, ids, wanted, [scratch[lay][:b1 - b0] for lay in wanted])
-        else:
-            outs = source.activations(images, ids, layer_indices=wanted)
-        inference_s += time.perf_counter() - t0 + waited
-        for lay, out in zip(wanted, outs, strict=True):
-            sel = rows_of[lay]
-            values[sel, b0:b1] = np.asarray(out, dtype=np.float32).reshape(b1 - b0, -1)[:, flat[sel]].T
-        if progress is not None:
-            progress(b1 - b0)
-    return values, inference_s
-
-
-def unit_activations_table(dataset: str, model: str, layers: list[LayerInfo], units: GatherUnits,
-                           values: np.ndarray):
+def unit_activations_table(dataset: str, model: str, layers: list[LayerInfo], units: GatherUnits, values: np.ndarray):
     """The `unit_activations` rows as a pyarrow Table (values as a list column)."""
-    import pyarrow as pa
+    import pyarrow as pa  # heavy: loaded when the table is written
 
     n, n_stim = values.shape
     channel = np.empty(n, np.int32)
@@ -124,16 +93,18 @@ def unit_activations_table(dataset: str, model: str, layers: list[LayerInfo], un
         channel[sel], y[sel], x[sel] = c, yy, xx
     offsets = pa.array(np.arange(0, n * n_stim + 1, n_stim, dtype=np.int64))
     lists = pa.LargeListArray.from_arrays(offsets, pa.array(np.ascontiguousarray(values).reshape(-1)))
-    return pa.table({
-        "dataset": pa.array([dataset] * n, pa.string()),
-        "model": pa.array([model] * n, pa.string()),
-        "layer_idx": pa.array(units.layer_idx.astype(np.int32)),
-        "channel": pa.array(channel),
-        "y": pa.array(y),
-        "x": pa.array(x),
-        "reason": pa.array(units.reason, pa.string()),
-        "values": lists,
-    })
+    return pa.table(
+        {
+            "dataset": pa.array([dataset] * n, pa.string()),
+            "model": pa.array([model] * n, pa.string()),
+            "layer_idx": pa.array(units.layer_idx.astype(np.int32)),
+            "channel": pa.array(channel),
+            "y": pa.array(y),
+            "x": pa.array(x),
+            "reason": pa.array(units.reason, pa.string()),
+            "values": lists,
+        }
+    )
 
 
 def insert_unit_activations(con, table) -> None:
@@ -150,27 +121,32 @@ def insert_unit_activations(con, table) -> None:
 
 
 def gather_more(
-    con, dataset: str, model: str, units: list[tuple[int, int, int, int]], where, *,
-    reason: str = "requested", source: ActivationSource | None = None, batch_size: int = 16,
+    con,
+    dataset: str,
+    model: str,
+    units: list[tuple[int, int, int, int]],
+    where,
+    *,
+    reason: str = "requested",
+    source: ActivationSource | None = None,
+    batch_size: int = 16,
 ) -> int:
     """Add activations of more units (layer_idx, channel, y, x) for an analysis; returns how many were
     added (units already stored are skipped). Runs inside the caller's step transaction `con`;
     `where` is what precompute.models.sources.open_source needs to find the model (the Store)."""
-    from precompute.core.errors import UserError
-    from precompute.match.runner import PngFeed, load_inputs
-
     if reason not in REASON_PRIORITY:
         raise ValueError(f"reason must be one of {sorted(REASON_PRIORITY)}")
-    have = {tuple(r) for r in con.execute(
-        "SELECT layer_idx, channel, y, x FROM unit_activations WHERE dataset = ? AND model = ?",
-        [dataset, model]).fetchall()}
+    have = {
+        tuple(r)
+        for r in con.execute(
+            "SELECT layer_idx, channel, y, x FROM unit_activations WHERE dataset = ? AND model = ?", [dataset, model]
+        ).fetchall()
+    }
     todo = sorted({tuple(int(v) for v in u) for u in units} - have)
     if not todo:
         return 0
     own = source is None
     if own:
-        from precompute.models.sources import open_source
-
         source = open_source(con, model, where)
     try:
         layers = source.layers
@@ -180,13 +156,16 @@ def gather_more(
                 raise UserError(f"layer_idx {lay} does not exist in {model} (0..{len(layers) - 1})")
             info = layers[lay]
             if not (0 <= c < info.channels and 0 <= y < info.height and 0 <= x < info.width):
-                raise UserError(f"unit ({lay}, {c}, {y}, {x}) is outside layer {lay} of {model} "
-                                f"({info.channels} x {info.height} x {info.width})")
+                raise UserError(
+                    f"unit ({lay}, {c}, {y}, {x}) is outside layer {lay} of {model} "
+                    f"({info.channels} x {info.height} x {info.width})"
+                )
             flat.append(c * info.height * info.width + y * info.width + x)
         chosen = GatherUnits(np.array([u[0] for u in todo], np.int64), np.array(flat, np.int64), [reason] * len(todo))
         inputs = load_inputs(con, dataset)
-        values, _ = gather_activations(source, PngFeed(inputs.stimulus_ids, inputs.pngs), chosen.layer_idx,
-                                       chosen.flat, batch_size=batch_size)
+        values, _ = gather_activations(
+            source, PngFeed(inputs.stimulus_ids, inputs.pngs), chosen.layer_idx, chosen.flat, batch_size=batch_size
+        )
         insert_unit_activations(con, unit_activations_table(dataset, model, layers, chosen, values))
         log.info("gathered %d more units of %s on %s", len(todo), model, dataset)
         return len(todo)

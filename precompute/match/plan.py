@@ -18,6 +18,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import psutil
+
+from backend.config import get_settings
 from precompute.core.errors import UserError
 from precompute.models.base import LayerInfo
 
@@ -25,7 +28,7 @@ from precompute.models.base import LayerInfo
 #: that DuckDB and onnxruntime use, and another process; Lite0 with 256 sites fits one pass at 24 GiB.
 DEFAULT_RAM_FRACTION = 0.5
 #: Interpreter and libraries (~0.6 GiB with torch and onnxruntime loaded), onnxruntime's arena beyond
-#: the batch's outputs, top-k temporaries (bounded by engine.TOPK_TEMP_BYTES). Measured with Lite0.
+#: the batch's outputs, top-k temporaries (bounded by search.TOPK_TEMP_BYTES). Measured with Lite0.
 DEFAULT_RESERVE_BYTES = 1 << 30
 #: Largest staged product step: the product reaches its peak from ~128 stimuli on (benchmarks/bench_match.py).
 MAX_STAGE = 256
@@ -36,11 +39,7 @@ GiB = 1 << 30
 def default_memory_budget() -> int:
     """The engine's budget when none is given, in bytes: $UNITSCOPE_MEMORY_GB if set (e.g. for the demo
     on a machine shared with other jobs), else DEFAULT_RAM_FRACTION of this machine's total RAM."""
-    import os
-
-    import psutil
-
-    raw = os.environ.get("UNITSCOPE_MEMORY_GB", "").strip()
+    raw = get_settings().memory_gb
     if raw:
         try:
             gb = float(raw)

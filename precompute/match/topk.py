@@ -45,7 +45,7 @@ def topk_rows(x, k: int) -> tuple[np.ndarray, np.ndarray]:
     is below the k-th, every value equal to the k-th is among the candidates and ordering them by
     (value, index) is exact; otherwise (a tie across the boundary, rare) the row is solved exactly.
     """
-    import torch
+    import torch  # heavy: loaded when the engine runs
 
     _rows, n = x.shape
     k_eff = min(k, n)

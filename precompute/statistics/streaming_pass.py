@@ -44,11 +44,14 @@ from pathlib import Path
 import numpy as np
 
 from precompute.core.catalog import inputs_fingerprint
+from precompute.core.feeds import PngFeed
 from precompute.datasets.folds import fold_out_masks
-from precompute.match.engine import EngineConfig, RowSet, match_units, unit_coords
-from precompute.match.gather import gather_activations
+from precompute.match.engine import EngineConfig, match_units
+from precompute.match.inference import gather_activations
+from precompute.match.inputs import load_inputs
 from precompute.match.plan import DEFAULT_RESERVE_BYTES
-from precompute.match.runner import PngFeed, load_inputs
+from precompute.match.results import unit_coords
+from precompute.match.rows import RowSet
 from precompute.models import registry
 from precompute.models.sources import data_dir_of, open_source
 from precompute.statistics.scores import best_layers as region_best_layers

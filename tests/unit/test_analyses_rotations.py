@@ -7,7 +7,7 @@ import pytest
 from scipy import stats as sps
 
 from precompute.analyses import rotations as rot
-from precompute.match.engine import ArrayFeed
+from precompute.core.feeds import ArrayFeed
 from precompute.statistics.correlation import pearson_all
 from tests.unit.test_analyses_support import ArraySource, toy_open_model
 

@@ -38,9 +38,9 @@ def test_degenerate_shapes(shape):
     rows, k, units = shape
     rng = np.random.default_rng(1)
     acc = rng.standard_normal((rows + 2, units + 3), dtype=np.float32)
-    z = rng.standard_normal((rows, k + 2), dtype=np.float32)[:, 1:k + 1]
-    a = rng.standard_normal((k, units + 5), dtype=np.float32)[:, 2:units + 2]
-    c = acc[1:rows + 1, 1:units + 1]
+    z = rng.standard_normal((rows, k + 2), dtype=np.float32)[:, 1 : k + 1]
+    a = rng.standard_normal((k, units + 5), dtype=np.float32)[:, 2 : units + 2]
+    c = acc[1 : rows + 1, 1 : units + 1]
     expected = _ref(c, z, a)
     blas.accumulate(c, z, a)
     np.testing.assert_allclose(c, expected, rtol=1e-5, atol=1e-5)

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 
 from precompute.match.checkpoints import Checkpoints
-from precompute.match.engine import RowSet, _schedule, match_units
+from precompute.match.engine import match_units
 from precompute.match.plan import bytes_per_unit
-from precompute.match.synthetic import SyntheticSource, UnitEdits
+from precompute.match.rows import RowSet
+from precompute.match.schedule import schedule
+from tests.support.sources import SyntheticSource, UnitEdits
 from tests.unit.test_match_engine import SHAPES, all_activations, check_topk, make_feed, reference_r, small_config
 
 
@@ -42,8 +44,9 @@ def test_every_training_set_matches_the_reference_over_its_stimuli(world, memory
     masks = nested_masks(acts.shape[0], 4, seed=1)
     config = small_config(top_k=6)
     if memory_units is not None:  # several passes, layers split at channels
-        config = small_config(top_k=6, memory_bytes=4 * 7 * acts.shape[1]
-                              + memory_units * bytes_per_unit(rows.shape[0], 2, 20))
+        config = small_config(
+            top_k=6, memory_bytes=4 * 7 * acts.shape[1] + memory_units * bytes_per_unit(rows.shape[0], 2, 20)
+        )
     result = match_units(source, feed, RowSet.from_matrix(rows), config, Checkpoints(masks, top_k=k))
     assert (len(result.plan.passes) > 1) == (memory_units is not None)
     assert result.set_r.shape == (4, rows.shape[0], k)
@@ -94,14 +97,14 @@ def test_masks_must_be_nested_and_weights_zero_one(world):
 
 def test_schedule_takes_each_training_set_before_the_rest():
     level = np.random.default_rng(0).integers(0, 4, 300)  # sets 0..2 and stimuli in none (level 3)
-    order, windows, after = _schedule(np.ones((1, 300)), 64, seed=0, level=level)
+    order, windows, after = schedule(np.ones((1, 300)), 64, seed=0, level=level)
     assert sorted(order.tolist()) == list(range(300))
     assert (np.diff(level[order]) >= 0).all()
     sizes = [w.stop - w.start for w in windows]
     assert max(sizes) <= 64 and min(sizes) >= 32  # near-equal steps within a level
     done = {c: w for w, cs in after.items() for c in cs}
     for c in range(3):
-        seen = order[:windows[done[c]].stop]
+        seen = order[: windows[done[c]].stop]
         assert set(seen.tolist()) == set(np.flatnonzero(level <= c).tolist())
 
 

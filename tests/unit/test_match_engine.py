@@ -6,11 +6,14 @@ import numpy as np
 import pytest
 
 from precompute.core.errors import UserError
-from precompute.match.engine import ArrayFeed, EngineConfig, RowSet, match_units, unit_coords
+from precompute.core.feeds import ArrayFeed
+from precompute.match.engine import EngineConfig, match_units
 from precompute.match.plan import bytes_per_unit, plan_passes
-from precompute.match.synthetic import SyntheticSource, UnitEdits
+from precompute.match.results import unit_coords
+from precompute.match.rows import RowSet
 from precompute.match.topk import order_candidates, topk_rows
 from precompute.models.base import LayerInfo
+from tests.support.sources import SyntheticSource, UnitEdits
 
 SHAPES = [(4, 6, 6), (8,), (6, 3, 3), (5, 1, 1), (3, 4, 4)]  # 259 units; 2-D and 4-D outputs
 TOL = 1e-4
@@ -84,8 +87,17 @@ def world():
 
 
 def small_config(**kw) -> EngineConfig:
-    base = dict(top_k=20, layer_top_k=5, batch_size=7, max_stage=50, min_stage=20, reserve_bytes=0,
-                memory_bytes=1 << 30, device="cpu", threads=1)
+    base = dict(
+        top_k=20,
+        layer_top_k=5,
+        batch_size=7,
+        max_stage=50,
+        min_stage=20,
+        reserve_bytes=0,
+        memory_bytes=1 << 30,
+        device="cpu",
+        threads=1,
+    )
     base.update(kw)
     return EngineConfig(**base)
 
@@ -131,9 +143,12 @@ def test_matches_brute_force_reference(world, memory_units):
 def test_passes_do_not_change_results(world):
     source, feed, acts, rows = world
     one = match_units(source, feed, RowSet.from_matrix(rows), small_config())
-    many = match_units(source, feed, RowSet.from_matrix(rows),  # and two threads staging the batches
-                       small_config(memory_bytes=4 * 7 * acts.shape[1] + 50 * bytes_per_unit(rows.shape[0], 2, 20),
-                                    threads=2))
+    many = match_units(
+        source,
+        feed,
+        RowSet.from_matrix(rows),  # and two threads staging the batches
+        small_config(memory_bytes=4 * 7 * acts.shape[1] + 50 * bytes_per_unit(rows.shape[0], 2, 20), threads=2),
+    )
     assert len(many.plan.passes) > 1
     np.testing.assert_array_equal(one.top_index, many.top_index)
     np.testing.assert_allclose(one.top_r, many.top_r, atol=1e-6)
@@ -229,8 +244,9 @@ def test_integer_weights_equal_a_resample(world):
 def test_plan_splits_at_channels_and_refuses_hopeless_budgets():
     layers = [LayerInfo(0, "a", 4, 5, 5), LayerInfo(1, "b", 10, 1, 1)]
     per_unit = bytes_per_unit(8, 1, 16)
-    plan = plan_passes(layers, 8, 100, 4 * 110 + 30 * per_unit, batch_size=1, reserve_bytes=0,
-                       max_stage=16, min_stage=16)
+    plan = plan_passes(
+        layers, 8, 100, 4 * 110 + 30 * per_unit, batch_size=1, reserve_bytes=0, max_stage=16, min_stage=16
+    )
     assert plan.batch_size == 1 and len(plan.passes) == 5
     for p in plan.passes:
         assert p.units <= 30
@@ -240,20 +256,25 @@ def test_plan_splits_at_channels_and_refuses_hopeless_budgets():
     covered = sorted((s.layer_idx, u) for p in plan.passes for s in p.segments for u in range(s.start, s.stop))
     assert covered == [(0, u) for u in range(100)] + [(1, u) for u in range(10)]
     with pytest.raises(UserError, match="memory budget"):
-        plan_passes(layers, 8, 100, 4 * 110 + 10 * per_unit, batch_size=1, reserve_bytes=0,
-                    max_stage=16, min_stage=16)
+        plan_passes(layers, 8, 100, 4 * 110 + 10 * per_unit, batch_size=1, reserve_bytes=0, max_stage=16, min_stage=16)
     # a budget just short of the need: the message's need is above the budget it prints (rounded up)
     gib = 1 << 30
     with pytest.raises(UserError, match=r"budget of 1\.00 GiB .*at least 1\.01 GiB"):
-        plan_passes(layers, 8, 100, gib, batch_size=1, reserve_bytes=gib - 4 * 110 - 20 * per_unit,
-                    max_stage=16, min_stage=16)
+        plan_passes(
+            layers, 8, 100, gib, batch_size=1, reserve_bytes=gib - 4 * 110 - 20 * per_unit, max_stage=16, min_stage=16
+        )
 
 
 def test_topk_rows_breaks_ties_by_index():
     import torch
 
-    x = torch.tensor([[0.5, 0.9, 0.9, 0.1, 0.9, 0.9], [0.2, 0.2, 0.2, 0.2, 0.2, 0.2],
-                      [float("-inf"), 0.3, float("-inf"), 0.3, 0.1, 0.0]])
+    x = torch.tensor(
+        [
+            [0.5, 0.9, 0.9, 0.1, 0.9, 0.9],
+            [0.2, 0.2, 0.2, 0.2, 0.2, 0.2],
+            [float("-inf"), 0.3, float("-inf"), 0.3, 0.1, 0.0],
+        ]
+    )
     v, i = topk_rows(x, 3)
     assert i.tolist() == [[1, 2, 4], [0, 1, 2], [1, 3, 4]]
     np.testing.assert_allclose(v[0], [0.9, 0.9, 0.9])
@@ -366,7 +387,7 @@ class _TableSource:
 def test_units_too_ill_conditioned_for_float32_are_matched_exactly():
     """A unit nearly constant on a row's stimuli, far from the shift (set on other stimuli), loses its
     variance to float32 cancellation; the engine redoes such units in float64 instead of reporting noise."""
-    from precompute.match.engine import _schedule
+    from precompute.match.schedule import schedule
 
     rng = np.random.default_rng(0)
     n = 200
@@ -377,11 +398,12 @@ def test_units_too_ill_conditioned_for_float32_are_matched_exactly():
     rows = np.stack([rng.standard_normal(n), np.where(in_b, t + 0.05 * rng.standard_normal(n), np.nan)])
     weights = np.stack([np.ones(n), in_b.astype(float)])
     group = np.array([0, 1])
-    seed = next(s for s in range(100) if not in_b[_schedule(weights, 50, s)[0][0]])  # first batch outside B
+    seed = next(s for s in range(100) if not in_b[schedule(weights, 50, s)[0][0]])  # first batch outside B
     feed = ArrayFeed([f"stim-{i:04d}" for i in range(n)], [np.zeros((4, 4), np.uint8)] * n)
     source = _TableSource(table)
-    result = match_units(source, feed, RowSet(np.nan_to_num(rows), group, weights),
-                         small_config(top_k=2, layer_top_k=2, seed=seed))
+    result = match_units(
+        source, feed, RowSet(np.nan_to_num(rows), group, weights), small_config(top_k=2, layer_top_k=2, seed=seed)
+    )
     assert result.timings["ill_conditioned"] >= 1
     ref = reference_r(np.where(weights[group] > 0, np.nan_to_num(rows), np.nan), table.astype(np.float64))
     for i in range(2):
@@ -393,11 +415,13 @@ def test_units_too_ill_conditioned_for_float32_are_matched_exactly():
 
 @pytest.mark.parametrize("uniform", [True, False])
 def test_the_gpu_product_step_on_any_torch_device(uniform):
-    """engine._product_gpu (no GPU here): run on CPU tensors, it must give the shifted product, the median
+    """accumulate._product_gpu (no GPU here): run on CPU tensors, it must give the shifted product, the median
     shift and the (weighted) squares for every stage block, leaving other columns alone."""
+    from types import SimpleNamespace
+
     import torch
 
-    from precompute.match.engine import _product_gpu
+    from precompute.match.accumulate import PassBuffers, _product_gpu
     from precompute.match.plan import Segment
 
     rng = np.random.default_rng(9)
@@ -405,31 +429,38 @@ def test_the_gpu_product_step_on_any_torch_device(uniform):
     units = [7, 3]
     n_units = sum(units)
     flat = torch.from_numpy(rng.standard_normal(stage * n_units).astype(np.float32))
-    a_all = np.concatenate([flat.numpy()[stage * c:stage * (c + u)].reshape(stage, u)[:k]
-                            for c, u in zip([0, units[0]], units, strict=True)], axis=1).astype(np.float64)
+    a_all = np.concatenate(
+        [
+            flat.numpy()[stage * c : stage * (c + u)].reshape(stage, u)[:k]
+            for c, u in zip([0, units[0]], units, strict=True)
+        ],
+        axis=1,
+    ).astype(np.float64)
     blocks = [(Segment(0, 0, units[0]), 0, None), (Segment(1, 0, units[1]), units[0], None)]
     zext = torch.from_numpy(rng.standard_normal((rows + groups, n_stim)).astype(np.float32))
     w = torch.from_numpy(rng.integers(0, 3, (groups, n_stim)).astype(np.float32))
     acc = torch.zeros((rows + groups, n_units + 2))[:, :n_units]  # a strided view, as a column block is
     sumsq = torch.zeros((groups, n_units), dtype=torch.float64)
     shift = torch.zeros(n_units)
-    _product_gpu(acc, zext, w, sumsq, None, shift, flat, blocks, stage, s0, k, [(0, rows + groups)], uniform, 3)
+    state = SimpleNamespace(zext=zext, w_ordered=w, uniform=uniform, plan=SimpleNamespace(stage=stage))  # what it reads
+    buf = PassBuffers(acc=acc, sumsq=sumsq, window_sq=None, shift=shift, flat=flat, blocks=blocks)
+    _product_gpu(state, buf, s0, k, [(0, rows + groups)], 3)
     expected_shift = np.sort(a_all[:3], axis=0)[1]  # the median of the first 3 staged rows
     np.testing.assert_allclose(shift.numpy(), expected_shift, rtol=1e-6)
     centred = a_all - expected_shift
-    np.testing.assert_allclose(acc.numpy(), zext.numpy()[:, s0:s0 + k].astype(np.float64) @ centred, atol=1e-5)
+    np.testing.assert_allclose(acc.numpy(), zext.numpy()[:, s0 : s0 + k].astype(np.float64) @ centred, atol=1e-5)
     if uniform:
         np.testing.assert_allclose(sumsq.numpy()[0], (centred**2).sum(axis=0), rtol=1e-5)
         assert not sumsq.numpy()[1].any()
     else:
-        np.testing.assert_allclose(sumsq.numpy(), w.numpy()[:, s0:s0 + k] @ centred**2, rtol=1e-5)
+        np.testing.assert_allclose(sumsq.numpy(), w.numpy()[:, s0 : s0 + k] @ centred**2, rtol=1e-5)
 
 
 def test_prefetch_images_yields_every_batch_in_order_decoding_the_next_one_meanwhile():
     import threading
     import time
 
-    from precompute.match.engine import prefetch_images
+    from precompute.core.feeds import prefetch_images
 
     class Feed:
         def __init__(self, fail_at=None):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from precompute.match.engine import ArrayFeed, EngineConfig, RowSet, match_units
+from precompute.core.feeds import ArrayFeed
+from precompute.match.engine import EngineConfig, match_units
+from precompute.match.rows import RowSet
 from precompute.models.base import LayerInfo
 
 sources = pytest.importorskip("precompute.models.sources")
@@ -28,10 +30,15 @@ def tiny_onnx(path) -> list[LayerInfo]:
         helper.make_node("Flatten", ["pool"], ["layer1"]),
     ]
     graph = helper.make_graph(
-        nodes, "tiny", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, 8, 8])],
-        [helper.make_tensor_value_info("layer0", TensorProto.FLOAT, ["N", 3, 6, 6]),
-         helper.make_tensor_value_info("layer1", TensorProto.FLOAT, ["N", 3])],
-        initializer=[numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, 8, 8])],
+        [
+            helper.make_tensor_value_info("layer0", TensorProto.FLOAT, ["N", 3, 6, 6]),
+            helper.make_tensor_value_info("layer1", TensorProto.FLOAT, ["N", 3]),
+        ],
+        initializer=[numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, str(path))
@@ -41,8 +48,9 @@ def tiny_onnx(path) -> list[LayerInfo]:
 def tiny_source(tmp_path):
     """The tiny graph as an OnnxSource (one onnxruntime thread)."""
     layers = tiny_onnx(tmp_path / "tiny.onnx")
-    return sources.OnnxSource("tiny", tmp_path / "tiny.onnx", layers, input_size=8, in_channels=1,
-                              mean=[0.5], std=[0.5], threads=1)
+    return sources.OnnxSource(
+        "tiny", tmp_path / "tiny.onnx", layers, input_size=8, in_channels=1, mean=[0.5], std=[0.5], threads=1
+    )
 
 
 def test_onnx_source_matches_brute_force(tmp_path):
@@ -54,8 +62,12 @@ def test_onnx_source_matches_brute_force(tmp_path):
     acts = np.concatenate([o.reshape(n, -1) for o in source.activations(images, feed.stimulus_ids)], axis=1)
     acts = acts.astype(np.float64)
     rows = (acts[:, [5, 40, 109]] + 0.3 * rng.standard_normal((n, 3)) * acts[:, [5, 40, 109]].std(0)).T
-    result = match_units(source, feed, RowSet(rows), EngineConfig(top_k=4, batch_size=32, device="cpu",
-                                                                   max_stage=64, min_stage=64, threads=1))
+    result = match_units(
+        source,
+        feed,
+        RowSet(rows),
+        EngineConfig(top_k=4, batch_size=32, device="cpu", max_stage=64, min_stage=64, threads=1),
+    )
     live = np.ptp(acts, axis=0) > 0
     assert not live[72:108].any()  # the dead channel
     for i, y in enumerate(rows):
@@ -84,7 +96,9 @@ def test_a_subset_of_layers_runs_a_cut_graph_with_the_same_outputs(tmp_path):
     assert cut is not source.session and source.session_for(["layer0"]) is cut  # built once, reused
     assert [o.name for o in cut.get_outputs()] == ["layer0"]
     assert {n.op_type for n in sources.cut_graph(tmp_path / "tiny.onnx", "input", ["layer0"]).graph.node} == {
-        "Conv", "Relu"}
+        "Conv",
+        "Relu",
+    }
     assert source.session_for(["layer0", "layer1"]) is source.session  # every layer: the whole graph
     late = source.activations(images, ids, layer_indices=[1])
     np.testing.assert_allclose(late[0], full[1], rtol=1e-6)
@@ -115,7 +129,7 @@ def test_outputs_are_written_in_place_where_an_array_is_given(tmp_path):
 
 def test_the_engine_gives_the_same_answer_with_blocks_over_two_threads(tmp_path, monkeypatch):
     """Batches shifted and squared in blocks of a few units by two threads: the same as one thread."""
-    from precompute.match import engine
+    from precompute.match import accumulate
 
     source = tiny_source(tmp_path)
     rng = np.random.default_rng(2)
@@ -125,7 +139,7 @@ def test_the_engine_gives_the_same_answer_with_blocks_over_two_threads(tmp_path,
     rows = rng.standard_normal((6, n))
     config = dict(top_k=8, batch_size=16, device="cpu", max_stage=32, min_stage=32)
     one = match_units(source, feed, RowSet(rows), EngineConfig(threads=1, **config))
-    monkeypatch.setattr(engine, "STAGE_BLOCK", 7)
+    monkeypatch.setattr(accumulate, "STAGE_BLOCK", 7)
     two = match_units(source, feed, RowSet(rows), EngineConfig(threads=2, **config))
     np.testing.assert_array_equal(one.top_index, two.top_index)
     np.testing.assert_allclose(one.top_r, two.top_r, atol=1e-6)
@@ -133,7 +147,7 @@ def test_the_engine_gives_the_same_answer_with_blocks_over_two_threads(tmp_path,
 
 def test_the_gather_pass_reuses_one_batch_of_outputs_and_gets_every_value(tmp_path):
     """gather_activations through activations_into (a scratch batch reused, the last batch shorter)."""
-    from precompute.match.gather import gather_activations
+    from precompute.match.inference import gather_activations
 
     source = tiny_source(tmp_path)
     rng = np.random.default_rng(6)

@@ -18,7 +18,7 @@ from precompute.match.engine import EngineConfig
 from precompute.match.gather import gather_more
 from precompute.match.plan import bytes_per_unit
 from precompute.match.runner import served_predates_heldout
-from precompute.match.synthetic import SyntheticSource, UnitEdits
+from tests.support.sources import SyntheticSource, UnitEdits
 
 N_STIM, N_SITES, TOP_K = 90, 6, 8
 SHAPES = [(3, 4, 4), (5,), (4, 2, 2)]

@@ -292,7 +292,9 @@ def test_mixed_layouts_are_decided_per_layer(tmp_path, capsys):
 def test_matching_finds_the_unit_at_its_own_coordinates_in_a_mixed_graph(tmp_path):
     """End to end through the engine: a site driven by relu unit (c=1, y=2, x=9), read from onnxruntime's
     raw channels-first tensor, is matched to that unit (and to the same unit of the channels-last `out`)."""
-    from precompute.match.engine import ArrayFeed, EngineConfig, RowSet, match_units
+    from precompute.core.feeds import ArrayFeed
+    from precompute.match.engine import EngineConfig, match_units
+    from precompute.match.rows import RowSet
 
     path = mixed_net(tmp_path / "mixed.onnx")
     store = Store(tmp_path / "u.duckdb")

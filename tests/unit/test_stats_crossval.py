@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from precompute.core.feeds import ArrayFeed
 from precompute.datasets.folds import N_FOLDS, assign_folds, fold_out_masks, training_masks
-from precompute.match.engine import ArrayFeed
-from precompute.match.synthetic import SyntheticSource
 from precompute.statistics.crossval import heldout_r, masked_pearson_rows, selection_stability
 from precompute.statistics.streaming_pass import PassResult, PassSpec, run_pass
+from tests.support.sources import SyntheticSource
 
 SHAPES = [(4, 6, 6), (8,), (6, 3, 3), (5, 2, 2)]  # 238 units
 N_STIM = 96

@@ -29,12 +29,12 @@ from precompute.datasets.writer import write_dataset
 from precompute.jobs.analyze import run_analyses
 from precompute.match import runner
 from precompute.match.engine import EngineConfig
-from precompute.match.synthetic import SyntheticSource
 from precompute.models.base import LayerInfo
 from precompute.models.controls import RandomSource
 from precompute.statistics import intervals
 from precompute.statistics.crossval import masked_pearson_rows
 from tests.support.factories import png_bytes
+from tests.support.sources import SyntheticSource
 
 N_CATEGORIES, OBJECTS_PER_CATEGORY, VIEWS = 6, 4, 10  # 240 stimuli in 24 objects
 N_V4, N_IT, N_REPS = 12, 24, 8

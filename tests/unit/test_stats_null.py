@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from precompute.match.engine import ArrayFeed
-from precompute.match.synthetic import SyntheticSource
+from precompute.core.feeds import ArrayFeed
 from precompute.statistics.null import benjamini_hochberg, max_null_p_values
 from precompute.statistics.streaming_pass import PassSpec, build_rows, run_pass
+from tests.support.sources import SyntheticSource
 
 SHAPES = [(4, 5, 5), (8,), (6, 3, 3)]
 N_STIM = 80

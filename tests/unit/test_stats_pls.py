@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from precompute.core.feeds import ArrayFeed
 from precompute.datasets.folds import assign_folds
-from precompute.match.engine import ArrayFeed
-from precompute.match.synthetic import SyntheticSource
 from precompute.statistics.pls import pls_heldout_r
 from precompute.statistics.streaming_pass import PassSpec, ProjectingSource, run_pass, sparse_projection
+from tests.support.sources import SyntheticSource
 
 
 def shuffle_splits(strata, n: int, n_splits: int, test_size: float, rng) -> np.ndarray:

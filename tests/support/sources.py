@@ -1,4 +1,4 @@
-"""A synthetic ActivationSource: a numpy "network" with any layer shapes, for tests and benchmarks.
+"""A synthetic ActivationSource: a numpy "network" with any layer shapes, for the tests (tests/support).
 
 Each layer's activations are a ReLU of a random projection of a few pooled image features, so units
 are correlated with the images (and with each other) like a network's. Chosen units can be made dead
