@@ -87,7 +87,8 @@ def bench_kills(work: Path, kills: int) -> bool:
 
 def bench_swap(work: Path, seconds: float) -> bool:
     from benchmarks.bench_load import toy_database
-    from deploy.loadcheck import DashSite, HttpTransport, Recorder, User, publish_variant, run_load, serve_locally
+    from deploy.dash_protocol import DashSite
+    from deploy.loadcheck import HttpTransport, Recorder, User, publish_variant, run_load, serve_locally
     from precompute.core.store import Store
 
     db = toy_database(work / "swap")
@@ -156,7 +157,9 @@ def bench_fuzz(work: Path, n: int) -> bool:
     import importlib
 
     from benchmarks.bench_load import toy_database
-    from deploy.loadcheck import ROUTER_OUTPUT, DashSite, FlaskTransport, export_names_from, fuzz_cases, run_fuzz
+    from deploy.dash_protocol import ROUTER_OUTPUT, DashSite
+    from deploy.fuzz import export_names_from, fuzz_cases, run_fuzz
+    from deploy.loadcheck import FlaskTransport
 
     db = toy_database(work / "fuzz")
     os.environ.update(UNITSCOPE_DATA=str(db.parent), UNITSCOPE_DB=str(db), UNITSCOPE_CACHE="null")

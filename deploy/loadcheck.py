@@ -27,27 +27,28 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlencode
+
+from deploy.dash_protocol import (  # noqa: F401 - re-exported: tests and benchmarks drive sites with them
+    PAGE_PARAMS,
+    ROUTER_OUTPUT,
+    Callback,
+    DashSite,
+    Transport,
+    hrefs,
+    parse_outputs,
+    walk_components,
+)
 
 log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-ROUTER_OUTPUT = ".._pages_content.children..._pages_store.data.."
 OK_STATUSES = (200, 204)
-#: Page query parameters the pages understand (filters); fuzzing also sends unknown ones.
-PAGE_PARAMS = ("dataset", "model", "region", "site", "rank", "layer", "top", "category", "object", "page",
-               "metric", "variant", "condition", "a", "b")
 
 
 # ---------------------------------------------------------------------------------------------- transports
-class Transport(Protocol):
-    def get(self, path: str) -> tuple[int, bytes]: ...
-
-    def post_json(self, path: str, payload: dict) -> tuple[int, bytes]: ...
-
-
 class HttpTransport:
     """requests.Session against a base URL (keep-alive, like a browser tab); optional credentials."""
 
@@ -133,129 +134,6 @@ def percentile(sorted_values: list[float], q: float) -> float:
         return float("nan")
     k = max(0, min(len(sorted_values) - 1, math.ceil(q / 100 * len(sorted_values)) - 1))
     return sorted_values[k]
-
-
-# ---------------------------------------------------------------------------------------------- Dash protocol
-def id_key(component_id: Any) -> str:
-    """A component id as Dash writes it in callback specs (dict ids: compact JSON with sorted keys)."""
-    if isinstance(component_id, dict):
-        return json.dumps(component_id, sort_keys=True, separators=(",", ":"))
-    return str(component_id)
-
-
-def parse_outputs(output: str) -> list[dict]:
-    """`..a.children...b.figure..` or `a.children` -> [{id, property}, ...] (dict ids decoded)."""
-    parts = output[2:-2].split("...") if output.startswith("..") else [output]
-    out = []
-    for part in parts:
-        cid, _, prop = part.rpartition(".")
-        out.append({"id": json.loads(cid) if cid.startswith("{") else cid, "property": prop})
-    return out
-
-
-def walk_components(tree: Any, into: dict[str, dict]) -> dict[str, dict]:
-    """Every component with an id in a layout tree: id key -> its props (with `_type`)."""
-    if isinstance(tree, list):
-        for item in tree:
-            walk_components(item, into)
-    elif isinstance(tree, dict):
-        props = tree.get("props")
-        if isinstance(props, dict) and "type" in tree:
-            if "id" in props:
-                into[id_key(props["id"])] = {**props, "_type": tree.get("type")}
-            for value in props.values():
-                if isinstance(value, (dict, list)):
-                    walk_components(value, into)
-    return into
-
-
-def iter_props(tree: Any):
-    """The props of every component in a layout tree, with or without an id."""
-    if isinstance(tree, list):
-        for item in tree:
-            yield from iter_props(item)
-    elif isinstance(tree, dict):
-        props = tree.get("props")
-        if isinstance(props, dict) and "type" in tree:
-            yield props
-        for value in (props if isinstance(props, dict) and "type" in tree else tree).values():
-            if isinstance(value, (dict, list)):
-                yield from iter_props(value)
-
-
-def hrefs(tree: Any, prefix: str = "/") -> set[str]:
-    """Every `href` in a layout tree that starts with `prefix`."""
-    return {p["href"] for p in iter_props(tree) if isinstance(p.get("href"), str) and p["href"].startswith(prefix)}
-
-
-def _matches(pattern: dict, cid: Any) -> bool:
-    if not isinstance(cid, dict) or set(cid) != set(pattern):
-        return False
-    return all(isinstance(v, list) or cid[k] == v for k, v in pattern.items())
-
-
-def resolve(dep: dict, props: dict[str, dict]) -> dict | list | None:
-    """One input/state entry of a callback request from the current props (None: not on the page)."""
-    raw = dep["id"]
-    prop = dep["property"]
-    if raw.startswith("{"):
-        pattern = json.loads(raw)
-        if any(isinstance(v, list) for v in pattern.values()):
-            found = [{"id": p["id"], "property": prop, **({"value": p[prop]} if prop in p else {})}
-                     for p in props.values() if _matches(pattern, p.get("id"))]
-            if any(v == ["ALL"] for v in pattern.values()):
-                return found
-            return None  # MATCH/ALLSMALLER: only used by clientside callbacks here
-        raw = id_key(pattern)
-    comp = props.get(raw)
-    if comp is None:
-        return None
-    entry = {"id": comp["id"], "property": prop}
-    if prop in comp:
-        entry["value"] = comp[prop]
-    return entry
-
-
-@dataclass
-class Callback:
-    output: str
-    inputs: list[dict]
-    state: list[dict]
-    prevent_initial_call: bool
-
-    @classmethod
-    def from_spec(cls, spec: dict) -> Callback:
-        return cls(spec["output"], spec["inputs"], spec["state"], bool(spec.get("prevent_initial_call")))
-
-    def input_keys(self) -> set[str]:
-        return {f"{d['id']}.{d['property']}" for d in self.inputs}
-
-    def payload(self, props: dict[str, dict], changed: list[str]) -> dict | None:
-        inputs = [resolve(d, props) for d in self.inputs]
-        state = [resolve(d, props) for d in self.state]
-        if any(v is None for v in inputs + state):
-            return None
-        outputs = parse_outputs(self.output)
-        if any(isinstance(v, list) for o in outputs if isinstance(o["id"], dict) for v in o["id"].values()):
-            return None
-        return {"output": self.output, "outputs": outputs if self.output.startswith("..") else outputs[0],
-                "inputs": inputs, "state": state, "changedPropIds": changed}
-
-
-class DashSite:
-    """The callback map of a Dash app, read once from `/_dash-dependencies` (server-side callbacks only)."""
-
-    def __init__(self, transport: Transport):
-        status, body = transport.get("/_dash-dependencies")
-        if status != 200:
-            raise RuntimeError(f"/_dash-dependencies answered {status}: {body[:200]!r}")
-        specs = json.loads(body)
-        self.callbacks = [Callback.from_spec(s) for s in specs
-                          if not s.get("clientside_function") and s["output"] != ROUTER_OUTPUT]
-        status, body = transport.get("/_dash-layout")
-        shell = json.loads(body) if status == 200 else {}
-        self.pages = sorted({h.split("?")[0] for h in hrefs(shell)
-                             if not h.startswith(("/export", "/assets", "/_", "/stimulus"))} | {"/"})
 
 
 # ---------------------------------------------------------------------------------------------- a simulated user
@@ -424,107 +302,6 @@ def run_load(make_transport: Callable[[], Transport], *, users: int, seconds: fl
     for th in threads:
         th.join((seconds or 0) + wait_s)
     return rec
-
-
-# ---------------------------------------------------------------------------------------------- fuzzing
-def fuzz_values(secret_path: str | None = None) -> list[str]:
-    """Hostile and odd parameter values: paths, SQL, DuckDB file functions, encodings, sizes, numbers."""
-    values = [
-        "../../../../etc/passwd", "/etc/passwd", "..%2F..%2F..%2Fetc%2Fpasswd", "....//....//etc/passwd",
-        "file:///etc/passwd", "C:\\Windows\\win.ini", "/proc/self/environ", "~/.ssh/id_rsa", "data/unitscope.duckdb",
-        "' OR '1'='1", "'; DROP TABLE sites; --", "mini'; DELETE FROM matches; --", "1; SELECT * FROM build_info",
-        "x' UNION SELECT value FROM build_info --", "read_csv('/etc/passwd')", "'||read_text('/etc/passwd')||'",
-        "$model", "?", "%s%s%s%n", "{0}{1}", "${jndi:ldap://127.0.0.1/a}", "__import__('os').system('id')",
-        "<script>alert(1)</script>", "\"><img src=x onerror=alert(1)>", "\x00", "a\x00b", "%00", "\r\nX-Bad: 1",
-        "", " ", "-1", "0", "99999999999999999999999", "1e309", "NaN", "inf", "-0", "3.5", "0x10", "[]", "{}",
-        "null", "true", "é🧠ñ", "IT" * 60, "x" * 199, "x" * 201, "y" * 5000, "mini", "toy", "IT", "V4", "1", "2",
-    ]
-    if secret_path:
-        values += [secret_path, f"read_text('{secret_path}')",
-                   f"'||(SELECT content FROM read_text('{secret_path}'))||'"]
-    return values
-
-
-def fuzz_cases(site: DashSite, export_names: list[str], rng: random.Random, n: int,
-               secret_path: str | None = None) -> list[tuple[str, str, dict | None]]:
-    """`n` requests (method, path, JSON body or None): pages, callbacks, exports, images and static routes."""
-    values = fuzz_values(secret_path)
-    formats = ["csv", "parquet", "png", "svg", "pdf", "txt", "csv%00.png", "", "..", "duckdb"]
-    names = [*export_names, "..%2F..%2Fetc%2Fpasswd", "../../etc/passwd", "%2e%2e", "x" * 300, "sites-scatter%00"]
-    static = ["/assets/../../etc/passwd", "/assets/%2e%2e/%2e%2e/etc/passwd", "/assets/..%2f..%2fapp.py",
-              "/_dash-component-suites/dash/../../../../etc/passwd", "/_dash-component-suites/%2e%2e/%2e%2e/x.js",
-              "/stimulus/../../etc/passwd.png", "/stimulus/mini/..%2F..%2Fetc%2Fpasswd.png", "/export/",
-              "/export/../app.py", "//etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/health/../app.py"]
-    if secret_path:
-        static += [f"/assets/{secret_path}", f"/export/{secret_path}.csv", f"/stimulus/mini/{secret_path}.png"]
-    cases: list[tuple[str, str, dict | None]] = [("GET", s, None) for s in static]
-    from urllib.parse import quote
-
-    while len(cases) < n:
-        kind = rng.random()
-        query = {rng.choice([*PAGE_PARAMS, "zzz", "__class__", "layout"]): rng.choice(values)
-                 for _ in range(rng.randint(1, 4))}
-        if kind < 0.35:  # a page opened from a crafted link: the router calls layout(**query)
-            path = rng.choice([*site.pages, "/../../etc/passwd", "/sites/../dataset", "/" + rng.choice(values)])
-            cases.append(("POST", "/_dash-update-component", {
-                "output": ROUTER_OUTPUT, "outputs": parse_outputs(ROUTER_OUTPUT),
-                "inputs": [{"id": "_pages_location", "property": "pathname", "value": path},
-                           {"id": "_pages_location", "property": "search", "value": "?" + urlencode(query)}],
-                "state": [], "changedPropIds": ["_pages_location.pathname"]}))
-        elif kind < 0.6:  # a callback with crafted input values (what a hand-made POST can send)
-            cb = rng.choice(site.callbacks)
-            def entry(d: dict) -> dict | list:
-                if d["id"].startswith("{") and "[" in d["id"]:
-                    return []
-                cid = json.loads(d["id"]) if d["id"].startswith("{") else d["id"]
-                return {"id": cid, "property": d["property"], "value": rng.choice([*values, None, 3, [1, 2]])}
-            outputs = parse_outputs(cb.output)
-            cases.append(("POST", "/_dash-update-component", {
-                "output": cb.output, "outputs": outputs if cb.output.startswith("..") else outputs[0],
-                "inputs": [entry(d) for d in cb.inputs], "state": [entry(d) for d in cb.state],
-                "changedPropIds": [f"{d['id']}.{d['property']}" for d in cb.inputs[:1]]}))
-        elif kind < 0.9:  # an export with crafted parameters, name or format
-            name = rng.choice(export_names) if rng.random() < 0.8 else rng.choice(names)
-            fmt = rng.choice(["csv", "parquet", "csv", "parquet", "svg"] if rng.random() < 0.85 else formats)
-            cases.append(("GET", f"/export/{quote(name, safe='%/')}.{quote(fmt, safe='%')}?{urlencode(query)}", None))
-        else:  # a stimulus image with crafted ids
-            cases.append(("GET", f"/stimulus/{quote(rng.choice(values), safe='')}/"
-                                 f"{quote(rng.choice(values), safe='')}.png", None))
-    return cases[:n]
-
-
-def run_fuzz(transport: Transport, cases: list[tuple[str, str, dict | None]],
-             forbidden: Iterable[bytes] = ()) -> list[tuple[str, int, str]]:
-    """Send every case; return the failures: (request, status, why) for 5xx or forbidden content in a body."""
-    failures = []
-    forbidden = [f for f in forbidden if f]
-    for method, path, body in cases:
-        try:
-            status, content = transport.get(path) if method == "GET" else transport.post_json(path, body or {})
-        except Exception as exc:  # the server dropped the connection: as bad as a 500
-            failures.append((f"{method} {path}", 0, f"{type(exc).__name__}: {exc}"))
-            continue
-        label = f"{method} {path}" + (f" {json.dumps(body)[:300]}" if body else "")
-        if status >= 500:
-            failures.append((label, status, content[:300].decode("utf-8", "replace")))
-        leaked = [f for f in forbidden if f in content]
-        if leaked:
-            failures.append((label, status, f"response contains forbidden content {leaked[0][:40]!r}"))
-    return failures
-
-
-def export_names_from(site: DashSite, transport: Transport) -> list[str]:
-    """Registered export names, read from the export links of every page."""
-    names: set[str] = set()
-    for page in site.pages:
-        status, body = transport.post_json("/_dash-update-component", {
-            "output": ROUTER_OUTPUT, "outputs": parse_outputs(ROUTER_OUTPUT),
-            "inputs": [{"id": "_pages_location", "property": "pathname", "value": page},
-                       {"id": "_pages_location", "property": "search", "value": ""}],
-            "state": [], "changedPropIds": ["_pages_location.pathname"]})
-        if status == 200:
-            names |= {h[len("/export/"):].split("?")[0].rsplit(".", 1)[0] for h in hrefs(json.loads(body), "/export/")}
-    return sorted(n for n in names if n)
 
 
 # ---------------------------------------------------------------------------------------------- local serving

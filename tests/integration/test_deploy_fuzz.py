@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from deploy.loadcheck import DashSite, FlaskTransport, export_names_from, fuzz_cases, run_fuzz
+from deploy.dash_protocol import DashSite
+from deploy.fuzz import export_names_from, fuzz_cases, run_fuzz
+from deploy.loadcheck import FlaskTransport
 
 pytestmark = pytest.mark.slow
 

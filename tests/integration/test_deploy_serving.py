@@ -15,7 +15,8 @@ import time
 import pytest
 import requests
 
-from deploy.loadcheck import DashSite, HttpTransport, Recorder, User, publish_variant, run_load, serve_locally
+from deploy.dash_protocol import DashSite
+from deploy.loadcheck import HttpTransport, Recorder, User, publish_variant, run_load, serve_locally
 from precompute.core.store import Store
 
 pytestmark = pytest.mark.slow
