@@ -24,7 +24,7 @@ from components.figures.featuremaps import (
 from components.filters import filter_bar, register_navigation
 from components.ids import PageIds
 from components.links import LINK_COLUMN, markdown_link, unit_hrefs
-from components.theme import GRAPH_CONFIG
+from components.theme import GRAPH_CONFIG, GRID_COLUMNS
 from components.urlstate import query_store, to_query
 
 dash.register_page(__name__, path="/feature-maps", name="Feature maps", order=5, title="Unitscope · Feature maps")
@@ -63,14 +63,7 @@ def _validated_card() -> dbc.Card:
                         rowData=[],
                         columnDefs=[],
                         className="ag-theme-alpine",
-                        defaultColDef={
-                            "sortable": True,
-                            "filter": True,
-                            "resizable": True,
-                            "flex": 1,
-                            "wrapHeaderText": True,
-                            "autoHeaderHeight": True,
-                        },
+                        defaultColDef=GRID_COLUMNS,
                         # field names such as "sites_r>0.3" hold a dot: not a nested path
                         dashGridOptions={
                             "pagination": True,

@@ -25,7 +25,7 @@ from components.filters import filter_bar
 from components.ids import PageIds
 from components.links import LINK_COLUMN, markdown_link, site_href
 from components.stimuli import thumbnail_strip
-from components.theme import GRAPH_CONFIG, empty_figure
+from components.theme import GRAPH_CONFIG, GRID_COLUMNS, GRID_PAGINATION, empty_figure
 from components.urlstate import query_store, to_query
 
 dash.register_page(__name__, path="/unit", name="Unit", order=9, title="Unitscope · Unit")
@@ -149,15 +149,8 @@ def _sites_card(matched: pd.DataFrame) -> dbc.Card:
         id=ids("sites"),
         columnDefs=SITE_COLUMNS,
         rowData=[],
-        defaultColDef={
-            "sortable": True,
-            "filter": True,
-            "resizable": True,
-            "flex": 1,
-            "wrapHeaderText": True,
-            "autoHeaderHeight": True,
-        },
-        dashGridOptions={"pagination": True, "paginationPageSize": 10, "paginationPageSizeSelector": False},
+        defaultColDef=GRID_COLUMNS,
+        dashGridOptions=GRID_PAGINATION,
         style={"height": 380},
         className="ag-theme-alpine",
     )

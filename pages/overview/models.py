@@ -13,7 +13,7 @@ from backend.commands import analyze_command
 from components import empty
 from components.exports import export_menu, register_export
 from components.figures.overview import make_pls_comparison_figure, make_selection_curve_figure
-from components.theme import GRAPH_CONFIG
+from components.theme import GRAPH_CONFIG, GRID_COLUMNS, GRID_PAGINATION
 from pages.overview.common import ResultsView, ids
 
 _F3 = {"function": "params.value == null ? '' : d3.format('.3f')(params.value)"}
@@ -90,15 +90,8 @@ def comparisons_section(dataset: str) -> list:
             rowData=[],
             className="ag-theme-alpine",
             columnDefs=COMPARISON_COLUMNS,
-            defaultColDef={
-                "sortable": True,
-                "filter": True,
-                "resizable": True,
-                "flex": 1,
-                "wrapHeaderText": True,
-                "autoHeaderHeight": True,
-            },
-            dashGridOptions={"pagination": True, "paginationPageSize": 10, "paginationPageSizeSelector": False},
+            defaultColDef=GRID_COLUMNS,
+            dashGridOptions=GRID_PAGINATION,
             style={"height": 360, "display": "none" if none_yet else "block"},
         ),
     ]

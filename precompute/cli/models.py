@@ -1,17 +1,7 @@
 """`python -m precompute models ...`: add (zoo, ONNX file, control), list, show, remove, zoo.
 
-`models add`'s options are the fields of precompute/models/request.py's AddRequest.
-
-  models add NAME --zoo ZOO_NAME [--untrained [--seed S]] [--weights PATH] [--replace]
-  models add NAME --onnx FILE [--input-size N] [--mean M M M --std S S S] [--layers auto|T1,T2,...]
-                  [--layout nchw|nhwc] [--replace]
-  models add NAME --control pixels [--input-size N] [--replace]
-  models add NAME --control random --reference M [--seed S] [--replace]
-  models add NAME --control untrained --reference ZOO_NAME [--seed S] [--replace]
-  models list | show NAME | remove NAME | zoo
-
-Control names by convention (DESIGN.md): pixels, pixels-<size>, random-M, untrained-M.
-See docs/add-your-model.md.
+`models add`'s options are the fields of AddRequest (precompute/models/request.py, whose docstring is the
+command's help); see docs/add-your-model.md.
 """
 
 from __future__ import annotations
