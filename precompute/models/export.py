@@ -216,9 +216,25 @@ def _export(tap, example, path: Path, names: list[str], *, dynamo: bool) -> None
         batch = torch.export.Dim("batch", min=1, max=4096)
         torch.onnx.export(tap, (example,), str(path), dynamo=True, external_data=False,
                           dynamic_shapes={"x": {0: batch}}, opset_version=18, verbose=False, **kwargs)
+        _strip_stack_traces(path)
     else:
         torch.onnx.export(tap, (example,), str(path), dynamo=False, opset_version=17,
                           dynamic_axes={INPUT_NAME: {0: "batch"}, **{n: {0: "batch"} for n in names}}, **kwargs)
+
+
+def _strip_stack_traces(path: Path) -> None:
+    """Remove the Python stack traces the dynamo exporter writes into each node's metadata: they name the
+    checkout's folder, so the same model exported from two checkouts would get two content hashes (the
+    ONNX file is stored under its SHA-256). The graph, weights and every other field stay as exported."""
+    import onnx  # heavy: only the exporter needs it
+
+    model = onnx.load(str(path), load_external_data=False)
+    for node in model.graph.node:
+        keep = [p for p in node.metadata_props if "stack_trace" not in p.key]
+        if len(keep) != len(node.metadata_props):
+            del node.metadata_props[:]
+            node.metadata_props.extend(keep)
+    onnx.save(model, str(path))
 
 
 def onnx_output_op_types(path: Path) -> dict[str, str]:
