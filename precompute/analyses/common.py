@@ -24,8 +24,9 @@ from precompute.models.sources import open_source
 log = logging.getLogger(__name__)
 
 
-def replace_rows(con, table: str, dataset: str, model: str, rows: pd.DataFrame, *,
-                 where: dict[str, object] | None = None) -> int:
+def replace_rows(
+    con, table: str, dataset: str, model: str, rows: pd.DataFrame, *, where: dict[str, object] | None = None
+) -> int:
     """Delete `table`'s rows of (dataset, model) (and `where` column = value), then insert `rows`.
 
     Returns the number of rows inserted."""
@@ -142,4 +143,4 @@ def stimulus_batches(indices: Sequence[int], batch_size: int):
     """Consecutive batches of stimulus indices."""
     indices = np.asarray(indices, dtype=np.int64)
     for b0 in range(0, len(indices), batch_size):
-        yield indices[b0:b0 + batch_size]
+        yield indices[b0 : b0 + batch_size]

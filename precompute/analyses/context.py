@@ -23,6 +23,7 @@ from precompute.statistics.resample import DEFAULT_RESAMPLES, PAPER_RESAMPLES, C
 #: the columns of a `scores` row an analysis writes (write_scores), in order
 SCORE_COLUMNS = ["region", "metric", "value", "ci_low", "ci_high", "ci_scheme"]
 
+
 @dataclass
 class AnalysisContext:
     """What an analysis sees: the step's connection, what to analyse, and loaders aligned by id.
@@ -69,9 +70,14 @@ class AnalysisContext:
     # ------------------------------------------------------------------ dataset
     def sites(self) -> pd.DataFrame:
         """site_id, idx, region, reliability, animal, electrode_array, in sites.idx order."""
-        return self._cached(("sites",), lambda: self._df(
-            "SELECT site_id, idx, region, reliability, animal, electrode_array FROM sites WHERE dataset = ? "
-            "ORDER BY idx", [self.dataset]))
+        return self._cached(
+            ("sites",),
+            lambda: self._df(
+                "SELECT site_id, idx, region, reliability, animal, electrode_array FROM sites WHERE dataset = ? "
+                "ORDER BY idx",
+                [self.dataset],
+            ),
+        )
 
     def site_clusters(self, index: np.ndarray | None = None):
         """resample.Clusters of the sites (all, or those at positions `index` of `sites()`): by animal and
@@ -88,9 +94,14 @@ class AnalysisContext:
 
     def stimulus_clusters(self):
         """resample.Clusters of the stimuli (idx order): by object where every stimulus names one, else i.i.d."""
+
         def make():
-            objects = [o for (o,) in self.con.execute("SELECT object FROM stimuli WHERE dataset = ? ORDER BY idx",
-                                                      [self.dataset]).fetchall()]
+            objects = [
+                o
+                for (o,) in self.con.execute(
+                    "SELECT object FROM stimuli WHERE dataset = ? ORDER BY idx", [self.dataset]
+                ).fetchall()
+            ]
             if objects and all(o is not None for o in objects) and len(set(objects)) > 1:
                 return Clusters.from_labels(objects, "object")
             return Clusters.iid(len(objects))
@@ -107,14 +118,20 @@ class AnalysisContext:
         m = self._model(model)
 
         def make():
-            df = self._df("SELECT site_id, layer_idx, channel, y, x FROM split_matches WHERE dataset = ? AND "
-                          "model = ? AND train_folds = ? AND rank = 1", [self.dataset, m, int(train_folds)])
+            df = self._df(
+                "SELECT site_id, layer_idx, channel, y, x FROM split_matches WHERE dataset = ? AND "
+                "model = ? AND train_folds = ? AND rank = 1",
+                [self.dataset, m, int(train_folds)],
+            )
             if df.empty and len(self.sites()):
-                raise UserError(f"{m} on {self.dataset} has no units chosen on training folds 0..{train_folds - 1}: "
-                                f"it was matched before held-out selection was part of matching; rerun "
-                                f"`python -m precompute run --dataset {self.dataset} --model {m} --force`")
-            by_site = {r.site_id: (int(r.layer_idx), int(r.channel), int(r.y), int(r.x))
-                       for r in df.itertuples(index=False)}
+                raise UserError(
+                    f"{m} on {self.dataset} has no units chosen on training folds 0..{train_folds - 1}: "
+                    f"it was matched before held-out selection was part of matching; rerun "
+                    f"`python -m precompute run --dataset {self.dataset} --model {m} --force`"
+                )
+            by_site = {
+                r.site_id: (int(r.layer_idx), int(r.channel), int(r.y), int(r.x)) for r in df.itertuples(index=False)
+            }
             return [by_site.get(s) for s in self.sites()["site_id"]]
 
         return self._cached(("split_units", m, int(train_folds)), make)
@@ -130,11 +147,19 @@ class AnalysisContext:
 
     def stimulus_ids(self) -> list[str]:
         """Stimulus ids in stimuli.idx order (the order of every stored array)."""
-        return self._cached(("stimuli",), lambda: [str(s) for (s,) in self.con.execute(
-            "SELECT stimulus_id FROM stimuli WHERE dataset = ? ORDER BY idx", [self.dataset]).fetchall()])
+        return self._cached(
+            ("stimuli",),
+            lambda: [
+                str(s)
+                for (s,) in self.con.execute(
+                    "SELECT stimulus_id FROM stimuli WHERE dataset = ? ORDER BY idx", [self.dataset]
+                ).fetchall()
+            ],
+        )
 
     def responses(self) -> np.ndarray:
         """Trial-averaged responses (sites x stimuli) float64, aligned by id; NaN where missing."""
+
         def make() -> np.ndarray:
             n_rows = self.con.execute("SELECT count(*) FROM responses WHERE dataset = ?", [self.dataset]).fetchone()[0]
             # the join aligns by id (sites.idx, stimuli.idx); a row naming an unknown id drops out of it
@@ -142,28 +167,36 @@ class AnalysisContext:
                 "SELECT s.idx AS site_idx, t.idx AS stim_idx, r.response FROM responses r "
                 "JOIN sites s ON s.dataset = r.dataset AND s.site_id = r.site_id "
                 "JOIN stimuli t ON t.dataset = r.dataset AND t.stimulus_id = r.stimulus_id "
-                "WHERE r.dataset = ?", [self.dataset]).fetchnumpy()
+                "WHERE r.dataset = ?",
+                [self.dataset],
+            ).fetchnumpy()
             if len(got["response"]) != n_rows:
                 raise UserError(f"dataset {self.dataset!r}: responses name unknown sites or stimuli; re-import it")
             out = np.full((len(self.sites()), len(self.stimulus_ids())), np.nan)
-            out[np.asarray(got["site_idx"], int), np.asarray(got["stim_idx"], int)] = np.asarray(got["response"],
-                                                                                                  np.float64)
+            out[np.asarray(got["site_idx"], int), np.asarray(got["stim_idx"], int)] = np.asarray(
+                got["response"], np.float64
+            )
             return out
 
         return self._cached(("responses",), make)
 
     def trials(self) -> np.ndarray | None:
         """Single trials (sites x stimuli x repetitions) float64, NaN where missing; None without trials."""
+
         def make() -> np.ndarray | None:
-            df = self._df("SELECT site_id, stimulus_id, repetition, response FROM trials WHERE dataset = ?",
-                          [self.dataset])
+            df = self._df(
+                "SELECT site_id, stimulus_id, repetition, response FROM trials WHERE dataset = ?", [self.dataset]
+            )
             if df.empty:
                 return None
             site_pos = {s: i for i, s in enumerate(self.sites()["site_id"])}
             stim_pos = {s: i for i, s in enumerate(self.stimulus_ids())}
             out = np.full((len(site_pos), len(stim_pos), int(df["repetition"].max()) + 1), np.nan)
-            out[df["site_id"].map(site_pos).to_numpy(int), df["stimulus_id"].map(stim_pos).to_numpy(int),
-                df["repetition"].to_numpy(int)] = df["response"].to_numpy(np.float64)
+            out[
+                df["site_id"].map(site_pos).to_numpy(int),
+                df["stimulus_id"].map(stim_pos).to_numpy(int),
+                df["repetition"].to_numpy(int),
+            ] = df["response"].to_numpy(np.float64)
             return out
 
         return self._cached(("trials",), make)
@@ -172,9 +205,14 @@ class AnalysisContext:
     def layers(self, model: str | None = None) -> pd.DataFrame:
         """layer_idx, layer, depth, channels, height, width of the model, in layer order."""
         m = self._model(model)
-        return self._cached(("layers", m), lambda: self._df(
-            "SELECT layer_idx, layer, depth, channels, height, width FROM layers WHERE model = ? ORDER BY layer_idx",
-            [m]))
+        return self._cached(
+            ("layers", m),
+            lambda: self._df(
+                "SELECT layer_idx, layer, depth, channels, height, width FROM layers WHERE model = ? "
+                "ORDER BY layer_idx",
+                [m],
+            ),
+        )
 
     def matches(self, rank: int | None = None, model: str | None = None) -> pd.DataFrame:
         """Whole-model matches (site_id, rank, layer_idx, channel, y, x, r), all ranks or one."""
@@ -196,24 +234,30 @@ class AnalysisContext:
     def layer_matches(self, rank: int | None = 1, model: str | None = None) -> pd.DataFrame:
         """Within-layer matches (site_id, layer_idx, rank, channel, y, x, r); rank 1 by default."""
         m = self._model(model)
-        sql = ("SELECT site_id, layer_idx, rank, channel, y, x, r FROM layer_matches "
-               "WHERE dataset = ? AND model = ?")
+        sql = "SELECT site_id, layer_idx, rank, channel, y, x, r FROM layer_matches WHERE dataset = ? AND model = ?"
         params: list = [self.dataset, m]
         if rank is not None:
             sql += " AND rank = ?"
             params.append(int(rank))
-        return self._cached(("layer_matches", m, rank),
-                            lambda: self._df(sql + " ORDER BY site_id, layer_idx, rank", params))
+        return self._cached(
+            ("layer_matches", m, rank), lambda: self._df(sql + " ORDER BY site_id, layer_idx, rank", params)
+        )
 
     def featuremap_matches(self, model: str | None = None) -> pd.DataFrame:
         """Best unit of every feature map (site_id, layer_idx, channel, y, x, r)."""
         m = self._model(model)
-        return self._cached(("featuremap_matches", m), lambda: self._df(
-            "SELECT site_id, layer_idx, channel, y, x, r FROM featuremap_matches WHERE dataset = ? AND model = ? "
-            "ORDER BY site_id, layer_idx, channel", [self.dataset, m]))
+        return self._cached(
+            ("featuremap_matches", m),
+            lambda: self._df(
+                "SELECT site_id, layer_idx, channel, y, x, r FROM featuremap_matches WHERE dataset = ? AND model = ? "
+                "ORDER BY site_id, layer_idx, channel",
+                [self.dataset, m],
+            ),
+        )
 
-    def activations(self, units: Sequence[tuple[int, int, int, int]] | None = None,
-                    model: str | None = None) -> dict[tuple[int, int, int, int], np.ndarray]:
+    def activations(
+        self, units: Sequence[tuple[int, int, int, int]] | None = None, model: str | None = None
+    ) -> dict[tuple[int, int, int, int], np.ndarray]:
         """Gathered activations: (layer_idx, channel, y, x) -> float32 array over stimuli (idx order).
 
         All gathered units when `units` is None; otherwise those of `units` that are stored (use
@@ -231,32 +275,38 @@ class AnalysisContext:
             cache.update(self._load_activations(m, todo))
         return {k: cache[k] for k in keys if k in cache}
 
-    def activation_matrix(self, units: Sequence[tuple[int, int, int, int]],
-                          model: str | None = None) -> np.ndarray:
+    def activation_matrix(self, units: Sequence[tuple[int, int, int, int]], model: str | None = None) -> np.ndarray:
         """(len(units), stimuli) float32 of the given units, in the given order; KeyError names a missing one."""
         table = self.activations(units, model=model)
         out = np.empty((len(units), len(self.stimulus_ids())), np.float32)
         for i, u in enumerate(units):
             key = tuple(int(v) for v in u)
             if key not in table:
-                raise KeyError(f"unit {key} of {self._model(model)} is not in unit_activations "
-                               "(request it with ctx.request_activations)")
+                raise KeyError(
+                    f"unit {key} of {self._model(model)} is not in unit_activations "
+                    "(request it with ctx.request_activations)"
+                )
             out[i] = table[key]
         return out
 
-    def _load_activations(self, model: str, units: list[tuple[int, int, int, int]] | None
-                          ) -> dict[tuple[int, int, int, int], np.ndarray]:
+    def _load_activations(
+        self, model: str, units: list[tuple[int, int, int, int]] | None
+    ) -> dict[tuple[int, int, int, int], np.ndarray]:
         n = len(self.stimulus_ids())
-        sql = ('SELECT a.layer_idx, a.channel, a.y, a.x, a."values" FROM unit_activations a{join} '
-               "WHERE a.dataset = ? AND a.model = ?")
+        sql = (
+            'SELECT a.layer_idx, a.channel, a.y, a.x, a."values" FROM unit_activations a{join} '
+            "WHERE a.dataset = ? AND a.model = ?"
+        )
         if units is None:
             tbl = self.con.sql(sql.format(join=""), params=[self.dataset, model]).to_arrow_table()
         else:
             wanted = pd.DataFrame(units, columns=["layer_idx", "channel", "y", "x"]).astype("int32")
             self.con.register("_analyze_wanted_units", wanted)
             try:
-                tbl = self.con.sql(sql.format(join=" JOIN _analyze_wanted_units w USING (layer_idx, channel, y, x)"),
-                                   params=[self.dataset, model]).to_arrow_table()
+                tbl = self.con.sql(
+                    sql.format(join=" JOIN _analyze_wanted_units w USING (layer_idx, channel, y, x)"),
+                    params=[self.dataset, model],
+                ).to_arrow_table()
             finally:
                 self.con.unregister("_analyze_wanted_units")
         if tbl.num_rows == 0:
@@ -264,14 +314,17 @@ class AnalysisContext:
         values = tbl.column("values").combine_chunks()
         flat = values.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
         if flat.size != tbl.num_rows * n:
-            raise UserError(f"unit_activations of {model} on {self.dataset} do not have {n} values per unit; "
-                            f"rerun `python -m precompute run --dataset {self.dataset} --model {model} --force`")
+            raise UserError(
+                f"unit_activations of {model} on {self.dataset} do not have {n} values per unit; "
+                f"rerun `python -m precompute run --dataset {self.dataset} --model {model} --force`"
+            )
         matrix = flat.reshape(tbl.num_rows, n)
         keys = zip(*(tbl.column(c).to_numpy() for c in ("layer_idx", "channel", "y", "x")), strict=True)
         return {tuple(int(v) for v in k): matrix[i] for i, k in enumerate(keys)}
 
-    def request_activations(self, units: Sequence[tuple[int, int, int, int]], model: str | None = None,
-                            source=None) -> int:
+    def request_activations(
+        self, units: Sequence[tuple[int, int, int, int]], model: str | None = None, source=None
+    ) -> int:
         """Gather activations of more units (runs the model; reason 'requested'); returns how many were added.
 
         `source`: an open ActivationSource of the model to use (default: open the stored model)."""
@@ -308,9 +361,11 @@ class AnalysisContext:
         cols = ("region", "model_a", "model_b", "metric", "difference", "p_value")
         df = _columns(rows, cols, "model_comparisons", ("ci_low", "ci_high", "p_holm", "test", "ci_scheme"))
         for (a, b, metric), _ in df.groupby(["model_a", "model_b", "metric"]):
-            self.con.execute("DELETE FROM model_comparisons WHERE dataset = ? AND metric = ? AND "
-                             "((model_a = ? AND model_b = ?) OR (model_a = ? AND model_b = ?))",
-                             [self.dataset, metric, a, b, b, a])
+            self.con.execute(
+                "DELETE FROM model_comparisons WHERE dataset = ? AND metric = ? AND "
+                "((model_a = ? AND model_b = ?) OR (model_a = ? AND model_b = ?))",
+                [self.dataset, metric, a, b, b, a],
+            )
         df.insert(0, "dataset", self.dataset)
         self._insert("model_comparisons", df)
 
@@ -319,10 +374,12 @@ class AnalysisContext:
         df = _columns(rows, cols, table, ("ci_scheme",) if "ci_low" in cols else ())
         if table != "selection_curve":
             for metric in df["metric"].unique():
-                self.con.execute(f'DELETE FROM "{table}" WHERE dataset = ? AND model = ? AND metric = ?',
-                                 [self.dataset, model, str(metric)])
+                self.con.execute(
+                    f'DELETE FROM "{table}" WHERE dataset = ? AND model = ? AND metric = ?',
+                    [self.dataset, model, str(metric)],
+                )
         else:
-            self.con.execute('DELETE FROM selection_curve WHERE dataset = ? AND model = ?', [self.dataset, model])
+            self.con.execute("DELETE FROM selection_curve WHERE dataset = ? AND model = ?", [self.dataset, model])
         df.insert(0, "model", model)
         df.insert(0, "dataset", self.dataset)
         self._insert(table, df)
@@ -351,13 +408,18 @@ class AnalysisContext:
                     marks = ", ".join("?" for _ in self.models)
                     self.con.execute(
                         f"DELETE FROM model_comparisons WHERE dataset = ? AND metric = ? AND model_a IN ({marks}) "
-                        f"AND model_b IN ({marks})", [self.dataset, metric, *self.models, *self.models])
+                        f"AND model_b IN ({marks})",
+                        [self.dataset, metric, *self.models, *self.models],
+                    )
             elif table == "selection_curve":
-                self.con.execute("DELETE FROM selection_curve WHERE dataset = ? AND model = ?",
-                                 [self.dataset, self._model(None)])
+                self.con.execute(
+                    "DELETE FROM selection_curve WHERE dataset = ? AND model = ?", [self.dataset, self._model(None)]
+                )
             elif table in RESULT_TABLES:
-                self.con.execute(f'DELETE FROM "{table}" WHERE dataset = ? AND model = ? AND metric = ?',
-                                 [self.dataset, self._model(None), metric])
+                self.con.execute(
+                    f'DELETE FROM "{table}" WHERE dataset = ? AND model = ? AND metric = ?',
+                    [self.dataset, self._model(None), metric],
+                )
 
 
 def _columns(rows: pd.DataFrame, cols: tuple[str, ...], table: str, optional: tuple[str, ...] = ()) -> pd.DataFrame:

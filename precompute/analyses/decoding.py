@@ -64,8 +64,9 @@ class Protocol:
     test_fraction: float = 0.1
 
 
-PAPER = Protocol(runs_within=25, runs_transfer=5, cv_splits=10, c_grid=(1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0),
-                 per_run_c=True)
+PAPER = Protocol(
+    runs_within=25, runs_transfer=5, cv_splits=10, c_grid=(1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0), per_run_c=True
+)
 DEFAULT = Protocol(runs_within=10, runs_transfer=1, cv_splits=5, c_grid=(1e-3, 1e-2, 1e-1, 1.0), per_run_c=False)
 
 
@@ -173,8 +174,9 @@ class RunResult:
     confusion: np.ndarray
 
 
-def decode_within(x_of_run, y: np.ndarray, protocol: Protocol, rng: np.random.Generator, n_classes: int,
-                  c: float | None = None) -> list[RunResult]:
+def decode_within(
+    x_of_run, y: np.ndarray, protocol: Protocol, rng: np.random.Generator, n_classes: int, c: float | None = None
+) -> list[RunResult]:
     """Condition (i): per run, a stratified 90/10 split; C per run (paper) or the given shared C.
 
     `x_of_run(run)` gives the run's features (stimuli, features): a fixed population, or a redrawn one."""
@@ -189,8 +191,15 @@ def decode_within(x_of_run, y: np.ndarray, protocol: Protocol, rng: np.random.Ge
     return out
 
 
-def decode_transfer(train_of_run, test_of_run, y: np.ndarray, protocol: Protocol, rng: np.random.Generator,
-                    n_classes: int, c: float | None = None) -> list[RunResult]:
+def decode_transfer(
+    train_of_run,
+    test_of_run,
+    y: np.ndarray,
+    protocol: Protocol,
+    rng: np.random.Generator,
+    n_classes: int,
+    c: float | None = None,
+) -> list[RunResult]:
     """Conditions (ii)/(iii): fit on one population over all stimuli, test on the other (each z-scored on its own)."""
     out = []
     for run in range(protocol.runs_transfer):
@@ -224,8 +233,12 @@ def _rows(region, train, test, variant, results, chance):
 
 def _confusion_rows(region, train, test, variant, results, categories):
     mean = np.nanmean(np.stack([r.confusion for r in results]), axis=0)
-    return [(region, train, test, variant, categories[i], categories[j], float(mean[i, j]))
-            for i in range(len(categories)) for j in range(len(categories)) if np.isfinite(mean[i, j])]
+    return [
+        (region, train, test, variant, categories[i], categories[j], float(mean[i, j]))
+        for i in range(len(categories))
+        for j in range(len(categories))
+        if np.isfinite(mean[i, j])
+    ]
 
 
 def run_decoding(ctx: AnalysisContext) -> None:
@@ -269,24 +282,38 @@ def run_decoding(ctx: AnalysisContext) -> None:
         def c_for(x, yy, rng=rng):
             return None if protocol.per_run_c else choose_c(x, yy, protocol, rng)
 
-        c_neural, res = shared_within((ctx.seed, ctx.dataset, region, "neural"), neural, y, protocol,
-                                      lambda region=region: _shared_rng(ctx, region, "neural"), n_classes)
+        c_neural, res = shared_within(
+            (ctx.seed, ctx.dataset, region, "neural"),
+            neural,
+            y,
+            protocol,
+            lambda region=region: _shared_rng(ctx, region, "neural"),
+            n_classes,
+        )
         c_matched = c_for(matched, y)
         rows += _rows(region, "neural", "neural", "in_sample", res, chance)
         conf_rows += _confusion_rows(region, "neural", "neural", "in_sample", res, categories)
         for train, test, results in (
             ("matched", "matched", decode_within(fixed(matched), y, protocol, rng, n_classes, c_matched)),
-            ("matched", "neural", decode_transfer(fixed(matched), fixed(neural), y, protocol, rng, n_classes,
-                                                  c_matched)),
-            ("neural", "matched", decode_transfer(fixed(neural), fixed(matched), y, protocol, rng, n_classes,
-                                                  c_neural)),
+            (
+                "matched",
+                "neural",
+                decode_transfer(fixed(matched), fixed(neural), y, protocol, rng, n_classes, c_matched),
+            ),
+            (
+                "neural",
+                "matched",
+                decode_transfer(fixed(neural), fixed(matched), y, protocol, rng, n_classes, c_neural),
+            ),
         ):
             rows += _rows(region, train, test, "in_sample", results, chance)
             conf_rows += _confusion_rows(region, train, test, "in_sample", results, categories)
         if pool is not None:
             site_layers = group["layer_idx"].to_numpy(np.int64)
-            draws = [random_population(site_layers, pool[0], ctx.rng(region, "random", str(k)))
-                     for k in range(max(protocol.runs_within, protocol.runs_transfer))]
+            draws = [
+                random_population(site_layers, pool[0], ctx.rng(region, "random", str(k)))
+                for k in range(max(protocol.runs_within, protocol.runs_transfer))
+            ]
 
             def random_x(run, draws=draws, stim=stim):
                 return pool[1][draws[run]][:, stim].T.astype(np.float64)
@@ -306,8 +333,14 @@ def run_decoding(ctx: AnalysisContext) -> None:
             if px_best["r"].notna().all():
                 px = ctx.activation_matrix(common.units_of(px_best.reset_index()), model=pixels_model)
                 px = px[:, stim].T.astype(np.float64)
-                _, res = shared_within((ctx.seed, ctx.dataset, region, "pixels"), px, y, protocol,
-                                       lambda region=region: _shared_rng(ctx, region, "pixels"), n_classes)
+                _, res = shared_within(
+                    (ctx.seed, ctx.dataset, region, "pixels"),
+                    px,
+                    y,
+                    protocol,
+                    lambda region=region: _shared_rng(ctx, region, "pixels"),
+                    n_classes,
+                )
                 rows += _rows(region, "pixels", "pixels", "in_sample", res, chance)
                 conf_rows += _confusion_rows(region, "pixels", "pixels", "in_sample", res, categories)
         # held-out variant: each site's unit chosen on folds 0-4 over all units (split_matches), decoders trained
@@ -316,17 +349,28 @@ def run_decoding(ctx: AnalysisContext) -> None:
         held_all = ctx.unit_values(chosen)[:, stim].T
         usable = np.isfinite(held_all).all(axis=0)
         if not usable.all():
-            log.info("decoding %s %s: %d sites without a unit chosen on folds 0-%d are left out of the held-out "
-                     "variant", ctx.model, region, int((~usable).sum()), SPLIT_HALF_TRAIN_FOLDS - 1)
+            log.info(
+                "decoding %s %s: %d sites without a unit chosen on folds 0-%d are left out of the held-out variant",
+                ctx.model,
+                region,
+                int((~usable).sum()),
+                SPLIT_HALF_TRAIN_FOLDS - 1,
+            )
         half_b = folds[stim] >= SPLIT_HALF_TRAIN_FOLDS
         held = held_all[half_b][:, usable]
         nb, yb = neural[half_b][:, usable], y[half_b]
         # C is tuned on folds 0-4 too (default protocol; the paper protocol tunes it inside each run's training
         # set): nothing about the decoded stimuli is seen before a decoder is tested on them
         tune_y = y[~half_b]
-        c_nb, res_nb = shared_within((ctx.seed, ctx.dataset, region, "heldout-neural", tuple(np.flatnonzero(usable))),
-                                     nb, yb, protocol, lambda region=region: _shared_rng(ctx, region, "heldout-neural"),
-                                     n_classes, tune=(neural[~half_b][:, usable], tune_y))
+        c_nb, res_nb = shared_within(
+            (ctx.seed, ctx.dataset, region, "heldout-neural", tuple(np.flatnonzero(usable))),
+            nb,
+            yb,
+            protocol,
+            lambda region=region: _shared_rng(ctx, region, "heldout-neural"),
+            n_classes,
+            tune=(neural[~half_b][:, usable], tune_y),
+        )
         c_held = c_for(held_all[~half_b][:, usable], tune_y)
         for train, test, results in (
             ("neural", "neural", res_nb),
@@ -338,11 +382,24 @@ def run_decoding(ctx: AnalysisContext) -> None:
             conf_rows += _confusion_rows(region, train, test, "heldout", results, categories)
     cols = ["region", "train_population", "test_population", "variant", "run", "accuracy", "chance", "c"]
     common.replace_rows(ctx.con, "decoding", ctx.dataset, ctx.model, pd.DataFrame(rows, columns=cols))
-    ccols = ["region", "train_population", "test_population", "variant", "true_category", "predicted_category",
-             "fraction"]
+    ccols = [
+        "region",
+        "train_population",
+        "test_population",
+        "variant",
+        "true_category",
+        "predicted_category",
+        "fraction",
+    ]
     common.replace_rows(ctx.con, "confusions", ctx.dataset, ctx.model, pd.DataFrame(conf_rows, columns=ccols))
-    log.info("decoding %s x %s (%s protocol): %d runs in %.1f s", ctx.dataset, ctx.model, ctx.protocol, len(rows),
-             time.perf_counter() - t0)
+    log.info(
+        "decoding %s x %s (%s protocol): %d runs in %.1f s",
+        ctx.dataset,
+        ctx.model,
+        ctx.protocol,
+        len(rows),
+        time.perf_counter() - t0,
+    )
 
 
 def _pixels_model(ctx: AnalysisContext) -> str | None:
@@ -350,7 +407,8 @@ def _pixels_model(ctx: AnalysisContext) -> str | None:
     rows = ctx.con.execute(
         "SELECT m.model FROM models m JOIN match_runs r ON r.model = m.model AND r.dataset = ? "
         "WHERE m.kind = 'control' AND m.family = 'pixels' ORDER BY m.model <> 'pixels', m.model",
-        [ctx.dataset]).fetchall()
+        [ctx.dataset],
+    ).fetchall()
     names = [m for (m,) in rows]
     if not names or ctx.model in names:
         return None
@@ -362,8 +420,15 @@ def _shared_rng(ctx: AnalysisContext, region: str, what: str) -> np.random.Gener
     return rng_for(ctx.seed, "decoding", ctx.dataset, region, what)
 
 
-def shared_within(key: tuple, x: np.ndarray, y: np.ndarray, protocol: Protocol, rng_of, n_classes: int,
-                  tune: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[float | None, list[RunResult]]:
+def shared_within(
+    key: tuple,
+    x: np.ndarray,
+    y: np.ndarray,
+    protocol: Protocol,
+    rng_of,
+    n_classes: int,
+    tune: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[float | None, list[RunResult]]:
     """(shared C or None, condition (i) runs) of a model-independent population, whose generator `rng_of()` is
     seeded by `key` alone: computed once per process for the same inputs and reused by every model.
 
@@ -385,18 +450,23 @@ def _random_pool(ctx: AnalysisContext) -> tuple[np.ndarray, np.ndarray] | None:
     """(layer_idx per unit, activations (units, stimuli)) of the gathered random units, or None."""
     df = ctx.con.execute(
         "SELECT layer_idx, channel, y, x FROM unit_activations WHERE dataset = ? AND model = ? AND reason = 'random' "
-        "ORDER BY layer_idx, channel, y, x", [ctx.dataset, ctx.model]).df()
+        "ORDER BY layer_idx, channel, y, x",
+        [ctx.dataset, ctx.model],
+    ).df()
     if df.empty:
-        log.warning("decoding %s x %s: no gathered random units; the random baseline is skipped", ctx.dataset,
-                    ctx.model)
+        log.warning(
+            "decoding %s x %s: no gathered random units; the random baseline is skipped", ctx.dataset, ctx.model
+        )
         return None
     units = common.units_of(df)
     return df["layer_idx"].to_numpy(np.int64), ctx.activation_matrix(units)
 
 
-register(Analysis(
-    "decoding",
-    "linear-SVM category decoding from neural, matched, random units; conditions (i)-(iii) (Figs. 5, S5, S6)",
-    run_decoding,
-    default_models="primary",
-))
+register(
+    Analysis(
+        "decoding",
+        "linear-SVM category decoding from neural, matched, random units; conditions (i)-(iii) (Figs. 5, S5, S6)",
+        run_decoding,
+        default_models="primary",
+    )
+)

@@ -75,8 +75,9 @@ def mapping_images(image_px: int, image_deg: float) -> list[np.ndarray]:
     return [np.round(img * 255).astype(np.uint8) for img in (*squares, blank)]
 
 
-def mapping_responses(source, units: Sequence[Unit], image_px: int, image_deg: float,
-                      batch_size: int = 16) -> np.ndarray:
+def mapping_responses(
+    source, units: Sequence[Unit], image_px: int, image_deg: float, batch_size: int = 16
+) -> np.ndarray:
     """(units, 8, 8): each unit's activation to each square minus its activation to the blank image."""
     images = mapping_images(image_px, image_deg)
     ids = [f"rf-square-{k:02d}" for k in range(GRID * GRID)] + ["rf-blank"]
@@ -96,8 +97,9 @@ def mapping_rfs(source, units: Sequence[Unit], image_px: int, image_deg: float) 
 
 
 # ---------------------------------------------------------------------------------------------- gradient
-def gradient_maps(layer_forward: Callable, batches: Sequence, units: Sequence[tuple[int, int, int]],
-                  device: str = "cpu") -> np.ndarray:
+def gradient_maps(
+    layer_forward: Callable, batches: Sequence, units: Sequence[tuple[int, int, int]], device: str = "cpu"
+) -> np.ndarray:
     """Mean over images of |d unit / d input| summed over input channels: (units, S, S).
 
     layer_forward(x) -> the layer's output (batch, C, H, W) for a model-input batch x (torch, float32);
@@ -121,8 +123,9 @@ def gradient_maps(layer_forward: Callable, batches: Sequence, units: Sequence[tu
     return total / count
 
 
-def resample_to_grid(image_map: np.ndarray, image_deg: float, extent_deg: float = EXTENT_DEG,
-                     grid: int = MAP_SIZE) -> np.ndarray:
+def resample_to_grid(
+    image_map: np.ndarray, image_deg: float, extent_deg: float = EXTENT_DEG, grid: int = MAP_SIZE
+) -> np.ndarray:
     """A map over the whole image (S x S pixels spanning image_deg, row 0 = top) -> (grid, grid) over the
     central extent: the mean of the pixels whose centre lies in each cell (bilinear samples at the cell
     centres when the image has fewer pixels than the grid)."""
@@ -251,17 +254,28 @@ def _model_seed(con, model: str) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- analysis
-def compute_unit_rfs(con, dataset: str, model: str, units: Sequence[Unit], where, *, seed: int = 0,
-                     methods: Sequence[str] = ("mapping", "gradient"),
-                     n_gradient_images: int = N_GRADIENT_IMAGES) -> dict[str, dict[Unit, RFEstimate]]:
+def compute_unit_rfs(
+    con,
+    dataset: str,
+    model: str,
+    units: Sequence[Unit],
+    where,
+    *,
+    seed: int = 0,
+    methods: Sequence[str] = ("mapping", "gradient"),
+    n_gradient_images: int = N_GRADIENT_IMAGES,
+) -> dict[str, dict[Unit, RFEstimate]]:
     """method -> unit -> RFEstimate for the given units of a stored model (what the analysis and `rf` share)."""
     out: dict[str, dict[Unit, RFEstimate]] = {m: {} for m in methods}
     units = list(dict.fromkeys(tuple(int(v) for v in u) for u in units))
     if not units:
         return out
     if common.is_random_control(con, model):
-        log.info("%s is a random control: its units have no receptive field (activations do not depend on the "
-                 "image); nothing computed", model)
+        log.info(
+            "%s is a random control: its units have no receptive field (activations do not depend on the "
+            "image); nothing computed",
+            model,
+        )
         return out
     image_px, image_deg = dataset_image_geometry(con, dataset)
     if "mapping" in methods:
@@ -281,20 +295,20 @@ def compute_unit_rfs(con, dataset: str, model: str, units: Sequence[Unit], where
             out["gradient"] = {u: pixel_rf(u[2], u[3], size, image_deg) for u in units}
         else:
             out["gradient"] = _gradient_for_model(con, dataset, model, units, image_deg, seed, n_gradient_images)
-        log.info("%s: gradient receptive fields of %d units in %.1f s", model, len(out["gradient"]),
-                 time.perf_counter() - t0)
+        log.info(
+            "%s: gradient receptive fields of %d units in %.1f s", model, len(out["gradient"]), time.perf_counter() - t0
+        )
     return out
 
 
-def _gradient_for_model(con, dataset: str, model: str, units: list[Unit], image_deg: float, seed: int,
-                        n_images: int) -> dict[Unit, RFEstimate]:
+def _gradient_for_model(
+    con, dataset: str, model: str, units: list[Unit], image_deg: float, seed: int, n_images: int
+) -> dict[Unit, RFEstimate]:
     import torch
-
 
     net = torch_module_for(con, model)
     if net is None:
-        log.info("%s does not come from a torch network this build can rebuild: mapping receptive fields only",
-                 model)
+        log.info("%s does not come from a torch network this build can rebuild: mapping receptive fields only", model)
         return {}
     for param in net.parameters():
         param.requires_grad_(False)  # only input gradients are needed: the backward skips every weight gradient
@@ -305,22 +319,19 @@ def _gradient_for_model(con, dataset: str, model: str, units: list[Unit], image_
     inputs = load_inputs(con, dataset)
     feed = PngFeed(inputs.stimulus_ids, inputs.pngs)
     rng = np.random.default_rng(common.derived_seed(seed, "rf-gradient", dataset))
-    chosen = np.sort(rng.choice(len(inputs.stimulus_ids), size=min(n_images, len(inputs.stimulus_ids)),
-                                replace=False))
+    chosen = np.sort(rng.choice(len(inputs.stimulus_ids), size=min(n_images, len(inputs.stimulus_ids)), replace=False))
 
     def prep(idx):
-        return to_model_input(feed.load(idx), int(row["input_size"]), int(row["in_channels"]), row["mean"],
-                              row["std"])
+        return to_model_input(feed.load(idx), int(row["input_size"]), int(row["in_channels"]), row["mean"], row["std"])
 
-    batches = [prep(chosen[b:b + GRADIENT_BATCH]) for b in range(0, len(chosen), GRADIENT_BATCH)]
+    batches = [prep(chosen[b : b + GRADIENT_BATCH]) for b in range(0, len(chosen), GRADIENT_BATCH)]
     first = prep(np.array([0]))
     stored = _stored_first_values(con, dataset, model, units)
     out: dict[Unit, RFEstimate] = {}
     for li in sorted({u[0] for u in units}):
         forward = layer_forward_fn(net, layers[li].layer)
         try:
-            got = _layer_gradients(forward, layers[li], [u for u in units if u[0] == li], first, batches, stored,
-                                   model)
+            got = _layer_gradients(forward, layers[li], [u for u in units if u[0] == li], first, batches, stored, model)
         finally:
             for h in forward.handles:
                 h.remove()
@@ -328,8 +339,9 @@ def _gradient_for_model(con, dataset: str, model: str, units: list[Unit], image_
     return out
 
 
-def _layer_gradients(forward, layer, in_layer: list[Unit], first: np.ndarray, batches: list, stored: dict,
-                     model: str) -> dict[Unit, np.ndarray]:
+def _layer_gradients(
+    forward, layer, in_layer: list[Unit], first: np.ndarray, batches: list, stored: dict, model: str
+) -> dict[Unit, np.ndarray]:
     """Gradient maps of one layer's units, after checking the rebuilt layer against the stored model."""
     import torch
 
@@ -342,15 +354,30 @@ def _layer_gradients(forward, layer, in_layer: list[Unit], first: np.ndarray, ba
         log.warning("%s layer %d: %s; gradient skipped for it", model, li, exc)
         return {}
     if tuple(probe.shape[1:]) != (layer.channels, layer.height, layer.width):
-        log.warning("%s layer %d: rebuilt network gives shape %s, stored %s; gradient skipped", model, li,
-                    tuple(probe.shape[1:]), (layer.channels, layer.height, layer.width))
+        log.warning(
+            "%s layer %d: rebuilt network gives shape %s, stored %s; gradient skipped",
+            model,
+            li,
+            tuple(probe.shape[1:]),
+            (layer.channels, layer.height, layer.width),
+        )
         return {}
-    bad = [u for u in in_layer if u in stored
-           and abs(float(probe[0, u[1], u[2], u[3]]) - stored[u]) > 1e-3 * max(1.0, abs(stored[u]))]
+    bad = [
+        u
+        for u in in_layer
+        if u in stored and abs(float(probe[0, u[1], u[2], u[3]]) - stored[u]) > 1e-3 * max(1.0, abs(stored[u]))
+    ]
     if bad:
         u = bad[0]
-        log.warning("%s layer %d: the rebuilt network does not reproduce the stored activations (unit %s: "
-                    "%.5g vs %.5g); gradient skipped", model, li, u, float(probe[0, u[1], u[2], u[3]]), stored[u])
+        log.warning(
+            "%s layer %d: the rebuilt network does not reproduce the stored activations (unit %s: "
+            "%.5g vs %.5g); gradient skipped",
+            model,
+            li,
+            u,
+            float(probe[0, u[1], u[2], u[3]]),
+            stored[u],
+        )
         return {}
     maps = gradient_maps(forward, batches, [u[1:] for u in in_layer], device=device)
     return dict(zip(in_layer, maps, strict=True))
@@ -358,14 +385,19 @@ def _layer_gradients(forward, layer, in_layer: list[Unit], first: np.ndarray, ba
 
 def _stored_first_values(con, dataset: str, model: str, units: list[Unit]) -> dict[Unit, float]:
     """Gathered activations of these units on the first stimulus (idx 0), for the rebuilt-network check."""
-    df = con.execute('SELECT layer_idx, channel, y, x, "values"[1] AS v FROM unit_activations '
-                     "WHERE dataset = ? AND model = ?", [dataset, model]).df()
+    df = con.execute(
+        'SELECT layer_idx, channel, y, x, "values"[1] AS v FROM unit_activations WHERE dataset = ? AND model = ?',
+        [dataset, model],
+    ).df()
     wanted = set(units)
     return {u: float(v) for u, v in zip(common.units_of(df), df["v"], strict=True) if u in wanted}
 
 
-def rf_rows(estimates: dict[str, dict[Unit, RFEstimate]], site_of: dict[Unit, str | None],
-            site_rf: dict[str, tuple[float, float]]) -> pd.DataFrame:
+def rf_rows(
+    estimates: dict[str, dict[Unit, RFEstimate]],
+    site_of: dict[Unit, str | None],
+    site_rf: dict[str, tuple[float, float]],
+) -> pd.DataFrame:
     """`receptive_fields` rows (without dataset, model) from estimates, the unit -> site map and the sites' centres."""
     rows = []
     for method, by_unit in estimates.items():
@@ -373,11 +405,38 @@ def rf_rows(estimates: dict[str, dict[Unit, RFEstimate]], site_of: dict[Unit, st
             site = site_of.get(u)
             sx, sy = site_rf.get(site, (math.nan, math.nan)) if site is not None else (math.nan, math.nan)
             dist = math.hypot(e.x_deg - sx, e.y_deg - sy)
-            rows.append((*u, method, site, _num(e.x_deg), _num(e.y_deg), _num(e.size_deg),
-                         None if not np.isfinite(e.map).any() else e.map.ravel().astype(np.float32).tolist(),
-                         e.map_size, e.extent_deg, _num(dist)))
-    return pd.DataFrame(rows, columns=["layer_idx", "channel", "y", "x", "method", "site_id", "x_deg", "y_deg",
-                                       "size_deg", "map", "map_size", "extent_deg", "distance_deg"])
+            rows.append(
+                (
+                    *u,
+                    method,
+                    site,
+                    _num(e.x_deg),
+                    _num(e.y_deg),
+                    _num(e.size_deg),
+                    None if not np.isfinite(e.map).any() else e.map.ravel().astype(np.float32).tolist(),
+                    e.map_size,
+                    e.extent_deg,
+                    _num(dist),
+                )
+            )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "layer_idx",
+            "channel",
+            "y",
+            "x",
+            "method",
+            "site_id",
+            "x_deg",
+            "y_deg",
+            "size_deg",
+            "map",
+            "map_size",
+            "extent_deg",
+            "distance_deg",
+        ],
+    )
 
 
 def _num(v: float) -> float | None:
@@ -386,8 +445,11 @@ def _num(v: float) -> float | None:
 
 def site_centres(con, dataset: str) -> dict[str, tuple[float, float]]:
     """site_id -> mapped receptive-field centre (degrees), where the dataset has one."""
-    rows = con.execute("SELECT site_id, rf_x_deg, rf_y_deg FROM sites WHERE dataset = ? AND rf_x_deg IS NOT NULL "
-                       "AND rf_y_deg IS NOT NULL", [dataset]).fetchall()
+    rows = con.execute(
+        "SELECT site_id, rf_x_deg, rf_y_deg FROM sites WHERE dataset = ? AND rf_x_deg IS NOT NULL "
+        "AND rf_y_deg IS NOT NULL",
+        [dataset],
+    ).fetchall()
     return {s: (float(x), float(y)) for s, x, y in rows}
 
 
@@ -402,46 +464,74 @@ def run_receptive_fields(ctx: AnalysisContext) -> None:
     paper = ctx.protocol == "paper"
     if common.is_random_control(ctx.con, ctx.model):
         ctx.con.execute("DELETE FROM receptive_fields WHERE dataset = ? AND model = ?", [ctx.dataset, ctx.model])
-        common.record_note(ctx, f"{ctx.model} is a random control: its activations do not depend on the image, so "
-                                "its units have no receptive field (nothing computed or stored)")
+        common.record_note(
+            ctx,
+            f"{ctx.model} is a random control: its activations do not depend on the image, so "
+            "its units have no receptive field (nothing computed or stored)",
+        )
         return
     estimates = compute_unit_rfs(ctx.con, ctx.dataset, ctx.model, units, ctx.store, methods=("mapping",))
     grad_units = units
     regions = set(best["region"])
     if not paper and regions & set(DEFAULT_GRADIENT_REGIONS):
         grad_units = common.units_of(best[best["region"].isin(DEFAULT_GRADIENT_REGIONS)])
-    estimates.update(compute_unit_rfs(ctx.con, ctx.dataset, ctx.model, grad_units, ctx.store, seed=ctx.seed,
-                                      methods=("gradient",),
-                                      n_gradient_images=N_GRADIENT_IMAGES if paper else N_GRADIENT_IMAGES_DEFAULT))
+    estimates.update(
+        compute_unit_rfs(
+            ctx.con,
+            ctx.dataset,
+            ctx.model,
+            grad_units,
+            ctx.store,
+            seed=ctx.seed,
+            methods=("gradient",),
+            n_gradient_images=N_GRADIENT_IMAGES if paper else N_GRADIENT_IMAGES_DEFAULT,
+        )
+    )
     rows = rf_rows(estimates, site_of, site_centres(ctx.con, ctx.dataset))
-    ctx.con.execute("DELETE FROM receptive_fields WHERE dataset = ? AND model = ? AND site_id IS NOT NULL",
-                    [ctx.dataset, ctx.model])
+    ctx.con.execute(
+        "DELETE FROM receptive_fields WHERE dataset = ? AND model = ? AND site_id IS NOT NULL", [ctx.dataset, ctx.model]
+    )
     if not rows.empty:
         # a requested row of the same unit and method is superseded by the site's row
         _delete_units(ctx.con, ctx.dataset, ctx.model, rows)
         common.append_rows(ctx.con, "receptive_fields", ctx.dataset, ctx.model, rows)
     if common.is_pixels_control(ctx.con, ctx.model):
-        common.record_note(ctx, "a pixels unit's gradient field is the pixel itself (trivial); its mapping field "
-                                "follows the physiological protocol like any model's")
+        common.record_note(
+            ctx,
+            "a pixels unit's gradient field is the pixel itself (trivial); its mapping field "
+            "follows the physiological protocol like any model's",
+        )
     elif grad_units and not estimates.get("gradient"):
-        common.record_note(ctx, f"no gradient receptive fields: {ctx.model} cannot be rebuilt as a torch network "
-                                "here (or it does not reproduce the stored activations); mapping fields only")
+        common.record_note(
+            ctx,
+            f"no gradient receptive fields: {ctx.model} cannot be rebuilt as a torch network "
+            "here (or it does not reproduce the stored activations); mapping fields only",
+        )
     else:
         common.record_note(ctx, None)
     for method in ("mapping", "gradient"):
         d = rows.loc[rows["method"] == method, "distance_deg"].dropna()
         if len(d):
-            log.info("receptive_fields %s x %s %s: median distance to the site's field %.2f deg (%d units)",
-                     ctx.dataset, ctx.model, method, float(d.median()), len(d))
+            log.info(
+                "receptive_fields %s x %s %s: median distance to the site's field %.2f deg (%d units)",
+                ctx.dataset,
+                ctx.model,
+                method,
+                float(d.median()),
+                len(d),
+            )
 
 
 def _delete_units(con, dataset: str, model: str, rows: pd.DataFrame) -> None:
     keys = rows[["layer_idx", "channel", "y", "x", "method"]].copy()
     con.register("_rf_keys", keys)
     try:
-        con.execute("DELETE FROM receptive_fields r USING _rf_keys k WHERE r.dataset = ? AND r.model = ? AND "
-                    "r.layer_idx = k.layer_idx AND r.channel = k.channel AND r.y = k.y AND r.x = k.x AND "
-                    "r.method = k.method", [dataset, model])
+        con.execute(
+            "DELETE FROM receptive_fields r USING _rf_keys k WHERE r.dataset = ? AND r.model = ? AND "
+            "r.layer_idx = k.layer_idx AND r.channel = k.channel AND r.y = k.y AND r.x = k.x AND "
+            "r.method = k.method",
+            [dataset, model],
+        )
     finally:
         con.unregister("_rf_keys")
 
@@ -451,8 +541,11 @@ def store_requested(con, dataset: str, model: str, estimates: dict[str, dict[Uni
 
     A unit that is some site's best unit keeps that site's link (and distance)."""
     units = {u for by_unit in estimates.values() for u in by_unit}
-    linked = con.execute("SELECT layer_idx, channel, y, x, method, site_id FROM receptive_fields WHERE dataset = ? "
-                         "AND model = ? AND site_id IS NOT NULL", [dataset, model]).df()
+    linked = con.execute(
+        "SELECT layer_idx, channel, y, x, method, site_id FROM receptive_fields WHERE dataset = ? "
+        "AND model = ? AND site_id IS NOT NULL",
+        [dataset, model],
+    ).df()
     site_of: dict[Unit, str | None] = {}
     for u, s in zip(common.units_of(linked), linked["site_id"], strict=True):
         if u in units:
@@ -464,9 +557,11 @@ def store_requested(con, dataset: str, model: str, estimates: dict[str, dict[Uni
     return rows
 
 
-register(Analysis(
-    "receptive_fields",
-    "receptive fields of every site's best unit: gradient (torch models) and 8x8 squares mapping (Fig. S2)",
-    run_receptive_fields,
-    default_models="main",
-))
+register(
+    Analysis(
+        "receptive_fields",
+        "receptive fields of every site's best unit: gradient (torch models) and 8x8 squares mapping (Fig. S2)",
+        run_receptive_fields,
+        default_models="main",
+    )
+)

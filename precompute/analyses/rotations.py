@@ -123,8 +123,9 @@ def rotated_best_r(stats: PositionStats, q: np.ndarray) -> np.ndarray:
     return rotated[0]
 
 
-def rotated_best_rs(stats: PositionStats, rotations: list[np.ndarray], *, natural: bool = True
-                    ) -> tuple[np.ndarray | None, np.ndarray]:
+def rotated_best_rs(
+    stats: PositionStats, rotations: list[np.ndarray], *, natural: bool = True
+) -> tuple[np.ndarray | None, np.ndarray]:
     """Each site's best r in the natural basis (None unless `natural`) and under each rotation ((runs, sites));
     -inf where no unit varies.
 
@@ -195,8 +196,16 @@ class StatsAccumulator:
     from the chunk alone, so the statistics do not depend on how the stimuli were batched for inference
     or on which other layers share the pass."""
 
-    def __init__(self, layer, z: np.ndarray, stimuli: np.ndarray, positions: slice, mode: str, *,
-                 batch_size: int = INFERENCE_BATCH):
+    def __init__(
+        self,
+        layer,
+        z: np.ndarray,
+        stimuli: np.ndarray,
+        positions: slice,
+        mode: str,
+        *,
+        batch_size: int = INFERENCE_BATCH,
+    ):
         import torch
 
         self.layer_idx = layer.layer_idx
@@ -231,7 +240,7 @@ class StatsAccumulator:
                 self.block = np.empty((rows, len(self.pos), self.n_ch), dtype=np.float32)
                 self.filled = 0
             take = min(len(out) - k, len(self.block) - self.filled)
-            self.block[self.filled:self.filled + take] = out[k:k + take]
+            self.block[self.filled : self.filled + take] = out[k : k + take]
             self.filled += take
             k += take
             if self.filled == len(self.block):
@@ -285,7 +294,7 @@ def run_pass(source, feed, accumulators: list[StatsAccumulator], *, batch_size: 
         if np.any(np.diff(acc.stimuli) <= 0):
             raise ValueError("an accumulator's stimuli must be strictly increasing")
 
-    batches = [union[b0:b0 + batch_size] for b0 in range(0, len(union), batch_size)]
+    batches = [union[b0 : b0 + batch_size] for b0 in range(0, len(union), batch_size)]
     for idx, images, _waited in prefetch_images(feed, batches):  # the next batch decodes meanwhile
         outs = source.activations(images, [feed.stimulus_ids[int(i)] for i in idx], layer_indices=layers)
         by_layer = dict(zip(layers, outs, strict=True))
@@ -297,8 +306,17 @@ def run_pass(source, feed, accumulators: list[StatsAccumulator], *, batch_size: 
                 acc.add(np.asarray(by_layer[acc.layer_idx])[sel])
 
 
-def accumulate_stats(source, feed, layer_idx: int, z: np.ndarray, stimuli: np.ndarray, positions: slice,
-                     mode: str, *, batch_size: int = INFERENCE_BATCH) -> PositionStats:
+def accumulate_stats(
+    source,
+    feed,
+    layer_idx: int,
+    z: np.ndarray,
+    stimuli: np.ndarray,
+    positions: slice,
+    mode: str,
+    *,
+    batch_size: int = INFERENCE_BATCH,
+) -> PositionStats:
     """One streaming pass over `stimuli` (increasing idx into the feed; z's columns follow it) for a chunk of
     positions of one layer."""
     acc = StatsAccumulator(source.layers[layer_idx], z, stimuli, positions, mode, batch_size=batch_size)
@@ -327,8 +345,9 @@ def plan_passes(jobs: list[LayerJob], layers, memory_bytes: int) -> list[list[tu
         mode = choose_mode(len(job.stimuli), layer.channels)
         per_pos = bytes_per_position(job.responses.shape[0], len(job.stimuli), layer.channels, mode)
         chunk = max(1, min(hw, memory_bytes // per_pos))
-        chunks += [(j, slice(p0, min(hw, p0 + chunk)), per_pos * (min(hw, p0 + chunk) - p0))
-                   for p0 in range(0, hw, chunk)]
+        chunks += [
+            (j, slice(p0, min(hw, p0 + chunk)), per_pos * (min(hw, p0 + chunk) - p0)) for p0 in range(0, hw, chunk)
+        ]
     passes: list[list[tuple[int, slice]]] = []
     used: list[int] = []
     for j, sl, size in chunks:
@@ -343,8 +362,9 @@ def plan_passes(jobs: list[LayerJob], layers, memory_bytes: int) -> list[list[tu
     return passes
 
 
-def layers_rotation_scores(source, feed, jobs: list[LayerJob], *, memory_bytes: int = MEMORY_BYTES
-                           ) -> list[tuple[np.ndarray, np.ndarray, dict]]:
+def layers_rotation_scores(
+    source, feed, jobs: list[LayerJob], *, memory_bytes: int = MEMORY_BYTES
+) -> list[tuple[np.ndarray, np.ndarray, dict]]:
     """For each job, each site's best r in the natural basis and under each rotation: ((sites,), (runs, sites),
     info), with as few inference passes as the memory bound allows (layers share a pass)."""
     zs = [standardized_rows(job.responses) for job in jobs]
@@ -357,8 +377,9 @@ def layers_rotation_scores(source, feed, jobs: list[LayerJob], *, memory_bytes: 
     passes = plan_passes(jobs, source.layers, memory_bytes)
     for chunks in passes:
         t0 = time.perf_counter()
-        accs = [StatsAccumulator(source.layers[jobs[j].layer_idx], zs[j], jobs[j].stimuli, sl, modes[j])
-                for j, sl in chunks]
+        accs = [
+            StatsAccumulator(source.layers[jobs[j].layer_idx], zs[j], jobs[j].stimuli, sl, modes[j]) for j, sl in chunks
+        ]
         run_pass(source, feed, accs)
         share = (time.perf_counter() - t0) / len(chunks)
         for (j, _), acc in zip(chunks, accs, strict=True):
@@ -373,21 +394,37 @@ def layers_rotation_scores(source, feed, jobs: list[LayerJob], *, memory_bytes: 
             n_chunks[j] += 1
             del stats
         del accs
-    infos = [{"mode": modes[j], "passes": n_chunks[j], "inference_passes": len(passes),
-              "channels": source.layers[job.layer_idx].channels,
-              "positions": source.layers[job.layer_idx].height * source.layers[job.layer_idx].width,
-              "pass_s": round(t_pass[j], 2), "rotations_s": round(t_rot[j], 2)} for j, job in enumerate(jobs)]
+    infos = [
+        {
+            "mode": modes[j],
+            "passes": n_chunks[j],
+            "inference_passes": len(passes),
+            "channels": source.layers[job.layer_idx].channels,
+            "positions": source.layers[job.layer_idx].height * source.layers[job.layer_idx].width,
+            "pass_s": round(t_pass[j], 2),
+            "rotations_s": round(t_rot[j], 2),
+        }
+        for j, job in enumerate(jobs)
+    ]
     return list(zip(natural, rotated, infos, strict=True))
 
 
-def layer_rotation_scores(source, feed, layer_idx: int, responses: np.ndarray, stimuli: np.ndarray,
-                          rotations: list[np.ndarray], *, memory_bytes: int = MEMORY_BYTES
-                          ) -> tuple[np.ndarray, np.ndarray, dict]:
+def layer_rotation_scores(
+    source,
+    feed,
+    layer_idx: int,
+    responses: np.ndarray,
+    stimuli: np.ndarray,
+    rotations: list[np.ndarray],
+    *,
+    memory_bytes: int = MEMORY_BYTES,
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """Best r per site in the natural basis and under each rotation: ((sites,), (runs, sites), info).
 
     `responses` (sites, len(stimuli)) are the sites' responses to `stimuli` (feed indices)."""
-    (out,) = layers_rotation_scores(source, feed, [LayerJob(layer_idx, responses, np.asarray(stimuli), rotations)],
-                                    memory_bytes=memory_bytes)
+    (out,) = layers_rotation_scores(
+        source, feed, [LayerJob(layer_idx, responses, np.asarray(stimuli), rotations)], memory_bytes=memory_bytes
+    )
     return out
 
 
@@ -428,10 +465,12 @@ def run_rotations(ctx: AnalysisContext) -> None:
         resp = responses[sites.loc[mask, "idx"].to_numpy(int)]
         keep = np.flatnonzero(complete_stimuli(resp))
         n_ch = source.layers[layer_idx].channels
-        seeds = [common.derived_seed(ctx.seed, "rotations", ctx.dataset, ctx.model, layer_idx, k)
-                 for k in range(N_RUNS)]
-        jobs.append(LayerJob(layer_idx, resp[:, keep], keep,
-                             [haar_rotation(n_ch, np.random.default_rng(s)) for s in seeds]))
+        seeds = [
+            common.derived_seed(ctx.seed, "rotations", ctx.dataset, ctx.model, layer_idx, k) for k in range(N_RUNS)
+        ]
+        jobs.append(
+            LayerJob(layer_idx, resp[:, keep], keep, [haar_rotation(n_ch, np.random.default_rng(s)) for s in seeds])
+        )
         masks.append((mask, regions, seeds))
     t0 = time.perf_counter()
     try:
@@ -448,8 +487,13 @@ def run_rotations(ctx: AnalysisContext) -> None:
             rows += [(region, job.layer_idx, "rotated", k, _median(rotated[k, sel]), seeds[k]) for k in range(N_RUNS)]
     log.info("rotations %s x %s: %d layer(s) in %.1f s", ctx.dataset, ctx.model, len(jobs), time.perf_counter() - t0)
     single = sorted(job.layer_idx for job in jobs if source.layers[job.layer_idx].channels == 1)
-    common.record_note(ctx, f"layer {', '.join(map(str, single))} has a single feature map: SO(1) holds only the "
-                            "identity, so its rotated rows equal the natural one" if single else None)
+    common.record_note(
+        ctx,
+        f"layer {', '.join(map(str, single))} has a single feature map: SO(1) holds only the "
+        "identity, so its rotated rows equal the natural one"
+        if single
+        else None,
+    )
     for region, (layer_idx, _) in best.items():
         resp = responses[sites.loc[sites["region"] == region, "idx"].to_numpy(int)]
         resp = resp[:, complete_stimuli(resp)]
@@ -462,9 +506,11 @@ def run_rotations(ctx: AnalysisContext) -> None:
     common.replace_rows(ctx.con, "rotations", ctx.dataset, ctx.model, df)
 
 
-register(Analysis(
-    "rotations",
-    "neural correlation of the V4-/IT-like layer under 10 Haar-random rotations of SO(N) vs natural (Fig. 9)",
-    run_rotations,
-    default_models="main",
-))
+register(
+    Analysis(
+        "rotations",
+        "neural correlation of the V4-/IT-like layer under 10 Haar-random rotations of SO(N) vs natural (Fig. 9)",
+        run_rotations,
+        default_models="main",
+    )
+)

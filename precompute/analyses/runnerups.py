@@ -58,13 +58,16 @@ def run_runnerups(ctx: AnalysisContext) -> None:
         parts.append(part)
     out = pd.concat(parts, ignore_index=True)
     n = replace_rows(ctx.con, "runnerups", ctx.dataset, ctx.model, out)
-    log.info("runnerups %s x %s: %d rows (best layers %s)", ctx.dataset, ctx.model, n,
-             {k: v[0] for k, v in best.items()})
+    log.info(
+        "runnerups %s x %s: %d rows (best layers %s)", ctx.dataset, ctx.model, n, {k: v[0] for k, v in best.items()}
+    )
 
 
-register(Analysis(
-    "runnerups",
-    "per site: r of the top-K units, gap to the best, runner-ups within 0.05 (Figs. 7, S10)",
-    run_runnerups,
-    default_models="primary",
-))
+register(
+    Analysis(
+        "runnerups",
+        "per site: r of the top-K units, gap to the best, runner-ups within 0.05 (Figs. 7, S10)",
+        run_runnerups,
+        default_models="primary",
+    )
+)
