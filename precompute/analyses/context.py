@@ -1,7 +1,10 @@
 """`AnalysisContext`: what an analysis sees, and its only way to the database.
 
 The step's connection, what to analyse (dataset, model or models, protocol, seed, options), loaders for
-the dataset and match tables aligned by id (cached for the step), and writers for the result tables.
+the dataset, the models and the match tables aligned by id (cached for the step: `cached`), the model's
+activation source and image feed for analyses that run it, writers for the result tables, and readers
+and writers for the tables an analysis owns (`replace_rows`, `append_rows`, `delete_rows`, `read_rows`).
+Every SQL statement of precompute/analyses and precompute/statistics is in this module.
 """
 
 from __future__ import annotations
@@ -12,24 +15,29 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from precompute.analyses.registry import DEFAULT_SEED, RESULT_TABLES
+from precompute.analyses.context_tables import SCORE_COLUMNS, ContextTables
+from precompute.analyses.registry import DEFAULT_SEED
+from precompute.core.catalog import inputs_fingerprint, matched_models
 from precompute.core.errors import UserError
-from precompute.core.failpoints import failpoint
+from precompute.core.feeds import PngFeed
 from precompute.core.store import Store
 from precompute.datasets.folds import ensure_folds
 from precompute.match.gather import gather_more
+from precompute.match.inputs import MatchInputs, load_inputs
+from precompute.models import registry
+from precompute.models.sources import control_seed, open_source
 from precompute.statistics.resample import DEFAULT_RESAMPLES, PAPER_RESAMPLES, Clusters, rng_for
 
-#: the columns of a `scores` row an analysis writes (write_scores), in order
-SCORE_COLUMNS = ["region", "metric", "value", "ci_low", "ci_high", "ci_scheme"]
+__all__ = ["SCORE_COLUMNS", "AnalysisContext"]
 
 
 @dataclass
-class AnalysisContext:
+class AnalysisContext(ContextTables):
     """What an analysis sees: the step's connection, what to analyse, and loaders aligned by id.
 
     Loaders cache their result for the step; arrays over stimuli are in `stimuli.idx` order and arrays
-    over sites in `sites.idx` order (the order of `sites()`).
+    over sites in `sites.idx` order (the order of `sites()`). The writers are ContextTables'
+    (precompute/analyses/context_tables.py).
     """
 
     con: object  # duckdb.DuckDBPyConnection inside the step's transaction
@@ -59,7 +67,8 @@ class AnalysisContext:
             raise ValueError("this context has no model: pass model=")
         return model
 
-    def _cached(self, key: tuple, make: Callable[[], object]):
+    def cached(self, key: tuple, make: Callable[[], object]):
+        """The value stored under `key` for this step, made by `make()` the first time (None included)."""
         if key not in self._cache:
             self._cache[key] = make()
         return self._cache[key]
@@ -70,7 +79,7 @@ class AnalysisContext:
     # ------------------------------------------------------------------ dataset
     def sites(self) -> pd.DataFrame:
         """site_id, idx, region, reliability, animal, electrode_array, in sites.idx order."""
-        return self._cached(
+        return self.cached(
             ("sites",),
             lambda: self._df(
                 "SELECT site_id, idx, region, reliability, animal, electrode_array FROM sites WHERE dataset = ? "
@@ -106,11 +115,11 @@ class AnalysisContext:
                 return Clusters.from_labels(objects, "object")
             return Clusters.iid(len(objects))
 
-        return self._cached(("stimulus_clusters",), make)
+        return self.cached(("stimulus_clusters",), make)
 
     def folds(self) -> np.ndarray:
         """(stimuli,) cross-validation fold of every stimulus (idx order; stimulus_folds)."""
-        return self._cached(("folds",), lambda: ensure_folds(self.con, self.dataset))
+        return self.cached(("folds",), lambda: ensure_folds(self.con, self.dataset))
 
     def split_units(self, train_folds: int, model: str | None = None) -> list[tuple[int, int, int, int] | None]:
         """Each site's (sites() order) unit chosen on folds 0 .. train_folds-1 by the matching run
@@ -134,7 +143,7 @@ class AnalysisContext:
             }
             return [by_site.get(s) for s in self.sites()["site_id"]]
 
-        return self._cached(("split_units", m, int(train_folds)), make)
+        return self.cached(("split_units", m, int(train_folds)), make)
 
     def unit_values(self, units: Sequence[tuple[int, int, int, int] | None], model: str | None = None) -> np.ndarray:
         """(len(units), stimuli) float64 activations of the given units; NaN rows for None or unstored units."""
@@ -147,7 +156,7 @@ class AnalysisContext:
 
     def stimulus_ids(self) -> list[str]:
         """Stimulus ids in stimuli.idx order (the order of every stored array)."""
-        return self._cached(
+        return self.cached(
             ("stimuli",),
             lambda: [
                 str(s)
@@ -178,7 +187,7 @@ class AnalysisContext:
             )
             return out
 
-        return self._cached(("responses",), make)
+        return self.cached(("responses",), make)
 
     def trials(self) -> np.ndarray | None:
         """Single trials (sites x stimuli x repetitions) float64, NaN where missing; None without trials."""
@@ -199,13 +208,105 @@ class AnalysisContext:
             ] = df["response"].to_numpy(np.float64)
             return out
 
-        return self._cached(("trials",), make)
+        return self.cached(("trials",), make)
+
+    def categories(self) -> list[str | None]:
+        """Each stimulus's category (None where it has none), in stimuli.idx order."""
+        return self.cached(
+            ("categories",),
+            lambda: [
+                c
+                for (c,) in self.con.execute(
+                    "SELECT category FROM stimuli WHERE dataset = ? ORDER BY idx", [self.dataset]
+                ).fetchall()
+            ],
+        )
+
+    def image_geometry(self) -> tuple[int, float]:
+        """(image side in pixels, degrees the image spans) of the dataset's stimuli (256 px and 8 degrees when
+        the database does not say)."""
+
+        def make() -> tuple[int, float]:
+            px = self.con.execute(
+                "SELECT max(width), max(height) FROM stimuli WHERE dataset = ?", [self.dataset]
+            ).fetchone()
+            deg = self.con.execute("SELECT visual_degrees FROM datasets WHERE dataset = ?", [self.dataset]).fetchone()
+            side = int(max(v for v in px if v is not None)) if px and any(v is not None for v in px) else 256
+            return side, float(deg[0]) if deg and deg[0] else 8.0
+
+        return self.cached(("image_geometry",), make)
+
+    def site_rf_centres(self) -> dict[str, tuple[float, float]]:
+        """site_id -> the site's mapped receptive-field centre (degrees), for the sites that have one."""
+        rows = self.con.execute(
+            "SELECT site_id, rf_x_deg, rf_y_deg FROM sites WHERE dataset = ? AND rf_x_deg IS NOT NULL "
+            "AND rf_y_deg IS NOT NULL",
+            [self.dataset],
+        ).fetchall()
+        return {s: (float(x), float(y)) for s, x, y in rows}
+
+    def dataset_inputs(self) -> MatchInputs:
+        """The dataset as the engine reads it: stimulus ids and PNGs (idx order), site ids, responses (not cached)."""
+        return load_inputs(self.con, self.dataset)
+
+    def image_feed(self) -> PngFeed:
+        """An ImageFeed of the dataset's stimuli in idx order (decoded on demand)."""
+        inputs = self.dataset_inputs()
+        return PngFeed(inputs.stimulus_ids, inputs.pngs)
+
+    def inputs_fingerprint(self) -> list:
+        """What this (dataset, model)'s results derive from (the dataset's and the match run's creation times)."""
+        return inputs_fingerprint(self.con, self.dataset, [self._model(None)])
+
+    def for_dataset(self, dataset: str) -> AnalysisContext:
+        """A context on another dataset with this one's model, protocol, seed and analysis (and its own cache)."""
+        return AnalysisContext(
+            con=self.con,
+            store=self.store,
+            dataset=dataset,
+            model=self.model,
+            protocol=self.protocol,
+            seed=self.seed,
+            analysis=self.analysis,
+        )
+
+    # ------------------------------------------------------------------ models
+    def model_row(self, model: str | None = None) -> dict:
+        """The `models` row of the model (kind, family, reference_model, input_size, source, onnx_path, ...)."""
+        m = self._model(model)
+        return self.cached(("model_row", m), lambda: registry.read_model(self.con, m))
+
+    def model_kind(self, model: str | None = None) -> tuple[str, str | None]:
+        """(kind, family) of the model, e.g. ('control', 'random') or ('untrained', 'efficientnet_lite')."""
+        row = self.model_row(model)
+        return row["kind"], row["family"]
+
+    def model_seed(self, model: str | None = None) -> int:
+        """The seed the model was built with (build_info seeds, `model:<name>`; 0 when none was recorded)."""
+        return control_seed(self.con, self._model(model))
+
+    def is_matched(self, model: str | None = None) -> bool:
+        """Whether the model has match tables on this dataset."""
+        return self._model(model) in matched_models(self.con, self.dataset)
+
+    def matched_controls(self, family: str) -> list[str]:
+        """The controls of `family` matched on this dataset: the one named `family` first, then by name."""
+        rows = self.con.execute(
+            "SELECT m.model FROM models m JOIN match_runs r ON r.model = m.model AND r.dataset = ? "
+            "WHERE m.kind = 'control' AND m.family = ? ORDER BY m.model <> ?, m.model",
+            [self.dataset, family, family],
+        ).fetchall()
+        return [m for (m,) in rows]
+
+    def activation_source(self, model: str | None = None):
+        """The model's ActivationSource (its ONNX file, or a control), opened now: the caller closes it."""
+        return open_source(self.con, self._model(model), self.store)
 
     # ------------------------------------------------------------------ match tables
     def layers(self, model: str | None = None) -> pd.DataFrame:
         """layer_idx, layer, depth, channels, height, width of the model, in layer order."""
         m = self._model(model)
-        return self._cached(
+        return self.cached(
             ("layers", m),
             lambda: self._df(
                 "SELECT layer_idx, layer, depth, channels, height, width FROM layers WHERE model = ? "
@@ -222,7 +323,7 @@ class AnalysisContext:
         if rank is not None:
             sql += " AND rank = ?"
             params.append(int(rank))
-        return self._cached(("matches", m, rank), lambda: self._df(sql + " ORDER BY site_id, rank", params))
+        return self.cached(("matches", m, rank), lambda: self._df(sql + " ORDER BY site_id, rank", params))
 
     def best_matches(self, model: str | None = None) -> pd.DataFrame:
         """Each site's rank-1 unit with its region: site_id, idx, region, layer_idx, channel, y, x, r.
@@ -239,14 +340,14 @@ class AnalysisContext:
         if rank is not None:
             sql += " AND rank = ?"
             params.append(int(rank))
-        return self._cached(
+        return self.cached(
             ("layer_matches", m, rank), lambda: self._df(sql + " ORDER BY site_id, layer_idx, rank", params)
         )
 
     def featuremap_matches(self, model: str | None = None) -> pd.DataFrame:
         """Best unit of every feature map (site_id, layer_idx, channel, y, x, r)."""
         m = self._model(model)
-        return self._cached(
+        return self.cached(
             ("featuremap_matches", m),
             lambda: self._df(
                 "SELECT site_id, layer_idx, channel, y, x, r FROM featuremap_matches WHERE dataset = ? AND model = ? "
@@ -322,6 +423,15 @@ class AnalysisContext:
         keys = zip(*(tbl.column(c).to_numpy() for c in ("layer_idx", "channel", "y", "x")), strict=True)
         return {tuple(int(v) for v in k): matrix[i] for i, k in enumerate(keys)}
 
+    def gathered_units(self, reason: str, model: str | None = None) -> pd.DataFrame:
+        """layer_idx, channel, y, x of the units whose activations were gathered for `reason` ('random',
+        'requested', ...), in unit order."""
+        return self._df(
+            "SELECT layer_idx, channel, y, x FROM unit_activations WHERE dataset = ? AND model = ? AND reason = ? "
+            "ORDER BY layer_idx, channel, y, x",
+            [self.dataset, self._model(model), reason],
+        )
+
     def request_activations(
         self, units: Sequence[tuple[int, int, int, int]], model: str | None = None, source=None
     ) -> int:
@@ -333,101 +443,3 @@ class AnalysisContext:
         self._cache.pop(("activations", m), None)
         self._cache.pop(("activations_all", m), None)
         return added
-
-    # ------------------------------------------------------------------ writing
-    def write_scores(self, rows: pd.DataFrame | Sequence[tuple]) -> None:
-        """Replace `scores` rows of this (dataset, model, metric): a DataFrame with SCORE_COLUMNS (ci_scheme
-        optional), or tuples in SCORE_COLUMNS order."""
-        if not isinstance(rows, pd.DataFrame):
-            rows = pd.DataFrame(list(rows), columns=SCORE_COLUMNS)
-        self._write("scores", rows, tuple(SCORE_COLUMNS[:-1]))
-
-    def write_layer_scores(self, rows: pd.DataFrame) -> None:
-        """Replace `layer_scores` rows (region, layer_idx, metric, value, ci_low, ci_high[, ci_scheme])."""
-        self._write("layer_scores", rows, ("region", "layer_idx", "metric", "value", "ci_low", "ci_high"))
-
-    def write_site_scores(self, rows: pd.DataFrame) -> None:
-        """Replace `site_scores` rows (site_id, metric, value)."""
-        self._write("site_scores", rows, ("site_id", "metric", "value"))
-
-    def write_selection_curve(self, rows: pd.DataFrame) -> None:
-        """Replace `selection_curve` rows (region, fraction, value, ci_low, ci_high[, ci_scheme]) of this
-        (dataset, model)."""
-        self._write("selection_curve", rows, ("region", "fraction", "value", "ci_low", "ci_high"))
-
-    def write_model_comparisons(self, rows: pd.DataFrame) -> None:
-        """Replace `model_comparisons` rows (region, model_a, model_b, metric, difference, p_value[, ci_low,
-        ci_high, p_holm, test, ci_scheme])."""
-        cols = ("region", "model_a", "model_b", "metric", "difference", "p_value")
-        df = _columns(rows, cols, "model_comparisons", ("ci_low", "ci_high", "p_holm", "test", "ci_scheme"))
-        for (a, b, metric), _ in df.groupby(["model_a", "model_b", "metric"]):
-            self.con.execute(
-                "DELETE FROM model_comparisons WHERE dataset = ? AND metric = ? AND "
-                "((model_a = ? AND model_b = ?) OR (model_a = ? AND model_b = ?))",
-                [self.dataset, metric, a, b, b, a],
-            )
-        df.insert(0, "dataset", self.dataset)
-        self._insert("model_comparisons", df)
-
-    def _write(self, table: str, rows: pd.DataFrame, cols: tuple[str, ...]) -> None:
-        model = self._model(None)
-        df = _columns(rows, cols, table, ("ci_scheme",) if "ci_low" in cols else ())
-        if table != "selection_curve":
-            for metric in df["metric"].unique():
-                self.con.execute(
-                    f'DELETE FROM "{table}" WHERE dataset = ? AND model = ? AND metric = ?',
-                    [self.dataset, model, str(metric)],
-                )
-        else:
-            self.con.execute("DELETE FROM selection_curve WHERE dataset = ? AND model = ?", [self.dataset, model])
-        df.insert(0, "model", model)
-        df.insert(0, "dataset", self.dataset)
-        self._insert(table, df)
-
-    def _insert(self, table: str, df: pd.DataFrame) -> None:
-        if df.empty:
-            return
-        name = f"_analyze_{table}"
-        self.con.register(name, df)
-        try:
-            cols = ", ".join(f'"{c}"' for c in df.columns)
-            self.con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM "{name}"')
-        finally:
-            self.con.unregister(name)
-        failpoint("analyze.rows_written")
-
-    def clear_outputs(self, outputs: Sequence[tuple[str, str]]) -> None:
-        """Delete the (table, metric) rows of this (dataset, model): a rerun replaces them whole.
-
-        A metric naming options (`cross_dataset@{select_on}`) is formatted with this run's options."""
-        for table, metric in outputs:
-            if "{" in metric:
-                metric = metric.format(**self.options)
-            if table == "model_comparisons":
-                if self.models:
-                    marks = ", ".join("?" for _ in self.models)
-                    self.con.execute(
-                        f"DELETE FROM model_comparisons WHERE dataset = ? AND metric = ? AND model_a IN ({marks}) "
-                        f"AND model_b IN ({marks})",
-                        [self.dataset, metric, *self.models, *self.models],
-                    )
-            elif table == "selection_curve":
-                self.con.execute(
-                    "DELETE FROM selection_curve WHERE dataset = ? AND model = ?", [self.dataset, self._model(None)]
-                )
-            elif table in RESULT_TABLES:
-                self.con.execute(
-                    f'DELETE FROM "{table}" WHERE dataset = ? AND model = ? AND metric = ?',
-                    [self.dataset, self._model(None), metric],
-                )
-
-
-def _columns(rows: pd.DataFrame, cols: tuple[str, ...], table: str, optional: tuple[str, ...] = ()) -> pd.DataFrame:
-    missing = [c for c in cols if c not in rows.columns]
-    if missing:
-        raise ValueError(f"rows for {table} lack columns {missing}")
-    df = rows.loc[:, list(cols) + [c for c in optional if c in rows.columns]].copy()
-    for c in ("value", "ci_low", "ci_high", "difference", "p_value", "p_holm", "fraction"):
-        if c in df.columns:
-            df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
-    return df
