@@ -20,7 +20,6 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from precompute.analyses.common import replace_rows
 from precompute.analyses.context import AnalysisContext
 from precompute.analyses.registry import Analysis, register
 
@@ -77,7 +76,7 @@ def featuremap_validation(
 def run_featuremaps(ctx: AnalysisContext) -> None:
     """Write `featuremap_counts` for every layer and region of one (dataset, model)."""
     rows = featuremap_counts(ctx.layer_matches(rank=None), ctx.sites())
-    n = replace_rows(ctx.con, "featuremap_counts", ctx.dataset, ctx.model, rows)
+    n = ctx.replace_rows("featuremap_counts", rows)
     log.info("featuremaps %s x %s: %d non-zero counts", ctx.dataset, ctx.model, n)
 
 

@@ -59,7 +59,7 @@ def run_rotations(ctx: AnalysisContext) -> None:
     for region, (layer_idx, _) in best.items():
         by_layer.setdefault(layer_idx, []).append(region)
     rows = []
-    opened = common.try_open_model(ctx.con, ctx.dataset, ctx.model, ctx.store, "rotations")
+    opened = common.try_open_model(ctx, "rotations")
     if opened is None:
         common.record_note(ctx, f"{ctx.model} cannot be run here (no ONNX file): rotations need its whole layers")
         return
@@ -108,7 +108,7 @@ def run_rotations(ctx: AnalysisContext) -> None:
             rows.append((region, layer_idx, "neural_self", k, _median(neural_self_rotation(resp, q)), seed))
     df = pd.DataFrame(rows, columns=["region", "layer_idx", "basis", "run", "value", "seed"])
     df["seed"] = df["seed"].astype("Int64")
-    common.replace_rows(ctx.con, "rotations", ctx.dataset, ctx.model, df)
+    ctx.replace_rows("rotations", df)
 
 
 register(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from precompute.analyses.context import AnalysisContext
 from precompute.analyses.receptive_fields import compute_unit_rfs, store_requested
 from precompute.core.catalog import require_dataset
 from precompute.core.errors import UserError
@@ -68,8 +69,12 @@ def cmd_rf(args: argparse.Namespace, store: Store) -> int:
                 )
     unit_text = ";".join(",".join(map(str, u)) for u in units)
     with store.step(f"rf:{args.dataset}:{args.model}:{unit_text}", record=False) as con:
-        estimates = compute_unit_rfs(con, args.dataset, args.model, units, store, seed=args.seed, methods=methods)
-        rows = store_requested(con, args.dataset, args.model, estimates)
+        # the analysis's own functions, on a context of this step (the analyses' only way to the database)
+        ctx = AnalysisContext(
+            con=con, store=store, dataset=args.dataset, model=args.model, seed=args.seed, analysis="rf"
+        )
+        estimates = compute_unit_rfs(ctx, units, methods=methods)
+        rows = store_requested(ctx, estimates)
     if rows.empty:
         print(f"{args.model}: no receptive field computed (see the log: a random control has none)")
         return 0
