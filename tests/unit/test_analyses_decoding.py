@@ -115,8 +115,11 @@ def test_decoding_analysis_writes_runs_and_confusions(results_env):
         conf = con.execute("SELECT * FROM confusions WHERE model = 'toy'").df()
     assert set(runs["region"]) == {"V4", "IT"}
     assert runs["chance"].eq(0.25).all() and runs["accuracy"].between(0, 1).all()
-    ins = runs[(runs["variant"] == "in_sample") & (runs["train_population"] == "matched")
-               & (runs["test_population"] == "matched")]
+    ins = runs[
+        (runs["variant"] == "in_sample")
+        & (runs["train_population"] == "matched")
+        & (runs["test_population"] == "matched")
+    ]
     assert len(ins) == 2 * decoders.DEFAULT.runs_within
     assert set(runs["variant"]) == {"in_sample", "heldout"}
     sums = conf.groupby(["region", "train_population", "test_population", "variant", "true_category"])["fraction"].sum()
@@ -131,9 +134,11 @@ def test_neural_only_decoding_is_the_same_for_every_model(results_env):
     for model in ("toy", "toy2"):
         assert run_analysis(results_env, analysis, "mini", model)
     with results_env.connect() as con:
-        df = con.execute("SELECT model, region, variant, run, accuracy FROM decoding WHERE "
-                         "train_population = 'neural' AND test_population = 'neural' "
-                         "ORDER BY region, variant, run").df()
+        df = con.execute(
+            "SELECT model, region, variant, run, accuracy FROM decoding WHERE "
+            "train_population = 'neural' AND test_population = 'neural' "
+            "ORDER BY region, variant, run"
+        ).df()
     a, b = df[df["model"] == "toy"], df[df["model"] == "toy2"]
     np.testing.assert_array_equal(a["accuracy"].to_numpy(), b["accuracy"].to_numpy())
 
@@ -165,8 +170,10 @@ def test_decoding_analysis_is_unchanged_by_the_in_process_caches(results_env):
     assert run_analysis(results_env, analysis, "mini", "toy")
     assert decoders._SHARED_CACHE  # the neural decoders were remembered
     assert run_analysis(results_env, analysis, "mini", "toy2")
-    query = ("SELECT region, train_population, test_population, variant, run, accuracy, c FROM decoding "
-             "WHERE model = 'toy2' ORDER BY ALL")
+    query = (
+        "SELECT region, train_population, test_population, variant, run, accuracy, c FROM decoding "
+        "WHERE model = 'toy2' ORDER BY ALL"
+    )
     with results_env.connect() as con:
         warm = con.execute(query).df()
     decoders._FIT_CACHE.clear()

@@ -30,8 +30,12 @@ class GaussPool:
     def __init__(self):
         import torch
 
-        windows = [_gauss_window(-2.0, 2.0, 0.7), _gauss_window(2.0, 2.0, 0.7),
-                   _gauss_window(TRUE_X, TRUE_Y, SIGMA), _gauss_window(-2.0, -2.0, 0.7)]
+        windows = [
+            _gauss_window(-2.0, 2.0, 0.7),
+            _gauss_window(2.0, 2.0, 0.7),
+            _gauss_window(TRUE_X, TRUE_Y, SIGMA),
+            _gauss_window(-2.0, -2.0, 0.7),
+        ]
         self.w = torch.tensor(np.stack(windows), dtype=torch.float32)  # (4, S, S)
 
     def __call__(self, x):
@@ -162,10 +166,12 @@ def test_receptive_fields_analysis_stores_mapping_rows_with_distances(results_en
     assert run_analysis(results_env, analysis, "mini", "toy")
     with results_env.connect() as con:
         rows = con.execute("SELECT * FROM receptive_fields WHERE model = 'toy'").df()
-        best = con.execute("SELECT DISTINCT layer_idx, channel, y, x FROM matches WHERE model = 'toy' AND rank = 1"
-                           ).df()
-        site = con.execute("SELECT rf_x_deg, rf_y_deg FROM sites WHERE site_id = ?", [rows["site_id"].iloc[0]]
-                           ).fetchone()
+        best = con.execute(
+            "SELECT DISTINCT layer_idx, channel, y, x FROM matches WHERE model = 'toy' AND rank = 1"
+        ).df()
+        site = con.execute(
+            "SELECT rf_x_deg, rf_y_deg FROM sites WHERE site_id = ?", [rows["site_id"].iloc[0]]
+        ).fetchone()
     assert set(rows["method"]) == {"mapping"}  # the toy model is not a torch network: no gradient rows
     assert len(rows) == len(best)
     first = rows.iloc[0]
@@ -183,16 +189,17 @@ def test_rf_command_stores_a_requested_unit_and_rejects_bad_units(results_env, m
     from precompute.core.errors import UserError
     from precompute.models import registry
 
-    monkeypatch.setattr(common, "open_model",
-                        lambda ctx: (BlockSource(registry.read_layers(ctx.con, ctx.model)), None))
+    monkeypatch.setattr(common, "open_model", lambda ctx: (BlockSource(registry.read_layers(ctx.con, ctx.model)), None))
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["rf", "--dataset", "mini", "--model", "toy", "--unit", "0,1,2,0"])
     assert args.func(args, results_env) == 0
     assert "mapping" in capsys.readouterr().out
     with results_env.connect() as con:
-        rows = con.execute("SELECT method, site_id, x_deg, y_deg FROM receptive_fields WHERE model = 'toy' AND "
-                           "layer_idx = 0 AND channel = 1 AND y = 2 AND x = 0").fetchall()
+        rows = con.execute(
+            "SELECT method, site_id, x_deg, y_deg FROM receptive_fields WHERE model = 'toy' AND "
+            "layer_idx = 0 AND channel = 1 AND y = 2 AND x = 0"
+        ).fetchall()
     assert len(rows) == 1 and rows[0][0] == "mapping"
     assert rows[0][2] < -1.0 and rows[0][3] < -1.0  # block (2, 0) of a 3 x 3 tiling: lower left
     for bad in ("0,1,2", "0,9,0,0", "7,0,0,0"):

@@ -47,6 +47,7 @@ def test_haar_trace_moments_match_so_n():
 
 def test_trace_moment_check_rejects_qr_without_sign_fix():
     """The moment test can fail: plain QR (no sign correction) is not Haar and is caught."""
+
     def biased(n, rng):
         q, _ = np.linalg.qr(rng.standard_normal((n, n)))
         if np.linalg.det(q) < 0:
@@ -60,8 +61,7 @@ def test_trace_moment_check_rejects_qr_without_sign_fix():
 def test_haar_so3_rotation_angle_distribution():
     # Haar SO(3): tr Q = 1 + 2 cos(theta), theta has density (1 - cos theta) / pi on [0, pi]
     rng = np.random.default_rng(3)
-    theta = np.array([np.arccos(np.clip((np.trace(rs.haar_rotation(3, rng)) - 1) / 2, -1, 1))
-                      for _ in range(2000)])
+    theta = np.array([np.arccos(np.clip((np.trace(rs.haar_rotation(3, rng)) - 1) / 2, -1, 1)) for _ in range(2000)])
     p = sps.kstest(theta, lambda t: (t - np.sin(t)) / np.pi).pvalue
     assert p > 1e-3
 
@@ -102,8 +102,9 @@ def test_streaming_scores_with_position_passes_match_brute_force(n_ch):
     keep = np.arange(3, 70)  # a subset of the stimuli, as when some responses are missing
     qs = [rs.haar_rotation(n_ch, np.random.default_rng(k)) for k in range(2)]
     per_pos = rs.bytes_per_position(resp.shape[0], len(keep), n_ch, rs.choose_mode(len(keep), n_ch))
-    natural, rotated, info = rs.layer_rotation_scores(source, feed, 0, resp[:, keep], keep, qs,
-                                                       memory_bytes=2 * per_pos)  # 3 position passes
+    natural, rotated, info = rs.layer_rotation_scores(
+        source, feed, 0, resp[:, keep], keep, qs, memory_bytes=2 * per_pos
+    )  # 3 position passes
     assert info["passes"] == 3 and info["mode"] == ("covariance" if n_ch < len(keep) else "direct")
     np.testing.assert_allclose(natural, brute_best_r(resp[:, keep], acts[keep], np.eye(n_ch)), atol=2e-5)
     for k, q in enumerate(qs):
@@ -130,12 +131,14 @@ def test_rotations_analysis_writes_natural_equal_to_layer_matches(results_env, m
     (analysis,) = get_analyses(["rotations"])
     assert run_analysis(results_env, analysis, "mini", "toy")
     with results_env.connect() as con:
-        df = con.execute("SELECT region, layer_idx, basis, run, value, seed FROM rotations "
-                         "WHERE dataset = 'mini' AND model = 'toy'").df()
+        df = con.execute(
+            "SELECT region, layer_idx, basis, run, value, seed FROM rotations WHERE dataset = 'mini' AND model = 'toy'"
+        ).df()
         ref = con.execute(
             "SELECT s.region, l.layer_idx, median(l.r) AS med FROM layer_matches l JOIN sites s "
             "ON s.dataset = l.dataset AND s.site_id = l.site_id WHERE l.model = 'toy' AND l.rank = 1 "
-            "GROUP BY ALL").df()
+            "GROUP BY ALL"
+        ).df()
     assert set(df["basis"]) == {"natural", "rotated", "neural_self"}
     for region, group in df.groupby("region"):
         nat = group[group["basis"] == "natural"]
@@ -173,14 +176,17 @@ def test_layers_share_one_inference_pass_and_match_per_layer_scores():
     resp = rng.normal(size=(4, n_stim)) + small[:, 2, 1, 1][None]
     keep_a, keep_b = np.arange(0, 60), np.arange(5, 70)
     qs = [rs.haar_rotation(5, np.random.default_rng(k)) for k in range(2)]
-    jobs = [rs.LayerJob(0, resp[:, keep_a], keep_a, qs),
-            rs.LayerJob(1, resp[:, keep_b], keep_b, [rs.haar_rotation(90, np.random.default_rng(9))])]
+    jobs = [
+        rs.LayerJob(0, resp[:, keep_a], keep_a, qs),
+        rs.LayerJob(1, resp[:, keep_b], keep_b, [rs.haar_rotation(90, np.random.default_rng(9))]),
+    ]
     got = rs.layers_rotation_scores(source, feed, jobs)
     assert source.calls == -(-n_stim // rs.INFERENCE_BATCH)  # one pass over the 70 stimuli for both layers
     assert [info["mode"] for *_, info in got] == ["covariance", "direct"]
     for job, acts, (natural, rotated, _) in zip(jobs, (small, wide), got, strict=True):
-        alone = rs.layer_rotation_scores(ArraySource(ids, [small, wide]), feed, job.layer_idx, job.responses,
-                                          job.stimuli, job.rotations)
+        alone = rs.layer_rotation_scores(
+            ArraySource(ids, [small, wide]), feed, job.layer_idx, job.responses, job.stimuli, job.rotations
+        )
         np.testing.assert_array_equal(natural, alone[0])
         np.testing.assert_array_equal(rotated, alone[1])
         n_ch = acts.shape[1]

@@ -16,8 +16,9 @@ from tests.support.factories import TOY_LAYERS, toy_activations
 class ArraySource:
     """An ActivationSource whose activations are given arrays (stimuli, C, H, W) per layer, looked up by stimulus id."""
 
-    def __init__(self, stimulus_ids: list[str], acts: list[np.ndarray], names: list[str] | None = None,
-                 model: str = "toy"):
+    def __init__(
+        self, stimulus_ids: list[str], acts: list[np.ndarray], names: list[str] | None = None, model: str = "toy"
+    ):
         self.model = model
         names = names or [f"layer{i}" for i in range(len(acts))]
         self.layers = [LayerInfo(i, names[i], *a.shape[1:]) for i, a in enumerate(acts)]
@@ -54,11 +55,13 @@ def toy_open_model(ctx):
 
 def test_best_layers_picks_highest_median_and_earliest_on_ties():
     sites = pd.DataFrame({"site_id": ["a", "b", "c", "d"], "region": ["V4", "V4", "IT", "IT"]})
-    rows = pd.DataFrame({
-        "site_id": ["a", "a", "b", "b", "c", "c", "d", "d"],
-        "layer_idx": [0, 1, 0, 1, 0, 1, 0, 1],
-        "r": [0.5, 0.2, 0.7, 0.3, 0.4, 0.4, 0.2, 0.2],
-    })
+    rows = pd.DataFrame(
+        {
+            "site_id": ["a", "a", "b", "b", "c", "c", "d", "d"],
+            "layer_idx": [0, 1, 0, 1, 0, 1, 0, 1],
+            "r": [0.5, 0.2, 0.7, 0.3, 0.4, 0.4, 0.2, 0.2],
+        }
+    )
     best = best_layers(rows, sites)
     assert best["V4"] == (0, 0.6)
     assert best["IT"][0] == 0  # tie: earliest layer
@@ -68,8 +71,16 @@ def test_replace_rows_replaces_only_its_model_and_checks_columns(store):
     import pytest
 
     with store.step("t") as con:
-        df = pd.DataFrame({"region": ["V4"], "layer_idx": [1], "basis": ["natural"], "run": [0], "value": [0.5],
-                           "seed": pd.array([None], dtype="Int64")})
+        df = pd.DataFrame(
+            {
+                "region": ["V4"],
+                "layer_idx": [1],
+                "basis": ["natural"],
+                "run": [0],
+                "value": [0.5],
+                "seed": pd.array([None], dtype="Int64"),
+            }
+        )
         m1 = AnalysisContext(con=con, store=None, dataset="d", model="m1")
         m2 = AnalysisContext(con=con, store=None, dataset="d", model="m2")
         m1.replace_rows("rotations", df)
