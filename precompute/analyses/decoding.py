@@ -33,188 +33,30 @@ matrices, averaged over the runs of each condition).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
-import warnings
-from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from precompute.analyses import common
 from precompute.analyses.context import AnalysisContext
+from precompute.analyses.decoders import (
+    Protocol,
+    RunResult,
+    choose_c,
+    decode_transfer,
+    decode_within,
+    protocol_for,
+    random_population,
+    shared_within,
+)
 from precompute.analyses.registry import Analysis, register
 from precompute.datasets.folds import SPLIT_HALF_TRAIN_FOLDS
 from precompute.statistics.resample import rng_for
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """How many runs and how C is chosen."""
-
-    runs_within: int
-    runs_transfer: int
-    cv_splits: int
-    c_grid: tuple[float, ...]
-    per_run_c: bool
-    test_fraction: float = 0.1
-
-
-PAPER = Protocol(runs_within=25, runs_transfer=5, cv_splits=10, c_grid=(1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0),
-                 per_run_c=True)
-DEFAULT = Protocol(runs_within=10, runs_transfer=1, cv_splits=5, c_grid=(1e-3, 1e-2, 1e-1, 1.0), per_run_c=False)
-
-
-def protocol_for(name: str) -> Protocol:
-    return PAPER if name == "paper" else DEFAULT
-
-
-# ---------------------------------------------------------------------------------------------- pure functions
-def zscore_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature mean and SD (SD 1 for a constant feature, which then standardises to 0)."""
-    mean = x.mean(axis=0)
-    sd = x.std(axis=0)
-    return mean, np.where(sd > 0, sd, 1.0)
-
-
-def zscore(x: np.ndarray, stats: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
-    """x standardised with `stats` (default: its own)."""
-    mean, sd = stats if stats is not None else zscore_stats(x)
-    return (x - mean) / sd
-
-
-def fit_svm(x: np.ndarray, y: np.ndarray, c: float):
-    """A LinearSVC fitted on z-scored x; returns (classifier, z-score statistics).
-
-    A fit is a deterministic function of (x, y, C) (the primal solver has no randomness), so a repeated fit
-    (the neural decoder of condition (iii), used against the matched and the random units, and by every
-    model) is taken from a small in-process cache instead of being refitted."""
-    key = (_digest(x), _digest(y), float(c))
-    hit = _FIT_CACHE.get(key)
-    if hit is not None:
-        _FIT_CACHE.move_to_end(key)
-        return hit
-    out = _fit_svm(x, y, c)
-    _remember(_FIT_CACHE, key, out)
-    return out
-
-
-def _fit_svm(x: np.ndarray, y: np.ndarray, c: float):
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.svm import LinearSVC
-
-    stats = zscore_stats(x)
-    clf = LinearSVC(C=c, dual=False, max_iter=2000)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)  # a few iterations short changes nothing here
-        clf.fit(zscore(x, stats), y)
-    return clf, stats
-
-
-#: in-process caches (least recently used first): fits by (x, y, C) and the model-independent decoders
-#: (neural populations, the pixels bar) by their inputs and seed keys, so every model after the first
-#: reuses them; a cached result is the one the computation gives (same inputs, same seeded draws)
-_FIT_CACHE: OrderedDict = OrderedDict()
-_SHARED_CACHE: OrderedDict = OrderedDict()
-CACHE_ENTRIES = 64
-
-
-def _digest(a: np.ndarray) -> tuple:
-    a = np.ascontiguousarray(a)
-    return a.shape, a.dtype.str, hashlib.blake2b(a.view(np.uint8).reshape(-1), digest_size=16).digest()
-
-
-def _remember(cache: OrderedDict, key, value) -> None:
-    cache[key] = value
-    cache.move_to_end(key)
-    while len(cache) > CACHE_ENTRIES:
-        cache.popitem(last=False)
-
-
-def stratified_split(y: np.ndarray, test_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(train, test) indices: per category, round(test_fraction * count) (at least 1) stimuli to test."""
-    train, test = [], []
-    for label in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == label))
-        k = max(1, round(test_fraction * len(idx))) if len(idx) > 1 else 0
-        test.append(idx[:k])
-        train.append(idx[k:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
-
-
-def choose_c(x: np.ndarray, y: np.ndarray, protocol: Protocol, rng: np.random.Generator) -> float:
-    """The C of the grid with the best mean accuracy over `cv_splits` stratified 90/10 splits (ties: smaller C)."""
-    scores = np.zeros(len(protocol.c_grid))
-    for _ in range(protocol.cv_splits):
-        tr, te = stratified_split(y, protocol.test_fraction, rng)
-        for j, c in enumerate(protocol.c_grid):
-            clf, stats = fit_svm(x[tr], y[tr], c)
-            scores[j] += float((clf.predict(zscore(x[te], stats)) == y[te]).mean())
-    return float(protocol.c_grid[int(np.argmax(scores))])
-
-
-def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
-    """Row-normalised confusion matrix (rows: true class; NaN row when a class is absent)."""
-    m = np.zeros((n_classes, n_classes))
-    np.add.at(m, (y_true, y_pred), 1.0)
-    total = m.sum(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore"):
-        return m / np.where(total > 0, total, np.nan)
-
-
-@dataclass
-class RunResult:
-    accuracy: float
-    c: float
-    confusion: np.ndarray
-
-
-def decode_within(x_of_run, y: np.ndarray, protocol: Protocol, rng: np.random.Generator, n_classes: int,
-                  c: float | None = None) -> list[RunResult]:
-    """Condition (i): per run, a stratified 90/10 split; C per run (paper) or the given shared C.
-
-    `x_of_run(run)` gives the run's features (stimuli, features): a fixed population, or a redrawn one."""
-    out = []
-    for run in range(protocol.runs_within):
-        x = x_of_run(run)
-        tr, te = stratified_split(y, protocol.test_fraction, rng)
-        c_run = c if c is not None and not protocol.per_run_c else choose_c(x[tr], y[tr], protocol, rng)
-        clf, stats = fit_svm(x[tr], y[tr], c_run)
-        pred = clf.predict(zscore(x[te], stats))
-        out.append(RunResult(float((pred == y[te]).mean()), c_run, confusion(y[te], pred, n_classes)))
-    return out
-
-
-def decode_transfer(train_of_run, test_of_run, y: np.ndarray, protocol: Protocol, rng: np.random.Generator,
-                    n_classes: int, c: float | None = None) -> list[RunResult]:
-    """Conditions (ii)/(iii): fit on one population over all stimuli, test on the other (each z-scored on its own)."""
-    out = []
-    for run in range(protocol.runs_transfer):
-        xtr, xte = train_of_run(run), test_of_run(run)
-        c_run = c if c is not None and not protocol.per_run_c else choose_c(xtr, y, protocol, rng)
-        clf, _ = fit_svm(xtr, y, c_run)
-        pred = clf.predict(zscore(xte))
-        out.append(RunResult(float((pred == y).mean()), c_run, confusion(y, pred, n_classes)))
-    return out
-
-
-def random_population(site_layers: np.ndarray, pool_layers: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """For each site, the index (into the pool) of a random unit from the layer of its best unit.
-
-    Drawn without replacement within a layer while the layer's pool lasts; a layer without pooled units
-    falls back to the whole pool (logged by the caller)."""
-    picks = np.empty(len(site_layers), dtype=np.int64)
-    for layer in np.unique(site_layers):
-        sites = np.flatnonzero(site_layers == layer)
-        pool = np.flatnonzero(pool_layers == layer)
-        if pool.size == 0:
-            pool = np.arange(len(pool_layers))
-        picks[sites] = rng.choice(pool, size=len(sites), replace=len(sites) > pool.size)
-    return picks
 
 
 # ---------------------------------------------------------------------------------------------- analysis
@@ -224,22 +66,68 @@ def _rows(region, train, test, variant, results, chance):
 
 def _confusion_rows(region, train, test, variant, results, categories):
     mean = np.nanmean(np.stack([r.confusion for r in results]), axis=0)
-    return [(region, train, test, variant, categories[i], categories[j], float(mean[i, j]))
-            for i in range(len(categories)) for j in range(len(categories)) if np.isfinite(mean[i, j])]
+    return [
+        (region, train, test, variant, categories[i], categories[j], float(mean[i, j]))
+        for i in range(len(categories))
+        for j in range(len(categories))
+        if np.isfinite(mean[i, j])
+    ]
+
+
+@dataclass
+class _Region:
+    """One region's decoding: the stimuli every site responded to (`stim`), their labels, the neural
+    population (stimuli, sites), the generator the model's decoders share (in call order), and the rows so far."""
+
+    ctx: AnalysisContext
+    protocol: Protocol
+    region: str
+    categories: list
+    stim: np.ndarray
+    y: np.ndarray
+    neural: np.ndarray
+    rng: np.random.Generator
+    rows: list = field(default_factory=list)
+    conf_rows: list = field(default_factory=list)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.categories)
+
+    def add(self, train: str, test: str, variant: str, results: list[RunResult]) -> None:
+        self.rows += _rows(self.region, train, test, variant, results, 1.0 / self.n_classes)
+        self.conf_rows += _confusion_rows(self.region, train, test, variant, results, self.categories)
+
+    def c_for(self, x: np.ndarray, y: np.ndarray) -> float | None:
+        """The C shared by a training population's runs (default protocol), or None (paper: C per run)."""
+        return None if self.protocol.per_run_c else choose_c(x, y, self.protocol, self.rng)
+
+    def shared(self, what: str, x: np.ndarray, y: np.ndarray, key: tuple = (), tune=None):
+        """shared_within for a model-independent population (`what`): the same draws for every model."""
+        return shared_within(
+            (self.ctx.seed, self.ctx.dataset, self.region, what, *key),
+            x,
+            y,
+            self.protocol,
+            lambda: _shared_rng(self.ctx, self.region, what),
+            self.n_classes,
+            tune=tune,
+        )
+
+
+def _fixed(x: np.ndarray):
+    return lambda run: x
 
 
 def run_decoding(ctx: AnalysisContext) -> None:
     """Write `decoding` and `confusions` for one (dataset, model), both regions, both variants."""
     protocol = protocol_for(ctx.protocol)
-    cats = ctx.con.execute("SELECT category FROM stimuli WHERE dataset = ? ORDER BY idx", [ctx.dataset]).fetchall()
-    labels = pd.Series([c for (c,) in cats])
+    labels = pd.Series(ctx.categories())
     if labels.isna().any() or labels.nunique() < 2:
         log.warning("decoding %s: stimuli need a category (>= 2 categories); skipped", ctx.dataset)
         return
     categories = sorted(labels.unique())
     y_all = labels.map({c: i for i, c in enumerate(categories)}).to_numpy(np.int64)
-    n_classes = len(categories)
-    chance = 1.0 / n_classes
     best = ctx.best_matches()
     responses = ctx.responses()
     split_units = ctx.split_units(SPLIT_HALF_TRAIN_FOLDS)
@@ -257,101 +145,113 @@ def run_decoding(ctx: AnalysisContext) -> None:
             ctx.request_activations([u for u, h in zip(units, have, strict=True) if not h])
         resp = responses[group["idx"].to_numpy(int)]
         stim = np.isfinite(resp).all(axis=0)
-        neural = resp[:, stim].T
+        run = _Region(ctx, protocol, region, categories, stim, y_all[stim], resp[:, stim].T, ctx.rng(region))
         matched = ctx.activation_matrix(units)[:, stim].T.astype(np.float64)
-        y = y_all[stim]
-        rng = ctx.rng(region)
-        # the neural-only decoders and the halves do not depend on the model: same draws for every model
-
-        def fixed(x):
-            return lambda run: x
-
-        def c_for(x, yy, rng=rng):
-            return None if protocol.per_run_c else choose_c(x, yy, protocol, rng)
-
-        c_neural, res = shared_within((ctx.seed, ctx.dataset, region, "neural"), neural, y, protocol,
-                                      lambda region=region: _shared_rng(ctx, region, "neural"), n_classes)
-        c_matched = c_for(matched, y)
-        rows += _rows(region, "neural", "neural", "in_sample", res, chance)
-        conf_rows += _confusion_rows(region, "neural", "neural", "in_sample", res, categories)
-        for train, test, results in (
-            ("matched", "matched", decode_within(fixed(matched), y, protocol, rng, n_classes, c_matched)),
-            ("matched", "neural", decode_transfer(fixed(matched), fixed(neural), y, protocol, rng, n_classes,
-                                                  c_matched)),
-            ("neural", "matched", decode_transfer(fixed(neural), fixed(matched), y, protocol, rng, n_classes,
-                                                  c_neural)),
-        ):
-            rows += _rows(region, train, test, "in_sample", results, chance)
-            conf_rows += _confusion_rows(region, train, test, "in_sample", results, categories)
+        c_neural = _decode_matched(run, matched)
         if pool is not None:
-            site_layers = group["layer_idx"].to_numpy(np.int64)
-            draws = [random_population(site_layers, pool[0], ctx.rng(region, "random", str(k)))
-                     for k in range(max(protocol.runs_within, protocol.runs_transfer))]
-
-            def random_x(run, draws=draws, stim=stim):
-                return pool[1][draws[run]][:, stim].T.astype(np.float64)
-
-            c_random = c_for(random_x(0), y)
-            for train, test, results in (
-                ("random", "random", decode_within(random_x, y, protocol, rng, n_classes, c_random)),
-                ("random", "neural", decode_transfer(random_x, fixed(neural), y, protocol, rng, n_classes, c_random)),
-                ("neural", "random", decode_transfer(fixed(neural), random_x, y, protocol, rng, n_classes, c_neural)),
-            ):
-                rows += _rows(region, train, test, "in_sample", results, chance)
-                conf_rows += _confusion_rows(region, train, test, "in_sample", results, categories)
+            _decode_random(run, group, pool, c_neural)
         if pixels_model is not None:
-            # the paper's "Pixels" bar beside every model: the pixels control's matched units, condition (i)
-            px_best = ctx.best_matches(model=pixels_model)
-            px_best = px_best[px_best["region"] == region].set_index("site_id").reindex(group["site_id"])
-            if px_best["r"].notna().all():
-                px = ctx.activation_matrix(common.units_of(px_best.reset_index()), model=pixels_model)
-                px = px[:, stim].T.astype(np.float64)
-                _, res = shared_within((ctx.seed, ctx.dataset, region, "pixels"), px, y, protocol,
-                                       lambda region=region: _shared_rng(ctx, region, "pixels"), n_classes)
-                rows += _rows(region, "pixels", "pixels", "in_sample", res, chance)
-                conf_rows += _confusion_rows(region, "pixels", "pixels", "in_sample", res, categories)
-        # held-out variant: each site's unit chosen on folds 0-4 over all units (split_matches), decoders trained
-        # and tested on folds 5-9 only: the selection never saw a decoded stimulus
-        chosen = [split_units[int(i)] for i in group["idx"]]
-        held_all = ctx.unit_values(chosen)[:, stim].T
-        usable = np.isfinite(held_all).all(axis=0)
-        if not usable.all():
-            log.info("decoding %s %s: %d sites without a unit chosen on folds 0-%d are left out of the held-out "
-                     "variant", ctx.model, region, int((~usable).sum()), SPLIT_HALF_TRAIN_FOLDS - 1)
-        half_b = folds[stim] >= SPLIT_HALF_TRAIN_FOLDS
-        held = held_all[half_b][:, usable]
-        nb, yb = neural[half_b][:, usable], y[half_b]
-        # C is tuned on folds 0-4 too (default protocol; the paper protocol tunes it inside each run's training
-        # set): nothing about the decoded stimuli is seen before a decoder is tested on them
-        tune_y = y[~half_b]
-        c_nb, res_nb = shared_within((ctx.seed, ctx.dataset, region, "heldout-neural", tuple(np.flatnonzero(usable))),
-                                     nb, yb, protocol, lambda region=region: _shared_rng(ctx, region, "heldout-neural"),
-                                     n_classes, tune=(neural[~half_b][:, usable], tune_y))
-        c_held = c_for(held_all[~half_b][:, usable], tune_y)
-        for train, test, results in (
-            ("neural", "neural", res_nb),
-            ("matched", "matched", decode_within(fixed(held), yb, protocol, rng, n_classes, c_held)),
-            ("matched", "neural", decode_transfer(fixed(held), fixed(nb), yb, protocol, rng, n_classes, c_held)),
-            ("neural", "matched", decode_transfer(fixed(nb), fixed(held), yb, protocol, rng, n_classes, c_nb)),
-        ):
-            rows += _rows(region, train, test, "heldout", results, chance)
-            conf_rows += _confusion_rows(region, train, test, "heldout", results, categories)
+            _decode_pixels(run, group, pixels_model)
+        _decode_heldout(run, [split_units[int(i)] for i in group["idx"]], folds)
+        rows += run.rows
+        conf_rows += run.conf_rows
     cols = ["region", "train_population", "test_population", "variant", "run", "accuracy", "chance", "c"]
-    common.replace_rows(ctx.con, "decoding", ctx.dataset, ctx.model, pd.DataFrame(rows, columns=cols))
-    ccols = ["region", "train_population", "test_population", "variant", "true_category", "predicted_category",
-             "fraction"]
-    common.replace_rows(ctx.con, "confusions", ctx.dataset, ctx.model, pd.DataFrame(conf_rows, columns=ccols))
-    log.info("decoding %s x %s (%s protocol): %d runs in %.1f s", ctx.dataset, ctx.model, ctx.protocol, len(rows),
-             time.perf_counter() - t0)
+    ctx.replace_rows("decoding", pd.DataFrame(rows, columns=cols))
+    ccols = [
+        "region",
+        "train_population",
+        "test_population",
+        "variant",
+        "true_category",
+        "predicted_category",
+        "fraction",
+    ]
+    ctx.replace_rows("confusions", pd.DataFrame(conf_rows, columns=ccols))
+    log.info(
+        "decoding %s x %s (%s protocol): %d runs in %.1f s",
+        ctx.dataset,
+        ctx.model,
+        ctx.protocol,
+        len(rows),
+        time.perf_counter() - t0,
+    )
+
+
+def _decode_matched(run: _Region, matched: np.ndarray) -> float | None:
+    """In-sample conditions (i)-(iii) of the neural and the matched populations; returns the neural decoders'
+    shared C (or None). The neural-only decoders do not depend on the model: same draws for every model."""
+    p, rng, y, neural, n = run.protocol, run.rng, run.y, run.neural, run.n_classes
+    c_neural, res = run.shared("neural", neural, y)
+    c_matched = run.c_for(matched, y)
+    run.add("neural", "neural", "in_sample", res)
+    run.add("matched", "matched", "in_sample", decode_within(_fixed(matched), y, p, rng, n, c_matched))
+    run.add("matched", "neural", "in_sample", decode_transfer(_fixed(matched), _fixed(neural), y, p, rng, n, c_matched))
+    run.add("neural", "matched", "in_sample", decode_transfer(_fixed(neural), _fixed(matched), y, p, rng, n, c_neural))
+    return c_neural
+
+
+def _decode_random(run: _Region, group: pd.DataFrame, pool: tuple[np.ndarray, np.ndarray], c_neural) -> None:
+    """The unmatched baseline: per run, for each site a random gathered unit of its best unit's layer."""
+    p, rng, y, neural, n = run.protocol, run.rng, run.y, run.neural, run.n_classes
+    site_layers = group["layer_idx"].to_numpy(np.int64)
+    draws = [
+        random_population(site_layers, pool[0], run.ctx.rng(run.region, "random", str(k)))
+        for k in range(max(p.runs_within, p.runs_transfer))
+    ]
+
+    def random_x(k):
+        return pool[1][draws[k]][:, run.stim].T.astype(np.float64)
+
+    c_random = run.c_for(random_x(0), y)
+    run.add("random", "random", "in_sample", decode_within(random_x, y, p, rng, n, c_random))
+    run.add("random", "neural", "in_sample", decode_transfer(random_x, _fixed(neural), y, p, rng, n, c_random))
+    run.add("neural", "random", "in_sample", decode_transfer(_fixed(neural), random_x, y, p, rng, n, c_neural))
+
+
+def _decode_pixels(run: _Region, group: pd.DataFrame, pixels_model: str) -> None:
+    """The paper's "Pixels" bar beside every model: the pixels control's matched units, condition (i)."""
+    px_best = run.ctx.best_matches(model=pixels_model)
+    px_best = px_best[px_best["region"] == run.region].set_index("site_id").reindex(group["site_id"])
+    if not px_best["r"].notna().all():
+        return
+    px = run.ctx.activation_matrix(common.units_of(px_best.reset_index()), model=pixels_model)
+    _, res = run.shared("pixels", px[:, run.stim].T.astype(np.float64), run.y)
+    run.add("pixels", "pixels", "in_sample", res)
+
+
+def _decode_heldout(run: _Region, chosen: list, folds: np.ndarray) -> None:
+    """Held-out variant: each site's unit chosen on folds 0-4 over all units (split_matches), decoders trained
+    and tested on folds 5-9 only: the selection never saw a decoded stimulus."""
+    ctx, p, rng, y, n = run.ctx, run.protocol, run.rng, run.y, run.n_classes
+    held_all = ctx.unit_values(chosen)[:, run.stim].T
+    usable = np.isfinite(held_all).all(axis=0)
+    if not usable.all():
+        log.info(
+            "decoding %s %s: %d sites without a unit chosen on folds 0-%d are left out of the held-out variant",
+            ctx.model,
+            run.region,
+            int((~usable).sum()),
+            SPLIT_HALF_TRAIN_FOLDS - 1,
+        )
+    half_b = folds[run.stim] >= SPLIT_HALF_TRAIN_FOLDS
+    held = held_all[half_b][:, usable]
+    nb, yb = run.neural[half_b][:, usable], y[half_b]
+    # C is tuned on folds 0-4 too (default protocol; the paper protocol tunes it inside each run's training
+    # set): nothing about the decoded stimuli is seen before a decoder is tested on them
+    tune_y = y[~half_b]
+    c_nb, res_nb = run.shared(
+        "heldout-neural", nb, yb, key=(tuple(np.flatnonzero(usable)),), tune=(run.neural[~half_b][:, usable], tune_y)
+    )
+    c_held = run.c_for(held_all[~half_b][:, usable], tune_y)
+    run.add("neural", "neural", "heldout", res_nb)
+    run.add("matched", "matched", "heldout", decode_within(_fixed(held), yb, p, rng, n, c_held))
+    run.add("matched", "neural", "heldout", decode_transfer(_fixed(held), _fixed(nb), yb, p, rng, n, c_held))
+    run.add("neural", "matched", "heldout", decode_transfer(_fixed(nb), _fixed(held), yb, p, rng, n, c_nb))
 
 
 def _pixels_model(ctx: AnalysisContext) -> str | None:
     """The pixels control matched on this dataset (`pixels` first), unless the analysed model is one."""
-    rows = ctx.con.execute(
-        "SELECT m.model FROM models m JOIN match_runs r ON r.model = m.model AND r.dataset = ? "
-        "WHERE m.kind = 'control' AND m.family = 'pixels' ORDER BY m.model <> 'pixels', m.model",
-        [ctx.dataset]).fetchall()
-    names = [m for (m,) in rows]
+    names = ctx.matched_controls("pixels")
     if not names or ctx.model in names:
         return None
     return names[0]
@@ -362,41 +262,23 @@ def _shared_rng(ctx: AnalysisContext, region: str, what: str) -> np.random.Gener
     return rng_for(ctx.seed, "decoding", ctx.dataset, region, what)
 
 
-def shared_within(key: tuple, x: np.ndarray, y: np.ndarray, protocol: Protocol, rng_of, n_classes: int,
-                  tune: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[float | None, list[RunResult]]:
-    """(shared C or None, condition (i) runs) of a model-independent population, whose generator `rng_of()` is
-    seeded by `key` alone: computed once per process for the same inputs and reused by every model.
-
-    `tune`: (features, labels) to choose the shared C on instead of (x, y) (other stimuli than the runs')."""
-    tune_x, tune_y = tune if tune is not None else (x, y)
-    full = (key, protocol, _digest(x), _digest(y), _digest(tune_x), n_classes)
-    hit = _SHARED_CACHE.get(full)
-    if hit is not None:
-        _SHARED_CACHE.move_to_end(full)
-        return hit
-    rng = rng_of()
-    c = None if protocol.per_run_c else choose_c(tune_x, tune_y, protocol, rng)
-    out = (c, decode_within(lambda run: x, y, protocol, rng, n_classes, c))
-    _remember(_SHARED_CACHE, full, out)
-    return out
-
-
 def _random_pool(ctx: AnalysisContext) -> tuple[np.ndarray, np.ndarray] | None:
     """(layer_idx per unit, activations (units, stimuli)) of the gathered random units, or None."""
-    df = ctx.con.execute(
-        "SELECT layer_idx, channel, y, x FROM unit_activations WHERE dataset = ? AND model = ? AND reason = 'random' "
-        "ORDER BY layer_idx, channel, y, x", [ctx.dataset, ctx.model]).df()
+    df = ctx.gathered_units("random")
     if df.empty:
-        log.warning("decoding %s x %s: no gathered random units; the random baseline is skipped", ctx.dataset,
-                    ctx.model)
+        log.warning(
+            "decoding %s x %s: no gathered random units; the random baseline is skipped", ctx.dataset, ctx.model
+        )
         return None
     units = common.units_of(df)
     return df["layer_idx"].to_numpy(np.int64), ctx.activation_matrix(units)
 
 
-register(Analysis(
-    "decoding",
-    "linear-SVM category decoding from neural, matched, random units; conditions (i)-(iii) (Figs. 5, S5, S6)",
-    run_decoding,
-    default_models="primary",
-))
+register(
+    Analysis(
+        "decoding",
+        "linear-SVM category decoding from neural, matched, random units; conditions (i)-(iii) (Figs. 5, S5, S6)",
+        run_decoding,
+        default_models="primary",
+    )
+)

@@ -20,7 +20,6 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from precompute.analyses.common import replace_rows
 from precompute.analyses.context import AnalysisContext
 from precompute.analyses.registry import Analysis, register
 
@@ -51,8 +50,9 @@ def featuremap_counts(layer_rows: pd.DataFrame, sites: pd.DataFrame) -> pd.DataF
     return out[["region", "layer_idx", "top", "axis", "index", "count"]]
 
 
-def featuremap_validation(fm_rows: pd.DataFrame, sites: pd.DataFrame,
-                          thresholds: Sequence[float] = THRESHOLDS) -> pd.DataFrame:
+def featuremap_validation(
+    fm_rows: pd.DataFrame, sites: pd.DataFrame, thresholds: Sequence[float] = THRESHOLDS
+) -> pd.DataFrame:
     """Figure S13's view: per (region, layer_idx, channel), the best-matched site and its r, and the number of
     the region's sites whose best unit in that feature map has r above each threshold (`n_above_0_3`, ...).
 
@@ -60,8 +60,11 @@ def featuremap_validation(fm_rows: pd.DataFrame, sites: pd.DataFrame,
     df = fm_rows.merge(sites[["site_id", "region"]], on="site_id")
     df = df[np.isfinite(df["r"].astype(float))]
     keys = ["region", "layer_idx", "channel"]
-    best = df.sort_values([*keys, "r", "site_id"], ascending=[True, True, True, False, True]) \
-        .drop_duplicates(keys)[[*keys, "site_id", "r"]].rename(columns={"site_id": "best_site_id", "r": "best_r"})
+    best = (
+        df.sort_values([*keys, "r", "site_id"], ascending=[True, True, True, False, True])
+        .drop_duplicates(keys)[[*keys, "site_id", "r"]]
+        .rename(columns={"site_id": "best_site_id", "r": "best_r"})
+    )
     for t in thresholds:
         name = f"n_above_{str(t).replace('.', '_')}"
         counts = df[df["r"] > t].groupby(keys).size().rename(name).reset_index()
@@ -73,13 +76,15 @@ def featuremap_validation(fm_rows: pd.DataFrame, sites: pd.DataFrame,
 def run_featuremaps(ctx: AnalysisContext) -> None:
     """Write `featuremap_counts` for every layer and region of one (dataset, model)."""
     rows = featuremap_counts(ctx.layer_matches(rank=None), ctx.sites())
-    n = replace_rows(ctx.con, "featuremap_counts", ctx.dataset, ctx.model, rows)
+    n = ctx.replace_rows("featuremap_counts", rows)
     log.info("featuremaps %s x %s: %d non-zero counts", ctx.dataset, ctx.model, n)
 
 
-register(Analysis(
-    "featuremaps",
-    "sites per feature map, x and y of every layer, best unit and top-K (Figs. 8, S11)",
-    run_featuremaps,
-    default_models="primary",
-))
+register(
+    Analysis(
+        "featuremaps",
+        "sites per feature map, x and y of every layer, best unit and top-K (Figs. 8, S11)",
+        run_featuremaps,
+        default_models="primary",
+    )
+)

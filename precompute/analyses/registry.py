@@ -90,6 +90,7 @@ class Analysis:
 
 _REGISTRY: dict[str, Analysis] = {}
 
+
 def register(analysis: Analysis) -> Analysis:
     """Add an analysis to the registry (re-registering the same name replaces it, e.g. on reload)."""
     if analysis.default_models not in DEMO_SCOPES:

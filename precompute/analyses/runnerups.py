@@ -14,7 +14,6 @@ import logging
 import numpy as np
 import pandas as pd
 
-from precompute.analyses.common import replace_rows
 from precompute.analyses.context import AnalysisContext
 from precompute.analyses.registry import Analysis, register
 from precompute.statistics.scores import best_layers
@@ -57,14 +56,17 @@ def run_runnerups(ctx: AnalysisContext) -> None:
         part.insert(2, "layer_idx", pd.array([layer_idx] * len(part), dtype="Int64"))
         parts.append(part)
     out = pd.concat(parts, ignore_index=True)
-    n = replace_rows(ctx.con, "runnerups", ctx.dataset, ctx.model, out)
-    log.info("runnerups %s x %s: %d rows (best layers %s)", ctx.dataset, ctx.model, n,
-             {k: v[0] for k, v in best.items()})
+    n = ctx.replace_rows("runnerups", out)
+    log.info(
+        "runnerups %s x %s: %d rows (best layers %s)", ctx.dataset, ctx.model, n, {k: v[0] for k, v in best.items()}
+    )
 
 
-register(Analysis(
-    "runnerups",
-    "per site: r of the top-K units, gap to the best, runner-ups within 0.05 (Figs. 7, S10)",
-    run_runnerups,
-    default_models="primary",
-))
+register(
+    Analysis(
+        "runnerups",
+        "per site: r of the top-K units, gap to the best, runner-ups within 0.05 (Figs. 7, S10)",
+        run_runnerups,
+        default_models="primary",
+    )
+)

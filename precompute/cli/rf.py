@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from precompute.analyses.context import AnalysisContext
 from precompute.analyses.receptive_fields import compute_unit_rfs, store_requested
 from precompute.core.catalog import require_dataset
 from precompute.core.errors import UserError
@@ -31,12 +32,22 @@ def parse_unit(text: str) -> tuple[int, int, int, int]:
 
 def register(sub) -> None:
     """Add `rf` to the `python -m precompute` parser."""
-    p = sub.add_parser("rf", help="receptive field of one model unit (mapping and gradient; Figure S2)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "rf",
+        help="receptive field of one model unit (mapping and gradient; Figure S2)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--dataset", required=True, help="dataset whose image size and span the protocol uses")
     p.add_argument("--model", required=True, help="a model added with `models add`")
-    p.add_argument("--unit", required=True, action="append", dest="units", metavar="LAYER_IDX,C,Y,X",
-                   help="the unit (repeat for several)")
+    p.add_argument(
+        "--unit",
+        required=True,
+        action="append",
+        dest="units",
+        metavar="LAYER_IDX,C,Y,X",
+        help="the unit (repeat for several)",
+    )
     p.add_argument("--method", choices=(*METHODS, "both"), default="both", help="which method (default both)")
     p.add_argument("--seed", type=int, default=0, help="seed of the gradient method's random stimuli")
     p.set_defaults(func=cmd_rf)
@@ -53,19 +64,26 @@ def cmd_rf(args: argparse.Namespace, store: Store) -> int:
                 raise UserError(f"layer_idx {u[0]} does not exist in {args.model} (0..{len(layers) - 1})")
             la = layers[u[0]]
             if not (u[1] < la.channels and u[2] < la.height and u[3] < la.width):
-                raise UserError(f"unit {u} is outside layer {u[0]} ({la.layer}: {la.channels} x {la.height} x "
-                                f"{la.width})")
+                raise UserError(
+                    f"unit {u} is outside layer {u[0]} ({la.layer}: {la.channels} x {la.height} x {la.width})"
+                )
     unit_text = ";".join(",".join(map(str, u)) for u in units)
     with store.step(f"rf:{args.dataset}:{args.model}:{unit_text}", record=False) as con:
-        estimates = compute_unit_rfs(con, args.dataset, args.model, units, store, seed=args.seed, methods=methods)
-        rows = store_requested(con, args.dataset, args.model, estimates)
+        # the analysis's own functions, on a context of this step (the analyses' only way to the database)
+        ctx = AnalysisContext(
+            con=con, store=store, dataset=args.dataset, model=args.model, seed=args.seed, analysis="rf"
+        )
+        estimates = compute_unit_rfs(ctx, units, methods=methods)
+        rows = store_requested(ctx, estimates)
     if rows.empty:
         print(f"{args.model}: no receptive field computed (see the log: a random control has none)")
         return 0
     for r in rows.itertuples(index=False):
         where = f"  site {r.site_id}, {r.distance_deg:.2f} deg from its mapped centre" if r.site_id else ""
-        print(f"({r.layer_idx},{r.channel},{r.y},{r.x}) {r.method:<8} centre ({_fmt(r.x_deg)}, {_fmt(r.y_deg)}) deg, "
-              f"size {_fmt(r.size_deg)} deg{where}")
+        print(
+            f"({r.layer_idx},{r.channel},{r.y},{r.x}) {r.method:<8} centre ({_fmt(r.x_deg)}, {_fmt(r.y_deg)}) deg, "
+            f"size {_fmt(r.size_deg)} deg{where}"
+        )
     return 0
 
 

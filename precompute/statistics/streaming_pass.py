@@ -43,17 +43,14 @@ from pathlib import Path
 
 import numpy as np
 
-from precompute.core.catalog import inputs_fingerprint
 from precompute.core.feeds import PngFeed
 from precompute.datasets.folds import fold_out_masks
 from precompute.match.engine import EngineConfig, match_units
 from precompute.match.inference import gather_activations
-from precompute.match.inputs import load_inputs
 from precompute.match.plan import DEFAULT_RESERVE_BYTES
 from precompute.match.results import unit_coords
 from precompute.match.rows import RowSet
-from precompute.models import registry
-from precompute.models.sources import data_dir_of, open_source
+from precompute.models.sources import data_dir_of
 from precompute.statistics.scores import best_layers as region_best_layers
 
 log = logging.getLogger(__name__)
@@ -352,10 +349,10 @@ def open_model_source(ctx):
     """The model's ActivationSource, or None for a model with nothing to run (not a control and no ONNX
     file: e.g. match tables written by a test). Tests replace this function to use a synthetic source."""
 
-    row = registry.read_model(ctx.con, ctx.model)
+    row = ctx.model_row()
     if row.get("kind") != "control" and not row.get("onnx_path"):
         return None
-    return open_source(ctx.con, ctx.model, ctx.store)
+    return ctx.activation_source()
 
 
 def _pair_prefix(dataset: str, model: str) -> str:
@@ -369,7 +366,7 @@ def _cache_path(ctx, spec: PassSpec) -> Path | None:
         return None
 
     key = json.dumps({"dataset": ctx.dataset, "model": ctx.model, "protocol": ctx.protocol,
-                      "inputs": inputs_fingerprint(ctx.con, ctx.dataset, [ctx.model]), "spec": spec.summary()},
+                      "inputs": ctx.inputs_fingerprint(), "spec": spec.summary()},
                      sort_keys=True, default=str)
     name = f"{_pair_prefix(ctx.dataset, ctx.model)}{hashlib.sha256(key.encode()).hexdigest()[:24]}.npz"
     return data_dir_of(ctx.store) / "cache" / CACHE_FOLDER / name
@@ -409,9 +406,10 @@ def ensure_pass(ctx) -> PassResult | None:
 
     None (logged) when the model has no activation source to run."""
     spec = pass_spec(ctx)
-    key = ("stats_pass", json.dumps(spec.summary(), sort_keys=True))
-    if key in ctx._cache:
-        return ctx._cache[key]
+    return ctx.cached(("stats_pass", json.dumps(spec.summary(), sort_keys=True)), lambda: _load_or_run(ctx, spec))
+
+
+def _load_or_run(ctx, spec: PassSpec) -> PassResult | None:
     path = _cache_path(ctx, spec)
     if path is not None and path.exists():
         try:
@@ -420,10 +418,9 @@ def ensure_pass(ctx) -> PassResult | None:
             log.warning("ignoring unreadable cached statistics pass %s (%s)", path, exc)
         else:
             log.info("%s x %s: statistics pass from cache %s", ctx.dataset, ctx.model, path.name)
-            ctx._cache[key] = result
             return result
 
-    inputs = load_inputs(ctx.con, ctx.dataset)
+    inputs = ctx.dataset_inputs()
     if inputs.site_ids != ctx.sites()["site_id"].tolist() or inputs.stimulus_ids != ctx.stimulus_ids():
         raise RuntimeError("sites or stimuli are not in idx order")
     source = open_model_source(ctx)
@@ -436,7 +433,6 @@ def ensure_pass(ctx) -> PassResult | None:
                           progress=f"{ctx.model} statistics pass")
     finally:
         source.close()
-    ctx._cache[key] = result
     if path is not None:
         result.save(path)
         prune_cache(path)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from precompute.analyses import decoders
 from precompute.analyses import decoding as dec
 
-FAST = dec.Protocol(runs_within=4, runs_transfer=2, cv_splits=3, c_grid=(0.01, 1.0), per_run_c=True)
+FAST = decoders.Protocol(runs_within=4, runs_transfer=2, cv_splits=3, c_grid=(0.01, 1.0), per_run_c=True)
 
 
 def _blobs(n_per=40, n_classes=8, dim=20, sep=3.0, seed=0):
@@ -20,14 +21,14 @@ def _blobs(n_per=40, n_classes=8, dim=20, sep=3.0, seed=0):
 
 def test_stratified_split_is_balanced_and_disjoint():
     y = np.repeat(np.arange(8), 30)
-    tr, te = dec.stratified_split(y, 0.1, np.random.default_rng(0))
+    tr, te = decoders.stratified_split(y, 0.1, np.random.default_rng(0))
     assert len(np.intersect1d(tr, te)) == 0 and len(tr) + len(te) == len(y)
     assert np.all(np.bincount(y[te]) == 3)
 
 
 def test_decoder_is_high_on_separable_data():
     x, y = _blobs()
-    res = dec.decode_within(lambda run: x, y, FAST, np.random.default_rng(0), 8)
+    res = decoders.decode_within(lambda run: x, y, FAST, np.random.default_rng(0), 8)
     assert len(res) == FAST.runs_within
     assert np.mean([r.accuracy for r in res]) > 0.95
     for r in res:
@@ -38,8 +39,8 @@ def test_decoder_is_high_on_separable_data():
 def test_decoder_is_at_chance_on_shuffled_labels():
     x, y = _blobs(n_per=60, seed=1)
     y = np.random.default_rng(5).permutation(y)
-    protocol = dec.Protocol(runs_within=12, runs_transfer=1, cv_splits=2, c_grid=(0.01,), per_run_c=False)
-    res = dec.decode_within(lambda run: x, y, protocol, np.random.default_rng(1), 8, c=0.01)
+    protocol = decoders.Protocol(runs_within=12, runs_transfer=1, cv_splits=2, c_grid=(0.01,), per_run_c=False)
+    res = decoders.decode_within(lambda run: x, y, protocol, np.random.default_rng(1), 8, c=0.01)
     acc = np.mean([r.accuracy for r in res])
     assert abs(acc - 1 / 8) < 0.06
 
@@ -49,25 +50,25 @@ def test_transfer_zscores_each_population_on_its_own():
     standardised with its own statistics (condition ii/iii)."""
     x, y = _blobs(seed=2)
     shifted = x * 7.0 + 100.0
-    res = dec.decode_transfer(lambda run: x, lambda run: shifted, y, FAST, np.random.default_rng(0), 8)
+    res = decoders.decode_transfer(lambda run: x, lambda run: shifted, y, FAST, np.random.default_rng(0), 8)
     assert min(r.accuracy for r in res) > 0.95
     # without per-population z-scoring the shifted population would be decoded at chance
-    clf, stats = dec.fit_svm(x, y, 1.0)
-    assert (clf.predict(dec.zscore(shifted, stats)) == y).mean() < 0.5
+    clf, stats = decoders.fit_svm(x, y, 1.0)
+    assert (clf.predict(decoders.zscore(shifted, stats)) == y).mean() < 0.5
 
 
 def test_choose_c_prefers_the_grid_value_that_generalises():
     rng = np.random.default_rng(3)
     y = np.repeat(np.arange(2), 60)
     x = np.c_[y + rng.normal(scale=1.0, size=len(y)), rng.normal(size=(len(y), 150))]  # one signal, 150 noise
-    protocol = dec.Protocol(runs_within=1, runs_transfer=1, cv_splits=10, c_grid=(1e-2, 100.0), per_run_c=True)
-    assert dec.choose_c(x, y, protocol, rng) == 1e-2
+    protocol = decoders.Protocol(runs_within=1, runs_transfer=1, cv_splits=10, c_grid=(1e-2, 100.0), per_run_c=True)
+    assert decoders.choose_c(x, y, protocol, rng) == 1e-2
 
 
 def test_random_population_draws_from_each_sites_layer():
     site_layers = np.array([3, 3, 5, 7])
     pool_layers = np.array([3, 3, 3, 5, 5, 9])
-    picks = dec.random_population(site_layers, pool_layers, np.random.default_rng(0))
+    picks = decoders.random_population(site_layers, pool_layers, np.random.default_rng(0))
     assert set(pool_layers[picks[:2]]) == {3} and picks[0] != picks[1]
     assert pool_layers[picks[2]] == 5
     assert 0 <= picks[3] < len(pool_layers)  # no pooled unit in layer 7: falls back to the whole pool
@@ -114,9 +115,12 @@ def test_decoding_analysis_writes_runs_and_confusions(results_env):
         conf = con.execute("SELECT * FROM confusions WHERE model = 'toy'").df()
     assert set(runs["region"]) == {"V4", "IT"}
     assert runs["chance"].eq(0.25).all() and runs["accuracy"].between(0, 1).all()
-    ins = runs[(runs["variant"] == "in_sample") & (runs["train_population"] == "matched")
-               & (runs["test_population"] == "matched")]
-    assert len(ins) == 2 * dec.DEFAULT.runs_within
+    ins = runs[
+        (runs["variant"] == "in_sample")
+        & (runs["train_population"] == "matched")
+        & (runs["test_population"] == "matched")
+    ]
+    assert len(ins) == 2 * decoders.DEFAULT.runs_within
     assert set(runs["variant"]) == {"in_sample", "heldout"}
     sums = conf.groupby(["region", "train_population", "test_population", "variant", "true_category"])["fraction"].sum()
     np.testing.assert_allclose(sums.to_numpy(), 1.0, atol=1e-9)
@@ -130,9 +134,11 @@ def test_neural_only_decoding_is_the_same_for_every_model(results_env):
     for model in ("toy", "toy2"):
         assert run_analysis(results_env, analysis, "mini", model)
     with results_env.connect() as con:
-        df = con.execute("SELECT model, region, variant, run, accuracy FROM decoding WHERE "
-                         "train_population = 'neural' AND test_population = 'neural' "
-                         "ORDER BY region, variant, run").df()
+        df = con.execute(
+            "SELECT model, region, variant, run, accuracy FROM decoding WHERE "
+            "train_population = 'neural' AND test_population = 'neural' "
+            "ORDER BY region, variant, run"
+        ).df()
     a, b = df[df["model"] == "toy"], df[df["model"] == "toy2"]
     np.testing.assert_array_equal(a["accuracy"].to_numpy(), b["accuracy"].to_numpy())
 
@@ -140,16 +146,16 @@ def test_neural_only_decoding_is_the_same_for_every_model(results_env):
 def test_fit_cache_returns_the_fit_of_the_same_data_and_refits_other_data(monkeypatch):
     x, y = _blobs(seed=4)
     calls = []
-    real = dec._fit_svm
-    monkeypatch.setattr(dec, "_fit_svm", lambda *a: calls.append(1) or real(*a))
-    dec._FIT_CACHE.clear()
-    clf, stats = dec.fit_svm(x, y, 0.1)
-    again, _ = dec.fit_svm(x.copy(), y.copy(), 0.1)  # equal content, other arrays: a cache hit
+    real = decoders._fit_svm
+    monkeypatch.setattr(decoders, "_fit_svm", lambda *a: calls.append(1) or real(*a))
+    decoders._FIT_CACHE.clear()
+    clf, stats = decoders.fit_svm(x, y, 0.1)
+    again, _ = decoders.fit_svm(x.copy(), y.copy(), 0.1)  # equal content, other arrays: a cache hit
     assert again is clf and len(calls) == 1
     fresh, _ = real(x, y, 0.1)  # what a refit gives: the same decoder (the primal solver is deterministic)
     np.testing.assert_array_equal(fresh.coef_, clf.coef_)
-    other, _ = dec.fit_svm(x, y, 1.0)
-    shifted, _ = dec.fit_svm(x + 1e-9, y, 0.1)
+    other, _ = decoders.fit_svm(x, y, 1.0)
+    shifted, _ = decoders.fit_svm(x + 1e-9, y, 0.1)
     assert len(calls) == 3 and other is not clf and shifted is not clf
 
 
@@ -159,17 +165,19 @@ def test_decoding_analysis_is_unchanged_by_the_in_process_caches(results_env):
     from precompute.jobs.analyze import run_analysis
 
     (analysis,) = get_analyses(["decoding"])
-    dec._FIT_CACHE.clear()
-    dec._SHARED_CACHE.clear()
+    decoders._FIT_CACHE.clear()
+    decoders._SHARED_CACHE.clear()
     assert run_analysis(results_env, analysis, "mini", "toy")
-    assert dec._SHARED_CACHE  # the neural decoders were remembered
+    assert decoders._SHARED_CACHE  # the neural decoders were remembered
     assert run_analysis(results_env, analysis, "mini", "toy2")
-    query = ("SELECT region, train_population, test_population, variant, run, accuracy, c FROM decoding "
-             "WHERE model = 'toy2' ORDER BY ALL")
+    query = (
+        "SELECT region, train_population, test_population, variant, run, accuracy, c FROM decoding "
+        "WHERE model = 'toy2' ORDER BY ALL"
+    )
     with results_env.connect() as con:
         warm = con.execute(query).df()
-    dec._FIT_CACHE.clear()
-    dec._SHARED_CACHE.clear()
+    decoders._FIT_CACHE.clear()
+    decoders._SHARED_CACHE.clear()
     assert run_analysis(results_env, analysis, "mini", "toy2", force=True)
     with results_env.connect() as con:
         cold = con.execute(query).df()

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from precompute.analyses import receptive_fields as arf
+from precompute.analyses import rf_gradient
 from precompute.models.base import LayerInfo
 from precompute.models.preprocess import to_model_input
 
@@ -29,8 +30,12 @@ class GaussPool:
     def __init__(self):
         import torch
 
-        windows = [_gauss_window(-2.0, 2.0, 0.7), _gauss_window(2.0, 2.0, 0.7),
-                   _gauss_window(TRUE_X, TRUE_Y, SIGMA), _gauss_window(-2.0, -2.0, 0.7)]
+        windows = [
+            _gauss_window(-2.0, 2.0, 0.7),
+            _gauss_window(2.0, 2.0, 0.7),
+            _gauss_window(TRUE_X, TRUE_Y, SIGMA),
+            _gauss_window(-2.0, -2.0, 0.7),
+        ]
         self.w = torch.tensor(np.stack(windows), dtype=torch.float32)  # (4, S, S)
 
     def __call__(self, x):
@@ -72,12 +77,12 @@ def test_gradient_finds_a_known_receptive_field_and_is_smaller_than_mapping():
     images = [(rng.random((SIZE, SIZE)) * 255).astype(np.uint8) for _ in range(8)]
     batches = [to_model_input(images[:5], SIZE, 1, [0.5], [0.5]), to_model_input(images[5:], SIZE, 1, [0.5], [0.5])]
     net = GaussPool()
-    maps = arf.gradient_maps(net, batches, [(0, 1, 0)])
+    maps = rf_gradient.gradient_maps(net, batches, [(0, 1, 0)])
     # |d unit / d input| of a linear pooling unit is its window (times 1/std of the normalisation's input)
     np.testing.assert_allclose(maps[0], _gauss_window(TRUE_X, TRUE_Y, SIGMA), rtol=1e-5, atol=1e-6)
-    est = arf.gradient_rf(maps[0], DEG)
+    est = rf_gradient.gradient_rf(maps[0], DEG)
     assert math.hypot(est.x_deg - TRUE_X, est.y_deg - TRUE_Y) < 0.15
-    expected = 2 * math.sqrt(SIGMA**2 + arf.GRADIENT_SMOOTH_DEG**2)  # 1-SD contour diameter after smoothing
+    expected = 2 * math.sqrt(SIGMA**2 + rf_gradient.GRADIENT_SMOOTH_DEG**2)  # 1-SD contour diameter after smoothing
     assert est.size_deg == pytest.approx(expected, rel=0.15)
     mapped = arf.mapping_rfs(GaussSource(), [(0, 0, 1, 0)], SIZE, DEG)[0]
     assert est.size_deg < mapped.size_deg
@@ -88,14 +93,14 @@ def test_resample_to_grid_keeps_position_for_large_and_small_images():
         m = np.zeros((size, size))
         r, c = int(size * 0.25), int(size * 0.75)  # y = +2 deg, x = +2 deg (upper right)
         m[r, c] = 1.0
-        g = arf.resample_to_grid(m, DEG)
+        g = rf_gradient.resample_to_grid(m, DEG)
         rr, cc = np.unravel_index(np.argmax(g), g.shape)
         centres = (np.arange(64) + 0.5) / 64 * 8 - 4
         assert abs(centres[cc] - 2.0) < 0.3 and abs(-centres[rr] - 2.0) < 0.3
 
 
 def test_pixel_rf_is_the_pixel():
-    est = arf.pixel_rf(0, 223, 224, 8.0)
+    est = rf_gradient.pixel_rf(0, 223, 224, 8.0)
     assert est.x_deg == pytest.approx(4 - 8 / 448) and est.y_deg == pytest.approx(4 - 8 / 448)
     assert est.size_deg < 0.05
 
@@ -115,7 +120,7 @@ def test_layer_forward_stops_at_the_layer_and_names_like_the_exporter():
     assert names == ["1", "3"]
     calls = []
     net[2].register_forward_hook(lambda *a: calls.append(1))
-    fwd = arf.layer_forward_fn(net, "1")
+    fwd = rf_gradient.layer_forward_fn(net, "1")
     with torch.no_grad():
         got = fwd(x)
     torch.testing.assert_close(got, outs[0])
@@ -153,18 +158,20 @@ def test_receptive_fields_analysis_stores_mapping_rows_with_distances(results_en
     from precompute.jobs.analyze import run_analysis
     from precompute.models import registry
 
-    def open_block(con, dataset, model, where):
-        return BlockSource(registry.read_layers(con, model)), None
+    def open_block(ctx):
+        return BlockSource(registry.read_layers(ctx.con, ctx.model)), None
 
     monkeypatch.setattr(common, "open_model", open_block)
     (analysis,) = get_analyses(["receptive_fields"])
     assert run_analysis(results_env, analysis, "mini", "toy")
     with results_env.connect() as con:
         rows = con.execute("SELECT * FROM receptive_fields WHERE model = 'toy'").df()
-        best = con.execute("SELECT DISTINCT layer_idx, channel, y, x FROM matches WHERE model = 'toy' AND rank = 1"
-                           ).df()
-        site = con.execute("SELECT rf_x_deg, rf_y_deg FROM sites WHERE site_id = ?", [rows["site_id"].iloc[0]]
-                           ).fetchone()
+        best = con.execute(
+            "SELECT DISTINCT layer_idx, channel, y, x FROM matches WHERE model = 'toy' AND rank = 1"
+        ).df()
+        site = con.execute(
+            "SELECT rf_x_deg, rf_y_deg FROM sites WHERE site_id = ?", [rows["site_id"].iloc[0]]
+        ).fetchone()
     assert set(rows["method"]) == {"mapping"}  # the toy model is not a torch network: no gradient rows
     assert len(rows) == len(best)
     first = rows.iloc[0]
@@ -182,16 +189,17 @@ def test_rf_command_stores_a_requested_unit_and_rejects_bad_units(results_env, m
     from precompute.core.errors import UserError
     from precompute.models import registry
 
-    monkeypatch.setattr(common, "open_model",
-                        lambda con, dataset, model, where: (BlockSource(registry.read_layers(con, model)), None))
+    monkeypatch.setattr(common, "open_model", lambda ctx: (BlockSource(registry.read_layers(ctx.con, ctx.model)), None))
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["rf", "--dataset", "mini", "--model", "toy", "--unit", "0,1,2,0"])
     assert args.func(args, results_env) == 0
     assert "mapping" in capsys.readouterr().out
     with results_env.connect() as con:
-        rows = con.execute("SELECT method, site_id, x_deg, y_deg FROM receptive_fields WHERE model = 'toy' AND "
-                           "layer_idx = 0 AND channel = 1 AND y = 2 AND x = 0").fetchall()
+        rows = con.execute(
+            "SELECT method, site_id, x_deg, y_deg FROM receptive_fields WHERE model = 'toy' AND "
+            "layer_idx = 0 AND channel = 1 AND y = 2 AND x = 0"
+        ).fetchall()
     assert len(rows) == 1 and rows[0][0] == "mapping"
     assert rows[0][2] < -1.0 and rows[0][3] < -1.0  # block (2, 0) of a 3 x 3 tiling: lower left
     for bad in ("0,1,2", "0,9,0,0", "7,0,0,0"):
@@ -208,7 +216,7 @@ def test_random_control_stores_no_receptive_field_and_says_so(results_env, monke
     from precompute.jobs.analyze import run_analysis
 
     opened = []
-    monkeypatch.setattr(common, "is_random_control", lambda con, model: True)
+    monkeypatch.setattr(common, "is_random_control", lambda ctx: True)
     monkeypatch.setattr(common, "open_model", lambda *a: opened.append(1))
     (analysis,) = get_analyses(["receptive_fields"])
     assert run_analysis(results_env, analysis, "mini", "toy")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
+from precompute.analyses import rotation_stats as rs
 from precompute.analyses import rotations as rot
 from precompute.core.feeds import ArrayFeed
 from precompute.statistics.correlation import pearson_all
@@ -24,7 +25,7 @@ def brute_best_r(responses: np.ndarray, acts: np.ndarray, q: np.ndarray) -> np.n
 def test_haar_rotation_is_a_rotation(n):
     rng = np.random.default_rng(n)
     for _ in range(5):
-        q = rot.haar_rotation(n, rng)
+        q = rs.haar_rotation(n, rng)
         np.testing.assert_allclose(q.T @ q, np.eye(n), atol=1e-12)
         assert np.linalg.det(q) == pytest.approx(1.0, abs=1e-9)
 
@@ -40,12 +41,13 @@ def _trace_moments(sample, n: int, draws: int, seed: int) -> tuple[float, float,
 def test_haar_trace_moments_match_so_n():
     # Haar on SO(N), N >= 3: E[tr Q] = 0, E[(tr Q)^2] = 1, E[tr Q^2] = 1 (standard errors ~ 1/sqrt(draws))
     for n in (3, 6):
-        m1, m2, m3 = _trace_moments(rot.haar_rotation, n, 3000, seed=n)
+        m1, m2, m3 = _trace_moments(rs.haar_rotation, n, 3000, seed=n)
         assert abs(m1) < 0.08 and abs(m2 - 1) < 0.1 and abs(m3 - 1) < 0.1
 
 
 def test_trace_moment_check_rejects_qr_without_sign_fix():
     """The moment test can fail: plain QR (no sign correction) is not Haar and is caught."""
+
     def biased(n, rng):
         q, _ = np.linalg.qr(rng.standard_normal((n, n)))
         if np.linalg.det(q) < 0:
@@ -59,8 +61,7 @@ def test_trace_moment_check_rejects_qr_without_sign_fix():
 def test_haar_so3_rotation_angle_distribution():
     # Haar SO(3): tr Q = 1 + 2 cos(theta), theta has density (1 - cos theta) / pi on [0, pi]
     rng = np.random.default_rng(3)
-    theta = np.array([np.arccos(np.clip((np.trace(rot.haar_rotation(3, rng)) - 1) / 2, -1, 1))
-                      for _ in range(2000)])
+    theta = np.array([np.arccos(np.clip((np.trace(rs.haar_rotation(3, rng)) - 1) / 2, -1, 1)) for _ in range(2000)])
     p = sps.kstest(theta, lambda t: (t - np.sin(t)) / np.pi).pvalue
     assert p > 1e-3
 
@@ -77,19 +78,19 @@ def _toy(n_stim=60, n_sites=5, n_ch=6, h=3, w=2, seed=0):
 @pytest.mark.parametrize("mode", ["covariance", "direct"])
 def test_identity_rotation_gives_natural_scores(mode):
     resp, acts = _toy()
-    z = rot.standardized_rows(resp)
-    st = rot.stats_from_activations(z, acts.reshape(acts.shape[0], acts.shape[1], -1), mode)
-    got = rot.rotated_best_r(st, np.eye(acts.shape[1]))
+    z = rs.standardized_rows(resp)
+    st = rs.stats_from_activations(z, acts.reshape(acts.shape[0], acts.shape[1], -1), mode)
+    got = rs.rotated_best_r(st, np.eye(acts.shape[1]))
     np.testing.assert_allclose(got, brute_best_r(resp, acts, np.eye(acts.shape[1])), atol=1e-6)
 
 
 @pytest.mark.parametrize("mode", ["covariance", "direct"])
 def test_rotated_scores_match_brute_force(mode):
     resp, acts = _toy(seed=1)
-    q = rot.haar_rotation(acts.shape[1], np.random.default_rng(0))
-    z = rot.standardized_rows(resp)
-    st = rot.stats_from_activations(z, acts.reshape(acts.shape[0], acts.shape[1], -1), mode)
-    np.testing.assert_allclose(rot.rotated_best_r(st, q), brute_best_r(resp, acts, q), atol=1e-5)
+    q = rs.haar_rotation(acts.shape[1], np.random.default_rng(0))
+    z = rs.standardized_rows(resp)
+    st = rs.stats_from_activations(z, acts.reshape(acts.shape[0], acts.shape[1], -1), mode)
+    np.testing.assert_allclose(rs.rotated_best_r(st, q), brute_best_r(resp, acts, q), atol=1e-5)
 
 
 @pytest.mark.parametrize("n_ch", [6, 80])  # N < n: covariance mode; N > n: direct mode
@@ -99,10 +100,11 @@ def test_streaming_scores_with_position_passes_match_brute_force(n_ch):
     source = ArraySource(ids, [acts.astype(np.float32)])
     feed = ArrayFeed(ids, [np.zeros((2, 2), np.uint8)] * len(ids))
     keep = np.arange(3, 70)  # a subset of the stimuli, as when some responses are missing
-    qs = [rot.haar_rotation(n_ch, np.random.default_rng(k)) for k in range(2)]
-    per_pos = rot.bytes_per_position(resp.shape[0], len(keep), n_ch, rot.choose_mode(len(keep), n_ch))
-    natural, rotated, info = rot.layer_rotation_scores(source, feed, 0, resp[:, keep], keep, qs,
-                                                       memory_bytes=2 * per_pos)  # 3 position passes
+    qs = [rs.haar_rotation(n_ch, np.random.default_rng(k)) for k in range(2)]
+    per_pos = rs.bytes_per_position(resp.shape[0], len(keep), n_ch, rs.choose_mode(len(keep), n_ch))
+    natural, rotated, info = rs.layer_rotation_scores(
+        source, feed, 0, resp[:, keep], keep, qs, memory_bytes=2 * per_pos
+    )  # 3 position passes
     assert info["passes"] == 3 and info["mode"] == ("covariance" if n_ch < len(keep) else "direct")
     np.testing.assert_allclose(natural, brute_best_r(resp[:, keep], acts[keep], np.eye(n_ch)), atol=2e-5)
     for k, q in enumerate(qs):
@@ -113,7 +115,7 @@ def test_neural_self_rotation_identity_is_perfect_and_rotation_is_not():
     rng = np.random.default_rng(0)
     resp = rng.normal(size=(12, 200))
     np.testing.assert_allclose(rot.neural_self_rotation(resp, np.eye(12)), 1.0)
-    rotated = rot.neural_self_rotation(resp, rot.haar_rotation(12, rng))
+    rotated = rot.neural_self_rotation(resp, rs.haar_rotation(12, rng))
     assert np.all(rotated < 0.999) and np.all(rotated > 0)
 
 
@@ -129,12 +131,14 @@ def test_rotations_analysis_writes_natural_equal_to_layer_matches(results_env, m
     (analysis,) = get_analyses(["rotations"])
     assert run_analysis(results_env, analysis, "mini", "toy")
     with results_env.connect() as con:
-        df = con.execute("SELECT region, layer_idx, basis, run, value, seed FROM rotations "
-                         "WHERE dataset = 'mini' AND model = 'toy'").df()
+        df = con.execute(
+            "SELECT region, layer_idx, basis, run, value, seed FROM rotations WHERE dataset = 'mini' AND model = 'toy'"
+        ).df()
         ref = con.execute(
             "SELECT s.region, l.layer_idx, median(l.r) AS med FROM layer_matches l JOIN sites s "
             "ON s.dataset = l.dataset AND s.site_id = l.site_id WHERE l.model = 'toy' AND l.rank = 1 "
-            "GROUP BY ALL").df()
+            "GROUP BY ALL"
+        ).df()
     assert set(df["basis"]) == {"natural", "rotated", "neural_self"}
     for region, group in df.groupby("region"):
         nat = group[group["basis"] == "natural"]
@@ -171,15 +175,18 @@ def test_layers_share_one_inference_pass_and_match_per_layer_scores():
     feed = ArrayFeed(ids, [np.zeros((2, 2), np.uint8)] * n_stim)
     resp = rng.normal(size=(4, n_stim)) + small[:, 2, 1, 1][None]
     keep_a, keep_b = np.arange(0, 60), np.arange(5, 70)
-    qs = [rot.haar_rotation(5, np.random.default_rng(k)) for k in range(2)]
-    jobs = [rot.LayerJob(0, resp[:, keep_a], keep_a, qs),
-            rot.LayerJob(1, resp[:, keep_b], keep_b, [rot.haar_rotation(90, np.random.default_rng(9))])]
-    got = rot.layers_rotation_scores(source, feed, jobs)
-    assert source.calls == -(-n_stim // rot.INFERENCE_BATCH)  # one pass over the 70 stimuli for both layers
+    qs = [rs.haar_rotation(5, np.random.default_rng(k)) for k in range(2)]
+    jobs = [
+        rs.LayerJob(0, resp[:, keep_a], keep_a, qs),
+        rs.LayerJob(1, resp[:, keep_b], keep_b, [rs.haar_rotation(90, np.random.default_rng(9))]),
+    ]
+    got = rs.layers_rotation_scores(source, feed, jobs)
+    assert source.calls == -(-n_stim // rs.INFERENCE_BATCH)  # one pass over the 70 stimuli for both layers
     assert [info["mode"] for *_, info in got] == ["covariance", "direct"]
     for job, acts, (natural, rotated, _) in zip(jobs, (small, wide), got, strict=True):
-        alone = rot.layer_rotation_scores(ArraySource(ids, [small, wide]), feed, job.layer_idx, job.responses,
-                                          job.stimuli, job.rotations)
+        alone = rs.layer_rotation_scores(
+            ArraySource(ids, [small, wide]), feed, job.layer_idx, job.responses, job.stimuli, job.rotations
+        )
         np.testing.assert_array_equal(natural, alone[0])
         np.testing.assert_array_equal(rotated, alone[1])
         n_ch = acts.shape[1]
@@ -193,12 +200,12 @@ def test_plan_passes_packs_chunks_within_the_memory_bound():
 
     layers = [LayerInfo(0, "a", 4, 4, 4), LayerInfo(1, "b", 8, 2, 2)]
     keep = np.arange(50)
-    jobs = [rot.LayerJob(0, np.zeros((3, 50)), keep, []), rot.LayerJob(1, np.zeros((3, 50)), keep, [])]
-    per = [rot.bytes_per_position(3, 50, la.channels, "covariance") for la in layers]
-    plan = rot.plan_passes(jobs, layers, 16 * per[0] + 4 * per[1])
+    jobs = [rs.LayerJob(0, np.zeros((3, 50)), keep, []), rs.LayerJob(1, np.zeros((3, 50)), keep, [])]
+    per = [rs.bytes_per_position(3, 50, la.channels, "covariance") for la in layers]
+    plan = rs.plan_passes(jobs, layers, 16 * per[0] + 4 * per[1])
     assert len(plan) == 1 and [j for j, _ in plan[0]] == [0, 1]  # everything fits: one pass
     bound = 10 * per[0]  # layer 0 in chunks of 10 + 6 positions, layer 1 of 3 + 1: the last fits beside the 6
-    plan = rot.plan_passes(jobs, layers, bound)
+    plan = rs.plan_passes(jobs, layers, bound)
     chunks = [c for chunks in plan for c in chunks]
     covered = {j: sorted(p for jj, sl in chunks if jj == j for p in range(16 if j == 0 else 4)[sl]) for j in (0, 1)}
     assert covered == {0: list(range(16)), 1: list(range(4))}
@@ -209,10 +216,10 @@ def test_plan_passes_packs_chunks_within_the_memory_bound():
 
 def test_identity_rotation_and_single_channel_layer_reuse_the_natural_scores():
     resp, acts = _toy(n_ch=1, seed=3)
-    z = rot.standardized_rows(resp)
-    st = rot.stats_from_activations(z, acts.reshape(acts.shape[0], 1, -1), "covariance")
-    q = rot.haar_rotation(1, np.random.default_rng(0))
+    z = rs.standardized_rows(resp)
+    st = rs.stats_from_activations(z, acts.reshape(acts.shape[0], 1, -1), "covariance")
+    q = rs.haar_rotation(1, np.random.default_rng(0))
     np.testing.assert_array_equal(q, np.eye(1))  # SO(1) = {1}
-    natural, rotated = rot.rotated_best_rs(st, [q, q])
+    natural, rotated = rs.rotated_best_rs(st, [q, q])
     np.testing.assert_array_equal(rotated, np.stack([natural, natural]))
     np.testing.assert_allclose(natural, brute_best_r(resp, acts, np.eye(1)), atol=1e-6)
