@@ -86,23 +86,26 @@ class Unitscope:
         """Every site's best unit within every layer."""
         return queries.layer_best(self.db, dataset, model)
 
-    def activations(self, dataset: str, model: str, layer_idx: int, channel: int, y: int = 0,
-                    x: int = 0) -> np.ndarray:
+    def activations(self, dataset: str, model: str, layer_idx: int, channel: int, y: int = 0, x: int = 0) -> np.ndarray:
         """A gathered unit's activations over the stimuli (idx order)."""
         values = queries.unit_values(self.db, dataset, model, layer_idx, channel, y, x)
         if values is None:
-            raise KeyError(f"unit ({layer_idx}, {channel}, {y}, {x}) of {model} was not gathered on {dataset}; "
-                           "gathered units are every site's top-K and 10 random units per site")
+            raise KeyError(
+                f"unit ({layer_idx}, {channel}, {y}, {x}) of {model} was not gathered on {dataset}; "
+                "gathered units are every site's top-K and 10 random units per site"
+            )
         return values
 
-    def unit_sites(self, dataset: str, model: str, layer_idx: int, channel: int, y: int = 0,
-                   x: int = 0) -> pd.DataFrame:
+    def unit_sites(
+        self, dataset: str, model: str, layer_idx: int, channel: int, y: int = 0, x: int = 0
+    ) -> pd.DataFrame:
         """Every site that has this unit in a top-K list (what the Unit page lists), one row per site and
         list: `scope` is model (matches), layer (layer_matches) or featuremap (featuremap_matches)."""
         return queries.unit_site_ranks(self.db, dataset, model, layer_idx, channel, y, x)
 
-    def unit_receptive_field(self, dataset: str, model: str, layer_idx: int, channel: int, y: int = 0,
-                             x: int = 0) -> pd.DataFrame:
+    def unit_receptive_field(
+        self, dataset: str, model: str, layer_idx: int, channel: int, y: int = 0, x: int = 0
+    ) -> pd.DataFrame:
         """The unit's receptive field, one row per method (empty when not computed)."""
         return queries.unit_rf(self.db, dataset, model, layer_idx, channel, y, x)
 

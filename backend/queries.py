@@ -194,8 +194,10 @@ def featuremap_best(db: Database, dataset: str, model: str, layer_idx: int, regi
 
 
 def site_scores(db: Database, dataset: str, model: str, site_id: str) -> pd.DataFrame:
-    return db.query("SELECT metric, value FROM site_scores WHERE dataset = ? AND model = ? AND site_id = ? "
-                    "ORDER BY metric", [dataset, model, site_id])
+    return db.query(
+        "SELECT metric, value FROM site_scores WHERE dataset = ? AND model = ? AND site_id = ? ORDER BY metric",
+        [dataset, model, site_id],
+    )
 
 
 # ---------------------------------------------------------------- statistics and analyses
@@ -211,38 +213,54 @@ def scores(db: Database, dataset: str) -> pd.DataFrame:
 
 
 def selection_curve(db: Database, dataset: str) -> pd.DataFrame:
-    return db.query("SELECT model, region, fraction, value, ci_low, ci_high, ci_scheme FROM selection_curve "
-                    "WHERE dataset = ? ORDER BY model, region, fraction", [dataset])
+    return db.query(
+        "SELECT model, region, fraction, value, ci_low, ci_high, ci_scheme FROM selection_curve "
+        "WHERE dataset = ? ORDER BY model, region, fraction",
+        [dataset],
+    )
 
 
 def model_comparisons(db: Database, dataset: str) -> pd.DataFrame:
     """Paired comparisons, the primary (held-out) metric first."""
-    return db.query("SELECT region, metric, model_a, model_b, difference, ci_low, ci_high, p_value, p_holm, test, "
-                    "ci_scheme FROM model_comparisons WHERE dataset = ? "
-                    "ORDER BY region, metric <> 'heldout_split_half', metric, model_a, model_b", [dataset])
+    return db.query(
+        "SELECT region, metric, model_a, model_b, difference, ci_low, ci_high, p_value, p_holm, test, "
+        "ci_scheme FROM model_comparisons WHERE dataset = ? "
+        "ORDER BY region, metric <> 'heldout_split_half', metric, model_a, model_b",
+        [dataset],
+    )
 
 
 def site_metric(db: Database, dataset: str, metric: str) -> pd.DataFrame:
     """One per-site statistic for every model (e.g. pls_r beside the single-unit r, Figure S4)."""
-    return db.query("SELECT ss.model, ss.site_id, s.region, ss.value FROM site_scores ss JOIN sites s "
-                    "ON s.dataset = ss.dataset AND s.site_id = ss.site_id WHERE ss.dataset = ? AND ss.metric = ?",
-                    [dataset, metric])
+    return db.query(
+        "SELECT ss.model, ss.site_id, s.region, ss.value FROM site_scores ss JOIN sites s "
+        "ON s.dataset = ss.dataset AND s.site_id = ss.site_id WHERE ss.dataset = ? AND ss.metric = ?",
+        [dataset, metric],
+    )
 
 
 def rotations(db: Database, dataset: str) -> pd.DataFrame:
-    return db.query("SELECT model, region, layer_idx, basis, run, value FROM rotations WHERE dataset = ? "
-                    "ORDER BY model, region, basis, run", [dataset])
+    return db.query(
+        "SELECT model, region, layer_idx, basis, run, value FROM rotations WHERE dataset = ? "
+        "ORDER BY model, region, basis, run",
+        [dataset],
+    )
 
 
 def decoding(db: Database, dataset: str, model: str) -> pd.DataFrame:
-    return db.query("SELECT region, train_population, test_population, variant, run, accuracy, chance FROM decoding "
-                    "WHERE dataset = ? AND model = ? ORDER BY region, variant, train_population, test_population, run",
-                    [dataset, model])
+    return db.query(
+        "SELECT region, train_population, test_population, variant, run, accuracy, chance FROM decoding "
+        "WHERE dataset = ? AND model = ? ORDER BY region, variant, train_population, test_population, run",
+        [dataset, model],
+    )
 
 
 def confusions(db: Database, dataset: str, model: str, region: str) -> pd.DataFrame:
-    return db.query("SELECT train_population, test_population, variant, true_category, predicted_category, fraction "
-                    "FROM confusions WHERE dataset = ? AND model = ? AND region = ?", [dataset, model, region])
+    return db.query(
+        "SELECT train_population, test_population, variant, true_category, predicted_category, fraction "
+        "FROM confusions WHERE dataset = ? AND model = ? AND region = ?",
+        [dataset, model, region],
+    )
 
 
 def unit_receptive_fields(db: Database, dataset: str, model: str, site_id: str) -> pd.DataFrame:
@@ -257,15 +275,17 @@ def unit_receptive_fields(db: Database, dataset: str, model: str, site_id: str) 
         "AND rf.layer_idx = m.layer_idx AND rf.channel = m.channel AND rf.y = m.y AND rf.x = m.x "
         "JOIN sites s ON s.dataset = m.dataset AND s.site_id = m.site_id "
         "WHERE m.dataset = ? AND m.model = ? AND m.site_id = ? AND m.rank = 1 ORDER BY rf.method",
-        [dataset, model, site_id])
+        [dataset, model, site_id],
+    )
 
 
 # ---------------------------------------------------------------- one unit (the Unit page)
 _UNIT_WHERE = "m.dataset = ? AND m.model = ? AND m.layer_idx = ? AND m.channel = ? AND m.y = ? AND m.x = ?"
 
 
-def unit_site_ranks(db: Database, dataset: str, model: str, layer_idx: int, channel: int, y: int,
-                    x: int) -> pd.DataFrame:
+def unit_site_ranks(
+    db: Database, dataset: str, model: str, layer_idx: int, channel: int, y: int, x: int
+) -> pd.DataFrame:
     """Every site that has this unit in one of its top-K lists, one row per (site, list).
 
     `scope` says which list: `model` (matches: top-K over the whole model), `layer` (layer_matches: top-K
@@ -288,7 +308,6 @@ def unit_rf(db: Database, dataset: str, model: str, layer_idx: int, channel: int
     """The unit's receptive fields (one row per method), where computed."""
     return db.query(
         "SELECT m.method, m.site_id, m.layer_idx, m.channel, m.y, m.x, m.x_deg, m.y_deg, m.size_deg, m.map, "
-        "m.map_size, m.extent_deg, m.distance_deg FROM receptive_fields m WHERE " + _UNIT_WHERE
-        + " ORDER BY m.method",
+        "m.map_size, m.extent_deg, m.distance_deg FROM receptive_fields m WHERE " + _UNIT_WHERE + " ORDER BY m.method",
         [dataset, model, layer_idx, channel, y, x],
     )

@@ -25,17 +25,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 def scenarios(dataset: str, model: str, sites_v4: list[str], sites_it: list[str]):
     """page -> list of zero-argument calls, each one callback (or layout) as the browser triggers it."""
-    p = {name: importlib.import_module(f"pages.{name}") for name in
-         ("overview", "dataset", "sites", "layers", "runnerups", "featuremaps", "controls", "decoding", "compare",
-          "unit")}
+    p = {
+        name: importlib.import_module(f"pages.{name}")
+        for name in (
+            "overview",
+            "dataset",
+            "sites",
+            "layers",
+            "runnerups",
+            "featuremaps",
+            "controls",
+            "decoding",
+            "compare",
+            "unit",
+        )
+    }
     from backend import data
 
     layer = data.default_layer(dataset, model, "V4")
     site_calls = []
     for s in sites_v4[:5] + sites_it[:5]:
         region = "V4" if s in sites_v4 else "IT"
-        site_calls += [lambda s=s, region=region: p["sites"].update_site(s, dataset, model, region),
-                       lambda s=s, region=region: p["sites"].update_scatter(s, 1, dataset, model, region)]
+        site_calls += [
+            lambda s=s, region=region: p["sites"].update_site(s, dataset, model, region),
+            lambda s=s, region=region: p["sites"].update_scatter(s, 1, dataset, model, region),
+        ]
     best = data.best_matches(dataset, model)
     unit_calls = []
     for s in sites_v4[:3] + sites_it[:3]:  # each site's best unit, as a link from the Sites page opens it
@@ -43,27 +57,39 @@ def scenarios(dataset: str, model: str, sites_v4: list[str], sites_it: list[str]
         region = "V4" if s in sites_v4 else "IT"
         query = {"layer_idx": int(row.layer_idx), "channel": int(row.channel), "y": int(row.y), "x": int(row.x)}
         unit_calls += [
-            lambda q=query, region=region, s=s: p["unit"].layout(dataset=dataset, model=model, region=region,
-                                                                  site=s, **q),
+            lambda q=query, region=region, s=s: p["unit"].layout(
+                dataset=dataset, model=model, region=region, site=s, **q
+            ),
             lambda q=query, region=region: p["unit"].update_unit(q, dataset, model, region),
-            lambda q=query, region=region, s=s: p["unit"].update_scatter(s, q, dataset, model, region)]
+            lambda q=query, region=region, s=s: p["unit"].update_scatter(s, q, dataset, model, region),
+        ]
     return {
-        "overview": [lambda: p["overview"].layout(dataset=dataset),
-                     lambda: p["overview"].update_metric("neural_correlation", dataset),
-                     lambda: p["overview"].update_model(model, dataset)],
-        "dataset": [lambda: p["dataset"].layout(dataset=dataset),
-                    lambda: p["dataset"].gallery_view(dataset, "Cars", "__all__", 1),
-                    lambda: p["dataset"].update_correlations(dataset, "IT"),
-                    lambda: p["dataset"].update_rf_map(dataset, sites_v4[0])],
+        "overview": [
+            lambda: p["overview"].layout(dataset=dataset),
+            lambda: p["overview"].update_metric("neural_correlation", dataset),
+            lambda: p["overview"].update_model(model, dataset),
+        ],
+        "dataset": [
+            lambda: p["dataset"].layout(dataset=dataset),
+            lambda: p["dataset"].gallery_view(dataset, "Cars", "__all__", 1),
+            lambda: p["dataset"].update_correlations(dataset, "IT"),
+            lambda: p["dataset"].update_rf_map(dataset, sites_v4[0]),
+        ],
         "sites": [lambda: p["sites"].layout(dataset=dataset, model=model), *site_calls],
-        "layers": [lambda: p["layers"].layout(dataset=dataset, model=model),
-                   lambda: p["layers"].update_layers("V4", dataset, model),
-                   lambda: p["layers"].update_layers("IT", dataset, model)],
-        "runner-ups": [lambda: p["runnerups"].update_heatmap("V4", dataset, model),
-                       lambda: p["runnerups"].update_heatmap("IT", dataset, model)],
-        "feature-maps": [lambda: p["featuremaps"].layout(dataset=dataset, model=model),
-                         lambda: p["featuremaps"].update_featuremaps("1", dataset, model, "V4", layer),
-                         lambda: p["featuremaps"].update_featuremaps("all", dataset, model, "V4", layer)],
+        "layers": [
+            lambda: p["layers"].layout(dataset=dataset, model=model),
+            lambda: p["layers"].update_layers("V4", dataset, model),
+            lambda: p["layers"].update_layers("IT", dataset, model),
+        ],
+        "runner-ups": [
+            lambda: p["runnerups"].update_heatmap("V4", dataset, model),
+            lambda: p["runnerups"].update_heatmap("IT", dataset, model),
+        ],
+        "feature-maps": [
+            lambda: p["featuremaps"].layout(dataset=dataset, model=model),
+            lambda: p["featuremaps"].update_featuremaps("1", dataset, model, "V4", layer),
+            lambda: p["featuremaps"].update_featuremaps("all", dataset, model, "V4", layer),
+        ],
         "controls": [lambda: p["controls"].update_controls("V4", dataset)],
         "decoding": [lambda: p["decoding"].update_decoding("in_sample", "matched-neural", dataset, model, "IT")],
         "compare": [lambda: p["compare"].update_compare(model, model, sites_it[0], "IT", dataset)],
@@ -88,8 +114,12 @@ def main() -> int:
 
     dataset = data.datasets()["dataset"].iloc[0]
     sites = data.sites(dataset)
-    calls = scenarios(dataset, args.model, sites[sites.region == "V4"]["site_id"].tolist(),
-                      sites[sites.region == "IT"]["site_id"].tolist())
+    calls = scenarios(
+        dataset,
+        args.model,
+        sites[sites.region == "V4"]["site_id"].tolist(),
+        sites[sites.region == "IT"]["site_id"].tolist(),
+    )
     app = importlib.import_module("app").server
     print(f"database {data.database().path}, dataset {dataset}, model {args.model}, repeats {args.repeats}")
     print(f"{'page':<14} {'calls':>5} {'cold p50':>9} {'cold p95':>9} {'cached p50':>11} {'cached p95':>11}")

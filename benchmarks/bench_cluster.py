@@ -39,15 +39,18 @@ def _copy(source: Path, dest: Path) -> Path:
     return dest / "unitscope.duckdb"
 
 
-def _batch_file(path: Path, dataset: str, models: list[str], analyses: list[str], memory_gb: float,
-                controls: list[tuple[str, str]]) -> None:
+def _batch_file(
+    path: Path, dataset: str, models: list[str], analyses: list[str], memory_gb: float, controls: list[tuple[str, str]]
+) -> None:
     q = lambda names: "[" + ", ".join(f'"{n}"' for n in names) + "]"  # noqa: E731
     text = ""
     for name, control in controls:
         text += f'[[model]]\nname = "{name}"\ncontrol = "{control}"\n'
         text += f'reference = "{name.removeprefix("random-")}"\n\n' if control == "random" else "\n"
-    text += (f"[[run]]\ndataset = \"{dataset}\"\nmodels = {q(models)}\nmemory_gb = {memory_gb}\nforce = true\n\n"
-             f"[[analyze]]\ndataset = \"{dataset}\"\nmodels = {q(models)}\nanalyses = {q(analyses)}\nforce = true\n")
+    text += (
+        f'[[run]]\ndataset = "{dataset}"\nmodels = {q(models)}\nmemory_gb = {memory_gb}\nforce = true\n\n'
+        f'[[analyze]]\ndataset = "{dataset}"\nmodels = {q(models)}\nanalyses = {q(analyses)}\nforce = true\n'
+    )
     path.write_text(text)
 
 
@@ -56,11 +59,25 @@ def _tables(db: Path) -> dict:
 
     con = duckdb.connect(str(db), read_only=True)
     try:
-        out = {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]
-               for t in ("matches", "layer_matches", "featuremap_matches", "unit_activations", "scores",
-                         "layer_scores", "site_scores", "runnerups", "featuremap_counts", "model_comparisons")}
-        out["_matches"] = con.execute("SELECT dataset, model, site_id, rank, layer_idx, channel, y, x, r FROM matches "
-                                      "ORDER BY dataset, model, site_id, rank").fetchall()
+        out = {
+            t: con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]
+            for t in (
+                "matches",
+                "layer_matches",
+                "featuremap_matches",
+                "unit_activations",
+                "scores",
+                "layer_scores",
+                "site_scores",
+                "runnerups",
+                "featuremap_counts",
+                "model_comparisons",
+            )
+        }
+        out["_matches"] = con.execute(
+            "SELECT dataset, model, site_id, rank, layer_idx, channel, y, x, r FROM matches "
+            "ORDER BY dataset, model, site_id, rank"
+        ).fetchall()
         return out
     finally:
         con.close()
@@ -92,15 +109,21 @@ def main() -> int:
     source = args.source.resolve()
     con = duckdb.connect(str(source / "unitscope.duckdb"), read_only=True)
     have = {m for (m,) in con.execute("SELECT model FROM models").fetchall()}
-    n_stim, n_sites = con.execute("SELECT n_stimuli, n_sites FROM datasets WHERE dataset = ?",
-                                  [args.dataset]).fetchone()
+    n_stim, n_sites = con.execute(
+        "SELECT n_stimuli, n_sites FROM datasets WHERE dataset = ?", [args.dataset]
+    ).fetchone()
     con.close()
-    controls = [(m, "pixels" if m.startswith("pixels") else "random") for m in args.models
-                if m not in have and (m.startswith("pixels") or m.startswith("random-"))]
+    controls = [
+        (m, "pixels" if m.startswith("pixels") else "random")
+        for m in args.models
+        if m not in have and (m.startswith("pixels") or m.startswith("random-"))
+    ]
     batch_path = work / "batch.toml"
     _batch_file(batch_path, args.dataset, args.models, args.analyses, args.memory_gb, controls)
-    print(f"dataset {args.dataset}: {n_stim} stimuli, {n_sites} sites; models {', '.join(args.models)}; "
-          f"analyses {', '.join(args.analyses)}; workdir {work}")
+    print(
+        f"dataset {args.dataset}: {n_stim} stimuli, {n_sites} sites; models {', '.join(args.models)}; "
+        f"analyses {', '.join(args.analyses)}; workdir {work}"
+    )
 
     reports = {}
     for executor in ("local", "dask"):
@@ -109,14 +132,18 @@ def main() -> int:
         client = cluster = None
         if executor == "dask":
             t_start = time.perf_counter()
-            cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                   dashboard_address="127.0.0.1:0")
+            cluster = LocalCluster(
+                n_workers=args.workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address="127.0.0.1:0",
+            )
             client = Client(cluster)
             print(f"LocalCluster of {args.workers} worker process(es) started in {time.perf_counter() - t_start:.1f} s")
         t0 = time.perf_counter()
         try:
-            report = execute_batch(load_batch(batch_path), store, executor=executor, client=client,
-                                   report=quiet.append)
+            report = execute_batch(load_batch(batch_path), store, executor=executor, client=client, report=quiet.append)
         finally:
             if client is not None:
                 client.close()
@@ -130,28 +157,40 @@ def main() -> int:
     diffs = [abs(a[-1] - b[-1]) for a, b in zip(lt["_matches"], dt["_matches"], strict=False)]
     same_units = [a[:-1] for a in lt["_matches"]] == [b[:-1] for b in dt["_matches"]]
     verdict = lambda ok: "equal" if ok else "DIFFER"  # noqa: E731
-    print(f"tables: row counts {verdict(same_counts)}; matches units {verdict(same_units)}, "
-          f"max |r| difference {max(diffs) if diffs else 0:.2e}")
-    print(f"speed-up dask/{args.workers} workers vs local: {lwall / dwall:.2f}x (this machine's cores are shared by "
-          "the workers and the coordinator)")
+    print(
+        f"tables: row counts {verdict(same_counts)}; matches units {verdict(same_units)}, "
+        f"max |r| difference {max(diffs) if diffs else 0:.2e}"
+    )
+    print(
+        f"speed-up dask/{args.workers} workers vs local: {lwall / dwall:.2f}x (this machine's cores are shared by "
+        "the workers and the coordinator)"
+    )
 
     print("\nper task (seconds)             local compute | dask compute  prepare  ingest")
     local_by = {o.task_id: o for o in lr.outcomes}
     for o in dr.outcomes:
-        print(f"  {o.task_id:<42} {local_by[o.task_id].compute_s:7.1f} | {o.compute_s:7.1f} {o.prepare_s:8.2f} "
-              f"{o.ingest_s:7.2f}")
+        print(
+            f"  {o.task_id:<42} {local_by[o.task_id].compute_s:7.1f} | {o.compute_s:7.1f} {o.prepare_s:8.2f} "
+            f"{o.ingest_s:7.2f}"
+        )
     ran = [o for o in dr.outcomes if o.state == "ran"]
     ingest = np.array([o.ingest_s for o in ran])
     prep = np.array([o.prepare_s for o in ran])
-    print(f"\ncoordinator overhead per task: ingest {ingest.mean():.2f} s (median {np.median(ingest):.2f}, max "
-          f"{ingest.max():.2f}), prepare {prep.mean():.2f} s; total {ingest.sum() + prep.sum():.1f} s of "
-          f"{dwall:.1f} s wall")
+    print(
+        f"\ncoordinator overhead per task: ingest {ingest.mean():.2f} s (median {np.median(ingest):.2f}, max "
+        f"{ingest.max():.2f}), prepare {prep.mean():.2f} s; total {ingest.sum() + prep.sum():.1f} s of "
+        f"{dwall:.1f} s wall"
+    )
     match_local = [local_by[o.task_id].compute_s for o in ran if o.task_id.startswith("match:")]
     analyses_local = [local_by[o.task_id].compute_s for o in ran if o.task_id.startswith("analyze:")]
-    print(f"matching per model (local, {n_stim} stimuli): mean {np.mean(match_local):.1f} s, max "
-          f"{np.max(match_local):.1f} s; analyses per task: mean {np.mean(analyses_local):.1f} s")
-    print("\nestimate for P pairs on W workers: wall ~ max(sum(task compute) / W, longest chain) + "
-          "P x tasks-per-pair x (prepare + ingest) when the coordinator is the bottleneck")
+    print(
+        f"matching per model (local, {n_stim} stimuli): mean {np.mean(match_local):.1f} s, max "
+        f"{np.max(match_local):.1f} s; analyses per task: mean {np.mean(analyses_local):.1f} s"
+    )
+    print(
+        "\nestimate for P pairs on W workers: wall ~ max(sum(task compute) / W, longest chain) + "
+        "P x tasks-per-pair x (prepare + ingest) when the coordinator is the bottleneck"
+    )
     return 0
 
 

@@ -51,14 +51,20 @@ def bench_kills(work: Path, kills: int) -> bool:
     db = work / "data" / "unitscope.duckdb"
     # a private engine lock: a matching job elsewhere on this machine must not stretch the timings
     env = {"UNITSCOPE_DATA": str(db.parent), "UNITSCOPE_ENGINE_LOCK": str(work / "engine.lock")}
-    for args in (["datasets", "import", "--name", "base", "--format", "folder", "--path", str(folder)],
-                 ["models", "add", "px", "--control", "pixels", "--input-size", "32"]):
+    for args in (
+        ["datasets", "import", "--name", "base", "--format", "folder", "--path", str(folder)],
+        ["models", "add", "px", "--control", "pixels", "--input-size", "32"],
+    ):
         assert precompute(db, *args, env=env).returncode == 0
     ok = True
     for step, args, expect in (
-            ("import", ["datasets", "import", "--name", "second", "--format", "folder", "--path", str(folder),
-                        "--replace"], "dataset:second"),
-            ("run", ["run", "--dataset", "base", "--model", "px", "--force"], "match:base:px")):
+        (
+            "import",
+            ["datasets", "import", "--name", "second", "--format", "folder", "--path", str(folder), "--replace"],
+            "dataset:second",
+        ),
+        ("run", ["run", "--dataset", "base", "--model", "px", "--force"], "match:base:px"),
+    ):
         t0 = time.perf_counter()
         full = precompute(db, *args, env=env)
         full_s = time.perf_counter() - t0
@@ -72,15 +78,20 @@ def bench_kills(work: Path, kills: int) -> bool:
         differ = differences(expected, result_tables(db)) if completed else []
         leftovers = sorted({f for o in outcomes for f in o.leftovers})
         remaining = sorted(f for f in os.listdir(db.parent) if ".publish-" in f or ".tmp-" in f)
-        print(f"kills/{step}: uninterrupted {full_s:.1f} s (exit {full.returncode}); {len(outcomes)} SIGKILLs at "
-              f"{min(o.delay_s for o in outcomes):.2f}-{max(o.delay_s for o in outcomes):.2f} s: "
-              f"{sum(o.unchanged for o in outcomes)} left the served file byte-identical, "
-              f"{sum(o.newer_build for o in outcomes)} found a complete newer build, "
-              f"{sum(o.finished_first for o in outcomes)} had finished first, {len(bad)} bad; "
-              f"rerun {'completed' if completed else 'FAILED'}"
-              + (f" with {len(differ)} difference(s) from the uninterrupted run: {differ[:2]}" if differ else
-                 " with the uninterrupted run's result")
-              + f"; temp files left by the kills: {len(leftovers)} {leftovers[:4]}, after the rerun: {remaining}")
+        print(
+            f"kills/{step}: uninterrupted {full_s:.1f} s (exit {full.returncode}); {len(outcomes)} SIGKILLs at "
+            f"{min(o.delay_s for o in outcomes):.2f}-{max(o.delay_s for o in outcomes):.2f} s: "
+            f"{sum(o.unchanged for o in outcomes)} left the served file byte-identical, "
+            f"{sum(o.newer_build for o in outcomes)} found a complete newer build, "
+            f"{sum(o.finished_first for o in outcomes)} had finished first, {len(bad)} bad; "
+            f"rerun {'completed' if completed else 'FAILED'}"
+            + (
+                f" with {len(differ)} difference(s) from the uninterrupted run: {differ[:2]}"
+                if differ
+                else " with the uninterrupted run's result"
+            )
+            + f"; temp files left by the kills: {len(leftovers)} {leftovers[:4]}, after the rerun: {remaining}"
+        )
         ok &= not bad and completed and not differ and not remaining
     return ok
 
@@ -93,9 +104,17 @@ def bench_swap(work: Path, seconds: float) -> bool:
 
     db = toy_database(work / "swap")
     store = Store(db)
-    env = {"UNITSCOPE_DATA": str(db.parent), "UNITSCOPE_DB": str(db), "UNITSCOPE_CACHE": "filesystem",
-           "UNITSCOPE_CACHE_DIR": str(work / "swap-cache"), "GUNICORN_WORKERS": "2", "GUNICORN_THREADS": "4",
-           "UNITSCOPE_LOG_LEVEL": "WARNING", "UNITSCOPE_AUTH_USER": "", "UNITSCOPE_AUTH_PASSWORD": ""}
+    env = {
+        "UNITSCOPE_DATA": str(db.parent),
+        "UNITSCOPE_DB": str(db),
+        "UNITSCOPE_CACHE": "filesystem",
+        "UNITSCOPE_CACHE_DIR": str(work / "swap-cache"),
+        "GUNICORN_WORKERS": "2",
+        "GUNICORN_THREADS": "4",
+        "UNITSCOPE_LOG_LEVEL": "WARNING",
+        "UNITSCOPE_AUTH_USER": "",
+        "UNITSCOPE_AUTH_PASSWORD": "",
+    }
     published: dict[str, tuple[int, float]] = {}
     seen: list[tuple[float, str, int]] = []
     lock = threading.Lock()
@@ -126,8 +145,12 @@ def bench_swap(work: Path, seconds: float) -> bool:
         watchers = [threading.Thread(target=overview_user, args=(i,), daemon=True) for i in range(2)]
         for th in watchers:
             th.start()
-        load = threading.Thread(target=lambda: rec.samples.extend(
-            run_load(lambda: HttpTransport(url), users=6, seconds=seconds, seed=5).samples), daemon=True)
+        load = threading.Thread(
+            target=lambda: rec.samples.extend(
+                run_load(lambda: HttpTransport(url), users=6, seconds=seconds, seed=5).samples
+            ),
+            daemon=True,
+        )
         load.start()
         n, t_end = 0, time.monotonic() + seconds
         while time.monotonic() < t_end:
@@ -142,12 +165,15 @@ def bench_swap(work: Path, seconds: float) -> bool:
     mixed = [s for s in seen if s[1] not in published or published[s[1]][0] != s[2]]
     # a response whose request started after build k was published must show build >= k
     finished = sorted((t, k) for k, t in published.values())
-    stale = [s for s in seen if s[1] in published
-             and published[s[1]][0] < max([k for t, k in finished if t < s[0]] or [0])]
+    stale = [
+        s for s in seen if s[1] in published and published[s[1]][0] < max([k for t, k in finished if t < s[0]] or [0])
+    ]
     errors = rec.errors()
-    print(f"swap: {n} publishes in {seconds:.0f} s under 8 users: {len(rec.samples)} requests, {len(errors)} failed, "
-          f"{len(seen)} Overview responses checked, {len(mixed)} mixed two builds, {len(stale)} showed an older "
-          f"build than one published before they started")
+    print(
+        f"swap: {n} publishes in {seconds:.0f} s under 8 users: {len(rec.samples)} requests, {len(errors)} failed, "
+        f"{len(seen)} Overview responses checked, {len(mixed)} mixed two builds, {len(stale)} showed an older "
+        f"build than one published before they started"
+    )
     for s in errors[:5]:
         print(f"  ERROR {s.kind} {s.target}: {s.status} {s.error[:160]!r}")
     return not errors and not mixed and not stale
@@ -168,8 +194,13 @@ def bench_fuzz(work: Path, n: int) -> bool:
     secret.write_bytes(b"UNITSCOPE-CANARY-bench\n")
     opened: list[str] = []
     active = {"on": False}
-    sys.addaudithook(lambda ev, a: opened.append(os.fsdecode(a[0])) if active["on"] and ev == "open"
-                     and a and isinstance(a[0], (str, bytes, os.PathLike)) else None)
+    sys.addaudithook(
+        lambda ev, a: (
+            opened.append(os.fsdecode(a[0]))
+            if active["on"] and ev == "open" and a and isinstance(a[0], (str, bytes, os.PathLike))
+            else None
+        )
+    )
     transport = FlaskTransport(importlib.import_module("app").server)
     site = DashSite(transport)
     cases = fuzz_cases(site, export_names_from(site, transport), random.Random(11), n, secret_path=str(secret))
@@ -197,9 +228,11 @@ def bench_fuzz(work: Path, n: int) -> bool:
         counts[kind(label)][1] += 1
     leaks = [f for f in failures if "forbidden" in f[2]]
     canary_opened = str(secret) in opened
-    print(f"fuzz: {len(cases)} requests in {time.perf_counter() - t0:.1f} s; 5xx by kind: "
-          + ", ".join(f"{k} {v[1]}/{v[0]}" for k, v in sorted(counts.items()))
-          + f"; canary file opened: {canary_opened}; canary or /etc/passwd in a response: {len(leaks)}")
+    print(
+        f"fuzz: {len(cases)} requests in {time.perf_counter() - t0:.1f} s; 5xx by kind: "
+        + ", ".join(f"{k} {v[1]}/{v[0]}" for k, v in sorted(counts.items()))
+        + f"; canary file opened: {canary_opened}; canary or /etc/passwd in a response: {len(leaks)}"
+    )
     for label, status, why in failures[:8]:
         print(f"  {status} {label[:150]} -> {why[:100]!r}")
     return not leaks and not canary_opened

@@ -36,8 +36,9 @@ def make_inputs(work: Path) -> tuple[Path, Path, Path]:
     levels = np.repeat([0, 3, 6], [640, 2560, 2560])
     ids = np.array([f"{i:040x}" for i in range(len(levels))], dtype=object)
     files = [f"img_{i:05d}.png" for i in range(len(levels))]
-    pd.DataFrame({"image_id": ids, "image_file_name": files, "variation": levels,
-                  "category_name": "c", "object_name": "o"}).to_csv(work / "image_bench.csv", index=False)
+    pd.DataFrame(
+        {"image_id": ids, "image_file_name": files, "variation": levels, "category_name": "c", "object_name": "o"}
+    ).to_csv(work / "image_bench.csv", index=False)
     with zipfile.ZipFile(work / "image_bench.zip", "w") as z:
         tiny = png_bytes(rng, (8, 8))
         for name in files:
@@ -50,12 +51,17 @@ def make_inputs(work: Path) -> tuple[Path, Path, Path]:
     sites = majajhong_sites()
     assert len(pres_stim) == 268_800 and len(sites) == 296
     values = rng.standard_normal((296, len(pres_stim), 1), dtype=np.float32)
-    coords = {"image_id": ("presentation", ids[pres_stim]), "repetition": ("presentation", pres_rep),
-              "time_bin_start": ("time_bin", [70]), "time_bin_end": ("time_bin", [170])}
+    coords = {
+        "image_id": ("presentation", ids[pres_stim]),
+        "repetition": ("presentation", pres_rep),
+        "time_bin_start": ("time_bin", [70]),
+        "time_bin_end": ("time_bin", [170]),
+    }
     for col in sites.columns:
         coords[col] = ("neuroid", sites[col].to_numpy())
     xr.DataArray(values, dims=("neuroid", "presentation", "time_bin"), coords=coords).to_netcdf(
-        work / "assy_bench.nc", engine="h5netcdf")
+        work / "assy_bench.nc", engine="h5netcdf"
+    )
     return work / "assy_bench.nc", work / "image_bench.csv", work / "image_bench.zip"
 
 
@@ -81,15 +87,19 @@ def main() -> int:
     if not (work / "assy_bench.nc").exists():
         t0 = time.perf_counter()
         make_inputs(work)
-        print(f"wrote inputs in {time.perf_counter() - t0:.1f} s to {work} "
-              f"(assembly {(work / 'assy_bench.nc').stat().st_size / 2**20:.0f} MiB)")
+        print(
+            f"wrote inputs in {time.perf_counter() - t0:.1f} s to {work} "
+            f"(assembly {(work / 'assy_bench.nc').stat().st_size / 2**20:.0f} MiB)"
+        )
     nc, csv, zp = work / "assy_bench.nc", work / "image_bench.csv", work / "image_bench.zip"
     for preset in (None, "majajhong2015"):
         code = CHILD.format(root=str(ROOT), nc=str(nc), csv=str(csv), zip=str(zp), preset=preset)
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         res = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"preset={preset or 'none':<14} {res['seconds']:6.1f} s  peak RSS {res['peak_rss_mb']:7.0f} MB  "
-              f"-> {res['sites']} sites x {res['stimuli']} stimuli, trials {tuple(res['trials_shape'])}")
+        print(
+            f"preset={preset or 'none':<14} {res['seconds']:6.1f} s  peak RSS {res['peak_rss_mb']:7.0f} MB  "
+            f"-> {res['sites']} sites x {res['stimuli']} stimuli, trials {tuple(res['trials_shape'])}"
+        )
     return 0
 
 

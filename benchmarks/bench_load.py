@@ -55,23 +55,36 @@ def main() -> int:
         work = Path(tmp)
         db = args.db.resolve() if args.db else toy_database(work / "data")
         auth = ("bench", "bench-password") if args.auth else None
-        env = {"UNITSCOPE_DATA": str(db.parent), "UNITSCOPE_DB": str(db), "UNITSCOPE_CACHE": args.cache,
-               "UNITSCOPE_CACHE_DIR": str(work / "cache"), "GUNICORN_WORKERS": str(args.workers),
-               "GUNICORN_THREADS": str(args.threads), "UNITSCOPE_LOG_LEVEL": "WARNING",
-               "UNITSCOPE_AUTH_USER": auth[0] if auth else "", "UNITSCOPE_AUTH_PASSWORD": auth[1] if auth else "",
-               "UNITSCOPE_AUTH_TOKEN": ""}
+        env = {
+            "UNITSCOPE_DATA": str(db.parent),
+            "UNITSCOPE_DB": str(db),
+            "UNITSCOPE_CACHE": args.cache,
+            "UNITSCOPE_CACHE_DIR": str(work / "cache"),
+            "GUNICORN_WORKERS": str(args.workers),
+            "GUNICORN_THREADS": str(args.threads),
+            "UNITSCOPE_LOG_LEVEL": "WARNING",
+            "UNITSCOPE_AUTH_USER": auth[0] if auth else "",
+            "UNITSCOPE_AUTH_PASSWORD": auth[1] if auth else "",
+            "UNITSCOPE_AUTH_TOKEN": "",
+        }
         with serve_locally(env, log_path=work / "gunicorn.log") as url:
             rec = run_load(lambda: HttpTransport(url, auth=auth), users=args.users, seconds=args.seconds)
         summary = rec.summary()
         errors = rec.errors()
-        print(f"load: {args.users} users x {args.seconds:.0f} s, gunicorn {args.workers} workers x {args.threads} "
-              f"threads, cache {args.cache}, auth {'on' if auth else 'off'}, cpus {os.cpu_count()}")
+        print(
+            f"load: {args.users} users x {args.seconds:.0f} s, gunicorn {args.workers} workers x {args.threads} "
+            f"threads, cache {args.cache}, auth {'on' if auth else 'off'}, cpus {os.cpu_count()}"
+        )
         print(f"  requests {summary['requests']} ({summary['requests'] / args.seconds:.1f}/s), errors {len(errors)}")
-        print(f"  latency p50 {summary['p50_s']:.3f} s  p95 {summary['p95_s']:.3f} s  p99 {summary['p99_s']:.3f} s  "
-              f"max {summary['max_s']:.3f} s  (target p95 <= 1 s: {'met' if summary['p95_s'] <= 1 else 'NOT met'})")
+        print(
+            f"  latency p50 {summary['p50_s']:.3f} s  p95 {summary['p95_s']:.3f} s  p99 {summary['p99_s']:.3f} s  "
+            f"max {summary['max_s']:.3f} s  (target p95 <= 1 s: {'met' if summary['p95_s'] <= 1 else 'NOT met'})"
+        )
         for kind, row in rec.by_kind().items():
-            print(f"  {kind:9s} n={row['n']:6d}  p50 {row['p50_s']:.3f} s  p95 {row['p95_s']:.3f} s  "
-                  f"max {row['max_s']:.3f} s")
+            print(
+                f"  {kind:9s} n={row['n']:6d}  p50 {row['p50_s']:.3f} s  p95 {row['p95_s']:.3f} s  "
+                f"max {row['max_s']:.3f} s"
+            )
         for sample in errors[:10]:
             print(f"  ERROR {sample.kind} {sample.target}: {sample.status} {sample.error[:160]!r}")
         print(json.dumps({"summary": summary, "by_kind": rec.by_kind(), "errors": len(errors)}))

@@ -77,20 +77,29 @@ def setup(workdir: Path, model: str, n_stim: int, n_sites: int) -> None:
         sites = [f"IT-{j:03d}" for j in range(n_sites)]
         resp = rng.standard_normal((n_sites, n_stim)).astype(np.float32)
         frames = {
-            "long": pd.DataFrame({"dataset": DATASET, "site_id": np.repeat(sites, n_stim),
-                                  "stimulus_id": np.tile(ids, n_sites), "response": resp.reshape(-1)}),
+            "long": pd.DataFrame(
+                {
+                    "dataset": DATASET,
+                    "site_id": np.repeat(sites, n_stim),
+                    "stimulus_id": np.tile(ids, n_sites),
+                    "response": resp.reshape(-1),
+                }
+            ),
             "stim": pd.DataFrame({"dataset": DATASET, "stimulus_id": ids, "idx": np.arange(n_stim, dtype=np.int32)}),
             "imgs": pd.DataFrame({"dataset": DATASET, "stimulus_id": ids, "png": pngs}),
-            "site_df": pd.DataFrame({"dataset": DATASET, "site_id": sites, "idx": np.arange(n_sites, dtype=np.int32),
-                                     "region": "IT"}),
+            "site_df": pd.DataFrame(
+                {"dataset": DATASET, "site_id": sites, "idx": np.arange(n_sites, dtype=np.int32), "region": "IT"}
+            ),
         }
         with store.step("bench:dataset", publish=False) as con:
             for name, frame in frames.items():  # registered explicitly: names in SQL, not Python variables
                 con.register(name, frame)
             for table in ("datasets", "stimuli", "stimulus_images", "sites", "responses"):
                 con.execute(f"DELETE FROM {table} WHERE dataset = ?", [DATASET])
-            con.execute("INSERT INTO datasets (dataset, synthetic, n_stimuli, n_sites) VALUES (?, true, ?, ?)",
-                        [DATASET, n_stim, n_sites])
+            con.execute(
+                "INSERT INTO datasets (dataset, synthetic, n_stimuli, n_sites) VALUES (?, true, ?, ?)",
+                [DATASET, n_stim, n_sites],
+            )
             con.execute("INSERT INTO stimuli (dataset, stimulus_id, idx) SELECT * FROM stim")
             con.execute("INSERT INTO stimulus_images SELECT * FROM imgs")
             con.execute("INSERT INTO sites (dataset, site_id, idx, region) SELECT * FROM site_df")
@@ -136,12 +145,12 @@ def phase_peak(_args) -> dict:
         rng = np.random.default_rng(stage)
         zext = rng.standard_normal((257, stage), dtype=np.float32)
         flat = rng.standard_normal(stage * units, dtype=np.float32)
-        blocks = [flat[stage * quarter * i:stage * quarter * (i + 1)].reshape(stage, quarter) for i in range(4)]
+        blocks = [flat[stage * quarter * i : stage * quarter * (i + 1)].reshape(stage, quarter) for i in range(4)]
         acc = np.zeros((257, units), np.float32)
 
         def step(acc=acc, zext=zext, blocks=blocks):
             for i, block in enumerate(blocks):
-                blas.accumulate(acc[:, quarter * i:quarter * (i + 1)], zext, block)
+                blas.accumulate(acc[:, quarter * i : quarter * (i + 1)], zext, block)
 
         step()
         t = min(_timed(step) for _ in range(3))
@@ -165,8 +174,12 @@ def phase_touch(args) -> dict:
         chunks.append(torch.empty(GiB // 4, dtype=torch.float32))
         first.append(_timed(lambda: chunks[-1].fill_(0.0)))
     again = min(_timed(lambda: [c.fill_(1.0) for c in chunks]) for _ in range(2)) / len(chunks)
-    return {"first_s_per_gib": sum(first) / len(first), "first_each_s": [round(t, 2) for t in first],
-            "again_s_per_gib": again, "free_page_reporting": free_page_reporting()}
+    return {
+        "first_s_per_gib": sum(first) / len(first),
+        "first_each_s": [round(t, 2) for t in first],
+        "again_s_per_gib": again,
+        "free_page_reporting": free_page_reporting(),
+    }
 
 
 def free_page_reporting() -> bool | None:
@@ -201,8 +214,13 @@ def phase_inference(args) -> dict:
         t1 = time.perf_counter()
         source.activations(images, [inputs.stimulus_ids[i] for i in idx])
         t_inf += time.perf_counter() - t1
-    return {"inference_s": t_inf, "with_decode_s": time.perf_counter() - t0,
-            "units": sum(la.units for la in source.layers), "layers": len(source.layers), "rss": peak_rss()}
+    return {
+        "inference_s": t_inf,
+        "with_decode_s": time.perf_counter() - t0,
+        "units": sum(la.units for la in source.layers),
+        "layers": len(source.layers),
+        "rss": peak_rss(),
+    }
 
 
 def _training_sets(workdir: Path, n: int):
@@ -214,8 +232,9 @@ def _training_sets(workdir: Path, n: int):
     from precompute.match.checkpoints import Checkpoints
 
     con = duckdb.connect(str(workdir / "unitscope.work.duckdb"), read_only=True)
-    stimuli = con.execute("SELECT stimulus_id, object, category FROM stimuli WHERE dataset = ? ORDER BY idx",
-                          [DATASET]).df()
+    stimuli = con.execute(
+        "SELECT stimulus_id, object, category FROM stimuli WHERE dataset = ? ORDER BY idx", [DATASET]
+    ).df()
     con.close()
     return Checkpoints(training_masks(folds_for(DATASET, pd.DataFrame(stimuli.iloc[:n])), TRAIN_FOLDS))
 
@@ -232,13 +251,23 @@ def phase_match(args) -> dict:
     stages = {"max_stage": args.max_stage, "min_stage": min(args.max_stage, 128)} if args.max_stage else {}
     checkpoints = None if args.no_training_sets else _training_sets(args.workdir, len(inputs.stimulus_ids))
     t0 = time.perf_counter()
-    result = match_units(source, feed, RowSet.from_matrix(inputs.responses),
-                         EngineConfig(memory_bytes=memory, progress=f"{args.model} match", **stages), checkpoints)
+    result = match_units(
+        source,
+        feed,
+        RowSet.from_matrix(inputs.responses),
+        EngineConfig(memory_bytes=memory, progress=f"{args.model} match", **stages),
+        checkpoints,
+    )
     match_s = time.perf_counter() - t0
-    out = {"match_s": match_s, "budget": memory, "n_passes": len(result.plan.passes), "stage": result.plan.stage,
-           "rss_match": peak_rss(), **result.timings,
-           "flops": 2.0 * (len(inputs.site_ids) + 1) * len(inputs.stimulus_ids)
-           * sum(la.units for la in source.layers)}
+    out = {
+        "match_s": match_s,
+        "budget": memory,
+        "n_passes": len(result.plan.passes),
+        "stage": result.plan.stage,
+        "rss_match": peak_rss(),
+        **result.timings,
+        "flops": 2.0 * (len(inputs.site_ids) + 1) * len(inputs.stimulus_ids) * sum(la.units for la in source.layers),
+    }
     if args.gather:
         units = select_gather_units(result)
         t0 = time.perf_counter()
@@ -291,8 +320,13 @@ def phase_naive(args) -> dict:
     return out
 
 
-PHASES = {"peak": phase_peak, "touch": phase_touch, "inference": phase_inference, "match": phase_match,
-          "naive": phase_naive}
+PHASES = {
+    "peak": phase_peak,
+    "touch": phase_touch,
+    "inference": phase_inference,
+    "match": phase_match,
+    "naive": phase_naive,
+}
 
 
 def run_phase(name: str, args, **extra) -> dict:
@@ -317,8 +351,12 @@ def main() -> None:
     p.add_argument("--sites", type=int, default=256)
     p.add_argument("--small-gb", type=float, default=2.0)
     p.add_argument("--naive-stimuli", type=int, default=256)
-    p.add_argument("--naive-engine-gb", type=float, default=1.5,
-                   help="the engine's budget on the naive baseline's work (default 1 GiB)")
+    p.add_argument(
+        "--naive-engine-gb",
+        type=float,
+        default=1.5,
+        help="the engine's budget on the naive baseline's work (default 1 GiB)",
+    )
     p.add_argument("--skip-small", action="store_true")
     p.add_argument("--skip-naive", action="store_true")
     p.add_argument("--top-k", type=int, default=100)
@@ -328,8 +366,11 @@ def main() -> None:
     p.add_argument("--gather", action="store_true")
     p.add_argument("--save-top")
     p.add_argument("--max-stage", type=int, help="cap the engine's stage (compare plans)")
-    p.add_argument("--no-training-sets", action="store_true",
-                   help="match without searching the 9 nested training sets (as before held-out selection)")
+    p.add_argument(
+        "--no-training-sets",
+        action="store_true",
+        help="match without searching the 9 nested training sets (as before held-out selection)",
+    )
     args = p.parse_args()
     if args.phase:
         import logging
@@ -354,55 +395,83 @@ def main() -> None:
     pk = peak["peak_gflops"]
     gflops = match["flops"] / match["product_s"] / 1e9
     ideal = inf["inference_s"] + match["flops"] / (pk * 1e9)
-    print(f"\n== bench_match: {args.model} ({inf['layers']} layers, {inf['units'] / 1e6:.2f} M units), "
-          f"{args.stimuli} stimuli x {args.sites} sites ==")
-    print(f"float32 matmul peak (numpy 2048^3):     {pk:8.1f} GFLOP/s   (the engine's product on 1M units: "
-          f"stage 128 {peak['engine_128_gflops']:.1f}, stage 256 {peak['engine_256_gflops']:.1f}; "
-          f"torch addmm_ (MKL) at 128: {peak['torch_addmm_128_gflops']:.1f})")
-    print(f"onnxruntime inference alone:            {inf['inference_s']:8.1f} s   "
-          f"({args.stimuli / inf['inference_s']:.0f} stimuli/s; with PNG decode {inf['with_decode_s']:.1f} s)")
-    print(f"matching (default budget {match['budget'] / GiB:.1f} GiB): {match['match_s']:8.1f} s   "
-          f"({match['n_passes']} pass(es), stage {match['stage']}; inference {match['inference_s']:.1f} s, "
-          f"shift and squares {match['staging_s']:.1f} s, product {match['product_s']:.1f} s, "
-          f"first touch of the accumulator and stage {match.get('allocate_s', 0.0):.1f} s, "
-          f"top-k {match['topk_s']:.1f} s, PNG decode {match.get('decode_s', 0.0):.1f} s)")
+    print(
+        f"\n== bench_match: {args.model} ({inf['layers']} layers, {inf['units'] / 1e6:.2f} M units), "
+        f"{args.stimuli} stimuli x {args.sites} sites =="
+    )
+    print(
+        f"float32 matmul peak (numpy 2048^3):     {pk:8.1f} GFLOP/s   (the engine's product on 1M units: "
+        f"stage 128 {peak['engine_128_gflops']:.1f}, stage 256 {peak['engine_256_gflops']:.1f}; "
+        f"torch addmm_ (MKL) at 128: {peak['torch_addmm_128_gflops']:.1f})"
+    )
+    print(
+        f"onnxruntime inference alone:            {inf['inference_s']:8.1f} s   "
+        f"({args.stimuli / inf['inference_s']:.0f} stimuli/s; with PNG decode {inf['with_decode_s']:.1f} s)"
+    )
+    print(
+        f"matching (default budget {match['budget'] / GiB:.1f} GiB): {match['match_s']:8.1f} s   "
+        f"({match['n_passes']} pass(es), stage {match['stage']}; inference {match['inference_s']:.1f} s, "
+        f"shift and squares {match['staging_s']:.1f} s, product {match['product_s']:.1f} s, "
+        f"first touch of the accumulator and stage {match.get('allocate_s', 0.0):.1f} s, "
+        f"top-k {match['topk_s']:.1f} s, PNG decode {match.get('decode_s', 0.0):.1f} s)"
+    )
     if "checkpoint_s" in match:
-        print(f"  searching the 9 training sets:        {match['checkpoint_s']:8.1f} s   (the held-out selection, "
-              f"folds 0..t-1 over all units: {match['checkpoint_s'] / 9:.2f} s each, "
-              f"{match['checkpoint_s'] / match['match_s']:.1%} of matching)")
-    print(f"correlation product:                    {match['flops'] / 1e12:8.2f} TFLOP at {gflops:.1f} GFLOP/s "
-          f"= {gflops / pk:.0%} of peak (target >= 75%)")
-    print(f"matching / (inference + FLOPs at peak): {match['match_s'] / ideal:8.2f}     (target <= 1.25; "
-          f"ideal {ideal:.1f} s)")
+        print(
+            f"  searching the 9 training sets:        {match['checkpoint_s']:8.1f} s   (the held-out selection, "
+            f"folds 0..t-1 over all units: {match['checkpoint_s'] / 9:.2f} s each, "
+            f"{match['checkpoint_s'] / match['match_s']:.1%} of matching)"
+        )
+    print(
+        f"correlation product:                    {match['flops'] / 1e12:8.2f} TFLOP at {gflops:.1f} GFLOP/s "
+        f"= {gflops / pk:.0%} of peak (target >= 75%)"
+    )
+    print(
+        f"matching / (inference + FLOPs at peak): {match['match_s'] / ideal:8.2f}     (target <= 1.25; "
+        f"ideal {ideal:.1f} s)"
+    )
     touch = match.get("allocate_s", 0.0)
     touched = (args.sites + 1 + match["stage"]) * inf["units"] * 4 / GiB
-    print(f"  the same without the first touch:     {(match['match_s'] - touch) / ideal:8.2f}     (writing "
-          f"{touched:.1f} GiB of fresh memory the first time took {touch:.1f} s = {touch / touched:.2f} s/GiB)")
+    print(
+        f"  the same without the first touch:     {(match['match_s'] - touch) / ideal:8.2f}     (writing "
+        f"{touched:.1f} GiB of fresh memory the first time took {touch:.1f} s = {touch / touched:.2f} s/GiB)"
+    )
     each, again = touch_rate["first_each_s"], touch_rate["again_s_per_gib"]
     reporting = {True: "on", False: "off", None: "no balloon"}[touch_rate["free_page_reporting"]]
-    print(f"fresh memory on this machine:           {float(np.median(each)):8.2f} s/GiB median first write "
-          f"(per GiB: {', '.join(f'{t:.2f}' for t in each)}), {again:.3f} s/GiB written again "
-          f"(own process; virtio-balloon free page reporting: {reporting})")
+    print(
+        f"fresh memory on this machine:           {float(np.median(each)):8.2f} s/GiB median first write "
+        f"(per GiB: {', '.join(f'{t:.2f}' for t in each)}), {again:.3f} s/GiB written again "
+        f"(own process; virtio-balloon free page reporting: {reporting})"
+    )
     # The one-pass plan must write its accumulator and stage once; with every other cost above the ideal at
     # zero (shift, squares, top-k, decoding, the product's gap to the peak), that alone gives
-    print(f"  floor set by the first touch:         {(ideal + touch) / ideal:8.2f}     ((ideal + this run's first "
-          f"touch) / ideal: the least this plan's memory allows on this machine)")
+    print(
+        f"  floor set by the first touch:         {(ideal + touch) / ideal:8.2f}     ((ideal + this run's first "
+        f"touch) / ideal: the least this plan's memory allows on this machine)"
+    )
     # ... and with the product at the best rate this machine's BLAS reaches on the product's shape in
     # isolation (the peak phase, at the plan's stage), nothing else counted:
     best = peak.get(f"engine_{match['stage']}_gflops")
     if best:
         floor = (inf["inference_s"] + match["flops"] / (best * 1e9) + touch) / ideal
-        print(f"  floor with the product's own best:    {floor:8.2f}     (inference alone + the product at "
-              f"{best:.1f} GFLOP/s, its rate in isolation at stage {match['stage']} + the first touch)")
-    print(f"gather pass:                            {match['gather_s']:8.1f} s   ({match['gathered']} units; "
-          f"{match['gather_s'] / inf['inference_s']:.2f} x an inference pass, "
-          f"{match['gather_s'] / inf['with_decode_s']:.2f} x one with its PNG decoding; target <= 1.2)")
-    print(f"peak resident memory (match + gather):  {match['rss'] / GiB:8.2f} GiB (budget {match['budget'] / GiB:.1f}"
-          f" GiB; target <= budget + 1 GiB)")
+        print(
+            f"  floor with the product's own best:    {floor:8.2f}     (inference alone + the product at "
+            f"{best:.1f} GFLOP/s, its rate in isolation at stage {match['stage']} + the first touch)"
+        )
+    print(
+        f"gather pass:                            {match['gather_s']:8.1f} s   ({match['gathered']} units; "
+        f"{match['gather_s'] / inf['inference_s']:.2f} x an inference pass, "
+        f"{match['gather_s'] / inf['with_decode_s']:.2f} x one with its PNG decoding; target <= 1.2)"
+    )
+    print(
+        f"peak resident memory (match + gather):  {match['rss'] / GiB:8.2f} GiB (budget {match['budget'] / GiB:.1f}"
+        f" GiB; target <= budget + 1 GiB)"
+    )
     if not args.skip_small:
         small = run_phase("match", args, memory_gb=args.small_gb)
-        print(f"--memory-gb {args.small_gb:g}:                        {small['match_s']:8.1f} s   "
-              f"({small['n_passes']} passes, stage {small['stage']}; peak RSS {small['rss'] / GiB:.2f} GiB)")
+        print(
+            f"--memory-gb {args.small_gb:g}:                        {small['match_s']:8.1f} s   "
+            f"({small['n_passes']} passes, stage {small['stage']}; peak RSS {small['rss'] / GiB:.2f} GiB)"
+        )
     if not args.skip_naive:
         n = args.naive_stimuli
         eng_top = str(args.workdir / "engine_top.npy")
@@ -412,12 +481,16 @@ def main() -> None:
         e, v = np.load(eng_top), np.load(nai_top)
         same = float(np.mean(e[0] == v[0]))
         dr = float(np.nanmax(np.abs(np.where(np.isfinite(e[1]), e[1], 0) - np.where(np.isfinite(v[1]), v[1], 0))))
-        print(f"naive baseline on {n} stimuli:           {naive['naive_s']:8.1f} s, peak {naive['rss'] / GiB:.2f} GiB;"
-              f" engine on the same (--memory-gb {args.naive_engine_gb:g}): {eng['match_s']:.1f} s, "
-              f"{eng['n_passes']} passes, peak {eng['rss'] / GiB:.2f} GiB")
-        print(f"  speed-up {naive['naive_s'] / eng['match_s']:.1f}x, memory ratio engine/naive "
-              f"{eng['rss'] / naive['rss']:.2f}; same top-K units {same:.1%}, "
-              f"max |r difference| at equal rank {dr:.1e}")
+        print(
+            f"naive baseline on {n} stimuli:           {naive['naive_s']:8.1f} s, peak {naive['rss'] / GiB:.2f} GiB;"
+            f" engine on the same (--memory-gb {args.naive_engine_gb:g}): {eng['match_s']:.1f} s, "
+            f"{eng['n_passes']} passes, peak {eng['rss'] / GiB:.2f} GiB"
+        )
+        print(
+            f"  speed-up {naive['naive_s'] / eng['match_s']:.1f}x, memory ratio engine/naive "
+            f"{eng['rss'] / naive['rss']:.2f}; same top-K units {same:.1%}, "
+            f"max |r difference| at equal rank {dr:.1e}"
+        )
     if tmp is not None:
         tmp.cleanup()
 

@@ -25,13 +25,26 @@ from backend import schema  # noqa: E402
 
 #: what says when or how long, not what was computed
 SKIPPED_TABLES = {"build_info"}
-SKIPPED_COLUMNS = {"created_at", "updated_at", "build_id", "match_s", "gather_s", "inference_s", "elapsed_s",
-                   "seconds", "wall_s", "onnx_path", "export_s"}
+SKIPPED_COLUMNS = {
+    "created_at",
+    "updated_at",
+    "build_id",
+    "match_s",
+    "gather_s",
+    "inference_s",
+    "elapsed_s",
+    "seconds",
+    "wall_s",
+    "onnx_path",
+    "export_s",
+}
 
 
 def _columns(con, table: str) -> list[tuple[str, str]]:
-    rows = con.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
-                       "ORDER BY ordinal_position", [table]).fetchall()
+    rows = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+        [table],
+    ).fetchall()
     return [(c, t) for c, t in rows if c not in SKIPPED_COLUMNS and "TIMESTAMP" not in t and not c.endswith("_s")]
 
 
@@ -59,8 +72,9 @@ def compare_table(before, after, table: str, tol: float) -> tuple[int, str | Non
     if not cols:
         return 0, None
     keys = [c for c, t in cols if not _is_float(t) and "[]" not in t] or [c for c, _ in cols]
-    sql = f'SELECT {", ".join(chr(34) + c + chr(34) for c, _ in cols)} FROM "{table}" ORDER BY ' + \
-        ", ".join(f'"{k}"' for k in keys)
+    sql = f'SELECT {", ".join(chr(34) + c + chr(34) for c, _ in cols)} FROM "{table}" ORDER BY ' + ", ".join(
+        f'"{k}"' for k in keys
+    )
     a, b = before.execute(sql).fetchall(), after.execute(sql).fetchall()
     if len(a) != len(b):
         return len(a), f"{len(a)} rows before, {len(b)} after"

@@ -50,8 +50,9 @@ def ensure_venv(venv: Path) -> Path:
         return python
     print(f"[crosscheck] building {venv} with {BRAINSCORE} (a few minutes, once)", flush=True)
     if not python.exists():
-        subprocess.run([sys.executable if sys.version_info[:2] == (3, 11) else "python3.11", "-m", "venv",
-                        str(venv)], check=True)
+        subprocess.run(
+            [sys.executable if sys.version_info[:2] == (3, 11) else "python3.11", "-m", "venv", str(venv)], check=True
+        )
     subprocess.run([str(python), "-m", "pip", "install", "-q", "-U", "pip", "setuptools", "wheel"], check=True)
     subprocess.run([str(python), "-m", "pip", "install", "-q", BRAINSCORE], check=True)
     ready.touch()
@@ -71,8 +72,9 @@ def export(db: Path, dataset: str, model: str, per_site: int, out: Path) -> dict
         sites = ctx.sites().reset_index(drop=True)
         responses = ctx.responses()
         trials = ctx.trials()
-        objects = [o for (o,) in con.execute("SELECT object FROM stimuli WHERE dataset = ? ORDER BY idx",
-                                             [dataset]).fetchall()]
+        objects = [
+            o for (o,) in con.execute("SELECT object FROM stimuli WHERE dataset = ? ORDER BY idx", [dataset]).fetchall()
+        ]
         folds = ctx.folds()
         chosen = {t: ctx.split_units(t) for t in (SPLIT_HALF_TRAIN_FOLDS, N2N_TRAIN_FOLDS)}
         top = ctx.matches()
@@ -81,23 +83,40 @@ def export(db: Path, dataset: str, model: str, per_site: int, out: Path) -> dict
         units |= set(top[["layer_idx", "channel", "y", "x"]].astype(int).itertuples(index=False, name=None))
         units = sorted(units)
         values = ctx.unit_values(units).astype(np.float32)
-        scores = con.execute("SELECT region, metric, value, ci_low, ci_high FROM scores WHERE dataset = ? AND "
-                             "model = ? AND metric IN ('heldout_split_half', 'heldout_n2n', 'consistency', "
-                             "'brainscore_ceiled')", [dataset, model]).df()
-        site_scores = con.execute("SELECT site_id, metric, value FROM site_scores WHERE dataset = ? AND model = ? "
-                                  "AND metric IN ('heldout_split_half', 'heldout_n2n')", [dataset, model]).df()
+        scores = con.execute(
+            "SELECT region, metric, value, ci_low, ci_high FROM scores WHERE dataset = ? AND "
+            "model = ? AND metric IN ('heldout_split_half', 'heldout_n2n', 'consistency', "
+            "'brainscore_ceiled')",
+            [dataset, model],
+        ).df()
+        site_scores = con.execute(
+            "SELECT site_id, metric, value FROM site_scores WHERE dataset = ? AND model = ? "
+            "AND metric IN ('heldout_split_half', 'heldout_n2n')",
+            [dataset, model],
+        ).df()
     finally:
         con.close()
     masks = np.stack([folds < SPLIT_HALF_TRAIN_FOLDS, folds < N2N_TRAIN_FOLDS])
-    arrays = dict(responses=responses, site_ids=np.array(sites["site_id"], dtype=str),
-                  regions=np.array(sites["region"], dtype=str), stimulus_ids=np.array(ctx.stimulus_ids(), dtype=str),
-                  objects=np.array(objects, dtype=str), candidates=values,
-                  candidate_keys=np.array([",".join(map(str, u)) for u in units], dtype=str), train_masks=masks)
+    arrays = dict(
+        responses=responses,
+        site_ids=np.array(sites["site_id"], dtype=str),
+        regions=np.array(sites["region"], dtype=str),
+        stimulus_ids=np.array(ctx.stimulus_ids(), dtype=str),
+        objects=np.array(objects, dtype=str),
+        candidates=values,
+        candidate_keys=np.array([",".join(map(str, u)) for u in units], dtype=str),
+        train_masks=masks,
+    )
     if trials is not None:
         arrays["trials"] = trials
     np.savez(out, **arrays)
-    return {"sites": sites, "scores": scores, "site_scores": site_scores, "n_candidates": len(units),
-            "chosen": {t: [None if u is None else ",".join(map(str, u)) for u in us] for t, us in chosen.items()}}
+    return {
+        "sites": sites,
+        "scores": scores,
+        "site_scores": site_scores,
+        "n_candidates": len(units),
+        "chosen": {t: [None if u is None else ",".join(map(str, u)) for u in us] for t, us in chosen.items()},
+    }
 
 
 def report(ours: dict, theirs: dict) -> int:
@@ -108,8 +127,10 @@ def report(ours: dict, theirs: dict) -> int:
     r_bs = np.array([[np.nan if v is None else v for v in row] for row in explicit["r"]], dtype=np.float64)
     selected = explicit["selected"]
     worst = 0.0
-    lines = ["| region | score | Unitscope | Brain-Score, same splits | max abs per-site diff | same unit chosen |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| region | score | Unitscope | Brain-Score, same splits | max abs per-site diff | same unit chosen |",
+        "|---|---|---|---|---|---|",
+    ]
     for j, (metric, t) in enumerate((("heldout_split_half", 5), ("heldout_n2n", 9))):
         mine = site_scores[site_scores.metric == metric].set_index("site_id")["value"].reindex(sites["site_id"])
         for region in sorted(sites["region"].unique()):
@@ -119,35 +140,52 @@ def report(ours: dict, theirs: dict) -> int:
             diff = float(np.max(np.abs(a[both] - b[both]))) if both.any() else float("nan")
             worst = max(worst, diff if np.isfinite(diff) else 0.0)
             same = np.mean([selected[i][j] == ours["chosen"][t][i] for i in idx])
-            lines.append(f"| {region} | {metric} (folds 0-{t - 1} -> {t}-9) | {np.median(a[both]):.6f} | "
-                         f"{np.median(b[both]):.6f} | {diff:.1e} | {same:.1%} |")
-    lines += ["", "| region | Unitscope stored score [95% CI] | Brain-Score n2n, its own 10 splits | difference |",
-              "|---|---|---|---|"]
+            lines.append(
+                f"| {region} | {metric} (folds 0-{t - 1} -> {t}-9) | {np.median(a[both]):.6f} | "
+                f"{np.median(b[both]):.6f} | {diff:.1e} | {same:.1%} |"
+            )
+    lines += [
+        "",
+        "| region | Unitscope stored score [95% CI] | Brain-Score n2n, its own 10 splits | difference |",
+        "|---|---|---|---|",
+    ]
     standard = theirs["standard"]["per_region"]
     for region in sorted(standard):
         row = scores.loc[(region, "heldout_n2n")]
         bs = standard[region]["score"]
-        lines.append(f"| {region} | heldout_n2n {row.value:.4f} [{row.ci_low:.4f}, {row.ci_high:.4f}] | "
-                     f"{bs:.4f} (error {standard[region]['error']:.4f}) | {row.value - bs:+.4f} |")
+        lines.append(
+            f"| {region} | heldout_n2n {row.value:.4f} [{row.ci_low:.4f}, {row.ci_high:.4f}] | "
+            f"{bs:.4f} (error {standard[region]['error']:.4f}) | {row.value - bs:+.4f} |"
+        )
     if "internal_consistency" in theirs:
-        lines += ["", "| region | Unitscope consistency | Brain-Score InternalConsistency | Unitscope "
-                  "brainscore_ceiled | Brain-Score ceiled (r^2 / ceiling), same split | Brain-Score ceiled, its own "
-                  "splits |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| region | Unitscope consistency | Brain-Score InternalConsistency | Unitscope "
+            "brainscore_ceiled | Brain-Score ceiled (r^2 / ceiling), same split | Brain-Score ceiled, its own "
+            "splits |",
+            "|---|---|---|---|---|---|",
+        ]
         ic = theirs["internal_consistency"]["per_region"]
         for region in sorted(ic):
             cons = scores.loc[(region, "consistency")].value
-            ceiled = scores.loc[(region, "brainscore_ceiled")].value if (region, "brainscore_ceiled") in scores.index \
+            ceiled = (
+                scores.loc[(region, "brainscore_ceiled")].value
+                if (region, "brainscore_ceiled") in scores.index
                 else float("nan")
+            )
             same = explicit["per_region"][region]
             # the explicit run's score averages its two splits; the n2n split alone is the second one
             n2n_score = same["per_split_median"][1]
-            bs_same = n2n_score ** 2 / ic[region]["ceiling"]
-            lines.append(f"| {region} | {cons:.4f} | {ic[region]['ceiling']:.4f} | {ceiled:.4f} | {bs_same:.4f} | "
-                         f"{standard[region].get('ceiled', float('nan')):.4f} |")
+            bs_same = n2n_score**2 / ic[region]["ceiling"]
+            lines.append(
+                f"| {region} | {cons:.4f} | {ic[region]['ceiling']:.4f} | {ceiled:.4f} | {bs_same:.4f} | "
+                f"{standard[region].get('ceiled', float('nan')):.4f} |"
+            )
     print("\n".join(lines))
-    print(f"\nsame-split per-site agreement: max |difference| {worst:.2e} ({'OK' if worst <= 1e-6 else 'FAILED'}, "
-          f"target 1e-6); candidates: {ours['n_candidates']} units")
+    print(
+        f"\nsame-split per-site agreement: max |difference| {worst:.2e} ({'OK' if worst <= 1e-6 else 'FAILED'}, "
+        f"target 1e-6); candidates: {ours['n_candidates']} units"
+    )
     return 0 if worst <= 1e-6 else 1
 
 
@@ -168,11 +206,17 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     inp, out = args.work / "input.npz", args.work / "brainscore.json"
     ours = export(args.db, args.dataset, args.model, args.candidates_per_site, inp)
-    print(f"[crosscheck] exported {len(ours['sites'])} sites and {ours['n_candidates']} candidate units in "
-          f"{time.perf_counter() - t0:.1f} s; running Brain-Score's metrics", flush=True)
+    print(
+        f"[crosscheck] exported {len(ours['sites'])} sites and {ours['n_candidates']} candidate units in "
+        f"{time.perf_counter() - t0:.1f} s; running Brain-Score's metrics",
+        flush=True,
+    )
     t1 = time.perf_counter()
-    subprocess.run([str(python), str(WORKER), str(inp), str(out), "--quiet"], check=True,
-                   env={**os.environ, "BS_INSTALL_DEPENDENCIES": "no"})
+    subprocess.run(
+        [str(python), str(WORKER), str(inp), str(out), "--quiet"],
+        check=True,
+        env={**os.environ, "BS_INSTALL_DEPENDENCIES": "no"},
+    )
     print(f"[crosscheck] Brain-Score took {time.perf_counter() - t1:.0f} s\n", flush=True)
     return report(ours, json.loads(out.read_text()))
 

@@ -76,9 +76,17 @@ def make_data(seed=0, n_sites=20, n_objects=20, per_object=10, n_reps=10, n_unit
     half = np.zeros(n_stim, dtype=bool)
     half[rng.permutation(n_stim)[: n_stim // 2]] = True
     masks += [half, ~half]  # a split half, both directions
-    return dict(responses=responses, trials=trials, site_ids=site_ids, regions=regions,
-                stimulus_ids=stimulus_ids, objects=objects, candidates=cand.astype(np.float32),
-                candidate_keys=keys, train_masks=np.array(masks))
+    return dict(
+        responses=responses,
+        trials=trials,
+        site_ids=site_ids,
+        regions=regions,
+        stimulus_ids=stimulus_ids,
+        objects=objects,
+        candidates=cand.astype(np.float32),
+        candidate_keys=keys,
+        train_masks=np.array(masks),
+    )
 
 
 def pearson_rows(x, y):
@@ -151,12 +159,21 @@ def main():
     ref_r, ref_sel = reference_n2n(d["responses"], d["candidates"], d["train_masks"])
     bs_r, bs_sel = arr(out["explicit"]["r"]), np.array(out["explicit"]["selected_index"])
     diff = np.nanmax(np.abs(bs_r - ref_r))
-    check("explicit: held-out r = float64 reference", diff < TOL and np.isfinite(bs_r).all(),
-          f"max |diff| = {diff:.3e} over {bs_r.size} (site, split) pairs")
-    check("explicit: same selected candidates", np.array_equal(bs_sel, ref_sel),
-          f"{int((bs_sel != ref_sel).sum())} differ")
-    check("tie: duplicate unit 30 never chosen over unit 3", not (bs_sel == 30).any() and (bs_sel == 3).any(),
-          f"unit 3 chosen {int((bs_sel == 3).sum())}x, unit 30 {int((bs_sel == 30).sum())}x")
+    check(
+        "explicit: held-out r = float64 reference",
+        diff < TOL and np.isfinite(bs_r).all(),
+        f"max |diff| = {diff:.3e} over {bs_r.size} (site, split) pairs",
+    )
+    check(
+        "explicit: same selected candidates",
+        np.array_equal(bs_sel, ref_sel),
+        f"{int((bs_sel != ref_sel).sum())} differ",
+    )
+    check(
+        "tie: duplicate unit 30 never chosen over unit 3",
+        not (bs_sel == 30).any() and (bs_sel == 3).any(),
+        f"unit 3 chosen {int((bs_sel == 3).sum())}x, unit 30 {int((bs_sel == 30).sum())}x",
+    )
     check("signed: sign-flipped unit 31 never chosen", not (bs_sel == 31).any(), "")
     check("constant unit 32 never chosen", not (bs_sel == 32).any(), "")
     keys = np.array(out["explicit"]["selected"])
@@ -164,22 +181,34 @@ def main():
 
     # 2. Brain-Score's default splits
     from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
+
     std_masks = np.array(out["standard"]["splits"]["train_masks"], dtype=bool)
     sk = np.zeros_like(std_masks)
-    for k, (tr, _te) in enumerate(StratifiedShuffleSplit(n_splits=10, train_size=0.9, random_state=1)
-                                  .split(np.zeros(len(d["objects"])), d["objects"])):
+    for k, (tr, _te) in enumerate(
+        StratifiedShuffleSplit(n_splits=10, train_size=0.9, random_state=1).split(
+            np.zeros(len(d["objects"])), d["objects"]
+        )
+    ):
         sk[k, tr] = True
-    check("standard splits = sklearn StratifiedShuffleSplit(10, .9, random_state=1) on objects",
-          np.array_equal(std_masks, sk), f"{std_masks.shape}, train sizes {sorted(set(std_masks.sum(1)))}")
+    check(
+        "standard splits = sklearn StratifiedShuffleSplit(10, .9, random_state=1) on objects",
+        np.array_equal(std_masks, sk),
+        f"{std_masks.shape}, train sizes {sorted(set(std_masks.sum(1)))}",
+    )
     per_obj_test = [len(set(np.unique(d["objects"][~m]))) for m in std_masks]
-    print(f"     standard splits: {std_masks.shape[0]} splits, test sets cover {min(per_obj_test)}-"
-          f"{max(per_obj_test)} of {len(np.unique(d['objects']))} objects")
+    print(
+        f"     standard splits: {std_masks.shape[0]} splits, test sets cover {min(per_obj_test)}-"
+        f"{max(per_obj_test)} of {len(np.unique(d['objects']))} objects"
+    )
     ref_r2, ref_sel2 = reference_n2n(d["responses"], d["candidates"], std_masks)
     bs_r2, bs_sel2 = arr(out["standard"]["r"]), np.array(out["standard"]["selected_index"])
     diff2 = np.nanmax(np.abs(bs_r2 - ref_r2))
     check("standard: held-out r = float64 reference", diff2 < TOL, f"max |diff| = {diff2:.3e}")
-    check("standard: same selected candidates", np.array_equal(bs_sel2, ref_sel2),
-          f"{int((bs_sel2 != ref_sel2).sum())} differ")
+    check(
+        "standard: same selected candidates",
+        np.array_equal(bs_sel2, ref_sel2),
+        f"{int((bs_sel2 != ref_sel2).sum())} differ",
+    )
 
     # 3. aggregation
     for part, r in (("explicit", ref_r), ("standard", ref_r2)):
@@ -187,50 +216,72 @@ def main():
             rr = r[regions == region]
             want = np.mean(np.median(rr, axis=0))
             other = np.median(np.mean(rr, axis=1))
-            check(f"{part} {region}: score = mean over splits of median over sites",
-                  abs(got["score"] - want) < TOL,
-                  f"brainscore {got['score']:.6f}, reference {want:.6f} (median of per-site means: {other:.6f})")
+            check(
+                f"{part} {region}: score = mean over splits of median over sites",
+                abs(got["score"] - want) < TOL,
+                f"brainscore {got['score']:.6f}, reference {want:.6f} (median of per-site means: {other:.6f})",
+            )
 
     # 4. internal consistency
     ic = out["internal_consistency"]
     reps = np.arange(d["trials"].shape[2])
-    sk_halves = [(reps[tr].tolist(), reps[te].tolist())
-                 for tr, te in ShuffleSplit(n_splits=10, train_size=0.5, random_state=1).split(np.zeros(len(reps)))]
+    sk_halves = [
+        (reps[tr].tolist(), reps[te].tolist())
+        for tr, te in ShuffleSplit(n_splits=10, train_size=0.5, random_state=1).split(np.zeros(len(reps)))
+    ]
     got_halves = [(s["half1"], s["half2"]) for s in ic["repetition_splits"]]
-    check("repetition halves = sklearn ShuffleSplit(10, .5, random_state=1)", got_halves == sk_halves,
-          f"first: {got_halves[0]}")
+    check(
+        "repetition halves = sklearn ShuffleSplit(10, .5, random_state=1)",
+        got_halves == sk_halves,
+        f"first: {got_halves[0]}",
+    )
     ref_c = reference_consistency(d["trials"], ic["repetition_splits"])
     bs_c = arr(ic["per_site"]["per_split"])
     diffc = np.nanmax(np.abs(bs_c - ref_c))
-    check("consistency per site and split = Spearman-Brown split-half reference", diffc < TOL,
-          f"max |diff| = {diffc:.3e}")
+    check(
+        "consistency per site and split = Spearman-Brown split-half reference", diffc < TOL, f"max |diff| = {diffc:.3e}"
+    )
     for region, got in ic["per_region"].items():
         want = np.mean(np.median(ref_c[regions == region], axis=0))
         unitscope_like = np.median(np.median(ref_c[regions == region], axis=1))
-        check(f"ceiling {region} = mean over splits of median over sites", abs(got["ceiling"] - want) < TOL,
-              f"brainscore {got['ceiling']:.6f}, reference {want:.6f} "
-              f"(median over sites of per-site median: {unitscope_like:.6f})")
+        check(
+            f"ceiling {region} = mean over splits of median over sites",
+            abs(got["ceiling"] - want) < TOL,
+            f"brainscore {got['ceiling']:.6f}, reference {want:.6f} "
+            f"(median over sites of per-site median: {unitscope_like:.6f})",
+        )
 
     # 5. ceiled score
     for region, got in out["standard"]["per_region"].items():
         want = got["score"] ** 2 / got["ceiling"]
-        check(f"ceiled {region} = r**2 / ceiling", abs(got["ceiled"] - want) < 1e-12,
-              f"ceiled {got['ceiled']:.6f}; r/ceiling would be {got['score'] / got['ceiling']:.6f}")
+        check(
+            f"ceiled {region} = r**2 / ceiling",
+            abs(got["ceiled"] - want) < 1e-12,
+            f"ceiled {got['ceiled']:.6f}; r/ceiling would be {got['score'] / got['ceiling']:.6f}",
+        )
 
     # float32 source: Brain-Score computes the selection r in the activations' dtype
     out32, secs32 = run_worker(npz, work / "out32.json", "--source-dtype", "float32")
     r32, sel32 = arr(out32["explicit"]["r"]), np.array(out32["explicit"]["selected_index"])
     d32 = np.nanmax(np.abs(r32 - ref_r))
-    check("float32 source: same selections and r within 1e-6", np.array_equal(sel32, ref_sel) and d32 < TOL,
-          f"{int((sel32 != ref_sel).sum())} selections differ, max |diff| = {d32:.3e} ({secs32:.1f} s)")
+    check(
+        "float32 source: same selections and r within 1e-6",
+        np.array_equal(sel32, ref_sel) and d32 < TOL,
+        f"{int((sel32 != ref_sel).sum())} selections differ, max |diff| = {d32:.3e} ({secs32:.1f} s)",
+    )
 
     # optional inputs absent
     lean = {k: v for k, v in d.items() if k not in ("trials", "train_masks")}
     np.savez(work / "lean.npz", **lean)
     out_lean, _ = run_worker(work / "lean.npz", work / "lean.json")
-    check("without trials and masks", "explicit" not in out_lean and "internal_consistency" not in out_lean
-          and arr(out_lean["standard"]["r"]).shape == (20, 10)
-          and np.nanmax(np.abs(arr(out_lean["standard"]["r"]) - bs_r2)) == 0, "standard part only, same r")
+    check(
+        "without trials and masks",
+        "explicit" not in out_lean
+        and "internal_consistency" not in out_lean
+        and arr(out_lean["standard"]["r"]).shape == (20, 10)
+        and np.nanmax(np.abs(arr(out_lean["standard"]["r"]) - bs_r2)) == 0,
+        "standard part only, same r",
+    )
 
     print(f"\n{len(failures)} failed" if failures else "\nall checks passed", f"(files in {work})")
     return 1 if failures else 0

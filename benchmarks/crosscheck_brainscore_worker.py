@@ -126,10 +126,14 @@ def load_input(path: str) -> dict:
     for key in ("site_ids", "regions", "stimulus_ids", "objects", "candidate_keys"):
         d[key] = np.asarray(d[key]).astype(str)
     d["candidates"] = np.asarray(d["candidates"])
-    checks = [("site_ids", d["site_ids"].shape == (n_sites,)), ("regions", d["regions"].shape == (n_sites,)),
-              ("stimulus_ids", d["stimulus_ids"].shape == (n_stim,)), ("objects", d["objects"].shape == (n_stim,)),
-              ("candidates", d["candidates"].ndim == 2 and d["candidates"].shape[1] == n_stim),
-              ("candidate_keys", d["candidate_keys"].shape == (d["candidates"].shape[0],))]
+    checks = [
+        ("site_ids", d["site_ids"].shape == (n_sites,)),
+        ("regions", d["regions"].shape == (n_sites,)),
+        ("stimulus_ids", d["stimulus_ids"].shape == (n_stim,)),
+        ("objects", d["objects"].shape == (n_stim,)),
+        ("candidates", d["candidates"].ndim == 2 and d["candidates"].shape[1] == n_stim),
+        ("candidate_keys", d["candidate_keys"].shape == (d["candidates"].shape[0],)),
+    ]
     if "trials" in d:
         d["trials"] = np.asarray(d["trials"], dtype=np.float64)
         checks.append(("trials", d["trials"].ndim == 3 and d["trials"].shape[:2] == (n_sites, n_stim)))
@@ -157,12 +161,16 @@ def load_input(path: str) -> dict:
 def target_assembly(assembly_cls, values, site_ids, regions, stimulus_ids, objects):
     """(stimuli, sites) as Brain-Score's averaged neural assemblies: dims (presentation, neuroid),
     presentation coords stimulus_id + object_name, neuroid coords neuroid_id + region."""
-    return assembly_cls(np.asarray(values, dtype=np.float64).T,
-                           coords={"stimulus_id": ("presentation", stimulus_ids),
-                                   "object_name": ("presentation", objects),
-                                   "neuroid_id": ("neuroid", site_ids),
-                                   "region": ("neuroid", regions)},
-                           dims=["presentation", "neuroid"])
+    return assembly_cls(
+        np.asarray(values, dtype=np.float64).T,
+        coords={
+            "stimulus_id": ("presentation", stimulus_ids),
+            "object_name": ("presentation", objects),
+            "neuroid_id": ("neuroid", site_ids),
+            "region": ("neuroid", regions),
+        },
+        dims=["presentation", "neuroid"],
+    )
 
 
 def source_assembly(assembly_cls, candidates, stimulus_ids, objects, dtype):
@@ -170,13 +178,17 @@ def source_assembly(assembly_cls, candidates, stimulus_ids, objects, dtype):
     the source's neuroid coords are dropped by XarrayRegression anyway. object_name must be present: the
     stratified CrossValidation asserts it on the source too."""
     n = candidates.shape[0]
-    return assembly_cls(np.ascontiguousarray(np.asarray(candidates, dtype=dtype).T),
-                           coords={"stimulus_id": ("presentation", stimulus_ids),
-                                   "object_name": ("presentation", objects),
-                                   "neuroid_id": ("neuroid", np.arange(n)),
-                                   "candidate_index": ("neuroid", np.arange(n)),
-                                   "region": ("neuroid", np.array(["model"] * n))},
-                           dims=["presentation", "neuroid"])
+    return assembly_cls(
+        np.ascontiguousarray(np.asarray(candidates, dtype=dtype).T),
+        coords={
+            "stimulus_id": ("presentation", stimulus_ids),
+            "object_name": ("presentation", objects),
+            "neuroid_id": ("neuroid", np.arange(n)),
+            "candidate_index": ("neuroid", np.arange(n)),
+            "region": ("neuroid", np.array(["model"] * n)),
+        },
+        dims=["presentation", "neuroid"],
+    )
 
 
 def trial_assembly(assembly_cls, trials, site_ids, regions, stimulus_ids, objects):
@@ -184,13 +196,17 @@ def trial_assembly(assembly_cls, trials, site_ids, regions, stimulus_ids, object
     Brain-Score's benchmarks give to internal_consistency. Missing trials stay NaN (averaged with skipna)."""
     n_sites, n_stim, n_reps = trials.shape
     values = trials.transpose(2, 1, 0).reshape(n_reps * n_stim, n_sites)  # rows: rep-major, then stimulus
-    return assembly_cls(values,
-                           coords={"stimulus_id": ("presentation", np.tile(stimulus_ids, n_reps)),
-                                   "object_name": ("presentation", np.tile(objects, n_reps)),
-                                   "repetition": ("presentation", np.repeat(np.arange(n_reps), n_stim)),
-                                   "neuroid_id": ("neuroid", site_ids),
-                                   "region": ("neuroid", regions)},
-                           dims=["presentation", "neuroid"])
+    return assembly_cls(
+        values,
+        coords={
+            "stimulus_id": ("presentation", np.tile(stimulus_ids, n_reps)),
+            "object_name": ("presentation", np.tile(objects, n_reps)),
+            "repetition": ("presentation", np.repeat(np.arange(n_reps), n_stim)),
+            "neuroid_id": ("neuroid", site_ids),
+            "region": ("neuroid", regions),
+        },
+        dims=["presentation", "neuroid"],
+    )
 
 
 # ------------------------------------------------------------------------------------ split injection
@@ -239,8 +255,12 @@ def record_selections(metric):
 
     def fit(source, target):
         original_fit(source, target)
-        log.append((np.asarray(target["neuroid_id"].values).astype(str),
-                    np.asarray(source["neuroid_id"].values)[np.asarray(single.mapping)].astype(int)))
+        log.append(
+            (
+                np.asarray(target["neuroid_id"].values).astype(str),
+                np.asarray(source["neuroid_id"].values)[np.asarray(single.mapping)].astype(int),
+            )
+        )
 
     single.fit = fit
     return log
@@ -253,10 +273,12 @@ def score_to_dict(score, sites, ceiling=None, explained_variance=None):
     """Brain-Score's aggregate of one region: score = mean over splits of the per-split median over sites."""
     raw = score.attrs["raw"]  # (split, neuroid) per-site r, as CrossValidation merged them
     per_split = raw.median(dim="neuroid")
-    out = {"score": float(score.values), "error": float(score.attrs["error"].values)
-           if "error" in score.attrs else None,
-           "per_split_median": [float(v) for v in per_split.transpose("split").values],
-           "sites": len(sites)}
+    out = {
+        "score": float(score.values),
+        "error": float(score.attrs["error"].values) if "error" in score.attrs else None,
+        "per_split_median": [float(v) for v in per_split.transpose("split").values],
+        "sites": len(sites),
+    }
     if ceiling is not None:
         if explained_variance is not None:
             ceiled = explained_variance(score, ceiling)
@@ -296,8 +318,9 @@ def run_n2n(bs, d, keep, source, splitter_factory, region_order, ceilings):
         idx = np.flatnonzero((d["regions"] == region) & keep)
         if len(idx) == 0:
             continue
-        target = target_assembly(assembly_cls, d["responses"][idx], site_ids[idx], d["regions"][idx],
-                                 d["stimulus_ids"], d["objects"])
+        target = target_assembly(
+            assembly_cls, d["responses"][idx], site_ids[idx], d["regions"][idx], d["stimulus_ids"], d["objects"]
+        )
         metric = load_metric("neuron_to_neuron")
         splitter = splitter_factory(metric)
         log = record_selections(metric)
@@ -340,8 +363,9 @@ def internal_consistency(bs, d, keep, region_order):
         idx = np.flatnonzero((d["regions"] == region) & keep)
         if len(idx) == 0:
             continue
-        assembly = trial_assembly(assembly_cls, trials[idx], site_ids[idx], d["regions"][idx],
-                                  d["stimulus_ids"], d["objects"])
+        assembly = trial_assembly(
+            assembly_cls, trials[idx], site_ids[idx], d["regions"][idx], d["stimulus_ids"], d["objects"]
+        )
         ceiler = load_ceiling("internal_consistency")
         split = ceiler._consistency._cross_validation._split  # brainscore_vision Split over `repetition`
         recorder = RecordingSplitter(split._split)
@@ -356,16 +380,20 @@ def internal_consistency(bs, d, keep, region_order):
             reps = np.unique(assembly["repetition"].values)  # Split uses unique_split_values=True
             rep_splits = [{"half1": reps[tr].tolist(), "half2": reps[te].tolist()} for tr, te in recorder.pairs]
         per_site[idx] = raw_matrix(ceiling, site_ids[idx], n_splits)
-        per_region[region] = {"ceiling": float(ceiling.values),
-                              "error": float(ceiling.attrs["error"].values) if "error" in ceiling.attrs else None,
-                              "per_split_median": [float(v) for v in raw.median(dim="neuroid").values],
-                              "sites": len(idx)}
+        per_region[region] = {
+            "ceiling": float(ceiling.values),
+            "error": float(ceiling.attrs["error"].values) if "error" in ceiling.attrs else None,
+            "per_split_median": [float(v) for v in raw.median(dim="neuroid").values],
+            "sites": len(idx),
+        }
         ceilings[region] = ceiling
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        summary = {"per_split": per_site,
-                   "mean_over_splits": np.nanmean(per_site, axis=1),
-                   "median_over_splits": np.nanmedian(per_site, axis=1)}
+        summary = {
+            "per_split": per_site,
+            "mean_over_splits": np.nanmean(per_site, axis=1),
+            "median_over_splits": np.nanmedian(per_site, axis=1),
+        }
     return per_region, ceilings, summary, rep_splits
 
 
@@ -406,6 +434,7 @@ def jsonable(x):
 
 def versions():
     from importlib.metadata import PackageNotFoundError, version
+
     out = {"python": sys.version.split()[0]}
     for name in ("brainscore-vision", "brainscore-core", "numpy", "scipy", "scikit-learn", "xarray", "pandas"):
         try:
@@ -441,8 +470,12 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("input")
     ap.add_argument("output")
-    ap.add_argument("--source-dtype", choices=["float64", "float32"], default="float64",
-                    help="dtype of the candidate activations handed to Brain-Score (default float64)")
+    ap.add_argument(
+        "--source-dtype",
+        choices=["float64", "float32"],
+        default="float64",
+        help="dtype of the candidate activations handed to Brain-Score (default float64)",
+    )
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     t0 = time.time()
@@ -458,8 +491,9 @@ def main(argv=None):
 
     # Brain-Score's default splits, known in advance to pre-screen sites (same splitter, same random_state).
     probe_metric = load_metric("neuron_to_neuron")
-    full_target = target_assembly(assembly_cls, d["responses"], d["site_ids"], d["regions"],
-                                  d["stimulus_ids"], d["objects"])
+    full_target = target_assembly(
+        assembly_cls, d["responses"], d["site_ids"], d["regions"], d["stimulus_ids"], d["objects"]
+    )
     cv_values, probe_pairs = probe_metric.cross_validation._split.build_splits(full_target)
     target_ids = np.asarray(full_target["stimulus_id"].values).astype(str)
     probe_masks = masks_from_pairs(probe_pairs, target_ids, d["stimulus_ids"])
@@ -472,25 +506,37 @@ def main(argv=None):
 
     _, first = np.unique(d["regions"], return_index=True)
     region_order = [str(d["regions"][i]) for i in sorted(first)]
-    source = source_assembly(assembly_cls, d["candidates"], d["stimulus_ids"], d["objects"],
-                             np.float64 if args.source_dtype == "float64" else np.float32)
+    source = source_assembly(
+        assembly_cls,
+        d["candidates"],
+        d["stimulus_ids"],
+        d["objects"],
+        np.float64 if args.source_dtype == "float64" else np.float32,
+    )
     keys = d["candidate_keys"]
 
-    out = {"format": FORMAT,
-           "inputs": {"sites": len(d["site_ids"]), "stimuli": len(d["stimulus_ids"]),
-                      "candidates": int(d["candidates"].shape[0]),
-                      "explicit_splits": int(d["train_masks"].shape[0]) if "train_masks" in d else 0,
-                      "trials": "trials" in d, "reps": int(d["trials"].shape[2]) if "trials" in d else 0,
-                      "source_dtype": args.source_dtype},
-           "site_ids": d["site_ids"], "regions": d["regions"], "region_order": region_order,
-           "excluded_sites": [{"site_id": d["site_ids"][i], "reason": why} for i, why in excl]}
+    out = {
+        "format": FORMAT,
+        "inputs": {
+            "sites": len(d["site_ids"]),
+            "stimuli": len(d["stimulus_ids"]),
+            "candidates": int(d["candidates"].shape[0]),
+            "explicit_splits": int(d["train_masks"].shape[0]) if "train_masks" in d else 0,
+            "trials": "trials" in d,
+            "reps": int(d["trials"].shape[2]) if "trials" in d else 0,
+            "source_dtype": args.source_dtype,
+        },
+        "site_ids": d["site_ids"],
+        "regions": d["regions"],
+        "region_order": region_order,
+        "excluded_sites": [{"site_id": d["site_ids"][i], "reason": why} for i, why in excl],
+    }
 
     ceilings = {}
     if "trials" in d:
         say("internal consistency")
         per_region, ceilings, per_site, rep_splits = internal_consistency(bs, d, keep, region_order)
-        out["internal_consistency"] = {"per_region": per_region, "per_site": per_site,
-                                       "repetition_splits": rep_splits}
+        out["internal_consistency"] = {"per_region": per_region, "per_site": per_site, "repetition_splits": rep_splits}
 
     def selected_keys(sel):
         return [[keys[c] if c >= 0 else None for c in row] for row in sel]
@@ -523,12 +569,20 @@ def main(argv=None):
         raise SystemExit("Brain-Score's default splits differ between two builds of the metric")
     inner = probe_metric.cross_validation._split._split
     out["standard"] = {
-        "splits": {"class": type(inner).__name__, "n_splits": int(inner.get_n_splits()),
-                   "train_size": inner.train_size, "test_size": inner.test_size,
-                   "random_state": inner.random_state,
-                   "stratification_coord": probe_metric.cross_validation._stratification_coord,
-                   "train_masks": masks},
-        "r": r, "selected": selected_keys(sel), "selected_index": sel, "per_region": per_region}
+        "splits": {
+            "class": type(inner).__name__,
+            "n_splits": int(inner.get_n_splits()),
+            "train_size": inner.train_size,
+            "test_size": inner.test_size,
+            "random_state": inner.random_state,
+            "stratification_coord": probe_metric.cross_validation._stratification_coord,
+            "train_masks": masks,
+        },
+        "r": r,
+        "selected": selected_keys(sel),
+        "selected_index": sel,
+        "per_region": per_region,
+    }
 
     out["versions"] = versions()
     out["notes"] = NOTES

@@ -7,11 +7,30 @@ from urllib.parse import quote_plus
 from components.urlstate import to_query
 
 
-def unit_href(dataset: str, model: str, layer_idx: int, channel: int, y: int, x: int, *, region: str | None = None,
-              site: str | None = None) -> str:
+def unit_href(
+    dataset: str,
+    model: str,
+    layer_idx: int,
+    channel: int,
+    y: int,
+    x: int,
+    *,
+    region: str | None = None,
+    site: str | None = None,
+) -> str:
     """The Unit page of one unit (optionally with the site its scatter is drawn against)."""
-    return "/unit" + to_query({"dataset": dataset, "model": model, "region": region, "layer_idx": int(layer_idx),
-                               "channel": int(channel), "y": int(y), "x": int(x), "site": site})
+    return "/unit" + to_query(
+        {
+            "dataset": dataset,
+            "model": model,
+            "region": region,
+            "layer_idx": int(layer_idx),
+            "channel": int(channel),
+            "y": int(y),
+            "x": int(x),
+            "site": site,
+        }
+    )
 
 
 def unit_hrefs(dataset: str, model: str, region: str, layer_idx: int, rows) -> list[str]:
@@ -20,14 +39,20 @@ def unit_hrefs(dataset: str, model: str, region: str, layer_idx: int, rows) -> l
     The constant part is encoded once (a feature-map table has one link per channel, up to ~1,300).
     """
     prefix = unit_href(dataset, model, layer_idx, 0, 0, 0, region=region).split("&channel=")[0]
-    return [f"{prefix}&channel={int(c)}&y={int(y)}&x={int(x)}&site={quote_plus(str(site))}"
-            for c, y, x, site in rows]
+    return [f"{prefix}&channel={int(c)}&y={int(y)}&x={int(x)}&site={quote_plus(str(site))}" for c, y, x, site in rows]
 
 
 def site_href(dataset: str, model: str, region: str, site: str, rank: int | None = None) -> str:
     """The Sites page of one site (optionally at a rank)."""
-    return "/sites" + to_query({"dataset": dataset, "model": model, "region": region, "site": site,
-                                "rank": None if rank in (None, 1) else int(rank)})
+    return "/sites" + to_query(
+        {
+            "dataset": dataset,
+            "model": model,
+            "region": region,
+            "site": site,
+            "rank": None if rank in (None, 1) else int(rank),
+        }
+    )
 
 
 def markdown_link(text: str, href: str) -> str:

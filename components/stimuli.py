@@ -13,8 +13,16 @@ def stimulus_src(dataset: str, stimulus_id: str) -> str:
 
 def thumbnail_strip(dataset: str, rows, *, caption) -> html.Div:
     """A row of small images; `rows` have stimulus_id and object; `caption(row)` is the text under each."""
-    return html.Div([
-        html.Figure([html.Img(src=stimulus_src(dataset, row.stimulus_id), alt=str(row.object), title=str(row.object)),
-                     html.Figcaption(caption(row), className="small text-muted")], className="stimulus-strip-item")
-        for row in rows
-    ], className="stimulus-strip")
+    return html.Div(
+        [
+            html.Figure(
+                [
+                    html.Img(src=stimulus_src(dataset, row.stimulus_id), alt=str(row.object), title=str(row.object)),
+                    html.Figcaption(caption(row), className="small text-muted"),
+                ],
+                className="stimulus-strip-item",
+            )
+            for row in rows
+        ],
+        className="stimulus-strip",
+    )

@@ -20,8 +20,14 @@ SEQUENTIAL = "Viridis"
 
 #: The one `config` of every dcc.Graph: no Plotly logo; the camera button saves a PNG at twice the size.
 #: every AG Grid's column defaults and pagination
-GRID_COLUMNS = {"sortable": True, "filter": True, "resizable": True, "flex": 1, "wrapHeaderText": True,
-                "autoHeaderHeight": True}
+GRID_COLUMNS = {
+    "sortable": True,
+    "filter": True,
+    "resizable": True,
+    "flex": 1,
+    "wrapHeaderText": True,
+    "autoHeaderHeight": True,
+}
 GRID_PAGINATION = {"pagination": True, "paginationPageSize": 10, "paginationPageSizeSelector": False}
 GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 

@@ -21,8 +21,23 @@ def id_key(component_id: Any) -> str:
 
 ROUTER_OUTPUT = ".._pages_content.children..._pages_store.data.."
 #: Page query parameters the pages understand (filters); fuzzing also sends unknown ones.
-PAGE_PARAMS = ("dataset", "model", "region", "site", "rank", "layer", "top", "category", "object", "page",
-               "metric", "variant", "condition", "a", "b")
+PAGE_PARAMS = (
+    "dataset",
+    "model",
+    "region",
+    "site",
+    "rank",
+    "layer",
+    "top",
+    "category",
+    "object",
+    "page",
+    "metric",
+    "variant",
+    "condition",
+    "a",
+    "b",
+)
 
 
 class Transport(Protocol):
@@ -89,8 +104,11 @@ def resolve(dep: dict, props: dict[str, dict]) -> dict | list | None:
     if raw.startswith("{"):
         pattern = json.loads(raw)
         if any(isinstance(v, list) for v in pattern.values()):
-            found = [{"id": p["id"], "property": prop, **({"value": p[prop]} if prop in p else {})}
-                     for p in props.values() if _matches(pattern, p.get("id"))]
+            found = [
+                {"id": p["id"], "property": prop, **({"value": p[prop]} if prop in p else {})}
+                for p in props.values()
+                if _matches(pattern, p.get("id"))
+            ]
             if any(v == ["ALL"] for v in pattern.values()):
                 return found
             return None  # MATCH/ALLSMALLER: only used by clientside callbacks here
@@ -126,8 +144,13 @@ class Callback:
         outputs = parse_outputs(self.output)
         if any(isinstance(v, list) for o in outputs if isinstance(o["id"], dict) for v in o["id"].values()):
             return None
-        return {"output": self.output, "outputs": outputs if self.output.startswith("..") else outputs[0],
-                "inputs": inputs, "state": state, "changedPropIds": changed}
+        return {
+            "output": self.output,
+            "outputs": outputs if self.output.startswith("..") else outputs[0],
+            "inputs": inputs,
+            "state": state,
+            "changedPropIds": changed,
+        }
 
 
 class DashSite:
@@ -138,9 +161,12 @@ class DashSite:
         if status != 200:
             raise RuntimeError(f"/_dash-dependencies answered {status}: {body[:200]!r}")
         specs = json.loads(body)
-        self.callbacks = [Callback.from_spec(s) for s in specs
-                          if not s.get("clientside_function") and s["output"] != ROUTER_OUTPUT]
+        self.callbacks = [
+            Callback.from_spec(s) for s in specs if not s.get("clientside_function") and s["output"] != ROUTER_OUTPUT
+        ]
         status, body = transport.get("/_dash-layout")
         shell = json.loads(body) if status == 200 else {}
-        self.pages = sorted({h.split("?")[0] for h in hrefs(shell)
-                             if not h.startswith(("/export", "/assets", "/_", "/stimulus"))} | {"/"})
+        self.pages = sorted(
+            {h.split("?")[0] for h in hrefs(shell) if not h.startswith(("/export", "/assets", "/_", "/stimulus"))}
+            | {"/"}
+        )

@@ -39,8 +39,9 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def write_folder_dataset(root: Path, *, n_stimuli: int = 200, n_sites: int = 20, n_reps: int = 4,
-                         seed: int = 0) -> Path:
+def write_folder_dataset(
+    root: Path, *, n_stimuli: int = 200, n_sites: int = 20, n_reps: int = 4, seed: int = 0
+) -> Path:
     """A valid `--format folder` dataset (docs/import-your-data.md): PNGs, stimuli/sites/trials CSVs."""
     from PIL import Image
 
@@ -50,17 +51,29 @@ def write_folder_dataset(root: Path, *, n_stimuli: int = 200, n_sites: int = 20,
     ids = [f"s{i:04d}" for i in range(n_stimuli)]
     for sid in ids:
         Image.fromarray((rng.random((32, 32)) * 255).astype(np.uint8)).save(root / "images" / f"{sid}.png")
-    pd.DataFrame({"stimulus_id": ids, "filename": [f"images/{s}.png" for s in ids],
-                  "category": [f"c{i % 4}" for i in range(n_stimuli)],
-                  "object": [f"o{i % 8}" for i in range(n_stimuli)]}).to_csv(root / "stimuli.csv", index=False)
+    pd.DataFrame(
+        {
+            "stimulus_id": ids,
+            "filename": [f"images/{s}.png" for s in ids],
+            "category": [f"c{i % 4}" for i in range(n_stimuli)],
+            "object": [f"o{i % 8}" for i in range(n_stimuli)],
+        }
+    ).to_csv(root / "stimuli.csv", index=False)
     sites = [f"e{k:03d}" for k in range(n_sites)]
     pd.DataFrame({"site_id": sites, "region": ["V4", "IT"] * (n_sites // 2) + ["IT"] * (n_sites % 2)}).to_csv(
-        root / "sites.csv", index=False)
+        root / "sites.csv", index=False
+    )
     rates = rng.gamma(2.0, 2.0, size=(n_sites, n_stimuli, 1))
     counts = rng.poisson(np.repeat(rates, n_reps, axis=2)).astype(float)
     a, j, r = np.meshgrid(np.arange(n_sites), np.arange(n_stimuli), np.arange(n_reps), indexing="ij")
-    pd.DataFrame({"site_id": np.array(sites)[a.ravel()], "stimulus_id": np.array(ids)[j.ravel()],
-                  "repetition": r.ravel() + 1, "response": counts.ravel()}).to_csv(root / "trials.csv", index=False)
+    pd.DataFrame(
+        {
+            "site_id": np.array(sites)[a.ravel()],
+            "stimulus_id": np.array(ids)[j.ravel()],
+            "repetition": r.ravel() + 1,
+            "response": counts.ravel(),
+        }
+    ).to_csv(root / "trials.csv", index=False)
     (root / "dataset.json").write_text(json.dumps({"title": "Fault-injection set", "visual_degrees": 8}))
     return root
 
@@ -80,8 +93,14 @@ def precompute(db: Path, *args: str, env: dict | None = None, timeout_s: float =
     """Run `python -m precompute --db DB ...` to completion (`env`: variables to set, or to unset with None).
 
     `timeout_s` only bounds the wait for a command that hangs; no verdict depends on how long it took."""
-    return subprocess.run([sys.executable, "-m", "precompute", "--db", str(db), *args], cwd=PROJECT_ROOT,
-                          env=_environment(env), capture_output=True, text=True, timeout=timeout_s)
+    return subprocess.run(
+        [sys.executable, "-m", "precompute", "--db", str(db), *args],
+        cwd=PROJECT_ROOT,
+        env=_environment(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
 
 
 def read_build(db: Path) -> tuple[str, list[str]]:
@@ -160,11 +179,15 @@ def differences(expected: dict[str, object], got: dict[str, object]) -> list[str
     for name in sorted(expected.keys() | got.keys()):
         a, b = expected.get(name), got.get(name)
         if name == "build_info" and isinstance(a, dict) and isinstance(b, dict):
-            out += [f"build_info[{k!r}]: {a.get(k)!r} != {b.get(k)!r}" for k in sorted(a.keys() | b.keys())
-                    if not _same(a.get(k), b.get(k))]
+            out += [
+                f"build_info[{k!r}]: {a.get(k)!r} != {b.get(k)!r}"
+                for k in sorted(a.keys() | b.keys())
+                if not _same(a.get(k), b.get(k))
+            ]
         elif not isinstance(a, list) or not isinstance(b, list) or len(a) != len(b):
-            out.append(f"{name}: {len(a) if isinstance(a, list) else a!r} rows != "
-                       f"{len(b) if isinstance(b, list) else b!r}")
+            out.append(
+                f"{name}: {len(a) if isinstance(a, list) else a!r} rows != {len(b) if isinstance(b, list) else b!r}"
+            )
         else:
             bad = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if not _same(x, y)]
             if bad:
@@ -207,8 +230,16 @@ class FailpointKill:
     problems: list[str] = field(default_factory=list)
 
 
-def kill_at(db: Path, args: list[str], point: str, n: int = 1, *, env: dict | None = None,
-            log_path: Path, timeout_s: float = 300) -> FailpointKill:
+def kill_at(
+    db: Path,
+    args: list[str],
+    point: str,
+    n: int = 1,
+    *,
+    env: dict | None = None,
+    log_path: Path,
+    timeout_s: float = 300,
+) -> FailpointKill:
     """Run `precompute --db DB ARGS` with UNITSCOPE_FAILPOINT=point@n and check what the kill left:
 
     - it died by SIGKILL exactly at the n-th pass of `point` (the failpoint log ends there);
@@ -226,8 +257,10 @@ def kill_at(db: Path, args: list[str], point: str, n: int = 1, *, env: dict | No
     unchanged = before_hash is not None and db.exists() and sha256(db) == before_hash
     kill = FailpointKill(point, n, done.returncode, passes, unchanged, False, done.stderr[-3000:])
     if done.returncode != -signal.SIGKILL:
-        kill.problems.append(f"exit {done.returncode}, not SIGKILL at {point}@{n} (passed {passes.count(point)} "
-                             f"times); stderr: {kill.stderr_tail[-1500:]}")
+        kill.problems.append(
+            f"exit {done.returncode}, not SIGKILL at {point}@{n} (passed {passes.count(point)} "
+            f"times); stderr: {kill.stderr_tail[-1500:]}"
+        )
         return kill
     if not passes or passes[-1] != point or passes.count(point) != n:
         kill.problems.append(f"killed, but not at {point}@{n}: the failpoint log ends {passes[-3:]}")
@@ -240,8 +273,10 @@ def kill_at(db: Path, args: list[str], point: str, n: int = 1, *, env: dict | No
         else:
             kill.newer_build = build != before_build and set(before_steps) <= set(steps)
             if not kill.newer_build:
-                kill.problems.append(f"the served file changed but is not a newer build (build {build}, was "
-                                     f"{before_build}; steps {steps}, were {before_steps})")
+                kill.problems.append(
+                    f"the served file changed but is not a newer build (build {build}, was "
+                    f"{before_build}; steps {steps}, were {before_steps})"
+                )
     published = "publish.renamed" in passes
     if not published and not unchanged:
         kill.problems.append("the served file changed although the killed process never renamed a new build in")
@@ -268,9 +303,13 @@ def kill_once(db: Path, args: list[str], delay_s: float, env: dict | None = None
     before_hash = sha256(db) if db.exists() else None
     before_build, before_steps = read_build(db) if db.exists() else ("", [])
     before_files = set(os.listdir(db.parent))
-    proc = subprocess.Popen([sys.executable, "-m", "precompute", "--db", str(db), *args], cwd=PROJECT_ROOT,
-                            env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "precompute", "--db", str(db), *args],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(delay_s)
     finished = proc.poll() is not None
     if not finished:
@@ -281,8 +320,7 @@ def kill_once(db: Path, args: list[str], delay_s: float, env: dict | None = None
     if not unchanged and db.exists():
         build, steps = read_build(db)  # raises if the served file is not a readable database
         newer = build != before_build and set(before_steps) <= set(steps)
-    leftovers = sorted(f for f in set(os.listdir(db.parent)) - before_files
-                       if ".publish-" in f or ".tmp-" in f)
+    leftovers = sorted(f for f in set(os.listdir(db.parent)) - before_files if ".publish-" in f or ".tmp-" in f)
     return KillOutcome(delay_s, finished, unchanged, newer, leftovers)
 
 

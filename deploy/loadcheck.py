@@ -52,8 +52,9 @@ OK_STATUSES = (200, 204)
 class HttpTransport:
     """requests.Session against a base URL (keep-alive, like a browser tab); optional credentials."""
 
-    def __init__(self, base_url: str, *, auth: tuple[str, str] | None = None, token: str | None = None,
-                 timeout_s: float = 60.0):
+    def __init__(
+        self, base_url: str, *, auth: tuple[str, str] | None = None, token: str | None = None, timeout_s: float = 60.0
+    ):
         import requests
 
         self.base_url = base_url.rstrip("/")
@@ -116,9 +117,15 @@ class Recorder:
         times = sorted(s.seconds for s in self.samples)
         if not times:
             return {"requests": 0, "errors": 0}
-        return {"requests": len(times), "errors": len(self.errors()), "p50_s": percentile(times, 50),
-                "p95_s": percentile(times, 95), "p99_s": percentile(times, 99), "max_s": times[-1],
-                "mean_s": statistics.fmean(times)}
+        return {
+            "requests": len(times),
+            "errors": len(self.errors()),
+            "p50_s": percentile(times, 50),
+            "p95_s": percentile(times, 95),
+            "p99_s": percentile(times, 99),
+            "max_s": times[-1],
+            "mean_s": statistics.fmean(times),
+        }
 
     def by_kind(self) -> dict[str, dict[str, float]]:
         out = {}
@@ -140,8 +147,14 @@ def percentile(sorted_values: list[float], q: float) -> float:
 class User:
     """One browser tab: opens pages, lets their callbacks run, changes filters, exports, views images."""
 
-    def __init__(self, transport: Transport, site: DashSite, recorder: Recorder, rng: random.Random,
-                 on_page: Callable[[str, dict], None] | None = None):
+    def __init__(
+        self,
+        transport: Transport,
+        site: DashSite,
+        recorder: Recorder,
+        rng: random.Random,
+        on_page: Callable[[str, dict], None] | None = None,
+    ):
         self.t = transport
         self.site = site
         self.rec = recorder
@@ -166,11 +179,16 @@ class User:
         self._timed("page", path, lambda: self.t.get(path + search))
         status, body = self._timed("layout", "/_dash-layout", lambda: self.t.get("/_dash-layout"))
         self.props = walk_components(json.loads(body), {}) if status == 200 else {}
-        payload = {"output": ROUTER_OUTPUT,
-                   "outputs": parse_outputs(ROUTER_OUTPUT),
-                   "inputs": [{"id": "_pages_location", "property": "pathname", "value": path},
-                              {"id": "_pages_location", "property": "search", "value": search}],
-                   "state": [], "changedPropIds": ["_pages_location.pathname", "_pages_location.search"]}
+        payload = {
+            "output": ROUTER_OUTPUT,
+            "outputs": parse_outputs(ROUTER_OUTPUT),
+            "inputs": [
+                {"id": "_pages_location", "property": "pathname", "value": path},
+                {"id": "_pages_location", "property": "search", "value": search},
+            ],
+            "state": [],
+            "changedPropIds": ["_pages_location.pathname", "_pages_location.search"],
+        }
         status, body = self._timed("router", path, lambda: self.t.post_json("/_dash-update-component", payload))
         if status != 200:
             return
@@ -190,8 +208,9 @@ class User:
             payload = cb.payload(self.props, trig)
             if payload is None:
                 continue
-            status, body = self._timed("callback", cb.output[:80],
-                                       lambda p=payload: self.t.post_json("/_dash-update-component", p))
+            status, body = self._timed(
+                "callback", cb.output[:80], lambda p=payload: self.t.post_json("/_dash-update-component", p)
+            )
             if status != 200 or not body:
                 continue
             for cid, values in json.loads(body).get("response", {}).items():
@@ -217,8 +236,9 @@ class User:
                 href = comp.get(prop)
                 if isinstance(href, str) and href.startswith("/"):
                     path, _, query = href.partition("?")
-                    self.open_page(path, dict(pair.split("=", 1) for pair in query.split("&") if "=" in pair),
-                                   depth=depth + 1)
+                    self.open_page(
+                        path, dict(pair.split("=", 1) for pair in query.split("&") if "=" in pair), depth=depth + 1
+                    )
                 return
 
     def change_filter(self) -> bool:
@@ -228,8 +248,10 @@ class User:
         for key, comp in self.props.items():
             opts = comp.get("options")
             if key in inputs and opts and "value" in comp:
-                values = [o.get("value") if isinstance(o, dict) else o for o in
-                          (opts.items() if isinstance(opts, dict) else opts)]
+                values = [
+                    o.get("value") if isinstance(o, dict) else o
+                    for o in (opts.items() if isinstance(opts, dict) else opts)
+                ]
                 values = [v for v in values if v != comp.get("value") and not isinstance(v, (list, dict))]
                 if values:
                     choices.append((key, values))
@@ -283,9 +305,17 @@ class User:
                 time.sleep(self.rng.uniform(0, 2 * think_s))
 
 
-def run_load(make_transport: Callable[[], Transport], *, users: int, seconds: float | None = None,
-             pages: int | None = None, seed: int = 0, think_s: float = 0.0,
-             on_page: Callable[[str, dict], None] | None = None, wait_s: float = 600) -> Recorder:
+def run_load(
+    make_transport: Callable[[], Transport],
+    *,
+    users: int,
+    seconds: float | None = None,
+    pages: int | None = None,
+    seed: int = 0,
+    think_s: float = 0.0,
+    on_page: Callable[[str, dict], None] | None = None,
+    wait_s: float = 600,
+) -> Recorder:
     """`users` simulated users, each on its own connection, browsing for `seconds` (a load test) or for
     `pages` pages each (a fixed workload, for tests: what it does does not depend on the machine's speed);
     returns every request. `wait_s` bounds the wait for a user that hangs."""
@@ -294,9 +324,15 @@ def run_load(make_transport: Callable[[], Transport], *, users: int, seconds: fl
     site = DashSite(make_transport())
     rec = Recorder()
     until = None if seconds is None else time.monotonic() + seconds
-    threads = [threading.Thread(target=User(make_transport(), site, rec, random.Random(seed * 1000 + i),
-                                            on_page).browse,
-                                args=(until, think_s, pages), name=f"user-{i}", daemon=True) for i in range(users)]
+    threads = [
+        threading.Thread(
+            target=User(make_transport(), site, rec, random.Random(seed * 1000 + i), on_page).browse,
+            args=(until, think_s, pages),
+            name=f"user-{i}",
+            daemon=True,
+        )
+        for i in range(users)
+    ]
     for th in threads:
         th.start()
     for th in threads:
@@ -314,8 +350,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_locally(env: dict[str, str], *, port: int | None = None, python: str | None = None,
-                  ready_timeout_s: float = 120.0, log_path: Path | None = None) -> Iterator[str]:
+def serve_locally(
+    env: dict[str, str],
+    *,
+    port: int | None = None,
+    python: str | None = None,
+    ready_timeout_s: float = 120.0,
+    log_path: Path | None = None,
+) -> Iterator[str]:
     """Run the app container's entry point (deploy/app.sh -> gunicorn) on loopback; yield its base URL.
 
     `env` is added to this process's environment (UNITSCOPE_DATA, GUNICORN_WORKERS, auth, ...). Waits
@@ -324,11 +366,23 @@ def serve_locally(env: dict[str, str], *, port: int | None = None, python: str |
     import requests
 
     port = port or free_port()
-    full_env = {**os.environ, "UNITSCOPE_HOST": "127.0.0.1", "UNITSCOPE_PORT": str(port),
-                "PYTHON": python or sys.executable, "GUNICORN_ACCESSLOG": "", **env}
+    full_env = {
+        **os.environ,
+        "UNITSCOPE_HOST": "127.0.0.1",
+        "UNITSCOPE_PORT": str(port),
+        "PYTHON": python or sys.executable,
+        "GUNICORN_ACCESSLOG": "",
+        **env,
+    }
     log_file = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 closed below
-    proc = subprocess.Popen(["bash", str(PROJECT_ROOT / "deploy" / "app.sh")], cwd=PROJECT_ROOT, env=full_env,
-                            stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        ["bash", str(PROJECT_ROOT / "deploy" / "app.sh")],
+        cwd=PROJECT_ROOT,
+        env=full_env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + ready_timeout_s
@@ -375,8 +429,9 @@ def publish_variant(store, n: int) -> str:
 
 # ---------------------------------------------------------------------------------------------- CLI
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deploy.loadcheck",
-                                     description="Simulated users browsing a running Unitscope site.")
+    parser = argparse.ArgumentParser(
+        prog="python -m deploy.loadcheck", description="Simulated users browsing a running Unitscope site."
+    )
     parser.add_argument("--url", default="http://127.0.0.1:8050")
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=60)
@@ -385,8 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token", default=None, help="bearer token")
     args = parser.parse_args(argv)
     auth = (args.user, args.password or "") if args.user else None
-    rec = run_load(lambda: HttpTransport(args.url, auth=auth, token=args.token), users=args.users,
-                   seconds=args.seconds)
+    rec = run_load(lambda: HttpTransport(args.url, auth=auth, token=args.token), users=args.users, seconds=args.seconds)
     print(json.dumps({"summary": rec.summary(), "by_kind": rec.by_kind()}, indent=2))
     for s in rec.errors()[:20]:
         print(f"ERROR {s.kind} {s.target}: {s.status} {s.error[:200]}")

@@ -23,16 +23,26 @@ def _requested_path() -> str | None:
 
 def not_found(path: str | None, pages=None) -> dbc.Alert:
     pages = dash.page_registry.values() if pages is None else pages
-    links = [html.Li(dcc.Link(page["name"], href=page["relative_path"]))
-             for page in pages if not page.get("hidden")]
+    links = [html.Li(dcc.Link(page["name"], href=page["relative_path"])) for page in pages if not page.get("hidden")]
     what = ["There is no page at ", html.Code(str(path)[:200]), "."] if path else ["There is no such page."]
-    return dbc.Alert([
-        html.H4("Page not found", className="alert-heading"),
-        html.P(what),
-        html.P(["Go back to the ", dcc.Link("Overview", href="/", className="alert-link"),
-                ", or open one of the pages:"], className="mb-1"),
-        html.Ul(links, className="mb-0"),
-    ], color="warning", className="mt-4", id="not-found")
+    return dbc.Alert(
+        [
+            html.H4("Page not found", className="alert-heading"),
+            html.P(what),
+            html.P(
+                [
+                    "Go back to the ",
+                    dcc.Link("Overview", href="/", className="alert-link"),
+                    ", or open one of the pages:",
+                ],
+                className="mb-1",
+            ),
+            html.Ul(links, className="mb-0"),
+        ],
+        color="warning",
+        className="mt-4",
+        id="not-found",
+    )
 
 
 def layout(**_query):

@@ -20,17 +20,36 @@ def make_model_pair_figure(a: pd.DataFrame, b: pd.DataFrame, *, model_a: str, mo
     ra, rb = merged["r_a"].to_numpy(np.float64), merged["r_b"].to_numpy(np.float64)
     site_ids = merged["site_id"].astype(str).to_numpy()
     lo = float(np.nanmin(np.concatenate([ra, rb]))) - 0.02
-    fig = go.Figure(data=[
-        go.Scatter(x=ra, y=rb, mode="markers", text=site_ids, customdata=site_ids,
-                   marker={"color": region_color(region), "opacity": 0.7},
-                   hovertemplate="%{text}<br>" + model_a + " %{x:.3f}<br>" + model_b + " %{y:.3f}<extra></extra>"),
-        go.Scatter(x=[lo, 1], y=[lo, 1], mode="lines", line={"dash": "dot", "color": "#999"}, showlegend=False,
-                   hoverinfo="skip"),
-    ])
+    fig = go.Figure(
+        data=[
+            go.Scatter(
+                x=ra,
+                y=rb,
+                mode="markers",
+                text=site_ids,
+                customdata=site_ids,
+                marker={"color": region_color(region), "opacity": 0.7},
+                hovertemplate="%{text}<br>" + model_a + " %{x:.3f}<br>" + model_b + " %{y:.3f}<extra></extra>",
+            ),
+            go.Scatter(
+                x=[lo, 1],
+                y=[lo, 1],
+                mode="lines",
+                line={"dash": "dot", "color": "#999"},
+                showlegend=False,
+                hoverinfo="skip",
+            ),
+        ]
+    )
     # one range on both axes (and square), so the diagonal is the line of equal r
     fig.layout["xaxis"] = {"title": {"text": f"{model_a}: best r"}, "range": [lo, 1], "constrain": "domain"}
-    fig.layout["yaxis"] = {"title": {"text": f"{model_b}: best r"}, "range": [lo, 1], "scaleanchor": "x",
-                           "constrain": "domain"}
+    fig.layout["yaxis"] = {
+        "title": {"text": f"{model_b}: best r"},
+        "range": [lo, 1],
+        "scaleanchor": "x",
+        "constrain": "domain",
+    }
     fig.layout["showlegend"] = False
-    return base_layout(fig, title=f"{region}: {model_a} better for {wins} of {len(merged)} sites (click a site)",
-                       height=440)
+    return base_layout(
+        fig, title=f"{region}: {model_a} better for {wins} of {len(merged)} sites (click a site)", height=440
+    )

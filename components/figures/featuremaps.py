@@ -13,16 +13,23 @@ from components.theme import OTHER_COLOR, base_layout, empty_figure, region_colo
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6)
 
 
-def make_featuremap_counts_figure(topk: pd.DataFrame, *, channels: int, region: str, layer: str,
-                                  top: int = 1) -> go.Figure:
+def make_featuremap_counts_figure(
+    topk: pd.DataFrame, *, channels: int, region: str, layer: str, top: int = 1
+) -> go.Figure:
     """Sites whose best unit (top=1) or top-`top` units lie in each feature map of the layer."""
     require_columns(topk, ("site_id", "rank", "channel"), "feature-map counts")
     sub = topk[topk["rank"] <= top]
     if sub.empty:
         return empty_figure(f"No {region} matches in this layer")
     counts = sub["channel"].value_counts().reindex(range(channels), fill_value=0)
-    fig = go.Figure(go.Bar(x=np.arange(channels), y=counts.to_numpy(), marker_color=region_color(region),
-                           hovertemplate="feature map %{x}: %{y}<extra></extra>"))
+    fig = go.Figure(
+        go.Bar(
+            x=np.arange(channels),
+            y=counts.to_numpy(),
+            marker_color=region_color(region),
+            hovertemplate="feature map %{x}: %{y}<extra></extra>",
+        )
+    )
     fig.update_xaxes(title="feature map (channel)")
     fig.update_yaxes(title="sites" if top == 1 else f"units in sites' top {top}")
     label = "best unit" if top == 1 else f"top-{top} units"
@@ -36,10 +43,26 @@ def make_position_figure(topk: pd.DataFrame, *, height: int, width: int, region:
     if sub.empty:
         return empty_figure("No matches")
     fig = make_subplots(rows=1, cols=2, subplot_titles=("x position", "y position"))
-    fig.add_trace(go.Bar(x=np.arange(width), y=sub["x"].value_counts().reindex(range(width), fill_value=0),
-                         marker_color=region_color(region), name="x"), 1, 1)
-    fig.add_trace(go.Bar(x=np.arange(height), y=sub["y"].value_counts().reindex(range(height), fill_value=0),
-                         marker_color=region_color(region), name="y"), 1, 2)
+    fig.add_trace(
+        go.Bar(
+            x=np.arange(width),
+            y=sub["x"].value_counts().reindex(range(width), fill_value=0),
+            marker_color=region_color(region),
+            name="x",
+        ),
+        1,
+        1,
+    )
+    fig.add_trace(
+        go.Bar(
+            x=np.arange(height),
+            y=sub["y"].value_counts().reindex(range(height), fill_value=0),
+            marker_color=region_color(region),
+            name="y",
+        ),
+        1,
+        2,
+    )
     fig.update_layout(showlegend=False)
     fig.update_yaxes(title="count", row=1, col=1)
     for note in fig.layout.annotations:  # the subplot titles: the body font's size, not plotly's 16 px
@@ -82,18 +105,43 @@ def make_validated_figure(table: pd.DataFrame, *, region: str, layer: str, thres
     if table["best_r"].isna().all():
         return empty_figure("No feature-map matches for this layer")
     t = table.sort_values("best_r", ascending=False).reset_index(drop=True)
-    fig = go.Figure(go.Bar(x=np.arange(len(t)), y=t["best_r"], customdata=t[["channel", "best_site"]].to_numpy(),
-                           marker_color=[region_color(region) if r > thresholds[0] else OTHER_COLOR
-                                         for r in t["best_r"].fillna(-1)],
-                           hovertemplate="feature map %{customdata[0]}<br>best site %{customdata[1]}"
-                                         "<br>r %{y:.3f}<extra></extra>"))
+    fig = go.Figure(
+        go.Bar(
+            x=np.arange(len(t)),
+            y=t["best_r"],
+            customdata=t[["channel", "best_site"]].to_numpy(),
+            marker_color=[region_color(region) if r > thresholds[0] else OTHER_COLOR for r in t["best_r"].fillna(-1)],
+            hovertemplate="feature map %{customdata[0]}<br>best site %{customdata[1]}<br>r %{y:.3f}<extra></extra>",
+        )
+    )
     # threshold lines as plain layout shapes and annotations: add_hline costs ~10 ms a line (profiled)
     counts = [int((t["best_r"] > thr).sum()) for thr in thresholds]
-    fig.layout["shapes"] = [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": thr, "y1": thr,
-                             "line": {"dash": "dot", "color": "#555", "width": 1}} for thr in thresholds]
-    fig.layout["annotations"] = [{"text": f"r > {thr}: {n}/{len(t)} validated", "xref": "paper", "x": 1,
-                                  "xanchor": "right", "yref": "y", "y": thr, "yanchor": "bottom", "showarrow": False}
-                                 for thr, n in zip(thresholds, counts, strict=True)]
+    fig.layout["shapes"] = [
+        {
+            "type": "line",
+            "xref": "paper",
+            "x0": 0,
+            "x1": 1,
+            "yref": "y",
+            "y0": thr,
+            "y1": thr,
+            "line": {"dash": "dot", "color": "#555", "width": 1},
+        }
+        for thr in thresholds
+    ]
+    fig.layout["annotations"] = [
+        {
+            "text": f"r > {thr}: {n}/{len(t)} validated",
+            "xref": "paper",
+            "x": 1,
+            "xanchor": "right",
+            "yref": "y",
+            "y": thr,
+            "yanchor": "bottom",
+            "showarrow": False,
+        }
+        for thr, n in zip(thresholds, counts, strict=True)
+    ]
     fig.layout["xaxis"] = {"title": {"text": "feature maps, sorted by their best-matched site"}}
     fig.layout["yaxis"] = {"title": {"text": f"best {region} site r"}}
     return base_layout(fig, title=f"{layer}: validated vs unvalidated feature maps", height=380)

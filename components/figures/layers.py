@@ -18,33 +18,70 @@ def make_layer_histogram_figure(best: pd.DataFrame, layers: pd.DataFrame, *, reg
     if sub.empty:
         return empty_figure(f"No {region} matches")
     counts = sub["layer_idx"].value_counts().reindex(layers["layer_idx"], fill_value=0)
-    fig = go.Figure(go.Bar(x=layers["layer_idx"], y=counts.to_numpy(), marker_color=region_color(region),
-                           customdata=layers["layer"], name=region,
-                           hovertemplate="layer %{x}: %{customdata}<br>%{y} sites<extra></extra>"))
+    fig = go.Figure(
+        go.Bar(
+            x=layers["layer_idx"],
+            y=counts.to_numpy(),
+            marker_color=region_color(region),
+            customdata=layers["layer"],
+            name=region,
+            hovertemplate="layer %{x}: %{customdata}<br>%{y} sites<extra></extra>",
+        )
+    )
     fig.update_xaxes(title="layer (network order)")
     fig.update_yaxes(title="sites whose best unit is here")
     return base_layout(fig, title=f"{model}: layer of each {region} site's best unit", height=360)
 
 
-def make_layer_spread_figure(layer_best: pd.DataFrame, layers: pd.DataFrame, *, region: str, model: str,
-                             control: pd.DataFrame | None = None, control_name: str | None = None) -> go.Figure:
+def make_layer_spread_figure(
+    layer_best: pd.DataFrame,
+    layers: pd.DataFrame,
+    *,
+    region: str,
+    model: str,
+    control: pd.DataFrame | None = None,
+    control_name: str | None = None,
+) -> go.Figure:
     """Figure 6 right: per layer, the spread of sites' best-in-layer r, the median, and a control's median."""
     require_columns(layer_best, ("region", "layer_idx", "r"), "layer spread")
     sub = layer_best[layer_best["region"] == region]
     if sub.empty:
         return empty_figure(f"No {region} layer matches")
-    fig = go.Figure(go.Box(x=sub["layer_idx"], y=sub["r"], marker_color=region_color(region), boxpoints=False,
-                           name=f"{model} (sites)", line={"width": 1}))
+    fig = go.Figure(
+        go.Box(
+            x=sub["layer_idx"],
+            y=sub["r"],
+            marker_color=region_color(region),
+            boxpoints=False,
+            name=f"{model} (sites)",
+            line={"width": 1},
+        )
+    )
     med = sub.groupby("layer_idx")["r"].median()
-    fig.add_trace(go.Scatter(x=med.index, y=med.to_numpy(), mode="lines+markers", name="median",
-                             line={"color": "#000", "width": 2}, marker={"size": 4},
-                             customdata=layers.set_index("layer_idx").reindex(med.index)["layer"],
-                             hovertemplate="layer %{x}: %{customdata}<br>median r %{y:.3f}<extra></extra>"))
+    fig.add_trace(
+        go.Scatter(
+            x=med.index,
+            y=med.to_numpy(),
+            mode="lines+markers",
+            name="median",
+            line={"color": "#000", "width": 2},
+            marker={"size": 4},
+            customdata=layers.set_index("layer_idx").reindex(med.index)["layer"],
+            hovertemplate="layer %{x}: %{customdata}<br>median r %{y:.3f}<extra></extra>",
+        )
+    )
     if control is not None and not control.empty:
         c = control[control["region"] == region]
         cmed = c.groupby("layer_idx")["r"].median()
-        fig.add_trace(go.Scatter(x=cmed.index, y=cmed.to_numpy(), mode="lines", name=f"{control_name} (median)",
-                                 line={"color": OTHER_COLOR, "dash": "dash", "width": 2}))
+        fig.add_trace(
+            go.Scatter(
+                x=cmed.index,
+                y=cmed.to_numpy(),
+                mode="lines",
+                name=f"{control_name} (median)",
+                line={"color": OTHER_COLOR, "dash": "dash", "width": 2},
+            )
+        )
     fig.update_xaxes(title="layer (network order)")
     fig.update_yaxes(title="best r within the layer")
     fig.update_layout(legend={"orientation": "h", "y": -0.25})
@@ -59,13 +96,23 @@ def make_depth_across_models_figure(depth: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     for region, group in depth.groupby("region", sort=False):
         stats = group.groupby("model")["depth"].agg(["mean", "std"]).sort_index()
-        fig.add_trace(go.Scatter(x=stats["mean"], y=stats.index, mode="markers", name=region,
-                                 error_x={"type": "data", "array": stats["std"].fillna(0).to_numpy()},
-                                 marker={"color": region_color(region), "size": 10}))
+        fig.add_trace(
+            go.Scatter(
+                x=stats["mean"],
+                y=stats.index,
+                mode="markers",
+                name=region,
+                error_x={"type": "data", "array": stats["std"].fillna(0).to_numpy()},
+                marker={"color": region_color(region), "size": 10},
+            )
+        )
     fig.update_xaxes(title="normalised depth of the best unit (0 = input side, 1 = output side)", range=[-0.05, 1.05])
     fig.update_yaxes(title=None)
-    return base_layout(fig, title="Depth of the matches across models (mean ± SD over sites)",
-                       height=max(260, 60 * depth["model"].nunique() + 120))
+    return base_layout(
+        fig,
+        title="Depth of the matches across models (mean ± SD over sites)",
+        height=max(260, 60 * depth["model"].nunique() + 120),
+    )
 
 
 def make_family_depth_figure(frames: dict[str, pd.DataFrame], *, region: str) -> go.Figure:
@@ -79,8 +126,16 @@ def make_family_depth_figure(frames: dict[str, pd.DataFrame], *, region: str) ->
         if sub.empty:
             continue
         med = sub.groupby(["layer_idx", "depth"])["r"].median().reset_index()
-        fig.add_trace(go.Scatter(x=med["depth"], y=med["r"], mode="lines+markers", name=model,
-                                 line={"color": CATEGORY_COLORS[i % len(CATEGORY_COLORS)]}, marker={"size": 4}))
+        fig.add_trace(
+            go.Scatter(
+                x=med["depth"],
+                y=med["r"],
+                mode="lines+markers",
+                name=model,
+                line={"color": CATEGORY_COLORS[i % len(CATEGORY_COLORS)]},
+                marker={"size": 4},
+            )
+        )
     fig.update_xaxes(title="normalised depth", range=[-0.02, 1.02])
     fig.update_yaxes(title=f"median best r within the layer ({region})")
     return base_layout(fig, title=f"Models compared by depth ({region})", height=380)

@@ -26,26 +26,60 @@ Analyses:
 def register(sub) -> None:
     """Add `analyze` to the `python -m precompute` parser."""
     listing = "\n".join(f"  {a.name:<20} {a.description}" for a in analyses().values())
-    p = sub.add_parser("analyze", help="statistics and analyses over matched models (scores, intervals, ...)",
-                       description=ANALYZE_HELP + listing, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "analyze",
+        help="statistics and analyses over matched models (scores, intervals, ...)",
+        description=ANALYZE_HELP + listing,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--dataset", required=True, help="dataset name (see `datasets list`)")
-    p.add_argument("--model", required=True, action="append", dest="models", metavar="MODEL",
-                   help="a model matched on the dataset; repeat for several")
-    p.add_argument("--only", action="append", dest="only", metavar="NAME", default=None,
-                   help="run only this analysis (repeatable; default: all)")
-    p.add_argument("--protocol", choices=PROTOCOLS, default="default",
-                   help="default, or paper (full protocols: more resamples, every layer)")
+    p.add_argument(
+        "--model",
+        required=True,
+        action="append",
+        dest="models",
+        metavar="MODEL",
+        help="a model matched on the dataset; repeat for several",
+    )
+    p.add_argument(
+        "--only",
+        action="append",
+        dest="only",
+        metavar="NAME",
+        default=None,
+        help="run only this analysis (repeatable; default: all)",
+    )
+    p.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="default",
+        help="default, or paper (full protocols: more resamples, every layer)",
+    )
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of every resampling (default 0)")
     p.add_argument("--force", action="store_true", help="redo analyses that are already done")
-    p.add_argument("--select-on", dest="select_on", metavar="DATASET", default=None,
-                   help="cross_dataset: the dataset whose best units are evaluated on --dataset (the two must "
-                        "share site ids; the model must be matched on it)")
+    p.add_argument(
+        "--select-on",
+        dest="select_on",
+        metavar="DATASET",
+        default=None,
+        help="cross_dataset: the dataset whose best units are evaluated on --dataset (the two must "
+        "share site ids; the model must be matched on it)",
+    )
     p.set_defaults(func=cmd_analyze)
 
 
 def cmd_analyze(args: argparse.Namespace, store: Store) -> int:
-    results = run_analyses(store, args.dataset, args.models, args.only, protocol=args.protocol, seed=args.seed,
-                           force=args.force, progress=True, options={"select_on": getattr(args, "select_on", None)})
+    results = run_analyses(
+        store,
+        args.dataset,
+        args.models,
+        args.only,
+        protocol=args.protocol,
+        seed=args.seed,
+        force=args.force,
+        progress=True,
+        options={"select_on": getattr(args, "select_on", None)},
+    )
     for name, ran in results:
         print(f"{name}: {'done' if ran else 'already done (use --force to redo)'}")
     return 0

@@ -25,13 +25,21 @@ def register(sub) -> None:
     s = dsub.add_parser("synth", help="generate the synthetic HvM-like dataset (the embedded default)")
     s.add_argument("--name", default="synthetic-hvm", help="dataset name (default: synthetic-hvm)")
     s.add_argument("--seed", type=int, default=0, help="generator seed; the same seed gives identical tables")
-    s.add_argument("--stimuli", type=int, default=None,
-                   help="use a category-balanced subset of this many stimuli (default: all 2,560)")
+    s.add_argument(
+        "--stimuli",
+        type=int,
+        default=None,
+        help="use a category-balanced subset of this many stimuli (default: all 2,560)",
+    )
     s.add_argument("--replace", action="store_true", help="overwrite a dataset of the same name")
     s.set_defaults(func=_cmd_synth)
 
-    i = dsub.add_parser("import", help="import real recordings (BrainIO, the HvM HDF5 release, a folder)",
-                        description=import_request.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    i = dsub.add_parser(
+        "import",
+        help="import real recordings (BrainIO, the HvM HDF5 release, a folder)",
+        description=import_request.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(i, ImportRequest, metavars={"exclude_sites": "PATTERN"})
     i.set_defaults(func=_cmd_import)
 
@@ -51,13 +59,16 @@ def _cmd_synth(args: argparse.Namespace, store: Store) -> int:
     if args.name in DEMO_DATASETS:
         n_stimuli = n_stimuli if n_stimuli != synth.N_HVM_STIMULI else None
         if args.seed != 0 or n_stimuli != DEMO_DATASETS[args.name]:
-            raise UserError(f"{args.name} is the demo's dataset (seed 0, {DEMO_DATASETS[args.name] or 'all'} "
-                            "stimuli), and `demo` would take this one for it; give a dataset with other settings "
-                            "another --name")
+            raise UserError(
+                f"{args.name} is the demo's dataset (seed 0, {DEMO_DATASETS[args.name] or 'all'} "
+                "stimuli), and `demo` would take this one for it; give a dataset with other settings "
+                "another --name"
+            )
     tables = synth.generate(seed=args.seed, n_stimuli=n_stimuli)
     write_dataset(store, args.name, tables, replace=args.replace)
-    print(f"dataset {args.name}: {len(tables.stimuli)} stimuli, {len(tables.sites)} sites "
-          f"(synthetic, seed {args.seed})")
+    print(
+        f"dataset {args.name}: {len(tables.stimuli)} stimuli, {len(tables.sites)} sites (synthetic, seed {args.seed})"
+    )
     return 0
 
 
@@ -65,9 +76,11 @@ def _cmd_import(args: argparse.Namespace, store: Store) -> int:
     """Import, validate (refusing with every problem), then write in one transaction and publish."""
     tables = import_dataset(store, from_namespace(ImportRequest, args))
     regions = tables.sites["region"].value_counts().to_dict()
-    print(f"dataset {args.name}: {len(tables.stimuli)} stimuli, {len(tables.sites)} sites "
-          f"({', '.join(f'{n} {r}' for r, n in regions.items())}), "
-          f"{'with' if tables.trials is not None else 'without'} trials ({tables.info.get('source')})")
+    print(
+        f"dataset {args.name}: {len(tables.stimuli)} stimuli, {len(tables.sites)} sites "
+        f"({', '.join(f'{n} {r}' for r, n in regions.items())}), "
+        f"{'with' if tables.trials is not None else 'without'} trials ({tables.info.get('source')})"
+    )
     dropped = tables.extra.get("dropped_sites") or {}
     if dropped:
         print(f"dropped {len(dropped)} site(s) (--drop-bad-sites):")
@@ -78,8 +91,10 @@ def _cmd_import(args: argparse.Namespace, store: Store) -> int:
 
 def _read_only(store: Store) -> duckdb.DuckDBPyConnection:
     if not store.served_path.exists():
-        raise UserError(f"no database at {store.served_path}; build one with `python -m precompute demo` "
-                        "or add a dataset with `python -m precompute datasets synth`")
+        raise UserError(
+            f"no database at {store.served_path}; build one with `python -m precompute demo` "
+            "or add a dataset with `python -m precompute datasets synth`"
+        )
     return duckdb.connect(str(store.served_path), read_only=True)
 
 
@@ -115,7 +130,8 @@ def _cmd_show(args: argparse.Namespace, store: Store) -> int:
     print(f"{'region':<8} {'sites':>6} {'median reliability':>19} {'median RF size (deg)':>21}")
     for region, n, rel, rf in con.execute(
         "SELECT region, count(*), median(reliability), median(rf_size_deg) FROM sites WHERE dataset = ? "
-        "GROUP BY region ORDER BY region DESC", [args.name]
+        "GROUP BY region ORDER BY region DESC",
+        [args.name],
     ).fetchall():
         rel_s = f"{rel:.3f}" if rel is not None else "-"
         rf_s = f"{rf:.2f}" if rf is not None else "-"

@@ -10,13 +10,23 @@ from precompute.jobs.demo import demo_steps, is_complete, missing_steps, run_dem
 
 
 def register(sub) -> None:
-    p = sub.add_parser("demo", help="build the embedded default (resumes an interrupted build)",
-                       description=demo.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "demo",
+        help="build the embedded default (resumes an interrupted build)",
+        description=demo.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--quick", action="store_const", const="quick", dest="variant",
-                       help="fewer stimuli and one model (a first look; under 3 minutes)")
-    group.add_argument("--full", action="store_const", const="full", dest="variant",
-                       help="every analysis on every model")
+    group.add_argument(
+        "--quick",
+        action="store_const",
+        const="quick",
+        dest="variant",
+        help="fewer stimuli and one model (a first look; under 3 minutes)",
+    )
+    group.add_argument(
+        "--full", action="store_const", const="full", dest="variant", help="every analysis on every model"
+    )
     p.add_argument("--status", action="store_true", help="only say which steps are done and which are missing")
     p.set_defaults(func=cmd_demo, variant="default")
 

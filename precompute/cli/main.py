@@ -26,8 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m precompute",
         description="Unitscope's offline job: import data, add models, match sites to units, analyse.",
     )
-    parser.add_argument("--db", type=Path, default=None,
-                        help="served DuckDB file (default: $UNITSCOPE_DB or <data folder>/unitscope.duckdb)")
+    parser.add_argument(
+        "--db",
+        type=Path,
+        default=None,
+        help="served DuckDB file (default: $UNITSCOPE_DB or <data folder>/unitscope.duckdb)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
     for group in (datasets, models, match, analyze, rf, demo):

@@ -26,36 +26,74 @@ for the correlation products when torch sees CUDA.
 
 def register(sub) -> None:
     """Add `run` and `batch` to the `python -m precompute` parser."""
-    p = sub.add_parser("run", help="match sites to model units (+ gather pass) for dataset x models",
-                       description=RUN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "run",
+        help="match sites to model units (+ gather pass) for dataset x models",
+        description=RUN_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--dataset", required=True, help="dataset name (see `datasets list`)")
-    p.add_argument("--model", required=True, action="append", dest="models", metavar="MODEL",
-                   help="model name (see `models list`); repeat for several models")
+    p.add_argument(
+        "--model",
+        required=True,
+        action="append",
+        dest="models",
+        metavar="MODEL",
+        help="model name (see `models list`); repeat for several models",
+    )
     p.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help="K of matches and layer_matches (default 100)")
-    p.add_argument("--memory-gb", type=float, default=None,
-                   help="memory budget in GiB for the whole process (default: half of this machine's RAM, or "
-                        "$UNITSCOPE_MEMORY_GB); 1 GiB of it is reserved for Python, torch and onnxruntime, so the "
-                        "smallest budget is a little over 1")
+    p.add_argument(
+        "--memory-gb",
+        type=float,
+        default=None,
+        help="memory budget in GiB for the whole process (default: half of this machine's RAM, or "
+        "$UNITSCOPE_MEMORY_GB); 1 GiB of it is reserved for Python, torch and onnxruntime, so the "
+        "smallest budget is a little over 1",
+    )
     p.add_argument("--force", action="store_true", help="redo pairs that are already matched")
     p.set_defaults(func=cmd_run)
 
-    b = sub.add_parser("batch", help="run a TOML file of imports, model additions, runs and analyses "
-                       "(locally or on a Dask cluster)",
-                       description=BATCH_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    b = sub.add_parser(
+        "batch",
+        help="run a TOML file of imports, model additions, runs and analyses (locally or on a Dask cluster)",
+        description=BATCH_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     b.add_argument("file", type=Path, help="the TOML batch file")
-    b.add_argument("--dry-run", action="store_true",
-                   help="only check the file (options, files, the datasets and models it names: what a real run "
-                        "checks first) and list what it would do; writes nothing")
-    b.add_argument("--executor", choices=("local", "dask"), default=None,
-                   help="local: in this process (default); dask: on a Dask cluster (docs/cluster.md)")
-    b.add_argument("--scheduler", metavar="ADDRESS", default=None,
-                   help="dask: the scheduler, e.g. tcp://10.0.0.5:8786 (default: $UNITSCOPE_DASK_SCHEDULER, "
-                        "else a local cluster on this machine)")
-    b.add_argument("--results-dir", type=Path, default=None, metavar="DIR",
-                   help="dask: the results folder shared with the workers (default: $UNITSCOPE_RESULTS_DIR, "
-                        "else cluster-results/ beside the database)")
-    b.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="dask without --scheduler: worker processes of the local cluster (default: cores, max 4)")
+    b.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="only check the file (options, files, the datasets and models it names: what a real run "
+        "checks first) and list what it would do; writes nothing",
+    )
+    b.add_argument(
+        "--executor",
+        choices=("local", "dask"),
+        default=None,
+        help="local: in this process (default); dask: on a Dask cluster (docs/cluster.md)",
+    )
+    b.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="dask: the scheduler, e.g. tcp://10.0.0.5:8786 (default: $UNITSCOPE_DASK_SCHEDULER, "
+        "else a local cluster on this machine)",
+    )
+    b.add_argument(
+        "--results-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="dask: the results folder shared with the workers (default: $UNITSCOPE_RESULTS_DIR, "
+        "else cluster-results/ beside the database)",
+    )
+    b.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="dask without --scheduler: worker processes of the local cluster (default: cores, max 4)",
+    )
     b.set_defaults(func=cmd_batch)
 
 
@@ -65,9 +103,11 @@ def cmd_run(args: argparse.Namespace, store: Store) -> int:
         if outcome is None:
             print(f"{args.dataset} x {model}: already matched (use --force to redo)")
         else:
-            print(f"{args.dataset} x {model}: matched in {outcome.match_s:.1f} s ({outcome.n_passes} pass(es), "
-                  f"inference {outcome.inference_s:.1f} s), gathered {outcome.n_gathered} units in "
-                  f"{outcome.gather_s:.1f} s")
+            print(
+                f"{args.dataset} x {model}: matched in {outcome.match_s:.1f} s ({outcome.n_passes} pass(es), "
+                f"inference {outcome.inference_s:.1f} s), gathered {outcome.n_gathered} units in "
+                f"{outcome.gather_s:.1f} s"
+            )
     return 0
 
 
@@ -82,5 +122,11 @@ def cmd_batch(args: argparse.Namespace, store: Store) -> int:
         for task in tasks:
             print(f"task   {task.task_id}" + (f" (after {', '.join(task.deps)})" if task.deps else ""))
         return 0
-    return run_batch(batch, store, executor=args.executor, scheduler=args.scheduler, results_dir=args.results_dir,
-                     workers=args.workers)
+    return run_batch(
+        batch,
+        store,
+        executor=args.executor,
+        scheduler=args.scheduler,
+        results_dir=args.results_dir,
+        workers=args.workers,
+    )

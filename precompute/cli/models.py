@@ -17,15 +17,36 @@ from precompute.models.zoo import ZOO
 
 def register(sub) -> None:
     """Add `models` and its subcommands to the `python -m precompute` parser."""
-    p = sub.add_parser("models", help="add, list, show and remove models", description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "models",
+        help="add, list, show and remove models",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     msub = p.add_subparsers(dest="models_command", metavar="<models command>", required=True)
 
-    a = msub.add_parser("add", help="add a model from the zoo, an ONNX file, or a control",
-                        description=model_request.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(a, AddRequest, positional=("name",), exclusive=("zoo", "onnx", "control"),
-                  metavars={"zoo": "ZOO_NAME", "onnx": "FILE", "weights": "PATH", "input_size": "N", "mean": "M",
-                            "std": "S", "layers": "auto|T1,T2,...", "reference": "M"})
+    a = msub.add_parser(
+        "add",
+        help="add a model from the zoo, an ONNX file, or a control",
+        description=model_request.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(
+        a,
+        AddRequest,
+        positional=("name",),
+        exclusive=("zoo", "onnx", "control"),
+        metavars={
+            "zoo": "ZOO_NAME",
+            "onnx": "FILE",
+            "weights": "PATH",
+            "input_size": "N",
+            "mean": "M",
+            "std": "S",
+            "layers": "auto|T1,T2,...",
+            "reference": "M",
+        },
+    )
     a.set_defaults(func=cmd_add)
 
     lst = msub.add_parser("list", help="list the stored models")
@@ -64,8 +85,23 @@ def cmd_show(args, store) -> int:
     with store.connect() as con:
         row = registry.read_model(con, args.name)
         df = registry.layers_frame(con, args.name)
-    for key in ("model", "kind", "family", "source", "reference_model", "input_size", "in_channels", "mean", "std",
-                "imagenet_top1", "imagenet_top5", "parameters", "layout", "onnx_path", "sha256"):
+    for key in (
+        "model",
+        "kind",
+        "family",
+        "source",
+        "reference_model",
+        "input_size",
+        "in_channels",
+        "mean",
+        "std",
+        "imagenet_top1",
+        "imagenet_top5",
+        "parameters",
+        "layout",
+        "onnx_path",
+        "sha256",
+    ):
         value = row.get(key)
         if value is not None and value == value:
             print(f"{key:16} {value}")
@@ -73,8 +109,10 @@ def cmd_show(args, store) -> int:
     print(f"{'idx':>4} {'layer':40} {'op':10} {'C':>6} {'H':>5} {'W':>5} {'units':>12}  layout")
     for r in df.itertuples():
         layout = r.layout if isinstance(r.layout, str) and r.layout else row.get("layout") or "nchw"
-        print(f"{r.layer_idx:>4} {r.layer:40} {r.op_type or '':10} {r.channels:>6} {r.height:>5} {r.width:>5} "
-              f"{r.units:>12,}  {layout}")
+        print(
+            f"{r.layer_idx:>4} {r.layer:40} {r.op_type or '':10} {r.channels:>6} {r.height:>5} {r.width:>5} "
+            f"{r.units:>12,}  {layout}"
+        )
     total = int(df["units"].sum())
     print(f"{len(df)} layers, {total:,} units ({total / 1e6:.2f} M)")
     return 0
@@ -91,13 +129,17 @@ def cmd_zoo(args, store) -> int:
     for e in ZOO.values():
         t1 = "" if e.imagenet_top1 is None else f"{e.imagenet_top1:.1f}"
         t5 = "" if e.imagenet_top5 is None else f"{e.imagenet_top5:.1f}"
-        print(f"{e.name:22} {e.library:12} {e.constructor or '-':24} {e.input_size:>5} {t1:>6} {t5:>6}  "
-              f"{'yes' if e.in_paper else ''}{'  ' + e.note if e.note else ''}")
+        print(
+            f"{e.name:22} {e.library:12} {e.constructor or '-':24} {e.input_size:>5} {t1:>6} {t5:>6}  "
+            f"{'yes' if e.in_paper else ''}{'  ' + e.note if e.note else ''}"
+        )
     print("Any torchvision or timm model: torchvision:<fn> or timm:<name>.")
     return 0
 
 
 def _print_summary(con, model: str) -> None:
     row = registry.read_model(con, model)
-    print(f"added {model} ({row['kind']}): {row['n_layers']} layers, {int(row['total_units']):,} units, "
-          f"input {row['input_size']} px")
+    print(
+        f"added {model} ({row['kind']}): {row['n_layers']} layers, {int(row['total_units']):,} units, "
+        f"input {row['input_size']} px"
+    )

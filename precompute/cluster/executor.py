@@ -105,10 +105,16 @@ class Progress:
         elapsed = time.perf_counter() - self.t0
         left = self.total - self.done
         eta = "0:00:00" if left == 0 else (_clock(elapsed / self.ran * left) if self.ran else "?")
-        detail = {"ran": f"done (compute {o.compute_s:.1f} s" + (f" on {o.worker}" if o.worker else "")
-                         + (f", ingest {o.ingest_s:.2f} s" if o.ingest_s else "") + ")",
-                  "recovered": f"ingested a finished result left in the results folder ({o.ingest_s:.2f} s)",
-                  "skipped": "already done", "failed": f"FAILED: {o.error}", "blocked": f"not run: {o.error}"}[o.state]
+        detail = {
+            "ran": f"done (compute {o.compute_s:.1f} s"
+            + (f" on {o.worker}" if o.worker else "")
+            + (f", ingest {o.ingest_s:.2f} s" if o.ingest_s else "")
+            + ")",
+            "recovered": f"ingested a finished result left in the results folder ({o.ingest_s:.2f} s)",
+            "skipped": "already done",
+            "failed": f"FAILED: {o.error}",
+            "blocked": f"not run: {o.error}",
+        }[o.state]
         self.report(f"[{self.done}/{self.total}] {o.task_id}: {detail}; elapsed {_clock(elapsed)}, ETA {eta}")
 
 
@@ -121,9 +127,18 @@ def default_results_dir(store: Store) -> Path:
     return get_settings().results_dir or store.served_path.parent / RESULTS_DIR_NAME
 
 
-def run_tasks(tasks: Sequence[Task], store: Store, *, executor: str = "local", scheduler: str | None = None,
-              results_dir: Path | None = None, workers: int | None = None, retries: int = DEFAULT_RETRIES,
-              client=None, report: Report | None = None) -> BatchReport:
+def run_tasks(
+    tasks: Sequence[Task],
+    store: Store,
+    *,
+    executor: str = "local",
+    scheduler: str | None = None,
+    results_dir: Path | None = None,
+    workers: int | None = None,
+    retries: int = DEFAULT_RETRIES,
+    client=None,
+    report: Report | None = None,
+) -> BatchReport:
     """Run `tasks` (in a valid order, see tasks.build_tasks) with the chosen executor."""
     if executor not in EXECUTORS:
         raise UserError(f"unknown executor {executor!r}; use one of {', '.join(EXECUTORS)}")
@@ -133,8 +148,14 @@ def run_tasks(tasks: Sequence[Task], store: Store, *, executor: str = "local", s
         if scheduler:
             raise UserError("--scheduler needs --executor dask")
         return LocalExecutor(report).run(tasks, store)
-    return DaskExecutor(scheduler=scheduler, results_dir=results_dir or default_results_dir(store),
-                        workers=workers, retries=retries, client=client, report=report).run(tasks, store)
+    return DaskExecutor(
+        scheduler=scheduler,
+        results_dir=results_dir or default_results_dir(store),
+        workers=workers,
+        retries=retries,
+        client=client,
+        report=report,
+    ).run(tasks, store)
 
 
 # ---------------------------------------------------------------------------------------------- local
@@ -142,11 +163,21 @@ def run_here(task: Task, store: Store) -> bool:
     """Run a task's step in this process against `store`; False when it was skipped (already done)."""
     p = task.params
     if task.kind == MATCH:
-        return run_pair(store, task.dataset, task.model, top_k=p["top_k"], memory_gb=p.get("memory_gb"),
-                        force=task.force) is not None
+        return (
+            run_pair(store, task.dataset, task.model, top_k=p["top_k"], memory_gb=p.get("memory_gb"), force=task.force)
+            is not None
+        )
     analysis = get_analyses([p["analysis"]])[0]
-    return run_analysis(store, analysis, task.dataset, task.model, protocol=p["protocol"], seed=p["seed"],
-                                force=task.force, options=task.options)
+    return run_analysis(
+        store,
+        analysis,
+        task.dataset,
+        task.model,
+        protocol=p["protocol"],
+        seed=p["seed"],
+        force=task.force,
+        options=task.options,
+    )
 
 
 class LocalExecutor:
@@ -175,8 +206,12 @@ class LocalExecutor:
                         log.error("task %s failed: %s", task.task_id, exc)
                     else:
                         log.exception("task %s failed: %s", task.task_id, exc)
-                    o = TaskOutcome(task.task_id, "failed", compute_s=time.perf_counter() - t1,
-                                    error=str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}")
+                    o = TaskOutcome(
+                        task.task_id,
+                        "failed",
+                        compute_s=time.perf_counter() - t1,
+                        error=str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}",
+                    )
                 else:
                     o = TaskOutcome(task.task_id, "ran" if ran else "skipped", compute_s=time.perf_counter() - t1)
             state[o.task_id] = o.state
@@ -200,8 +235,16 @@ class _Prepared:
 class DaskExecutor:
     """The coordinator: submits ready tasks to a Dask cluster and ingests each result as it finishes."""
 
-    def __init__(self, *, scheduler: str | None, results_dir: Path, workers: int | None = None,
-                 retries: int = DEFAULT_RETRIES, client=None, report: Report):
+    def __init__(
+        self,
+        *,
+        scheduler: str | None,
+        results_dir: Path,
+        workers: int | None = None,
+        retries: int = DEFAULT_RETRIES,
+        client=None,
+        report: Report,
+    ):
         self.scheduler, self.results_dir, self.workers = scheduler, Path(results_dir).resolve(), workers
         self.retries, self.client, self.report = retries, client, report
 
@@ -215,11 +258,14 @@ class DaskExecutor:
             try:
                 return Client(self.scheduler, timeout="30s"), None, True
             except OSError as exc:
-                raise UserError(f"cannot reach the Dask scheduler at {self.scheduler} ({exc}); start it "
-                                "(docs/cluster.md) or check the address") from None
+                raise UserError(
+                    f"cannot reach the Dask scheduler at {self.scheduler} ({exc}); start it "
+                    "(docs/cluster.md) or check the address"
+                ) from None
         n = self.workers or max(1, min(os.cpu_count() or 1, 4))
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address="127.0.0.1:0")
+        cluster = LocalCluster(
+            n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0"
+        )
         return Client(cluster), cluster, True
 
     # ------------------------------------------------------------------ one task
@@ -239,22 +285,38 @@ class DaskExecutor:
             fp = repr(dataset_fingerprint(con, task.dataset)).encode()
             dataset_key = f"{file_slug(task.dataset)}-{hashlib.sha256(fp).hexdigest()[:12]}"
             folders = write_snapshot(con, self.results_dir, task.dataset, models, dataset_key, slug, h)
-        spec = {"task_id": task.task_id, "kind": task.kind, "dataset": task.dataset, "model": task.model,
-                "models": models, "params": dict(task.params), "input_hash": h, "slug": slug,
-                "snapshot": folders, "results_dir": str(self.results_dir),
-                "data_dir": str(store.served_path.parent)}
+        spec = {
+            "task_id": task.task_id,
+            "kind": task.kind,
+            "dataset": task.dataset,
+            "model": task.model,
+            "models": models,
+            "params": dict(task.params),
+            "input_hash": h,
+            "slug": slug,
+            "snapshot": folders,
+            "results_dir": str(self.results_dir),
+            "data_dir": str(store.served_path.parent),
+        }
         return _Prepared(task, "submit", h, spec=spec, prepare_s=time.perf_counter() - t0)
 
-    def _ingest(self, store: Store, prep: _Prepared, folder: Path, manifest: dict, state: str,
-                info: dict | None = None) -> TaskOutcome:
+    def _ingest(
+        self, store: Store, prep: _Prepared, folder: Path, manifest: dict, state: str, info: dict | None = None
+    ) -> TaskOutcome:
         seconds = ingest(store, folder, manifest)
         failpoint("ingest.published")
         discard(self.results_dir, prep.spec["slug"] if prep.spec else file_slug(prep.task.task_id))
         if prep.spec:
             for rel in prep.spec["snapshot"][1:]:  # the task's own part; the dataset part is shared
                 shutil.rmtree(self.results_dir / rel, ignore_errors=True)
-        return TaskOutcome(prep.task.task_id, state, compute_s=float(manifest.get("compute_s", 0.0)),
-                           ingest_s=seconds, prepare_s=prep.prepare_s, worker=(info or {}).get("worker", ""))
+        return TaskOutcome(
+            prep.task.task_id,
+            state,
+            compute_s=float(manifest.get("compute_s", 0.0)),
+            ingest_s=seconds,
+            prepare_s=prep.prepare_s,
+            worker=(info or {}).get("worker", ""),
+        )
 
     def _run_on_coordinator(self, task: Task, store: Store) -> TaskOutcome:
         t0 = time.perf_counter()
@@ -264,8 +326,9 @@ class DaskExecutor:
         except Exception as exc:  # as a worker's failure: reported, the batch goes on
             log.error("task %s failed: %s", task.task_id, exc)
             return TaskOutcome(task.task_id, "failed", error=f"{type(exc).__name__}: {exc}")
-        return TaskOutcome(task.task_id, "ran" if ran else "skipped", compute_s=time.perf_counter() - t0,
-                           worker="coordinator")
+        return TaskOutcome(
+            task.task_id, "ran" if ran else "skipped", compute_s=time.perf_counter() - t0, worker="coordinator"
+        )
 
     # ------------------------------------------------------------------ the loop
     def run(self, tasks: Sequence[Task], store: Store) -> BatchReport:
@@ -346,10 +409,15 @@ class _DaskRun:
             self.ac = as_completed()
             self.out.dashboard = _dashboard(self.client)
             report = self.executor.report
-            report(f"Dask dashboard: {self.out.dashboard}" if self.out.dashboard else
-                   "Dask dashboard: the scheduler serves none")
-            report(f"Dask scheduler: {self.client.scheduler.address}, "
-                   f"{len(self.client.scheduler_info().get('workers', {}))} worker(s)")
+            report(
+                f"Dask dashboard: {self.out.dashboard}"
+                if self.out.dashboard
+                else "Dask dashboard: the scheduler serves none"
+            )
+            report(
+                f"Dask scheduler: {self.client.scheduler.address}, "
+                f"{len(self.client.scheduler_info().get('workers', {}))} worker(s)"
+            )
         # the database in the key: two databases on one cluster with the same inputs (two labs, two test
         # folders) must not get each other's result, which names a folder in the other's results folder
         db = hashlib.sha256(str(self.store.served_path).encode()).hexdigest()[:8]
@@ -402,18 +470,25 @@ def _check_inputs(con, task: Task) -> None:
         check_inputs(con, task.dataset, [task.model] if task.model else [], analysis.requires_matching)
         return
     if not con.execute("SELECT count(*) FROM stimuli WHERE dataset = ?", [task.dataset]).fetchone()[0]:
-        raise UserError(f"dataset {task.dataset!r} has no stimuli (is it imported? "
-                        "`python -m precompute datasets list`)")
+        raise UserError(
+            f"dataset {task.dataset!r} has no stimuli (is it imported? `python -m precompute datasets list`)"
+        )
     if not con.execute("SELECT count(*) FROM models WHERE model = ?", [task.model]).fetchone()[0]:
-        raise UserError(f"model {task.model!r} is not added; add it with `python -m precompute models add` "
-                        "(see `python -m precompute models list`)")
+        raise UserError(
+            f"model {task.model!r} is not added; add it with `python -m precompute models add` "
+            "(see `python -m precompute models list`)"
+        )
 
 
 def _is_done(con, task: Task, models: list[str]) -> bool:
     """The rule `run` and `analyze` use: a matched pair; an analysis step done on the same inputs."""
     if task.kind == MATCH:
-        return con.execute("SELECT count(*) FROM match_runs WHERE dataset = ? AND model = ?",
-                           [task.dataset, task.model]).fetchone()[0] > 0
+        return (
+            con.execute(
+                "SELECT count(*) FROM match_runs WHERE dataset = ? AND model = ?", [task.dataset, task.model]
+            ).fetchone()[0]
+            > 0
+        )
     if task.task_id not in steps_done(con):
         return False
     row = con.execute("SELECT value FROM build_info WHERE key = ?", [ANALYSIS_INPUTS_KEY]).fetchone()

@@ -24,8 +24,10 @@ log = logging.getLogger(__name__)
 
 
 def _upsert(con, key: str, value: str) -> None:
-    con.execute("INSERT INTO build_info (key, value) VALUES (?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value", [key, value])
+    con.execute(
+        "INSERT INTO build_info (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [key, value],
+    )
 
 
 def ingest(store: Store, folder: Path, manifest: dict) -> float:
@@ -38,8 +40,10 @@ def ingest(store: Store, folder: Path, manifest: dict) -> float:
             where, params = scope_filter(table, dataset, models)
             cols = ", ".join(f'"{c}"' for c in table.column_names)
             con.execute(f'DELETE FROM "{name}" WHERE {where}', params)
-            con.execute(f'INSERT INTO "{name}" ({cols}) SELECT {cols} FROM read_parquet(?)',
-                        [str(Path(folder) / f"{name}.parquet")])
+            con.execute(
+                f'INSERT INTO "{name}" ({cols}) SELECT {cols} FROM read_parquet(?)',
+                [str(Path(folder) / f"{name}.parquet")],
+            )
             failpoint("ingest.table_written")
         changes = json.loads((Path(folder) / "build_info.json").read_text())
         for key, change in changes.items():

@@ -69,9 +69,13 @@ def write_query_parquet(con, sql: str, params: list, path: Path) -> int:
 
 def write_manifest(folder: Path, files: list[str], **fields) -> dict:
     """Describe `files` (names in `folder`) with their size and sha256, plus `fields`; written last."""
-    manifest = {"format": FORMAT, **fields,
-                "files": {name: {"bytes": (folder / name).stat().st_size, "sha256": sha256_file(folder / name)}
-                          for name in files}}
+    manifest = {
+        "format": FORMAT,
+        **fields,
+        "files": {
+            name: {"bytes": (folder / name).stat().st_size, "sha256": sha256_file(folder / name)} for name in files
+        },
+    }
     write_json(folder / MANIFEST, manifest)
     return manifest
 

@@ -36,8 +36,9 @@ def _write(con, folder: Path, tables: list[schema.Table], scope: tuple[str, Sequ
     files = []
     for table in tables:
         where, params = snapshot_filter(table, dataset, models)
-        if not con.execute(f'SELECT count(*) FROM (SELECT 1 FROM "{table.name}" WHERE {where} LIMIT 1)',
-                           params).fetchone()[0]:
+        if not con.execute(
+            f'SELECT count(*) FROM (SELECT 1 FROM "{table.name}" WHERE {where} LIMIT 1)', params
+        ).fetchone()[0]:
             continue  # nothing to hand over (the worker's private file has the table, empty)
         cols = ", ".join(f'"{c}"' for c in table.column_names)
         name = f"{table.name}.parquet"
@@ -48,16 +49,18 @@ def _write(con, folder: Path, tables: list[schema.Table], scope: tuple[str, Sequ
     results.write_manifest(folder, files, **fields)
 
 
-def write_snapshot(con, results_dir: Path, dataset: str, models: Sequence[str], dataset_key: str,
-                   task_slug: str, input_hash: str) -> list[str]:
+def write_snapshot(
+    con, results_dir: Path, dataset: str, models: Sequence[str], dataset_key: str, task_slug: str, input_hash: str
+) -> list[str]:
     """Write (or reuse) the dataset part and write the task part; return both folders relative to results_dir."""
     root = Path(results_dir) / "snapshots"
     ds_folder = root / f"dataset-{dataset_key}"
     if results.read_complete(ds_folder, dataset=dataset, key=dataset_key) is None:
         _write(con, ds_folder, _dataset_tables(), (dataset, models), dataset=dataset, key=dataset_key)
     task_folder = root / f"task-{task_slug}-{input_hash[:16]}"
-    _write(con, task_folder, _task_tables(), (dataset, models), dataset=dataset, models=list(models),
-           input_hash=input_hash)
+    _write(
+        con, task_folder, _task_tables(), (dataset, models), dataset=dataset, models=list(models), input_hash=input_hash
+    )
     return [str(ds_folder.relative_to(results_dir)), str(task_folder.relative_to(results_dir))]
 
 
@@ -67,12 +70,13 @@ def load_snapshot(con, results_dir: Path, folders: Sequence[str]) -> None:
         folder = Path(results_dir) / rel
         manifest = results.read_complete(folder)
         if manifest is None:
-            raise RuntimeError(f"snapshot {folder} is missing or incomplete (is the results folder shared "
-                               "with this worker at the same path, or set UNITSCOPE_WORKER_RESULTS?)")
+            raise RuntimeError(
+                f"snapshot {folder} is missing or incomplete (is the results folder shared "
+                "with this worker at the same path, or set UNITSCOPE_WORKER_RESULTS?)"
+            )
         for name in manifest["files"]:
             table = schema.TABLES_BY_NAME[name.removesuffix(".parquet")]
             cols = ", ".join(f'"{c}"' for c in table.column_names)
             if table.name == "build_info":  # the schema's keys exist already in a fresh file
                 con.execute("DELETE FROM build_info")
-            con.execute(f'INSERT INTO "{table.name}" ({cols}) SELECT {cols} FROM read_parquet(?)',
-                        [str(folder / name)])
+            con.execute(f'INSERT INTO "{table.name}" ({cols}) SELECT {cols} FROM read_parquet(?)', [str(folder / name)])

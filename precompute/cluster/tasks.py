@@ -74,7 +74,6 @@ def build_tasks(runs: Sequence, analyses: Sequence) -> list[Task]:
     cross-model analyses per dataset. A task listed twice is kept once (the first; `force` if any
     copy asks for it); the same analysis twice with different settings is a UserError."""
 
-
     tasks: dict[str, Task] = {}
 
     def add(task: Task) -> None:
@@ -82,18 +81,30 @@ def build_tasks(runs: Sequence, analyses: Sequence) -> list[Task]:
         if old is None:
             tasks[task.task_id] = task
             return
-        same = {k: v for k, v in old.params.items() if k not in ("force", "memory_gb")} == \
-            {k: v for k, v in task.params.items() if k not in ("force", "memory_gb")}
+        same = {k: v for k, v in old.params.items() if k not in ("force", "memory_gb")} == {
+            k: v for k, v in task.params.items() if k not in ("force", "memory_gb")
+        }
         if not same:
-            raise UserError(f"batch file: {task.describe()} is listed twice with different settings "
-                            f"({old.params} and {task.params}); keep one")
+            raise UserError(
+                f"batch file: {task.describe()} is listed twice with different settings "
+                f"({old.params} and {task.params}); keep one"
+            )
         if task.force and not old.force:
-            tasks[task.task_id] = Task(old.task_id, old.kind, old.dataset, old.model, old.deps,
-                                       {**old.params, "force": True})
+            tasks[task.task_id] = Task(
+                old.task_id, old.kind, old.dataset, old.model, old.deps, {**old.params, "force": True}
+            )
 
     for spec in runs:
-        add(Task(match_step(spec.dataset, spec.model), MATCH, spec.dataset, spec.model, (),
-                 {"top_k": spec.top_k, "memory_gb": spec.memory_gb, "force": spec.force}))
+        add(
+            Task(
+                match_step(spec.dataset, spec.model),
+                MATCH,
+                spec.dataset,
+                spec.model,
+                (),
+                {"top_k": spec.top_k, "memory_gb": spec.memory_gb, "force": spec.force},
+            )
+        )
 
     order = {name: i for i, name in enumerate(registry.analyses())}
     per_pair: dict[tuple[str, str], dict[str, Task]] = {}
@@ -105,19 +116,21 @@ def build_tasks(runs: Sequence, analyses: Sequence) -> list[Task]:
                 options = {"select_on": spec.select_on} if getattr(spec, "select_on", None) else {}
                 missing = a.missing_options(options)
                 if missing and spec.analyses:
-                    raise UserError(f"batch file: analysis {a.name!r} on {spec.dataset} x {spec.model} needs "
-                                    f"`{missing[0]}` (the dataset to read besides {spec.dataset!r}) in its [[analyze]]")
+                    raise UserError(
+                        f"batch file: analysis {a.name!r} on {spec.dataset} x {spec.model} needs "
+                        f"`{missing[0]}` (the dataset to read besides {spec.dataset!r}) in its [[analyze]]"
+                    )
                 if missing:
                     continue  # as `analyze` does for "all analyses"
                 params["options"] = options
             label = a.label(params.get("options"))
             if a.cross_model:
                 cross.setdefault(spec.dataset, {})[label] = Task(
-                    analyze_step(label, spec.dataset), ANALYZE, spec.dataset, None, (), params)
+                    analyze_step(label, spec.dataset), ANALYZE, spec.dataset, None, (), params
+                )
             else:
                 pair = per_pair.setdefault((spec.dataset, spec.model), {})
-                t = Task(analyze_step(label, spec.dataset, spec.model), ANALYZE, spec.dataset, spec.model,
-                         (), params)
+                t = Task(analyze_step(label, spec.dataset, spec.model), ANALYZE, spec.dataset, spec.model, (), params)
                 if label in pair:
                     _check_same(pair[label], t)
                     if t.force:
@@ -168,8 +181,7 @@ def scope_filter(table: schema.Table, dataset: str, models: Sequence[str]) -> tu
     if "model" in cols:
         return f'"dataset" = ? AND "model" IN ({marks})', [dataset, *models]
     if all(c in cols for c in _PAIR_COLUMNS):
-        return (f'"dataset" = ? AND "model_a" IN ({marks}) AND "model_b" IN ({marks})',
-                [dataset, *models, *models])
+        return (f'"dataset" = ? AND "model_a" IN ({marks}) AND "model_b" IN ({marks})', [dataset, *models, *models])
     return None
 
 
@@ -202,14 +214,20 @@ def _row(con, sql: str, params: list) -> list | None:
 
 def dataset_fingerprint(con, dataset: str) -> list | None:
     """What identifies a dataset's content: its datasets row (a re-import changes created_at)."""
-    return _row(con, "SELECT dataset, created_at, input_hash, n_stimuli, n_sites, seed FROM datasets WHERE dataset = ?",
-                [dataset])
+    return _row(
+        con,
+        "SELECT dataset, created_at, input_hash, n_stimuli, n_sites, seed FROM datasets WHERE dataset = ?",
+        [dataset],
+    )
 
 
 def model_fingerprint(con, model: str) -> list | None:
     """What identifies a model: its models row and its control seed (build_info seeds)."""
-    row = _row(con, "SELECT model, kind, family, reference_model, input_size, sha256, created_at FROM models "
-                    "WHERE model = ?", [model])
+    row = _row(
+        con,
+        "SELECT model, kind, family, reference_model, input_size, sha256, created_at FROM models WHERE model = ?",
+        [model],
+    )
     if row is None:
         return None
     seeds = con.execute("SELECT value FROM build_info WHERE key = 'seeds'").fetchone()
@@ -219,14 +237,22 @@ def model_fingerprint(con, model: str) -> list | None:
 
 def input_hash(con, task: Task, models: Sequence[str]) -> str:
     """sha256 of what the task's result is computed from (see the module docstring)."""
-    parts: dict = {"task": task.task_id, "kind": task.kind, "models": list(models),
-                   "dataset": dataset_fingerprint(con, task.dataset),
-                   "model_rows": {m: model_fingerprint(con, m) for m in models}}
+    parts: dict = {
+        "task": task.task_id,
+        "kind": task.kind,
+        "models": list(models),
+        "dataset": dataset_fingerprint(con, task.dataset),
+        "model_rows": {m: model_fingerprint(con, m) for m in models},
+    }
     if task.kind == MATCH:
         parts["top_k"] = task.params["top_k"]
     else:
-        parts.update(analysis=task.params["analysis"], protocol=task.params["protocol"], seed=task.params["seed"],
-                     inputs=inputs_fingerprint(con, task.dataset, list(models)))
+        parts.update(
+            analysis=task.params["analysis"],
+            protocol=task.params["protocol"],
+            seed=task.params["seed"],
+            inputs=inputs_fingerprint(con, task.dataset, list(models)),
+        )
         for other in task.options.values():  # a second dataset the analysis reads
             parts.setdefault("other_inputs", {})[other] = inputs_fingerprint(con, other, list(models))
     blob = json.dumps(parts, sort_keys=True, default=str).encode()

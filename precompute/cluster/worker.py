@@ -69,9 +69,11 @@ def digests(con, dataset: str, models: list[str]) -> dict[str, tuple]:
     out = {}
     for table in scope_tables():
         where, params = scope_filter(table, dataset, models)
-        out[table.name] = tuple(con.execute(
-            f'SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0) FROM "{table.name}" t WHERE {where}',
-            params).fetchone())
+        out[table.name] = tuple(
+            con.execute(
+                f'SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0) FROM "{table.name}" t WHERE {where}', params
+            ).fetchone()
+        )
     return out
 
 
@@ -99,12 +101,27 @@ def build_info_changes(before: dict[str, str], after: dict[str, str]) -> dict[st
 def _run_step(store: Store, spec: dict) -> None:
     params = spec["params"]
     if spec["kind"] == MATCH:
-        run_pair(store, spec["dataset"], spec["model"], top_k=params["top_k"], memory_gb=params.get("memory_gb"),
-                 force=True, progress=False)
+        run_pair(
+            store,
+            spec["dataset"],
+            spec["model"],
+            top_k=params["top_k"],
+            memory_gb=params.get("memory_gb"),
+            force=True,
+            progress=False,
+        )
     elif spec["kind"] == ANALYZE:
         analysis = get_analyses([params["analysis"]])[0]
-        run_analysis(store, analysis, spec["dataset"], spec["model"], protocol=params["protocol"],
-                             seed=params["seed"], force=True, options=params.get("options"))
+        run_analysis(
+            store,
+            analysis,
+            spec["dataset"],
+            spec["model"],
+            protocol=params["protocol"],
+            seed=params["seed"],
+            force=True,
+            options=params.get("options"),
+        )
     else:
         raise ValueError(f"unknown task kind {spec['kind']!r}")
 
@@ -148,15 +165,28 @@ def execute_task(spec: dict) -> dict:
                 table = schema.TABLES_BY_NAME[name]
                 where, params = scope_filter(table, dataset, models)
                 cols = ", ".join(f'"{c}"' for c in table.column_names)
-                results.write_query_parquet(con, f'SELECT {cols} FROM "{name}" WHERE {where}', params,
-                                            attempt / f"{name}.parquet")
+                results.write_query_parquet(
+                    con, f'SELECT {cols} FROM "{name}" WHERE {where}', params, attempt / f"{name}.parquet"
+                )
                 files.append(f"{name}.parquet")
             results.write_json(attempt / "build_info.json", build_info_changes(info_before, build_info(con)))
             files.append("build_info.json")
-        results.write_manifest(attempt, files, task_id=spec["task_id"], input_hash=spec["input_hash"],
-                               dataset=dataset, models=models, tables=changed, compute_s=round(compute_s, 3),
-                               worker=f"{socket.gethostname()}:{os.getpid()}")
+        results.write_manifest(
+            attempt,
+            files,
+            task_id=spec["task_id"],
+            input_hash=spec["input_hash"],
+            dataset=dataset,
+            models=models,
+            tables=changed,
+            compute_s=round(compute_s, 3),
+            worker=f"{socket.gethostname()}:{os.getpid()}",
+        )
     finally:
         shutil.rmtree(private_dir, ignore_errors=True)
-    return {"attempt": str(attempt.relative_to(results_dir)), "compute_s": compute_s,
-            "total_s": time.perf_counter() - t0, "worker": f"{socket.gethostname()}:{os.getpid()}"}
+    return {
+        "attempt": str(attempt.relative_to(results_dir)),
+        "compute_s": compute_s,
+        "total_s": time.perf_counter() - t0,
+        "worker": f"{socket.gethostname()}:{os.getpid()}",
+    }

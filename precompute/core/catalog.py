@@ -34,20 +34,24 @@ def require_dataset(con, name: str) -> None:
     """UserError naming the known datasets when `name` is not one of them."""
     if not has_dataset(con, name):
         known = dataset_names(con)
-        raise UserError(f"dataset {name!r} does not exist (known: {', '.join(known) or 'none'}); import it with "
-                        "`python -m precompute datasets import` (see `python -m precompute datasets list`)")
+        raise UserError(
+            f"dataset {name!r} does not exist (known: {', '.join(known) or 'none'}); import it with "
+            "`python -m precompute datasets import` (see `python -m precompute datasets list`)"
+        )
 
 
 def require_model(con, name: str) -> None:
     """UserError naming the known models when `name` is not one of them."""
     if not has_model(con, name):
         known = model_names(con)
-        raise UserError(f"model {name!r} does not exist (known: {', '.join(known) or 'none'}); add it with "
-                        "`python -m precompute models add` (see `python -m precompute models list`)")
+        raise UserError(
+            f"model {name!r} does not exist (known: {', '.join(known) or 'none'}); add it with "
+            "`python -m precompute models add` (see `python -m precompute models list`)"
+        )
 
 
 def close_model_hint(con, model: str) -> str:
-    """"; close names: a, b" for a misspelt model (or the whole list, or how to add one)."""
+    """ "; close names: a, b" for a misspelt model (or the whole list, or how to add one)."""
     names = model_names(con)
     close = difflib.get_close_matches(model, names, n=5, cutoff=0.5)
     if close:
@@ -57,8 +61,9 @@ def close_model_hint(con, model: str) -> str:
 
 def matched_models(con, dataset: str) -> list[str]:
     """Models with match tables on the dataset, by name."""
-    return [m for (m,) in con.execute("SELECT model FROM match_runs WHERE dataset = ? ORDER BY model",
-                                      [dataset]).fetchall()]
+    return [
+        m for (m,) in con.execute("SELECT model FROM match_runs WHERE dataset = ? ORDER BY model", [dataset]).fetchall()
+    ]
 
 
 def inputs_fingerprint(con, dataset: str, models: Sequence[str]) -> list:

@@ -30,6 +30,8 @@ ENV = "UNITSCOPE_FAILPOINT"
 LOG_ENV = "UNITSCOPE_FAILPOINT_LOG"
 
 #: name -> the moment it marks (docs/failpoints.md lists the same table, with where each call sits)
+# a table, each name on its line and its moment below it
+# fmt: off
 POINTS: dict[str, str] = {
     "lock.acquired":
         "the writer lock (unitscope.work.lock) was just taken; this process has written nothing yet",
@@ -68,6 +70,7 @@ POINTS: dict[str, str] = {
     "ingest.published":
         "a cluster task's result is ingested and published; its result folder is not yet removed",
 }
+# fmt: on
 
 
 class FailpointError(ValueError):
@@ -78,8 +81,9 @@ def parse(spec: str) -> tuple[str, int]:
     """`NAME` or `NAME@N` -> (NAME, N); FailpointError for an unknown name or an N that is not >= 1."""
     name, at, count = spec.strip().partition("@")
     if name not in POINTS:
-        raise FailpointError(f"{ENV}={spec!r}: no failpoint is named {name!r}; the failpoints are: "
-                             + ", ".join(POINTS))
+        raise FailpointError(
+            f"{ENV}={spec!r}: no failpoint is named {name!r}; the failpoints are: " + ", ".join(POINTS)
+        )
     if not at:
         return name, 1
     if not count.isdigit() or int(count) < 1:

@@ -34,8 +34,9 @@ def from_namespace(cls, namespace) -> object:
     return cls(**values)
 
 
-def from_options(cls, options: dict, where: str, *,
-                 positional: tuple[str, ...] = ()) -> tuple[object | None, list[str]]:
+def from_options(
+    cls, options: dict, where: str, *, positional: tuple[str, ...] = ()
+) -> tuple[object | None, list[str]]:
     """(request, []) from a TOML table, or (None, problems) naming every key that is unknown or has a
     wrong value; `where` starts each problem (e.g. "[[import]] 'lab'")."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -45,15 +46,21 @@ def from_options(cls, options: dict, where: str, *,
         f = fields.get(key)
         if f is None:
             close = difflib.get_close_matches(key, sorted(fields), n=1)
-            problems.append(f"{where}: unknown option `{key}`" + (f" (did you mean `{close[0]}`?)" if close else "")
-                            + f"; its keys are: {', '.join(k for k in fields if k not in positional)}")
+            problems.append(
+                f"{where}: unknown option `{key}`"
+                + (f" (did you mean `{close[0]}`?)" if close else "")
+                + f"; its keys are: {', '.join(k for k in fields if k not in positional)}"
+            )
             continue
         try:
             values[key] = _convert(value, hints[key], f.metadata.get("choices"))
         except ValueError as exc:
             problems.append(f"{where}: `{key}` {exc}")
-    missing = [name for name, f in fields.items() if name not in options and f.default is dataclasses.MISSING
-               and f.default_factory is dataclasses.MISSING]
+    missing = [
+        name
+        for name, f in fields.items()
+        if name not in options and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
     problems += [f"{where}: `{name}` is required" for name in missing]
     return (None, problems) if problems else (cls(**values), [])
 
@@ -99,8 +106,14 @@ def _scalar(value, kind, choices):
     return Path(text) if kind is Path else text
 
 
-def add_arguments(parser, cls, *, positional: tuple[str, ...] = (), exclusive: tuple[str, ...] = (),
-                  metavars: dict[str, str] | None = None) -> None:
+def add_arguments(
+    parser,
+    cls,
+    *,
+    positional: tuple[str, ...] = (),
+    exclusive: tuple[str, ...] = (),
+    metavars: dict[str, str] | None = None,
+) -> None:
     """Add one command-line option per field of the request `cls` to an argparse parser: `--field-name`
     with the field's type, choices and help (a bool is a flag, a tuple takes one or more values); the
     fields in `positional` are positional arguments; those in `exclusive` form a required group of which

@@ -72,6 +72,7 @@ def parse_step(name: str) -> Step | None:
         return Step(kind, dataset=rest[0], model=rest[1])
     if kind == "analyze" and len(rest) in (2, 3):
         analysis, *others = rest[0].split("@")
-        return Step(kind, dataset=rest[1], model=rest[2] if len(rest) == 3 else None, analysis=analysis,
-                    others=tuple(others))
+        return Step(
+            kind, dataset=rest[1], model=rest[2] if len(rest) == 3 else None, analysis=analysis, others=tuple(others)
+        )
     return None

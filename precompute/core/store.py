@@ -46,8 +46,20 @@ log = logging.getLogger(__name__)
 
 #: Packages whose versions are recorded in build_info (those that shape results).
 TRACKED_PACKAGES = (
-    "numpy", "scipy", "pandas", "duckdb", "pillow", "torch", "torchvision", "timm", "onnx",
-    "onnxruntime", "scikit-learn", "scikit-image", "h5py", "xarray",
+    "numpy",
+    "scipy",
+    "pandas",
+    "duckdb",
+    "pillow",
+    "torch",
+    "torchvision",
+    "timm",
+    "onnx",
+    "onnxruntime",
+    "scikit-learn",
+    "scikit-image",
+    "h5py",
+    "xarray",
 )
 
 
@@ -113,8 +125,10 @@ class Store:
     # ------------------------------------------------------------------ recovery
     def _stale_temporaries(self) -> list[Path]:
         folder = self.served_path.parent
-        return [*folder.glob(glob.escape(self.served_path.name) + ".publish-*"),
-                *folder.glob(glob.escape(self.working_path.name) + ".tmp-*")]
+        return [
+            *folder.glob(glob.escape(self.served_path.name) + ".publish-*"),
+            *folder.glob(glob.escape(self.working_path.name) + ".tmp-*"),
+        ]
 
     def recover(self, *, publish: bool = True) -> None:
         """Finish what a killed writer left (see the module docstring); run whenever the lock is taken."""
@@ -131,8 +145,10 @@ class Store:
         finally:
             con.close()
         if working is not None and working != read_build_info(self.served_path).get(COMMIT_KEY):
-            log.warning("the working database has a committed step that was never published (a process was "
-                        "killed after its commit); publishing it now")
+            log.warning(
+                "the working database has a committed step that was never published (a process was "
+                "killed after its commit); publishing it now"
+            )
             self.publish()
 
     # ------------------------------------------------------------------ connections
@@ -203,8 +219,9 @@ class Store:
         if publish:
             self.publish()
 
-    def forget_derived(self, con: duckdb.DuckDBPyConnection, *, dataset: str | None = None,
-                       model: str | None = None) -> list[str]:
+    def forget_derived(
+        self, con: duckdb.DuckDBPyConnection, *, dataset: str | None = None, model: str | None = None
+    ) -> list[str]:
         """Un-record the steps whose results were removed with a dataset or a model; return them.
 
         Step names follow one convention: `dataset:D`, `model:M`, `match:D:M`, `analyze:NAME:D:M` and
@@ -263,7 +280,7 @@ def copy_file(src: Path, dst: Path, *, midway: Callable[[], None] | None = None)
     """Copy `src` to a new file `dst` (in the kernel, as shutil does), calling `midway` (a failpoint) when
     half of it is written."""
     with open(src, "rb", buffering=0) as fin, open(dst, "wb", buffering=0) as fout:  # unbuffered: the kernel
-        half = os.fstat(fin.fileno()).st_size // 2                                   # moves both positions
+        half = os.fstat(fin.fileno()).st_size // 2  # moves both positions
         if half:
             _copy_range(fin, fout, half)
         if midway is not None:
@@ -290,7 +307,7 @@ def _copy_range(fin, fout, count: int | None) -> None:
                 break
             view = memoryview(block)
             while view:
-                view = view[fout.write(view):]
+                view = view[fout.write(view) :]
             if count is not None:
                 count -= len(block)
 

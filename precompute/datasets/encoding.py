@@ -139,7 +139,7 @@ def make_population(rng: np.random.Generator, objects_per_category: int = 8, n_c
     fields = _smooth_fields(rng, N_FEATURES)
     r4, c4 = rows_a[is_v4], cols_a[is_v4]
     logw = 2.0 * fields[:, r4, c4].T + 0.6 * rng.standard_normal((N_V4, N_FEATURES))
-    logw[:, N_GABOR + N_CURV:] += 0.7  # every site responds somewhat to luminance contrast (mapping works)
+    logw[:, N_GABOR + N_CURV :] += 0.7  # every site responds somewhat to luminance contrast (mapping works)
     v4_weights = np.exp(logw)
     v4_weights /= v4_weights.sum(axis=1, keepdims=True)
 
@@ -162,8 +162,9 @@ def make_population(rng: np.random.Generator, objects_per_category: int = 8, n_c
     it_w /= it_w.sum(axis=1, keepdims=True)
     it_tuning /= it_tuning.mean(axis=1, keepdims=True)
     sub_a = np.array([s or "" for s in subregions])[~is_v4]
-    shape_frac = np.clip(np.where(sub_a == "aIT", 0.4, np.where(sub_a == "cIT", 0.5, 0.6))
-                         + 0.1 * rng.standard_normal(N_IT), 0.2, 0.8)
+    shape_frac = np.clip(
+        np.where(sub_a == "aIT", 0.4, np.where(sub_a == "cIT", 0.5, 0.6)) + 0.1 * rng.standard_normal(N_IT), 0.2, 0.8
+    )
 
     templates = rng.standard_normal((N_FEATURES * 9, N_TEMPLATES)) * (rng.random((N_FEATURES * 9, N_TEMPLATES)) < 0.3)
     templates -= templates.mean(axis=0, keepdims=True)
@@ -173,9 +174,21 @@ def make_population(rng: np.random.Generator, objects_per_category: int = 8, n_c
     base = rng.uniform(3.0, 10.0, n)
     gain = np.exp(rng.normal(math.log(6.5), 0.4, n))
     return SitePopulation(
-        site_id=ids, region=regions_a, subregion=subregions, array=arrays, row=rows_a, col=cols_a,
-        rf_x=np.array(rf_x), rf_y=np.array(rf_y), rf_sigma=np.array(rf_sigma), base=base, gain=gain,
-        v4_weights=v4_weights, it_weights=it_w, it_tuning=it_tuning, it_shape_frac=shape_frac,
+        site_id=ids,
+        region=regions_a,
+        subregion=subregions,
+        array=arrays,
+        row=rows_a,
+        col=cols_a,
+        rf_x=np.array(rf_x),
+        rf_y=np.array(rf_y),
+        rf_sigma=np.array(rf_sigma),
+        base=base,
+        gain=gain,
+        v4_weights=v4_weights,
+        it_weights=it_w,
+        it_tuning=it_tuning,
+        it_shape_frac=shape_frac,
         templates=templates.astype(np.float32),
     )
 
@@ -269,7 +282,7 @@ def feature_maps(images: np.ndarray) -> np.ndarray:
     spec64 = scipy.fft.fft2(x64, workers=-1)
     out[:, ORIENTATIONS:N_GABOR] = np.abs(scipy.fft.ifft2(spec64[:, None] * coarse[None], workers=-1))
     for j in range(len(WAVELENGTHS_PX)):
-        a = out[:, j * ORIENTATIONS:(j + 1) * ORIENTATIONS]
+        a = out[:, j * ORIENTATIONS : (j + 1) * ORIENTATIONS]
         out[:, N_GABOR + 2 * j] = np.sqrt(a[:, 0] * a[:, 2])
         out[:, N_GABOR + 2 * j + 1] = np.sqrt(a[:, 1] * a[:, 3])
     d = scipy.fft.ifft2(spec64 * _dog_pair(POOL_SIZE, tuple(s / r for s in DOG_SIGMAS_PX)), workers=-1)
@@ -305,8 +318,12 @@ class PooledDrive:
 
 def concat_pooled(parts: list[PooledDrive]) -> PooledDrive:
     """Batches of pooled drive -> one, in order (float64 for the calibration statistics)."""
-    return PooledDrive(**{k: np.concatenate([getattr(p, k) for p in parts]).astype(np.float64)
-                          for k in PooledDrive.__dataclass_fields__})
+    return PooledDrive(
+        **{
+            k: np.concatenate([getattr(p, k) for p in parts]).astype(np.float64)
+            for k in PooledDrive.__dataclass_fields__
+        }
+    )
 
 
 @dataclass
@@ -330,8 +347,10 @@ class GroundTruthModel:
         if self._w is None:
             pop = self.population
             v4, it = pop.is_v4, ~pop.is_v4
-            self._w = (gaussian_weights(pop.rf_x[v4], pop.rf_y[v4], pop.rf_sigma[v4], POOL_SIZE),  # (s, 4096)
-                       gaussian_weights(pop.rf_x[it], pop.rf_y[it], pop.rf_sigma[it], IT_SIZE))  # (s, 256)
+            self._w = (
+                gaussian_weights(pop.rf_x[v4], pop.rf_y[v4], pop.rf_sigma[v4], POOL_SIZE),  # (s, 4096)
+                gaussian_weights(pop.rf_x[it], pop.rf_y[it], pop.rf_sigma[it], IT_SIZE),
+            )  # (s, 256)
         return self._w
 
     def calibrate_features(self, images: np.ndarray) -> GroundTruthModel:
@@ -339,8 +358,9 @@ class GroundTruthModel:
         self.feature_scale_ = feature_maps(images).mean(axis=(0, 2, 3)).astype(np.float32) + 1e-6
         return self
 
-    def pool_batch(self, images: np.ndarray, masks: np.ndarray | None = None,
-                   object_idx: np.ndarray | None = None) -> PooledDrive:
+    def pool_batch(
+        self, images: np.ndarray, masks: np.ndarray | None = None, object_idx: np.ndarray | None = None
+    ) -> PooledDrive:
         """Pool the features of one batch of images (b, 256, 256) in every site's field.
 
         masks: the object's alpha (b, 16k, 16k) and object_idx its index 0..63 (-1: no object), for the
@@ -372,14 +392,18 @@ class GroundTruthModel:
             it_cat=cat,
         )
 
-    def pooled(self, images: np.ndarray, masks: np.ndarray | None = None, object_idx: np.ndarray | None = None,
-               progress=None) -> PooledDrive:
+    def pooled(
+        self, images: np.ndarray, masks: np.ndarray | None = None, object_idx: np.ndarray | None = None, progress=None
+    ) -> PooledDrive:
         """`pool_batch` over all images in chunks (bounded memory)."""
         parts = []
         for start in range(0, len(images), self.chunk):
             sl = slice(start, start + self.chunk)
-            parts.append(self.pool_batch(images[sl], None if masks is None else masks[sl],
-                                         None if object_idx is None else object_idx[sl]))
+            parts.append(
+                self.pool_batch(
+                    images[sl], None if masks is None else masks[sl], None if object_idx is None else object_idx[sl]
+                )
+            )
             if progress is not None:
                 progress(len(images[sl]))
         return concat_pooled(parts)
@@ -429,17 +453,19 @@ class GroundTruthModel:
         rate = pop.base[None, :] + pop.gain[None, :] * np.logaddexp(0.0, 1.5 * z - 0.5) / 1.5
         return rate.T
 
-    def rates(self, images: np.ndarray, masks: np.ndarray | None = None, object_idx: np.ndarray | None = None,
-              progress=None) -> np.ndarray:
+    def rates(
+        self, images: np.ndarray, masks: np.ndarray | None = None, object_idx: np.ndarray | None = None, progress=None
+    ) -> np.ndarray:
         """Firing rates (n_sites, n_images) in spikes/s for images (n, 256, 256) in [0, 1]."""
         return self.rates_from_pooled(self.pooled(images, masks, object_idx, progress=progress))
 
 
-def spike_counts(rates: np.ndarray, n_repetitions: int, rng: np.random.Generator, gain_sd: float = 0.12,
-                 window_s: float = WINDOW_S) -> np.ndarray:
+def spike_counts(
+    rates: np.ndarray, n_repetitions: int, rng: np.random.Generator, gain_sd: float = 0.12, window_s: float = WINDOW_S
+) -> np.ndarray:
     """Poisson spike counts (sites, stimuli, repetitions) float32 in the response window; each trial
     (stimulus, repetition) has one multiplicative log-normal gain shared by all sites."""
     n_sites, n_stim = rates.shape
-    g = np.exp(rng.normal(-gain_sd**2 / 2, gain_sd, (1, n_stim, n_repetitions)))
+    g = np.exp(rng.normal(-(gain_sd**2) / 2, gain_sd, (1, n_stim, n_repetitions)))
     lam = rates[:, :, None] * window_s * g
     return rng.poisson(lam).astype(np.float32)

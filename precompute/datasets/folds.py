@@ -69,12 +69,19 @@ def folds_for(dataset: str, stimuli: pd.DataFrame) -> np.ndarray:
 def write_folds(con, dataset: str, stimuli: pd.DataFrame) -> np.ndarray:
     """Compute and insert the dataset's folds (stimuli frame in idx order); returns them."""
     fold = folds_for(dataset, stimuli)
-    frame = pd.DataFrame({"dataset": dataset, "stimulus_id": stimuli["stimulus_id"].astype(str).to_numpy(),
-                          "fold": fold.astype(np.int32)})
+    frame = pd.DataFrame(
+        {
+            "dataset": dataset,
+            "stimulus_id": stimuli["stimulus_id"].astype(str).to_numpy(),
+            "fold": fold.astype(np.int32),
+        }
+    )
     con.register("_incoming_folds", frame)
     try:
-        con.execute("INSERT INTO stimulus_folds (dataset, stimulus_id, fold) "
-                    "SELECT dataset, stimulus_id, fold FROM _incoming_folds")
+        con.execute(
+            "INSERT INTO stimulus_folds (dataset, stimulus_id, fold) "
+            "SELECT dataset, stimulus_id, fold FROM _incoming_folds"
+        )
     finally:
         con.unregister("_incoming_folds")
     return fold
@@ -82,8 +89,11 @@ def write_folds(con, dataset: str, stimuli: pd.DataFrame) -> np.ndarray:
 
 def read_folds(con, dataset: str) -> np.ndarray | None:
     """(stimuli,) fold of every stimulus in idx order, or None when the dataset has none stored."""
-    got = con.execute("SELECT t.idx, f.fold FROM stimulus_folds f JOIN stimuli t USING (dataset, stimulus_id) "
-                      "WHERE f.dataset = ? ORDER BY t.idx", [dataset]).fetchall()
+    got = con.execute(
+        "SELECT t.idx, f.fold FROM stimulus_folds f JOIN stimuli t USING (dataset, stimulus_id) "
+        "WHERE f.dataset = ? ORDER BY t.idx",
+        [dataset],
+    ).fetchall()
     n = con.execute("SELECT count(*) FROM stimuli WHERE dataset = ?", [dataset]).fetchone()[0]
     if not got or len(got) != n:
         return None
@@ -96,8 +106,9 @@ def ensure_folds(con, dataset: str) -> np.ndarray:
     if fold is not None:
         return fold
     con.execute("DELETE FROM stimulus_folds WHERE dataset = ?", [dataset])
-    stimuli = con.execute("SELECT stimulus_id, object, category FROM stimuli WHERE dataset = ? ORDER BY idx",
-                          [dataset]).df()
+    stimuli = con.execute(
+        "SELECT stimulus_id, object, category FROM stimuli WHERE dataset = ? ORDER BY idx", [dataset]
+    ).df()
     return write_folds(con, dataset, stimuli)
 
 

@@ -28,7 +28,7 @@ def split_half_reliability(trials: np.ndarray, n_splits: int = 10, seed: int = 0
     for k in range(n_splits):
         perm = rng.permutation(n_reps)
         a = _nanmean(trials[:, :, perm[: n_reps // 2]])
-        b = _nanmean(trials[:, :, perm[n_reps // 2:]])
+        b = _nanmean(trials[:, :, perm[n_reps // 2 :]])
         ok = ~(np.isnan(a) | np.isnan(b)).any(axis=0)
         r = _rowwise_pearson(a[:, ok], b[:, ok])
         out[k] = 2 * r / (1 + r)

@@ -82,7 +82,7 @@ def object_sprite(seed: int, category: str, name: str) -> ObjectSprite:
     inside = alpha > 0.5
     depth = ndimage.distance_transform_edt(inside) / (0.08 * CANON)
     bulge = np.sqrt(np.clip(depth, 0, 1))
-    v, u = np.mgrid[1:-1:CANON * 1j, -1:1:CANON * 1j]
+    v, u = np.mgrid[1 : -1 : CANON * 1j, -1 : 1 : CANON * 1j]
     light = 0.12 * (v - u) / 2
     tex = ndimage.gaussian_filter(rng.standard_normal((CANON, CANON)), 1.2) * 0.08
     shaded = lum * (0.72 + 0.28 * bulge) + light + tex
@@ -116,8 +116,9 @@ def background(seed: int, background_id: str, size: int = IMAGE_SIZE) -> np.ndar
     mean, contrast, tilt = rng.uniform(0.35, 0.6), rng.uniform(0.06, 0.12), rng.uniform(-0.08, 0.08)
     logf, cos2, sin2 = _spectrum_grid(size)
     amp = np.exp(np.float32(-alpha) * logf)
-    amp *= 1 + np.float32(aniso_strength) * (cos2 * np.float32(math.cos(2 * theta))
-                                             + sin2 * np.float32(math.sin(2 * theta)))
+    amp *= 1 + np.float32(aniso_strength) * (
+        cos2 * np.float32(math.cos(2 * theta)) + sin2 * np.float32(math.sin(2 * theta))
+    )
     amp[0, 0] = 0
     coef = rng.standard_normal((*amp.shape, 2), dtype=np.float32).view(np.complex64)[..., 0]
     tex = scipy.fft.irfft2(coef * amp, s=(size, size))
@@ -126,8 +127,9 @@ def background(seed: int, background_id: str, size: int = IMAGE_SIZE) -> np.ndar
     return np.clip(mean + contrast * tex + ramp, 0, 1).astype(np.float32)
 
 
-def place_object(sprite: ObjectSprite, ty: float, tz: float, s: float, rxy: float, rxz: float, ryz: float,
-                 size: int = IMAGE_SIZE) -> tuple[np.ndarray, np.ndarray]:
+def place_object(
+    sprite: ObjectSprite, ty: float, tz: float, s: float, rxy: float, rxz: float, ryz: float, size: int = IMAGE_SIZE
+) -> tuple[np.ndarray, np.ndarray]:
     """The sprite posed in a size x size image: (luminance, alpha), float32, alpha 0 outside the object."""
     fx = math.cos(math.radians(rxz))
     fy = math.cos(math.radians(ryz))
@@ -147,13 +149,17 @@ def place_object(sprite: ObjectSprite, ty: float, tz: float, s: float, rxy: floa
     data = (i11, i12, h - i11 * cx - i12 * cy, i21, i22, h - i21 * cx - i22 * cy)
     # lighting follows the depth rotation: the side turned towards the light gets brighter
     u = np.linspace(-1, 1, CANON, dtype=np.float32)
-    lum = sprite.lum * (1 + 0.25 * math.sin(math.radians(rxz)) * u[None, :]
-                        + 0.25 * math.sin(math.radians(ryz)) * u[:, None])
+    lum = sprite.lum * (
+        1 + 0.25 * math.sin(math.radians(rxz)) * u[None, :] + 0.25 * math.sin(math.radians(ryz)) * u[:, None]
+    )
     out = []
     for arr in (np.clip(lum, 0, 1) * sprite.alpha, sprite.alpha):  # premultiplied: no dark fringes
         im = Image.fromarray(arr.astype(np.float32), mode="F")
-        out.append(np.asarray(im.transform((size, size), Image.Transform.AFFINE, data, Image.Resampling.BILINEAR),
-                              dtype=np.float32))
+        out.append(
+            np.asarray(
+                im.transform((size, size), Image.Transform.AFFINE, data, Image.Resampling.BILINEAR), dtype=np.float32
+            )
+        )
     premult, alpha = out
     return premult, np.clip(alpha, 0, 1)
 

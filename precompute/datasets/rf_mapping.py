@@ -58,9 +58,14 @@ def grid_centres_deg(n: int = GRID, extent_deg: float = EXTENT_DEG) -> tuple[np.
     return x, x[::-1].copy()
 
 
-def square_grid_stimuli(size_px: int, extent_deg: float = EXTENT_DEG, square_deg: float = SQUARE_DEG,
-                        background: float = 0.5, image_deg: float | None = None,
-                        n: int = GRID) -> tuple[np.ndarray, np.ndarray]:
+def square_grid_stimuli(
+    size_px: int,
+    extent_deg: float = EXTENT_DEG,
+    square_deg: float = SQUARE_DEG,
+    background: float = 0.5,
+    image_deg: float | None = None,
+    n: int = GRID,
+) -> tuple[np.ndarray, np.ndarray]:
     """The mapping images: (squares float32 (n*n, size_px, size_px) in grid row-major order, blank (size_px,
     size_px)), values in [0, 1] (white square = 1.0).
 
@@ -85,8 +90,9 @@ def square_grid_stimuli(size_px: int, extent_deg: float = EXTENT_DEG, square_deg
     return squares, blank
 
 
-def estimate_rf(grid_responses: np.ndarray, extent_deg: float = EXTENT_DEG, smooth_deg: float = SMOOTH_DEG,
-                map_size: int = MAP_SIZE) -> RFEstimate:
+def estimate_rf(
+    grid_responses: np.ndarray, extent_deg: float = EXTENT_DEG, smooth_deg: float = SMOOTH_DEG, map_size: int = MAP_SIZE
+) -> RFEstimate:
     """Estimate a receptive field from an (n, n) grid of square responses (minus blank; row 0 = top).
 
     Steps: negative responses clipped to 0; each square's response painted over the area it covers on a

@@ -102,9 +102,19 @@ def draw_face(pen: Pen, rng: np.random.Generator, k: int) -> None:
         pen.chord(0, ey - 0.44, mw, 0.08, 0, 180, 0.2)
     if k == 4:  # glasses
         for s in (-1, 1):
-            pen.line([(s * ex - 0.15, ey), (s * ex - 0.1, ey + 0.1), (s * ex + 0.1, ey + 0.1),
-                      (s * ex + 0.15, ey), (s * ex + 0.1, ey - 0.1), (s * ex - 0.1, ey - 0.1),
-                      (s * ex - 0.15, ey)], 0.03, 0.1)
+            pen.line(
+                [
+                    (s * ex - 0.15, ey),
+                    (s * ex - 0.1, ey + 0.1),
+                    (s * ex + 0.1, ey + 0.1),
+                    (s * ex + 0.15, ey),
+                    (s * ex + 0.1, ey - 0.1),
+                    (s * ex - 0.1, ey - 0.1),
+                    (s * ex - 0.15, ey),
+                ],
+                0.03,
+                0.1,
+            )
 
 
 def draw_car(pen: Pen, rng: np.random.Generator, k: int) -> None:
@@ -121,10 +131,24 @@ def draw_car(pen: Pen, rng: np.random.Generator, k: int) -> None:
         front = _pick(rng, 0.25, 0.45)
         pen.poly([(rear, top), (rear + 0.15, top + cab_h), (front - 0.2, top + cab_h), (front + 0.15, top)], body)
         mid = (rear + front) / 2
-        pen.poly([(rear + 0.1, top + 0.02), (rear + 0.2, top + cab_h - 0.05), (mid - 0.03, top + cab_h - 0.05),
-                  (mid - 0.03, top + 0.02)], 0.12)
-        pen.poly([(mid + 0.03, top + 0.02), (mid + 0.03, top + cab_h - 0.05), (front - 0.22, top + cab_h - 0.05),
-                  (front + 0.07, top + 0.02)], 0.12)
+        pen.poly(
+            [
+                (rear + 0.1, top + 0.02),
+                (rear + 0.2, top + cab_h - 0.05),
+                (mid - 0.03, top + cab_h - 0.05),
+                (mid - 0.03, top + 0.02),
+            ],
+            0.12,
+        )
+        pen.poly(
+            [
+                (mid + 0.03, top + 0.02),
+                (mid + 0.03, top + cab_h - 0.05),
+                (front - 0.22, top + cab_h - 0.05),
+                (front + 0.07, top + 0.02),
+            ],
+            0.12,
+        )
     pen.rrect(-length, bot, length, top + 0.02, 0.1, body)
     pen.line([(-length + 0.05, (bot + top) / 2), (length - 0.05, (bot + top) / 2)], 0.015, body * 0.7)
     pen.rect(length - 0.08, top - 0.12, length, top - 0.03, 0.97)  # headlight
@@ -206,8 +230,15 @@ def draw_plane(pen: Pen, rng: np.random.Generator, k: int) -> None:
         pen.poly([(root_u + 0.35, -fw), (-0.55, -span), (-0.7, -span), (-0.75, -fw)], metal * 0.85)
     else:
         for s in (1, -1):
-            pen.poly([(root_u + chord / 2, s * fw), (root_u - sweep + 0.08, s * span),
-                      (root_u - sweep - 0.06, s * span), (root_u - chord / 2, s * fw)], metal * 0.85)
+            pen.poly(
+                [
+                    (root_u + chord / 2, s * fw),
+                    (root_u - sweep + 0.08, s * span),
+                    (root_u - sweep - 0.06, s * span),
+                    (root_u - chord / 2, s * fw),
+                ],
+                metal * 0.85,
+            )
             if k in (0, 2, 5):  # engines under the wings
                 eu = root_u - sweep * 0.45
                 pen.ellipse(eu + 0.02, s * span * 0.45, 0.12, 0.045, 0.35)
@@ -245,8 +276,15 @@ def draw_boat(pen: Pen, rng: np.random.Generator, k: int) -> None:
         nf = 1 + (k % 2)
         for j in range(nf):
             fu = c0 + 0.2 + j * 0.28
-            pen.poly([(fu, deck + h1 + 0.16), (fu + 0.14, deck + h1 + 0.16), (fu + 0.18, deck + h1 + 0.45),
-                      (fu + 0.04, deck + h1 + 0.45)], _pick(rng, 0.1, 0.4))
+            pen.poly(
+                [
+                    (fu, deck + h1 + 0.16),
+                    (fu + 0.14, deck + h1 + 0.16),
+                    (fu + 0.18, deck + h1 + 0.45),
+                    (fu + 0.04, deck + h1 + 0.45),
+                ],
+                _pick(rng, 0.1, 0.4),
+            )
         pen.line([(c1 - 0.2, deck + h1 + 0.16), (c1 - 0.2, deck + h1 + 0.5)], 0.015, 0.2)
 
 
@@ -273,8 +311,14 @@ def draw_fruit(pen: Pen, rng: np.random.Generator, name: str) -> None:
                 pen.ellipse(su, sv, 0.025, 0.04, 0.95)
         for a in range(5):  # leafy crown
             ang = math.pi * (0.15 + 0.7 * a / 4)
-            pen.poly([(0, 0.55), (0.5 * math.cos(ang) - 0.05, 0.55 + 0.3 * math.sin(ang)),
-                      (0.5 * math.cos(ang) + 0.05, 0.55 + 0.3 * math.sin(ang))], 0.25)
+            pen.poly(
+                [
+                    (0, 0.55),
+                    (0.5 * math.cos(ang) - 0.05, 0.55 + 0.3 * math.sin(ang)),
+                    (0.5 * math.cos(ang) + 0.05, 0.55 + 0.3 * math.sin(ang)),
+                ],
+                0.25,
+            )
         return
     if name == "raspberry":
         for i in range(5):
@@ -341,11 +385,18 @@ def draw_animal(pen: Pen, rng: np.random.Generator, name: str) -> None:
     cu, cv = -0.1, -0.45 + leg_len + body_h * 0.6
     foot = cv - body_h * 0.6 - leg_len
     for du in (-body_l + 0.15, -body_l + 0.3, body_l - 0.25, body_l - 0.1):  # legs
-        pen.rect(cu + du - leg_w / 2, foot, cu + du + leg_w / 2, cv, fur * (0.8 if du in (-body_l + 0.3, body_l - 0.1)
-                                                                           else 1.0))
-    tail = {"lioness": [(cu - body_l, cv + 0.05), (cu - body_l - 0.25, cv - 0.2), (cu - body_l - 0.3, cv - 0.45)],
-            "dog": [(cu - body_l, cv + 0.1), (cu - body_l - 0.2, cv + 0.35)],
-            "cow": [(cu - body_l, cv + 0.1), (cu - body_l - 0.06, cv - 0.4)]}.get(name)
+        pen.rect(
+            cu + du - leg_w / 2,
+            foot,
+            cu + du + leg_w / 2,
+            cv,
+            fur * (0.8 if du in (-body_l + 0.3, body_l - 0.1) else 1.0),
+        )
+    tail = {
+        "lioness": [(cu - body_l, cv + 0.05), (cu - body_l - 0.25, cv - 0.2), (cu - body_l - 0.3, cv - 0.45)],
+        "dog": [(cu - body_l, cv + 0.1), (cu - body_l - 0.2, cv + 0.35)],
+        "cow": [(cu - body_l, cv + 0.1), (cu - body_l - 0.06, cv - 0.4)],
+    }.get(name)
     if tail:
         pen.line(tail, 0.04, fur * 0.8)
         if name == "lioness":
@@ -368,8 +419,13 @@ def draw_animal(pen: Pen, rng: np.random.Generator, name: str) -> None:
             pen.line([(hu - 0.05, hv + hr * 0.8), (hu - 0.12, hv + hr * 1.6)], 0.03, 0.9)  # horns
             pen.line([(hu + 0.05, hv + hr * 0.8), (hu + 0.1, hv + hr * 1.6)], 0.03, 0.9)
             for _ in range(4):  # patches
-                pen.ellipse(cu + _pick(rng, -0.4, 0.4), cv + _pick(rng, -0.1, 0.1), _pick(rng, 0.08, 0.15),
-                            _pick(rng, 0.06, 0.12), min(1.0, fur + 0.45))
+                pen.ellipse(
+                    cu + _pick(rng, -0.4, 0.4),
+                    cv + _pick(rng, -0.1, 0.1),
+                    _pick(rng, 0.08, 0.15),
+                    _pick(rng, 0.06, 0.12),
+                    min(1.0, fur + 0.45),
+                )
         elif name == "dog":
             pen.poly([(hu - 0.05, hv + hr * 0.6), (hu - 0.15, hv - hr * 0.6), (hu + 0.02, hv + hr * 0.2)], fur * 0.6)
         else:  # bear, lioness: small round ears
@@ -377,6 +433,12 @@ def draw_animal(pen: Pen, rng: np.random.Generator, name: str) -> None:
 
 
 DRAWERS: dict[str, Callable[[Pen, np.random.Generator, object], None]] = {
-    "Faces": draw_face, "Cars": draw_car, "Chairs": draw_chair, "Tables": draw_table,
-    "Planes": draw_plane, "Boats": draw_boat, "Fruits": draw_fruit, "Animals": draw_animal,
+    "Faces": draw_face,
+    "Cars": draw_car,
+    "Chairs": draw_chair,
+    "Tables": draw_table,
+    "Planes": draw_plane,
+    "Boats": draw_boat,
+    "Fruits": draw_fruit,
+    "Animals": draw_animal,
 }

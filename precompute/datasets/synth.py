@@ -38,10 +38,30 @@ N_HVM_STIMULI = 2560
 GENERATOR_VERSION = 1
 TITLE = "Synthetic HvM (variation 6)"
 
-_RENAME = {"image_id": "stimulus_id", "category_name": "category", "object_name": "object",
-           "image_file_name": "filename"}
-_STIMULUS_COLUMNS = ("stimulus_id", "idx", "category", "object", "variation", "ty", "tz", "s", "rxy", "rxz", "ryz",
-                     "background_id", "filename", "width", "height", "extra")
+_RENAME = {
+    "image_id": "stimulus_id",
+    "category_name": "category",
+    "object_name": "object",
+    "image_file_name": "filename",
+}
+_STIMULUS_COLUMNS = (
+    "stimulus_id",
+    "idx",
+    "category",
+    "object",
+    "variation",
+    "ty",
+    "tz",
+    "s",
+    "rxy",
+    "rxz",
+    "ryz",
+    "background_id",
+    "filename",
+    "width",
+    "height",
+    "extra",
+)
 
 
 # --------------------------------------------------------------------------- stimuli
@@ -76,8 +96,9 @@ def stimulus_table(meta: pd.DataFrame) -> pd.DataFrame:
     df["width"] = render.IMAGE_SIZE
     df["height"] = render.IMAGE_SIZE
     extra_cols = [c for c in df.columns if c not in _STIMULUS_COLUMNS]
-    df["extra"] = [json.dumps({c: _plain(r[c]) for c in extra_cols}, sort_keys=True)
-                   for r in df[extra_cols].to_dict("records")]
+    df["extra"] = [
+        json.dumps({c: _plain(r[c]) for c in extra_cols}, sort_keys=True) for r in df[extra_cols].to_dict("records")
+    ]
     df["variation"] = df["variation"].astype(np.int64)
     return df[list(_STIMULUS_COLUMNS)]
 
@@ -97,8 +118,9 @@ def object_index(stimuli: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
     return np.array([lookup[o] for o in stimuli["object"]], dtype=np.int64), full
 
 
-def render_stimuli(seed: int, stimuli: pd.DataFrame, on_chunk=None, chunk: int = 64,
-                   progress: bool | None = False) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
+def render_stimuli(
+    seed: int, stimuli: pd.DataFrame, on_chunk=None, chunk: int = 64, progress: bool | None = False
+) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
     """Draw every stimulus: (8-bit images (n, 256, 256), object masks pooled to 16 x 16, PNG bytes in idx order).
 
     Drawing and PNG encoding run in worker threads (PIL, zlib and the FFTs release the GIL);
@@ -175,16 +197,25 @@ def generate(seed: int = 0, n_stimuli: int | None = None, *, progress: bool | No
     t_rf = time.perf_counter() - t0 - t_render - t_sites
 
     sites = _site_table(pop, reliability, estimates)
-    rf_maps = pd.DataFrame({
-        "site_id": pop.site_id,
-        "grid_responses": [g.astype(np.float32).tolist() for g in grid],
-        "map": [e.map.ravel().tolist() for e in estimates],
-        "map_size": [e.map_size for e in estimates],
-        "extent_deg": [e.extent_deg for e in estimates],
-    })
-    log.info("synthetic-hvm (seed %d): %d stimuli drawn and encoded in %.1f s, %d sites' trials and "
-             "reliability in %.1f s, RF mapping in %.1f s",
-             seed, len(stimuli), t_render, len(sites), t_sites, t_rf)
+    rf_maps = pd.DataFrame(
+        {
+            "site_id": pop.site_id,
+            "grid_responses": [g.astype(np.float32).tolist() for g in grid],
+            "map": [e.map.ravel().tolist() for e in estimates],
+            "map_size": [e.map_size for e in estimates],
+            "extent_deg": [e.extent_deg for e in estimates],
+        }
+    )
+    log.info(
+        "synthetic-hvm (seed %d): %d stimuli drawn and encoded in %.1f s, %d sites' trials and "
+        "reliability in %.1f s, RF mapping in %.1f s",
+        seed,
+        len(stimuli),
+        t_render,
+        len(sites),
+        t_sites,
+        t_rf,
+    )
     return DatasetTables(
         info=_info(seed, len(stimuli)),
         stimuli=stimuli,
@@ -210,23 +241,27 @@ def map_receptive_fields(model: encoding.GroundTruthModel, rng: np.random.Genera
 
 
 def _site_table(pop: encoding.SitePopulation, reliability: np.ndarray, estimates: list) -> pd.DataFrame:
-    return pd.DataFrame({
-        "site_id": pop.site_id,
-        "idx": np.arange(len(pop.site_id), dtype=np.int64),
-        "region": pop.region.tolist(),
-        "subregion": pop.subregion,
-        "animal": encoding.ANIMAL,
-        "electrode_array": pop.array,
-        "reliability": reliability.astype(np.float64),
-        "rf_x_deg": [e.x_deg for e in estimates],
-        "rf_y_deg": [e.y_deg for e in estimates],
-        "rf_size_deg": [e.size_deg for e in estimates],
-        "true_rf_x_deg": pop.rf_x,
-        "true_rf_y_deg": pop.rf_y,
-        "true_rf_size_deg": pop.true_rf_size_deg,
-        "extra": [json.dumps({"hemisphere": encoding.HEMISPHERE, "row": int(r), "col": int(c)}, sort_keys=True)
-                  for r, c in zip(pop.row, pop.col, strict=True)],
-    })
+    return pd.DataFrame(
+        {
+            "site_id": pop.site_id,
+            "idx": np.arange(len(pop.site_id), dtype=np.int64),
+            "region": pop.region.tolist(),
+            "subregion": pop.subregion,
+            "animal": encoding.ANIMAL,
+            "electrode_array": pop.array,
+            "reliability": reliability.astype(np.float64),
+            "rf_x_deg": [e.x_deg for e in estimates],
+            "rf_y_deg": [e.y_deg for e in estimates],
+            "rf_size_deg": [e.size_deg for e in estimates],
+            "true_rf_x_deg": pop.rf_x,
+            "true_rf_y_deg": pop.rf_y,
+            "true_rf_size_deg": pop.true_rf_size_deg,
+            "extra": [
+                json.dumps({"hemisphere": encoding.HEMISPHERE, "row": int(r), "col": int(c)}, sort_keys=True)
+                for r, c in zip(pop.row, pop.col, strict=True)
+            ],
+        }
+    )
 
 
 def _input_hash(seed: int, n_stimuli: int) -> str:

@@ -67,14 +67,18 @@ def _insert(con, table: str, frame) -> None:
 def _long_table(site_ids: np.ndarray, stim_ids: np.ndarray, values: np.ndarray, dataset: str) -> pa.Table:
     """(sites x stimuli) -> rows (dataset, site_id, stimulus_id, response), site-major (sorted by site)."""
     n_sites, n_stim = values.shape
-    return pa.table({
-        "dataset": pa.array([dataset] * (n_sites * n_stim)).dictionary_encode(),
-        "site_id": pa.DictionaryArray.from_arrays(np.repeat(np.arange(n_sites, dtype=np.int32), n_stim),
-                                                  pa.array(site_ids)),
-        "stimulus_id": pa.DictionaryArray.from_arrays(np.tile(np.arange(n_stim, dtype=np.int32), n_sites),
-                                                      pa.array(stim_ids)),
-        "response": pa.array(values.astype(np.float32, copy=False).ravel()),
-    })
+    return pa.table(
+        {
+            "dataset": pa.array([dataset] * (n_sites * n_stim)).dictionary_encode(),
+            "site_id": pa.DictionaryArray.from_arrays(
+                np.repeat(np.arange(n_sites, dtype=np.int32), n_stim), pa.array(site_ids)
+            ),
+            "stimulus_id": pa.DictionaryArray.from_arrays(
+                np.tile(np.arange(n_stim, dtype=np.int32), n_sites), pa.array(stim_ids)
+            ),
+            "response": pa.array(values.astype(np.float32, copy=False).ravel()),
+        }
+    )
 
 
 def _trials_table(site_ids, stim_ids, trials: np.ndarray, dataset: str) -> pa.Table:
@@ -84,13 +88,15 @@ def _trials_table(site_ids, stim_ids, trials: np.ndarray, dataset: str) -> pa.Ta
     site_idx = np.repeat(np.arange(n_sites, dtype=np.int32), n_stim * n_rep)[keep]
     stim_idx = np.tile(np.repeat(np.arange(n_stim, dtype=np.int32), n_rep), n_sites)[keep]
     rep = np.tile(np.arange(n_rep, dtype=np.int16), n_sites * n_stim)[keep]
-    return pa.table({
-        "dataset": pa.array([dataset] * int(keep.sum())).dictionary_encode(),
-        "site_id": pa.DictionaryArray.from_arrays(site_idx, pa.array(site_ids)),
-        "stimulus_id": pa.DictionaryArray.from_arrays(stim_idx, pa.array(stim_ids)),
-        "repetition": pa.array(rep),
-        "response": pa.array(flat[keep]),
-    })
+    return pa.table(
+        {
+            "dataset": pa.array([dataset] * int(keep.sum())).dictionary_encode(),
+            "site_id": pa.DictionaryArray.from_arrays(site_idx, pa.array(site_ids)),
+            "stimulus_id": pa.DictionaryArray.from_arrays(stim_idx, pa.array(stim_ids)),
+            "repetition": pa.array(rep),
+            "response": pa.array(flat[keep]),
+        }
+    )
 
 
 def write_dataset(store: Store, name: str, tables: DatasetTables, *, replace: bool = False) -> None:
@@ -141,9 +147,17 @@ def write_dataset(store: Store, name: str, tables: DatasetTables, *, replace: bo
         }
         _insert(con, "datasets", pd.DataFrame([row]))
         _insert(con, "stimuli", _frame_for("stimuli", stimuli, name))
-        _insert(con, "stimulus_images", pa.table({
-            "dataset": [name] * len(stimuli), "stimulus_id": stim_ids, "png": pa.array(images, pa.binary()),
-        }))
+        _insert(
+            con,
+            "stimulus_images",
+            pa.table(
+                {
+                    "dataset": [name] * len(stimuli),
+                    "stimulus_id": stim_ids,
+                    "png": pa.array(images, pa.binary()),
+                }
+            ),
+        )
         failpoint("import.images_written")
         _insert(con, "sites", _frame_for("sites", sites, name))
         write_folds(con, name, stimuli)

@@ -33,13 +33,23 @@ def check_inputs(con, dataset: str, models: Sequence[str], need_matching: bool) 
         for model in models:
             if model not in done:
                 require_model(con, model)
-                raise UserError(f"model {model!r} is not matched on {dataset!r} yet; run "
-                                f"`python -m precompute run --dataset {dataset} --model {model}` first")
+                raise UserError(
+                    f"model {model!r} is not matched on {dataset!r} yet; run "
+                    f"`python -m precompute run --dataset {dataset} --model {model}` first"
+                )
 
 
-def run_analysis(store: Store, analysis: Analysis, dataset: str, model: str | None = None, *,
-                 protocol: str = "default", seed: int = DEFAULT_SEED, force: bool = False,
-                 options: dict[str, str] | None = None) -> bool:
+def run_analysis(
+    store: Store,
+    analysis: Analysis,
+    dataset: str,
+    model: str | None = None,
+    *,
+    protocol: str = "default",
+    seed: int = DEFAULT_SEED,
+    force: bool = False,
+    options: dict[str, str] | None = None,
+) -> bool:
     """Run one analysis for one (dataset, model) (or, cross-model, for the dataset) in its own step.
 
     `options`: values of the analysis's dataset options (e.g. {"select_on": "hvm-a"} for cross_dataset).
@@ -50,8 +60,10 @@ def run_analysis(store: Store, analysis: Analysis, dataset: str, model: str | No
     options = {k: str(v) for k, v in (options or {}).items() if v}
     missing = analysis.missing_options(options)
     if missing:
-        raise UserError(f"analysis {analysis.name!r} needs {', '.join('--' + m.replace('_', '-') for m in missing)} "
-                        "(the dataset to read besides --dataset)")
+        raise UserError(
+            f"analysis {analysis.name!r} needs {', '.join('--' + m.replace('_', '-') for m in missing)} "
+            "(the dataset to read besides --dataset)"
+        )
     target = None if analysis.cross_model else model
     name = analyze_step(analysis.label(options), dataset, target)
     with store.locked():
@@ -68,8 +80,17 @@ def run_analysis(store: Store, analysis: Analysis, dataset: str, model: str | No
             log.info("%s is already done; skipping (use --force to redo it)", name)
             return False
         with store.step(name) as con:
-            ctx = AnalysisContext(con=con, store=store, dataset=dataset, model=target, protocol=protocol, seed=seed,
-                                  models=models, analysis=analysis.name, options=options)
+            ctx = AnalysisContext(
+                con=con,
+                store=store,
+                dataset=dataset,
+                model=target,
+                protocol=protocol,
+                seed=seed,
+                models=models,
+                analysis=analysis.name,
+                options=options,
+            )
             ctx.clear_outputs(analysis.outputs)
             failpoint("analyze.outputs_cleared")
             analysis.run(ctx)
@@ -83,8 +104,10 @@ def check_other_datasets(con, dataset: str, others: Sequence[str], models: Seque
     not matched with the model."""
     for other in others:
         if other == dataset:
-            raise UserError(f"--select-on names the dataset itself ({dataset!r}); name another dataset that "
-                            "shares site ids with it (for held-out r within one dataset use heldout_split_half)")
+            raise UserError(
+                f"--select-on names the dataset itself ({dataset!r}); name another dataset that "
+                "shares site ids with it (for held-out r within one dataset use heldout_split_half)"
+            )
         check_inputs(con, other, models, True)
 
 
@@ -97,9 +120,18 @@ def _recorded_inputs(con) -> dict:
     return json.loads(row[0]) if row and row[0] else {}
 
 
-def run_analyses(store: Store, dataset: str, models: Sequence[str], names: Sequence[str] | None = None, *,
-                 protocol: str = "default", seed: int = DEFAULT_SEED, force: bool = False,
-                 progress: bool = False, options: dict[str, str] | None = None) -> list[tuple[str, bool]]:
+def run_analyses(
+    store: Store,
+    dataset: str,
+    models: Sequence[str],
+    names: Sequence[str] | None = None,
+    *,
+    protocol: str = "default",
+    seed: int = DEFAULT_SEED,
+    force: bool = False,
+    progress: bool = False,
+    options: dict[str, str] | None = None,
+) -> list[tuple[str, bool]]:
     """Run the named analyses (all by default) for each model, then the cross-model ones once.
 
     An analysis with dataset options (cross_dataset's `select_on`) runs only when they are given; named
@@ -110,9 +142,11 @@ def run_analyses(store: Store, dataset: str, models: Sequence[str], names: Seque
     for a in get_analyses(names):
         missing = a.missing_options(options)
         if missing and names:
-            raise UserError(f"analysis {a.name!r} needs "
-                            f"{', '.join('--' + m.replace('_', '-') for m in missing)} (the dataset to read besides "
-                            f"--dataset {dataset})")
+            raise UserError(
+                f"analysis {a.name!r} needs "
+                f"{', '.join('--' + m.replace('_', '-') for m in missing)} (the dataset to read besides "
+                f"--dataset {dataset})"
+            )
         if missing:
             log.info("skipping %s: it needs %s", a.name, ", ".join("--" + m.replace("_", "-") for m in missing))
             continue
@@ -136,8 +170,14 @@ def run_analyses(store: Store, dataset: str, models: Sequence[str], names: Seque
             if bar is not None:
                 bar.set_postfix_str(name, refresh=True)
             used = {o: options[o] for o in analysis.dataset_options}
-            out.append((name, run_analysis(store, analysis, dataset, model, protocol=protocol, seed=seed,
-                                           force=force, options=used)))
+            out.append(
+                (
+                    name,
+                    run_analysis(
+                        store, analysis, dataset, model, protocol=protocol, seed=seed, force=force, options=used
+                    ),
+                )
+            )
             if bar is not None:
                 bar.update(1)
     finally:

@@ -127,13 +127,21 @@ class Batch:
     def describe(self) -> list[str]:
         lines = [f"import {d['name']} ({d.get('format', '?')})" for d in self.imports]
         lines += [f"model  {d['name']}" for d in self.models]
-        lines += [f"run    {r.dataset} x {r.model} (top_k {r.top_k}"
-                  + (f", memory {r.memory_gb} GiB" if r.memory_gb else "") + (", force" if r.force else "") + ")"
-                  for r in self.runs]
-        lines += [f"analyze {', '.join(a.analyses) or 'all analyses'} on {a.dataset} x {a.model} "
-                  f"(protocol {a.protocol}, seed {a.seed}" + (f", selected on {a.select_on}" if a.select_on else "")
-                  + (", force" if a.force else "") + ")"
-                  for a in self.analyses]
+        lines += [
+            f"run    {r.dataset} x {r.model} (top_k {r.top_k}"
+            + (f", memory {r.memory_gb} GiB" if r.memory_gb else "")
+            + (", force" if r.force else "")
+            + ")"
+            for r in self.runs
+        ]
+        lines += [
+            f"analyze {', '.join(a.analyses) or 'all analyses'} on {a.dataset} x {a.model} "
+            f"(protocol {a.protocol}, seed {a.seed}"
+            + (f", selected on {a.select_on}" if a.select_on else "")
+            + (", force" if a.force else "")
+            + ")"
+            for a in self.analyses
+        ]
         if self.executor:
             lines.append(f"executor {self.executor}" + (f" at {self.scheduler}" if self.scheduler else ""))
         return lines
@@ -199,7 +207,7 @@ def parse_batch(data: dict, base_dir: Path | None = None) -> Batch:
             value = str((base_dir / value).resolve())
         setattr(batch, key, value)
     if batch.executor not in (None, "local", "dask"):
-        problems.append(f"executor must be \"local\" or \"dask\", not {batch.executor!r}")
+        problems.append(f'executor must be "local" or "dask", not {batch.executor!r}')
     if len(problems) == 1:
         raise UserError(f"batch file: {problems[0]}")
     if problems:
@@ -239,9 +247,11 @@ def _parse_run(i: int, entry, defaults: dict) -> list[RunSpec]:
         raise UserError(f"{where}: memory_gb must be a positive number")
     if not isinstance(force, bool):
         raise UserError(f"{where}: force must be true or false")
-    return [RunSpec(dataset, model, top_k, memory_gb, force)
-            for dataset in _names(entry, "dataset", "datasets", where)
-            for model in _names(entry, "model", "models", where)]
+    return [
+        RunSpec(dataset, model, top_k, memory_gb, force)
+        for dataset in _names(entry, "dataset", "datasets", where)
+        for model in _names(entry, "model", "models", where)
+    ]
 
 
 def _resolve(key: str, value, base_dir: Path):
@@ -251,8 +261,12 @@ def _resolve(key: str, value, base_dir: Path):
         return str((base_dir / value).resolve())
     if key in LIST_PATH_KEYS and isinstance(value, str | list):
         items = [value] if isinstance(value, str) else value
-        out = [str((base_dir / v).resolve()) if isinstance(v, str) and v and
-               ((base_dir / v).is_file() or looks_like_id_file(v)) else v for v in items]
+        out = [
+            str((base_dir / v).resolve())
+            if isinstance(v, str) and v and ((base_dir / v).is_file() or looks_like_id_file(v))
+            else v
+            for v in items
+        ]
         return out[0] if isinstance(value, str) else out
     return value
 
@@ -277,8 +291,10 @@ def _parse_analyze(i: int, entry) -> list[AnalyzeSpec]:
     out = []
     for dataset in _names(entry, "dataset", "datasets", where):
         if select_on == dataset:
-            raise UserError(f"{where}: select_on names the dataset itself ({dataset!r}); name another "
-                            "dataset that shares site ids with it")
+            raise UserError(
+                f"{where}: select_on names the dataset itself ({dataset!r}); name another "
+                "dataset that shares site ids with it"
+            )
         for model in _names(entry, "model", "models", where):
             out.append(AnalyzeSpec(dataset, model, tuple(names), protocol, seed, force, select_on))
     return out
@@ -332,25 +348,28 @@ def check_batch(batch: Batch, store: Store) -> list:
         problems.append(str(exc).removeprefix("batch file: "))
     if problems:
         where = f"batch file {batch.source}" if batch.source else "batch file"
-        raise UserError(f"{where}: {len(problems)} problem(s); nothing was imported, added or run:\n"
-                        + "".join(f"  - {p}\n" for p in problems)
-                        + "Fix them in the file; `python -m precompute batch FILE --dry-run` checks it again.")
+        raise UserError(
+            f"{where}: {len(problems)} problem(s); nothing was imported, added or run:\n"
+            + "".join(f"  - {p}\n" for p in problems)
+            + "Fix them in the file; `python -m precompute batch FILE --dry-run` checks it again."
+        )
     return tasks
 
 
-def _unknown_names(kind: str, named: dict[str, list[str]], stored: set[str], here: set[str],
-                   how: str) -> list[str]:
+def _unknown_names(kind: str, named: dict[str, list[str]], stored: set[str], here: set[str], how: str) -> list[str]:
     known = sorted(stored | here)
-    listing = (", ".join(f"{n} (this batch)" if n in here and n not in stored else n for n in known)
-               or "none")
+    listing = ", ".join(f"{n} (this batch)" if n in here and n not in stored else n for n in known) or "none"
     out = []
     for name, wheres in named.items():
         if name in stored or name in here:
             continue
         close = difflib.get_close_matches(name, known, n=1)
-        out.append(f"{kind} {name!r} (named by {', '.join(dict.fromkeys(wheres))}) is neither in the database "
-                   f"nor {how} of this batch" + (f" (did you mean {close[0]!r}?)" if close else "")
-                   + f"; known {kind}s: {listing}")
+        out.append(
+            f"{kind} {name!r} (named by {', '.join(dict.fromkeys(wheres))}) is neither in the database "
+            f"nor {how} of this batch"
+            + (f" (did you mean {close[0]!r}?)" if close else "")
+            + f"; known {kind}s: {listing}"
+        )
     return out
 
 
@@ -369,39 +388,64 @@ def _check_input(request_type, entry: dict, where: str, skipped: bool, models: s
             out.append(f"{where}: `{key}` {value} does not exist")
     reference = entry.get("reference")
     if request_type is AddRequest and entry.get("control") == "random" and reference and reference not in models:
-        out.append(f"{where}: its reference model {reference!r} is neither in the database nor added by an "
-                   "earlier [[model]] of this batch")
+        out.append(
+            f"{where}: its reference model {reference!r} is neither in the database nor added by an "
+            "earlier [[model]] of this batch"
+        )
     return out
 
 
-def run_batch(batch: Batch, store: Store, *, executor: str | None = None, scheduler: str | None = None,
-              results_dir: Path | None = None, workers: int | None = None,
-              report: Callable[[str], None] = print) -> int:
+def run_batch(
+    batch: Batch,
+    store: Store,
+    *,
+    executor: str | None = None,
+    scheduler: str | None = None,
+    results_dir: Path | None = None,
+    workers: int | None = None,
+    report: Callable[[str], None] = print,
+) -> int:
     """Run the batch (see `execute_batch`), print a summary; the exit code: 0 when every task succeeded."""
-    outcome = execute_batch(batch, store, executor=executor, scheduler=scheduler, results_dir=results_dir,
-                            workers=workers, report=report)
+    outcome = execute_batch(
+        batch, store, executor=executor, scheduler=scheduler, results_dir=results_dir, workers=workers, report=report
+    )
     report(outcome.summary())
     for o in outcome.failed:
         report(f"  {o.task_id}: {o.error}")
     return 1 if outcome.failed else 0
 
 
-def execute_batch(batch: Batch, store: Store, *, executor: str | None = None, scheduler: str | None = None,
-                  results_dir: Path | None = None, workers: int | None = None, client=None,
-                  report: Callable[[str], None] = print):
+def execute_batch(
+    batch: Batch,
+    store: Store,
+    *,
+    executor: str | None = None,
+    scheduler: str | None = None,
+    results_dir: Path | None = None,
+    workers: int | None = None,
+    client=None,
+    report: Callable[[str], None] = print,
+):
     """Imports and model additions here, then runs and analyses with the executor; the tasks' BatchReport.
 
     Options given here (the command line) win over the batch file's; the scheduler defaults to
     $UNITSCOPE_DASK_SCHEDULER. `client` (a distributed.Client) is for callers that hold one already."""
     executor = executor or batch.executor or "local"
-    scheduler = scheduler or batch.scheduler or (get_settings().dask_scheduler or None if executor == "dask"
-                                                 else None)
+    scheduler = scheduler or batch.scheduler or (get_settings().dask_scheduler or None if executor == "dask" else None)
     results = results_dir or (Path(batch.results_dir) if batch.results_dir else None)
     with store.locked():
         tasks = check_batch(batch, store)  # every problem of the file, before anything is written
         _add_inputs(batch, store)
-        return run_tasks(tasks, store, executor=executor, scheduler=scheduler, results_dir=results,
-                         workers=workers, client=client, report=report)
+        return run_tasks(
+            tasks,
+            store,
+            executor=executor,
+            scheduler=scheduler,
+            results_dir=results,
+            workers=workers,
+            client=client,
+            report=report,
+        )
 
 
 def _add_inputs(batch: Batch, store: Store) -> None:

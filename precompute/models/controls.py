@@ -133,7 +133,7 @@ def _window_sum(p1: np.ndarray, o1: int, p2: np.ndarray, o2: int, out: np.ndarra
     n, done = out.size, 0
     while done < n:
         take = min(n - done, p1.size - o1, p2.size - o2)
-        np.add(p1[o1:o1 + take], p2[o2:o2 + take], out=out[done:done + take])
+        np.add(p1[o1 : o1 + take], p2[o2 : o2 + take], out=out[done : done + take])
         done += take
         o1 = (o1 + take) % p1.size
         o2 = (o2 + take) % p2.size
@@ -150,6 +150,8 @@ def _check_indices(layer_indices, n_layers: int) -> None:
 def _as_output(dest: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """`dest` (float32, C-ordered, as many values as `shape`) viewed with `shape`."""
     if dest.dtype != np.float32 or not dest.flags.c_contiguous or dest.size != int(np.prod(shape)):
-        raise ValueError(f"an output array must be C-ordered float32 with {int(np.prod(shape))} values; "
-                         f"got {dest.dtype}, shape {dest.shape}")
+        raise ValueError(
+            f"an output array must be C-ordered float32 with {int(np.prod(shape))} values; "
+            f"got {dest.dtype}, shape {dest.shape}"
+        )
     return dest.reshape(shape)

@@ -36,11 +36,33 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Class names of activation-function modules (torch.nn and timm's own variants).
-ACTIVATION_CLASSES = frozenset({
-    "ReLU", "ReLU6", "GELU", "GELUTanh", "QuickGELU", "SiLU", "Swish", "SwishMe", "Hardswish", "HardSwish",
-    "HardSwishMe", "LeakyReLU", "ELU", "SELU", "CELU", "Mish", "MishMe", "HardMish", "HardMishMe", "PReLU",
-    "Tanh", "Softplus", "RReLU",
-})
+ACTIVATION_CLASSES = frozenset(
+    {
+        "ReLU",
+        "ReLU6",
+        "GELU",
+        "GELUTanh",
+        "QuickGELU",
+        "SiLU",
+        "Swish",
+        "SwishMe",
+        "Hardswish",
+        "HardSwish",
+        "HardSwishMe",
+        "LeakyReLU",
+        "ELU",
+        "SELU",
+        "CELU",
+        "Mish",
+        "MishMe",
+        "HardMish",
+        "HardMishMe",
+        "PReLU",
+        "Tanh",
+        "Softplus",
+        "RReLU",
+    }
+)
 #: Class names of blocks (residual units, inception/dense/NASNet cells, MobileNet/EfficientNet blocks).
 BLOCK_PATTERN = re.compile(
     r"Block|Bottleneck|InvertedResidual|DepthwiseSeparable|DenseLayer|Transition|"
@@ -189,8 +211,11 @@ def export_with_layers(
         except Exception as exc:
             if not dynamo:
                 raise
-            log.warning("dynamo export failed (%s: %s); falling back to the TorchScript exporter",
-                        type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+            log.warning(
+                "dynamo export failed (%s: %s); falling back to the TorchScript exporter",
+                type(exc).__name__,
+                str(exc).splitlines()[0] if str(exc) else "",
+            )
             method = "torchscript"
             _export(tap, example, path, names, dynamo=False)
         if tap.names != names:
@@ -203,8 +228,9 @@ def export_with_layers(
         c, h, w = _shape_to_chw(shape)
         layers.append(LayerInfo(i, name, c, h, w, op_types.get(name, ""), name))
     seconds = time.perf_counter() - t0
-    log.info("exported %d layers (%d units) with %s in %.1f s", len(layers), sum(la.units for la in layers),
-             method, seconds)
+    log.info(
+        "exported %d layers (%d units) with %s in %.1f s", len(layers), sum(la.units for la in layers), method, seconds
+    )
     return ExportResult(layers, count_parameters(model), seconds, method)
 
 
@@ -214,12 +240,28 @@ def _export(tap, example, path: Path, names: list[str], *, dynamo: bool) -> None
     kwargs = dict(input_names=[INPUT_NAME], output_names=names)
     if dynamo:
         batch = torch.export.Dim("batch", min=1, max=4096)
-        torch.onnx.export(tap, (example,), str(path), dynamo=True, external_data=False,
-                          dynamic_shapes={"x": {0: batch}}, opset_version=18, verbose=False, **kwargs)
+        torch.onnx.export(
+            tap,
+            (example,),
+            str(path),
+            dynamo=True,
+            external_data=False,
+            dynamic_shapes={"x": {0: batch}},
+            opset_version=18,
+            verbose=False,
+            **kwargs,
+        )
         _strip_stack_traces(path)
     else:
-        torch.onnx.export(tap, (example,), str(path), dynamo=False, opset_version=17,
-                          dynamic_axes={INPUT_NAME: {0: "batch"}, **{n: {0: "batch"} for n in names}}, **kwargs)
+        torch.onnx.export(
+            tap,
+            (example,),
+            str(path),
+            dynamo=False,
+            opset_version=17,
+            dynamic_axes={INPUT_NAME: {0: "batch"}, **{n: {0: "batch"} for n in names}},
+            **kwargs,
+        )
 
 
 def _strip_stack_traces(path: Path) -> None:

@@ -32,10 +32,22 @@ from precompute.models.base import LayerInfo
 
 log = logging.getLogger(__name__)
 
-ACTIVATION_OPS = frozenset({
-    "Relu", "Clip", "LeakyRelu", "Elu", "Selu", "Celu", "PRelu", "Gelu", "HardSwish", "Mish", "Softplus",
-    "ThresholdedRelu",
-})
+ACTIVATION_OPS = frozenset(
+    {
+        "Relu",
+        "Clip",
+        "LeakyRelu",
+        "Elu",
+        "Selu",
+        "Celu",
+        "PRelu",
+        "Gelu",
+        "HardSwish",
+        "Mish",
+        "Softplus",
+        "ThresholdedRelu",
+    }
+)
 #: f(x) = x * gate(x): SiLU (Sigmoid) and HardSwish (HardSigmoid) as exported by older opsets.
 GATE_OPS = frozenset({"Sigmoid", "HardSigmoid"})
 BLOCK_OPS = frozenset({"Add", "Concat"})
@@ -72,8 +84,10 @@ def import_onnx(
     if layers.strip() == "auto":
         names = [n for n in auto_layer_names(model) if types.get(n) == onnx.TensorProto.FLOAT]
         if not names:
-            raise UserError("--layers auto found no activation, residual Add or Concat tensors in this graph; "
-                            "name the tensors to use with --layers T1,T2,...")
+            raise UserError(
+                "--layers auto found no activation, residual Add or Concat tensors in this graph; "
+                "name the tensors to use with --layers T1,T2,..."
+            )
     else:
         names = [n.strip() for n in layers.split(",") if n.strip()]
         check_tensor_names(model, names)
@@ -93,8 +107,16 @@ def import_onnx(
         del graph.output[:]
         graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in keep)
     model_layout = layout or detect_layout(in_layout, [shapes[n] for n in keep])
-    layouts = layer_layouts(model, inp.name, size, in_channels, in_layout, {n: shapes[n] for n in keep},
-                            model_layout, declared=layout is not None)
+    layouts = layer_layouts(
+        model,
+        inp.name,
+        size,
+        in_channels,
+        in_layout,
+        {n: shapes[n] for n in keep},
+        model_layout,
+        declared=layout is not None,
+    )
     producer = {o: node for node in graph.node for o in node.output}
     infos = []
     for i, n in enumerate(keep):
@@ -114,8 +136,10 @@ def load_onnx(path: Path | str):
     try:
         model = onnx.load_model_from_string(p.read_bytes())
     except Exception as exc:
-        raise UserError(f"{p} is not a readable ONNX file ({type(exc).__name__}); export the model with "
-                        f"torch.onnx.export or tf2onnx and try again") from None
+        raise UserError(
+            f"{p} is not a readable ONNX file ({type(exc).__name__}); export the model with "
+            f"torch.onnx.export or tf2onnx and try again"
+        ) from None
     if not model.graph.node:
         raise UserError(f"{p} is not a usable ONNX model: its graph has no nodes")
     try:
@@ -132,14 +156,18 @@ def image_input(model, input_size: int | None):
     inits = {t.name for t in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in inits]
     if len(inputs) != 1:
-        raise UserError(f"the ONNX model must have exactly one input (the image batch); it has {len(inputs)}: "
-                        f"{', '.join(i.name for i in inputs)}")
+        raise UserError(
+            f"the ONNX model must have exactly one input (the image batch); it has {len(inputs)}: "
+            f"{', '.join(i.name for i in inputs)}"
+        )
     inp = inputs[0]
     ttype = inp.type.tensor_type
     dims = [d.dim_value if d.HasField("dim_value") else None for d in ttype.shape.dim]
     if not ttype.HasField("shape") or len(dims) != 4:
-        raise UserError(f"the ONNX model has no 4-D image input: input {inp.name!r} has shape {dims or 'unknown'}; "
-                        f"Unitscope needs (batch, channels, height, width) or (batch, height, width, channels)")
+        raise UserError(
+            f"the ONNX model has no 4-D image input: input {inp.name!r} has shape {dims or 'unknown'}; "
+            f"Unitscope needs (batch, channels, height, width) or (batch, height, width, channels)"
+        )
     if ttype.elem_type != onnx.TensorProto.FLOAT:
         raise UserError(f"input {inp.name!r} must be float32 (it is {onnx.TensorProto.DataType.Name(ttype.elem_type)})")
     if dims[1] in (1, 3):
@@ -207,8 +235,11 @@ def tensor_types(model) -> dict[str, int]:
         log.warning("ONNX shape inference failed (%s); layer types unknown", exc)
         inferred = model
     g = inferred.graph
-    return {v.name: v.type.tensor_type.elem_type for v in [*g.value_info, *g.output, *g.input]
-            if v.type.HasField("tensor_type") and v.type.tensor_type.elem_type}
+    return {
+        v.name: v.type.tensor_type.elem_type
+        for v in [*g.value_info, *g.output, *g.input]
+        if v.type.HasField("tensor_type") and v.type.tensor_type.elem_type
+    }
 
 
 def _is_gated(node, producer) -> bool:
@@ -254,8 +285,10 @@ def check_tensor_names(model, names: list[str]) -> None:
                 lines.append(f"  close to {u!r}: {', '.join(close)}")
         auto = auto_layer_names(model)
         shown = auto[:30]
-        lines.append(f"Valid layer tensors (what --layers auto picks, {len(auto)}): {', '.join(shown)}"
-                     + (f", ... and {len(auto) - len(shown)} more" if len(auto) > len(shown) else ""))
+        lines.append(
+            f"Valid layer tensors (what --layers auto picks, {len(auto)}): {', '.join(shown)}"
+            + (f", ... and {len(auto) - len(shown)} more" if len(auto) > len(shown) else "")
+        )
         lines.append(f"Any of the graph's {len(valid)} node outputs may be named.")
         raise UserError("\n".join(lines))
 
@@ -265,8 +298,10 @@ def _probe_shapes(model, input_name: str, size: int, channels: int, layout: str)
     try:
         return _run_shapes(model, input_name, size, channels, layout)
     except Exception as exc:
-        raise UserError(f"onnxruntime cannot run this model at input size {size} "
-                        f"({type(exc).__name__}: {str(exc).splitlines()[0][:300]})") from None
+        raise UserError(
+            f"onnxruntime cannot run this model at input size {size} "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:300]})"
+        ) from None
 
 
 def _run_shapes(model, input_name: str, size: int, channels: int, layout: str) -> dict[str, tuple[int, ...]]:
@@ -302,8 +337,17 @@ def shape_layout(shape: tuple[int, ...]) -> str | None:
     return "nchw" if first and not last else "nhwc" if last and not first else None
 
 
-def layer_layouts(model, input_name: str, size: int, channels: int, in_layout: str,
-                  shapes: dict[str, tuple[int, ...]], model_layout: str, *, declared: bool = False) -> dict[str, str]:
+def layer_layouts(
+    model,
+    input_name: str,
+    size: int,
+    channels: int,
+    in_layout: str,
+    shapes: dict[str, tuple[int, ...]],
+    model_layout: str,
+    *,
+    declared: bool = False,
+) -> dict[str, str]:
     """Each layer's layout (see the module docstring): `model_layout` for all when it was declared, else
     from its shape, else from a second run at another input size, else `model_layout`."""
     if declared:
@@ -315,8 +359,13 @@ def layer_layouts(model, input_name: str, size: int, channels: int, in_layout: s
         for n in unclear:
             told = _layout_from_sizes(shapes[n], other.get(n))
             if told is None:
-                log.warning("layer %s %s: cannot tell channels-first from channels-last; taking the model's "
-                            "layout (%s); declare --layout if that is wrong", n, shapes[n], model_layout)
+                log.warning(
+                    "layer %s %s: cannot tell channels-first from channels-last; taking the model's "
+                    "layout (%s); declare --layout if that is wrong",
+                    n,
+                    shapes[n],
+                    model_layout,
+                )
             out[n] = told or model_layout
     return out
 
@@ -333,8 +382,9 @@ def _layout_from_sizes(shape: tuple[int, ...], other: tuple[int, ...] | None) ->
     return None
 
 
-def _probe_other_size(model, input_name: str, size: int, channels: int, in_layout: str,
-                      names: list[str]) -> dict[str, tuple[int, ...]]:
+def _probe_other_size(
+    model, input_name: str, size: int, channels: int, in_layout: str, names: list[str]
+) -> dict[str, tuple[int, ...]]:
     """Shapes of `names` with the input at another size (the graph cut to them, so that a head of fixed size
     does not stop it); {} when the graph does not run at another size."""
     import onnx
@@ -346,7 +396,7 @@ def _probe_other_size(model, input_name: str, size: int, channels: int, in_layou
     for inp in probe.graph.input:
         if inp.name == input_name:
             dims = inp.type.tensor_type.shape.dim
-            for i in ((1, 2) if in_layout == "nhwc" else (2, 3)):
+            for i in (1, 2) if in_layout == "nhwc" else (2, 3):
                 dims[i].Clear()
                 dims[i].dim_param = f"side{i}"
     del probe.graph.output[:]

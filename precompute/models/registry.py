@@ -80,13 +80,13 @@ def check_new_name(con: duckdb.DuckDBPyConnection, model: str, replace: bool) ->
     if not model or model.strip() != model or "/" in model:
         raise UserError(f"invalid model name {model!r}: use letters, digits, '-', '_' and '.'")
     if not replace and has_model(con, model):
-        raise UserError(f"a model named {model!r} already exists; pass --replace to replace it "
-                        f"(this removes every result derived from it) or choose another name")
+        raise UserError(
+            f"a model named {model!r} already exists; pass --replace to replace it "
+            f"(this removes every result derived from it) or choose another name"
+        )
 
 
-def write_model(
-    con: duckdb.DuckDBPyConnection, record: ModelRecord, layers: list[LayerInfo], *, replace: bool
-) -> None:
+def write_model(con: duckdb.DuckDBPyConnection, record: ModelRecord, layers: list[LayerInfo], *, replace: bool) -> None:
     """Insert one model and its layers (inside the caller's transaction).
 
     An existing model of the same name is a UserError unless `replace`, which first removes it and
@@ -103,29 +103,49 @@ def write_model(
         "INSERT INTO models (model, family, source, kind, reference_model, input_size, in_channels, mean, std, "
         "imagenet_top1, imagenet_top5, parameters, total_units, n_layers, layout, onnx_path, sha256, created_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [record.model, record.family, record.source, record.kind, record.reference_model, record.input_size,
-         record.in_channels, [float(v) for v in record.mean], [float(v) for v in record.std],
-         record.imagenet_top1, record.imagenet_top5, record.parameters, total_units, len(layers), record.layout,
-         record.onnx_path, record.sha256, datetime.now(UTC).replace(tzinfo=None)],
+        [
+            record.model,
+            record.family,
+            record.source,
+            record.kind,
+            record.reference_model,
+            record.input_size,
+            record.in_channels,
+            [float(v) for v in record.mean],
+            [float(v) for v in record.std],
+            record.imagenet_top1,
+            record.imagenet_top5,
+            record.parameters,
+            total_units,
+            len(layers),
+            record.layout,
+            record.onnx_path,
+            record.sha256,
+            datetime.now(UTC).replace(tzinfo=None),
+        ],
     )
     depth = np.linspace(0.0, 1.0, len(layers)) if len(layers) > 1 else np.zeros(1)
-    rows = pd.DataFrame({
-        "model": record.model,
-        "layer_idx": np.arange(len(layers), dtype=np.int32),
-        "layer": [la.layer for la in layers],
-        "op_type": [la.op_type for la in layers],
-        "depth": depth,
-        "channels": [la.channels for la in layers],
-        "height": [la.height for la in layers],
-        "width": [la.width for la in layers],
-        "units": np.array([la.units for la in layers], dtype=np.int64),
-        "output_name": [la.output_name for la in layers],
-        "layout": [la.layout or None for la in layers],
-    })
+    rows = pd.DataFrame(
+        {
+            "model": record.model,
+            "layer_idx": np.arange(len(layers), dtype=np.int32),
+            "layer": [la.layer for la in layers],
+            "op_type": [la.op_type for la in layers],
+            "depth": depth,
+            "channels": [la.channels for la in layers],
+            "height": [la.height for la in layers],
+            "width": [la.width for la in layers],
+            "units": np.array([la.units for la in layers], dtype=np.int64),
+            "output_name": [la.output_name for la in layers],
+            "layout": [la.layout or None for la in layers],
+        }
+    )
     con.register("_new_layers", rows)
     try:
-        con.execute("INSERT INTO layers SELECT model, layer_idx, layer, op_type, depth, channels, height, width, "
-                    "units, output_name, layout FROM _new_layers")
+        con.execute(
+            "INSERT INTO layers SELECT model, layer_idx, layer, op_type, depth, channels, height, width, "
+            "units, output_name, layout FROM _new_layers"
+        )
     finally:
         con.unregister("_new_layers")
 
@@ -167,25 +187,34 @@ def read_model(con: duckdb.DuckDBPyConnection, model: str) -> dict:
 def read_layers(con: duckdb.DuckDBPyConnection, model: str) -> list[LayerInfo]:
     """The model's layers in order; `layout` is "" where the row has none (the model's layout applies), also
     when the file predates the layers.layout column (read-only connections are not upgraded)."""
-    has_layout = bool(con.execute(
-        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'layers' AND column_name = 'layout' "
-        "AND table_schema = current_schema() AND table_catalog = current_database()").fetchone()[0])
+    has_layout = bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'layers' AND column_name = 'layout' "
+            "AND table_schema = current_schema() AND table_catalog = current_database()"
+        ).fetchone()[0]
+    )
     rows = con.execute(
         "SELECT layer_idx, layer, channels, height, width, op_type, output_name, "
-        + ("layout" if has_layout else "NULL") + " FROM layers WHERE model = ? ORDER BY layer_idx", [model]).fetchall()
-    return [LayerInfo(int(i), name, int(c), int(h), int(w), op or "", out or "", lay or "")
-            for i, name, c, h, w, op, out, lay in rows]
+        + ("layout" if has_layout else "NULL")
+        + " FROM layers WHERE model = ? ORDER BY layer_idx",
+        [model],
+    ).fetchall()
+    return [
+        LayerInfo(int(i), name, int(c), int(h), int(w), op or "", out or "", lay or "")
+        for i, name, c, h, w, op, out, lay in rows
+    ]
 
 
 def list_models(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return con.execute(
         "SELECT model, kind, family, input_size, n_layers, total_units, imagenet_top1, source "
-        "FROM models ORDER BY model").df()
+        "FROM models ORDER BY model"
+    ).df()
 
 
 def layers_frame(con: duckdb.DuckDBPyConnection, model: str) -> pd.DataFrame:
     return con.execute(
         "SELECT layer_idx, layer, op_type, channels, height, width, units, depth, layout FROM layers "
-        "WHERE model = ? ORDER BY layer_idx", [model]).df()
-
-
+        "WHERE model = ? ORDER BY layer_idx",
+        [model],
+    ).df()

@@ -24,8 +24,17 @@ from precompute.models.registry import ModelRecord
 CONTROLS = ("pixels", "random", "untrained")
 LAYOUTS = ("nchw", "nhwc")
 #: each option besides the source, as its flag
-FLAGS = {"untrained": "--untrained", "weights": "--weights", "input_size": "--input-size", "mean": "--mean",
-         "std": "--std", "layers": "--layers", "layout": "--layout", "reference": "--reference", "seed": "--seed"}
+FLAGS = {
+    "untrained": "--untrained",
+    "weights": "--weights",
+    "input_size": "--input-size",
+    "mean": "--mean",
+    "std": "--std",
+    "layers": "--layers",
+    "layout": "--layout",
+    "reference": "--reference",
+    "seed": "--seed",
+}
 
 
 @dataclass(frozen=True)
@@ -52,8 +61,9 @@ class AddRequest:
         """UserError for options that do not go together (checked before adding anything)."""
         sources = [flag for flag, v in (("--zoo", self.zoo), ("--onnx", self.onnx), ("--control", self.control)) if v]
         if len(sources) != 1:
-            raise UserError("give exactly one of --zoo, --onnx and --control"
-                            + (f" (got {', '.join(sources)})" if sources else ""))
+            raise UserError(
+                "give exactly one of --zoo, --onnx and --control" + (f" (got {', '.join(sources)})" if sources else "")
+            )
         if self.zoo:
             self._reject({"untrained", "weights", "seed"}, "--zoo")
             if self.seed is not None and not self.untrained:
@@ -76,12 +86,33 @@ def add_model(store, request: AddRequest) -> ModelRecord:
     request.check()
     seed = 0 if request.seed is None else request.seed
     if request.zoo:
-        return add.add_zoo_model(store, request.name, request.zoo, untrained=request.untrained,
-                                 weights=request.weights, replace=request.replace, seed=seed)
+        return add.add_zoo_model(
+            store,
+            request.name,
+            request.zoo,
+            untrained=request.untrained,
+            weights=request.weights,
+            replace=request.replace,
+            seed=seed,
+        )
     if request.onnx:
-        return add.add_onnx_model(store, request.name, request.onnx, input_size=request.input_size,
-                                  mean=list(request.mean) if request.mean else None,
-                                  std=list(request.std) if request.std else None, layers=request.layers or "auto",
-                                  layout=request.layout, replace=request.replace)
-    return add.add_control(store, request.name, request.control, reference=request.reference,
-                           input_size=request.input_size, seed=seed, replace=request.replace)
+        return add.add_onnx_model(
+            store,
+            request.name,
+            request.onnx,
+            input_size=request.input_size,
+            mean=list(request.mean) if request.mean else None,
+            std=list(request.std) if request.std else None,
+            layers=request.layers or "auto",
+            layout=request.layout,
+            replace=request.replace,
+        )
+    return add.add_control(
+        store,
+        request.name,
+        request.control,
+        reference=request.reference,
+        input_size=request.input_size,
+        seed=seed,
+        replace=request.replace,
+    )

@@ -71,8 +71,17 @@ def open_source(con: duckdb.DuckDBPyConnection, model: str, where, *, threads: i
     if not row.get("onnx_path"):
         raise RuntimeError(f"model {model!r} has no ONNX file recorded")
     path = data_dir_of(where) / row["onnx_path"]
-    return OnnxSource(model, path, layers, input_size=int(row["input_size"]), in_channels=int(row["in_channels"]),
-                      mean=row["mean"], std=row["std"], layout=row.get("layout") or "nchw", threads=threads)
+    return OnnxSource(
+        model,
+        path,
+        layers,
+        input_size=int(row["input_size"]),
+        in_channels=int(row["in_channels"]),
+        mean=row["mean"],
+        std=row["std"],
+        layout=row.get("layout") or "nchw",
+        threads=threads,
+    )
 
 
 def control_seed(con: duckdb.DuckDBPyConnection, model: str) -> int:
@@ -85,8 +94,19 @@ def control_seed(con: duckdb.DuckDBPyConnection, model: str) -> int:
 class OnnxSource:
     """An ONNX file whose layer outputs are graph outputs, run by onnxruntime."""
 
-    def __init__(self, model: str, path: Path, layers: list[LayerInfo], *, input_size: int, in_channels: int,
-                 mean, std, layout: str = "nchw", threads: int | None = None):
+    def __init__(
+        self,
+        model: str,
+        path: Path,
+        layers: list[LayerInfo],
+        *,
+        input_size: int,
+        in_channels: int,
+        mean,
+        std,
+        layout: str = "nchw",
+        threads: int | None = None,
+    ):
         import onnxruntime as ort
 
         if not Path(path).is_file():
@@ -152,19 +172,24 @@ class OnnxSource:
                 bound.append(None)
                 continue
             if dest.dtype != np.float32 or not dest.flags.c_contiguous or dest.size != int(np.prod(shape)):
-                raise ValueError(f"{self.model}: the output array for layer {layer.layer!r} must be C-ordered float32 "
-                                 f"with {int(np.prod(shape))} values; got {dest.dtype}, shape {dest.shape}")
+                raise ValueError(
+                    f"{self.model}: the output array for layer {layer.layer!r} must be C-ordered float32 "
+                    f"with {int(np.prod(shape))} values; got {dest.dtype}, shape {dest.shape}"
+                )
             binding.bind_output(name, "cpu", 0, np.float32, list(shape), dest.ctypes.data)
             bound.append(dest)
         try:
             session.run_with_iobinding(binding)
         except Exception as exc:
-            raise RuntimeError(f"{self.model}: onnxruntime failed writing the layer outputs in place (an output's "
-                               f"shape differs from the layers table?): {exc}") from exc
+            raise RuntimeError(
+                f"{self.model}: onnxruntime failed writing the layer outputs in place (an output's "
+                f"shape differs from the layers table?): {exc}"
+            ) from exc
         values = binding.get_outputs()
-        return [to_nchw(values[j].numpy(), self.layouts[i]) if dest is None
-                else dest.reshape(shape_of(self.layers[i], n))
-                for j, (i, dest) in enumerate(zip(idx, bound, strict=True))]
+        return [
+            to_nchw(values[j].numpy(), self.layouts[i]) if dest is None else dest.reshape(shape_of(self.layers[i], n))
+            for j, (i, dest) in enumerate(zip(idx, bound, strict=True))
+        ]
 
     def session_for(self, names: list[str]):
         """The full session, or a session of the graph cut to `names` when they are not every layer."""
@@ -216,7 +241,7 @@ def native_shape(layer: LayerInfo, n: int, rank: int, layout: str) -> tuple[int,
 
 
 def input_layout(shape) -> str:
-    """"nhwc" when a 4-D image input has its channels last ((N, H, W, 1|3) with H not 1|3), else "nchw"."""
+    """ "nhwc" when a 4-D image input has its channels last ((N, H, W, 1|3) with H not 1|3), else "nchw"."""
     if len(shape) == 4 and shape[3] in (1, 3) and shape[1] not in (1, 3):
         return "nhwc"
     return "nchw"

@@ -73,9 +73,18 @@ def explained_variance_ceiled(raw: np.ndarray, ceiling: np.ndarray) -> np.ndarra
         return np.where(ceiling > 0, np.sign(raw) * raw * raw / ceiling, np.nan)
 
 
-def brainscore_ceiled_rows(per_split_point: np.ndarray, per_split_under, reliability: np.ndarray,
-                           regions: list[str], groups: list[np.ndarray], clusters: list, stimuli, n_resamples: int,
-                           rng: np.random.Generator, level: float = LEVEL) -> list[tuple]:
+def brainscore_ceiled_rows(
+    per_split_point: np.ndarray,
+    per_split_under,
+    reliability: np.ndarray,
+    regions: list[str],
+    groups: list[np.ndarray],
+    clusters: list,
+    stimuli,
+    n_resamples: int,
+    rng: np.random.Generator,
+    level: float = LEVEL,
+) -> list[tuple]:
     """(region, 'brainscore_ceiled', value, low, high, scheme) per region: Brain-Score's ceiled neural score,
     explained_variance_ceiled(brainscore_aggregate(held-out r), consistency), the consistency being the median
     reliability over the same sites. The interval resamples stimuli (the r recomputed) and sites (the same draw
@@ -91,8 +100,11 @@ def brainscore_ceiled_rows(per_split_point: np.ndarray, per_split_under, reliabi
         cols = []
         for j, g in enumerate(groups):
             w = next(draws[j])
-            raw = np.nanmean(np.stack([weighted_median(r[:, t][:, g], w) for t in range(r.shape[1])], axis=1),
-                             axis=1) if len(g) else np.full(len(w), np.nan)
+            raw = (
+                np.nanmean(np.stack([weighted_median(r[:, t][:, g], w) for t in range(r.shape[1])], axis=1), axis=1)
+                if len(g)
+                else np.full(len(w), np.nan)
+            )
             den = weighted_median(np.broadcast_to(reliability[g], w.shape), w)
             cols.append(explained_variance_ceiled(raw, den))
         boot.append(np.stack(cols, axis=1))
@@ -101,10 +113,19 @@ def brainscore_ceiled_rows(per_split_point: np.ndarray, per_split_under, reliabi
     for j, (region, g) in enumerate(zip(regions, groups, strict=True)):
         value = np.nan
         if len(g):
-            value = float(explained_variance_ceiled(brainscore_aggregate(per_split_point[:, g]),
-                                                    np.median(reliability[g])))
-        rows.append((region, "brainscore_ceiled", value, float(lo[j]), float(hi[j]),
-                     f"{clusters[j].describe('sites')} x {stimuli.describe('stimuli')}; {n_resamples} resamples"))
+            value = float(
+                explained_variance_ceiled(brainscore_aggregate(per_split_point[:, g]), np.median(reliability[g]))
+            )
+        rows.append(
+            (
+                region,
+                "brainscore_ceiled",
+                value,
+                float(lo[j]),
+                float(hi[j]),
+                f"{clusters[j].describe('sites')} x {stimuli.describe('stimuli')}; {n_resamples} resamples",
+            )
+        )
     return rows
 
 
@@ -118,24 +139,34 @@ def run_noise_ceiling(ctx: AnalysisContext) -> None:
         log.info("%s has no reliability (no trials): no noise ceiling", ctx.dataset)
         return
     flags = low_reliability_flags(rel)
-    ctx.write_site_scores(pd.DataFrame({"site_id": sites["site_id"], "metric": "low_reliability", "value": flags})
-                          .dropna(subset=["value"]))
+    ctx.write_site_scores(
+        pd.DataFrame({"site_id": sites["site_id"], "metric": "low_reliability", "value": flags}).dropna(
+            subset=["value"]
+        )
+    )
     rows = []
     for region, group in sites.groupby("region", sort=True):
         index = group.index.to_numpy()
         g_rel = rel[index]
         keep = index[np.isfinite(g_rel)]
-        rows.append((region, "consistency", *site_interval(rel[keep], ctx.site_clusters(keep), ctx.n_resamples,
-                                                            ctx.rng(region, "rel"))))
+        rows.append(
+            (
+                region,
+                "consistency",
+                *site_interval(rel[keep], ctx.site_clusters(keep), ctx.n_resamples, ctx.rng(region, "rel")),
+            )
+        )
         n_low = float(np.nansum(low_reliability_flags(g_rel)))
         rows.append((region, "low_reliability_sites", n_low, np.nan, np.nan, None))
     ctx.write_scores(rows)
 
 
-register(Analysis(
-    "noise_ceiling",
-    "consistency (median split-half reliability over sites, Brain-Score's ceiling) and low-reliability flags",
-    run_noise_ceiling,
-    default_models="all",  # seconds per model: every demo model
-    outputs=(("scores", "consistency"), ("scores", "low_reliability_sites"), ("site_scores", "low_reliability")),
-))
+register(
+    Analysis(
+        "noise_ceiling",
+        "consistency (median split-half reliability over sites, Brain-Score's ceiling) and low-reliability flags",
+        run_noise_ceiling,
+        default_models="all",  # seconds per model: every demo model
+        outputs=(("scores", "consistency"), ("scores", "low_reliability_sites"), ("site_scores", "low_reliability")),
+    )
+)

@@ -67,9 +67,17 @@ def holm(p: np.ndarray) -> np.ndarray:
     return out
 
 
-def paired_difference(per_site_a, per_site_b, point_a: np.ndarray, point_b: np.ndarray, stimuli, clusters,
-                      n_resamples: int, rng: np.random.Generator, level: float = LEVEL
-                      ) -> tuple[float, float, float, float]:
+def paired_difference(
+    per_site_a,
+    per_site_b,
+    point_a: np.ndarray,
+    point_b: np.ndarray,
+    stimuli,
+    clusters,
+    n_resamples: int,
+    rng: np.random.Generator,
+    level: float = LEVEL,
+) -> tuple[float, float, float, float]:
     """(median over sites of a - b, interval low, high, bootstrap p) over the sites where both have a value.
 
     per_site_a/b: the models' per-site r under stimulus resamples (intervals.PerSite) for those sites;
@@ -80,8 +88,9 @@ def paired_difference(per_site_a, per_site_b, point_a: np.ndarray, point_b: np.n
     if np.all(d[np.isfinite(d)] == 0):
         return 0.0, 0.0, 0.0, 1.0
     group = np.arange(len(d))
-    boot = intervals.bootstrap_medians(lambda c: per_site_a(c) - per_site_b(c), stimuli, [group], [clusters],
-                                       n_resamples, rng)[:, 0]
+    boot = intervals.bootstrap_medians(
+        lambda c: per_site_a(c) - per_site_b(c), stimuli, [group], [clusters], n_resamples, rng
+    )[:, 0]
     lo, hi = percentile_interval(boot, level)
     return float(np.nanmedian(d)), float(lo), float(hi), bootstrap_p(boot)
 
@@ -94,8 +103,10 @@ def _model_values(ctx: AnalysisContext, model: str, metric: str) -> tuple[np.nda
         scored = ctx.folds() >= SPLIT_HALF_TRAIN_FOLDS
     else:
         best = ctx.best_matches(model=model)
-        units = [None if pd.isna(r.r) else (int(r.layer_idx), int(r.channel), int(r.y), int(r.x))
-                 for r in best.itertuples(index=False)]
+        units = [
+            None if pd.isna(r.r) else (int(r.layer_idx), int(r.channel), int(r.y), int(r.x))
+            for r in best.itertuples(index=False)
+        ]
         values = ctx.unit_values(units, model=model)
         scored = np.ones(n_stim, dtype=bool)
     return masked_pearson_rows(ctx.responses(), values, scored), values, scored
@@ -125,9 +136,16 @@ def run_model_comparison(ctx: AnalysisContext) -> None:
                 under_a = intervals.heldout_r_under(responses[index], values_a[index][None], ~scored[None])
                 under_b = intervals.heldout_r_under(responses[index], values_b[index][None], ~scored[None])
                 clusters = ctx.site_clusters(index)
-                diff, lo, hi, p = paired_difference(under_a, under_b, point_a[index], point_b[index], stimuli,
-                                                    clusters, ctx.n_resamples,
-                                                    ctx.rng(str(region), metric, model_a, model_b))
+                diff, lo, hi, p = paired_difference(
+                    under_a,
+                    under_b,
+                    point_a[index],
+                    point_b[index],
+                    stimuli,
+                    clusters,
+                    ctx.n_resamples,
+                    ctx.rng(str(region), metric, model_a, model_b),
+                )
                 scheme = f"{clusters.describe('sites')} x {stimuli.describe('stimuli')}; {ctx.n_resamples} resamples"
                 family.append([region, model_a, model_b, metric, diff, p, lo, hi, np.nan, TEST, scheme])
             adjusted = holm(np.array([f[5] for f in family], dtype=np.float64))
@@ -136,17 +154,34 @@ def run_model_comparison(ctx: AnalysisContext) -> None:
             rows += family
     if not rows:
         log.info("%s: fewer than two matched models, nothing to compare", ctx.dataset)
-    ctx.write_model_comparisons(pd.DataFrame(rows, columns=["region", "model_a", "model_b", "metric", "difference",
-                                                            "p_value", "ci_low", "ci_high", "p_holm", "test",
-                                                            "ci_scheme"]))
+    ctx.write_model_comparisons(
+        pd.DataFrame(
+            rows,
+            columns=[
+                "region",
+                "model_a",
+                "model_b",
+                "metric",
+                "difference",
+                "p_value",
+                "ci_low",
+                "ci_high",
+                "p_holm",
+                "test",
+                "ci_scheme",
+            ],
+        )
+    )
 
 
-register(Analysis(
-    "model_comparison",
-    "paired comparison of every two matched models over the same sites and stimuli: held-out r (primary) and "
-    "in-sample r; median difference, two-way cluster bootstrap interval and p, Holm-adjusted",
-    run_model_comparison,
-    default_models="all",
-    cross_model=True,
-    outputs=(("model_comparisons", "heldout_split_half"), ("model_comparisons", "neural_correlation")),
-))
+register(
+    Analysis(
+        "model_comparison",
+        "paired comparison of every two matched models over the same sites and stimuli: held-out r (primary) and "
+        "in-sample r; median difference, two-way cluster bootstrap interval and p, Holm-adjusted",
+        run_model_comparison,
+        default_models="all",
+        cross_model=True,
+        outputs=(("model_comparisons", "heldout_split_half"), ("model_comparisons", "neural_correlation")),
+    )
+)

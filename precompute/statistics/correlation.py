@@ -91,8 +91,7 @@ class PairMoments:
     finite stimuli, zero where missing). `columns(idx)` keeps only some stimuli (e.g. a held-out set):
     the weightings then only need those columns, which makes a 10% held-out set ten times cheaper."""
 
-    def __init__(self, a: np.ndarray, b: np.ndarray, moments: np.ndarray | None = None,
-                 tiny: np.ndarray | None = None):
+    def __init__(self, a: np.ndarray, b: np.ndarray, moments: np.ndarray | None = None, tiny: np.ndarray | None = None):
         if moments is not None:
             self.n, self.moments, self.tiny = moments.shape[1] // 6, moments, tiny
             return
@@ -119,8 +118,8 @@ class PairMoments:
         k = self.n
         sums = w @ self.moments
         distinct = (w > 0).astype(np.float64) @ self.moments[:, :k]
-        n, sa, sb = sums[:, :k], sums[:, k:2 * k], sums[:, 2 * k:3 * k]
-        saa, sbb, sab = sums[:, 3 * k:4 * k], sums[:, 4 * k:5 * k], sums[:, 5 * k:]
+        n, sa, sb = sums[:, :k], sums[:, k : 2 * k], sums[:, 2 * k : 3 * k]
+        saa, sbb, sab = sums[:, 3 * k : 4 * k], sums[:, 4 * k : 5 * k], sums[:, 5 * k :]
         with np.errstate(invalid="ignore", divide="ignore"):
             cov = sab - sa * sb / n
             va = saa - sa * sa / n

@@ -69,8 +69,16 @@ def heldout_r(responses: np.ndarray, selected_values: np.ndarray, train_masks: n
     responses (sites, stimuli); selected_values (sets, sites, stimuli): the activations of the unit each
     site selected on each training set (NaN rows where none was selected)."""
     responses = np.asarray(responses, dtype=np.float64)
-    return np.stack([masked_pearson_rows(responses, selected_values[t], ~np.asarray(train_masks[t], bool))
-                     for t in range(len(train_masks))]) if len(train_masks) else np.zeros((0, len(responses)))
+    return (
+        np.stack(
+            [
+                masked_pearson_rows(responses, selected_values[t], ~np.asarray(train_masks[t], bool))
+                for t in range(len(train_masks))
+            ]
+        )
+        if len(train_masks)
+        else np.zeros((0, len(responses)))
+    )
 
 
 def selection_stability(selected: np.ndarray) -> np.ndarray:
@@ -116,15 +124,17 @@ def run_heldout_split_half(ctx: AnalysisContext) -> None:
     values, train = _split(ctx, SPLIT_HALF_TRAIN_FOLDS)
     per_site = masked_pearson_rows(responses, values, ~train)
     under = intervals.heldout_r_under(responses, values[None], train[None])
-    rows = intervals.score_rows(ctx, "heldout_split_half", per_site, under, ctx.rng("split_half"),
-                                stimuli_metric="heldout_split_half_stimuli")
+    rows = intervals.score_rows(
+        ctx, "heldout_split_half", per_site, under, ctx.rng("split_half"), stimuli_metric="heldout_split_half_stimuli"
+    )
     frames = [_site_frame(sites, "heldout_split_half", per_site), _site_frame(sites, "heldout_r", per_site)]
     reliability = sites["reliability"].to_numpy(np.float64)
     if np.isfinite(reliability).any():
         scale = attenuation_corrected(np.ones(len(sites)), reliability)
         ceiled = per_site * scale
-        rows += intervals.score_rows(ctx, "heldout_ceiled", ceiled, intervals.scaled(under, scale),
-                                     ctx.rng("heldout_ceiled"))
+        rows += intervals.score_rows(
+            ctx, "heldout_ceiled", ceiled, intervals.scaled(under, scale), ctx.rng("heldout_ceiled")
+        )
         frames.append(_site_frame(sites, "heldout_ceiled", ceiled))
     ctx.write_site_scores(pd.concat(frames))
     ctx.write_scores(_scores(rows))
@@ -151,8 +161,9 @@ def run_crossval(ctx: AnalysisContext) -> None:
         values, masks = one[None], train[None]
         per_site = masked_pearson_rows(responses, one, ~train)
     under = intervals.heldout_r_under(responses, values, masks)
-    rows = intervals.score_rows(ctx, "heldout_n2n", per_site, under, ctx.rng("n2n"),
-                                stimuli_metric="heldout_n2n_stimuli")
+    rows = intervals.score_rows(
+        ctx, "heldout_n2n", per_site, under, ctx.rng("n2n"), stimuli_metric="heldout_n2n_stimuli"
+    )
     rows += _brainscore_ceiled(ctx, sites, responses, values, masks)
     frames.append(_site_frame(sites, "heldout_n2n", per_site))
     del values
@@ -163,17 +174,19 @@ def run_crossval(ctx: AnalysisContext) -> None:
         r_t = masked_pearson_rows(responses, values_t, ~train_t)
         fraction = round(t / N_FOLDS, 6)
         for region, _m, value, lo, hi, scheme in intervals.score_rows(
-                ctx, "curve", r_t, intervals.heldout_r_under(responses, values_t[None], train_t[None]),
-                ctx.rng(f"curve{t}")):
+            ctx, "curve", r_t, intervals.heldout_r_under(responses, values_t[None], train_t[None]), ctx.rng(f"curve{t}")
+        ):
             curve.append((region, fraction, value, lo, hi, scheme))
     ctx.write_site_scores(pd.concat(frames))
     ctx.write_scores(_scores(rows))
-    ctx.write_selection_curve(pd.DataFrame(curve, columns=["region", "fraction", "value", "ci_low", "ci_high",
-                                                           "ci_scheme"]))
+    ctx.write_selection_curve(
+        pd.DataFrame(curve, columns=["region", "fraction", "value", "ci_low", "ci_high", "ci_scheme"])
+    )
 
 
-def _brainscore_ceiled(ctx: AnalysisContext, sites: pd.DataFrame, responses: np.ndarray, values: np.ndarray,
-                       masks: np.ndarray) -> list[tuple]:
+def _brainscore_ceiled(
+    ctx: AnalysisContext, sites: pd.DataFrame, responses: np.ndarray, values: np.ndarray, masks: np.ndarray
+) -> list[tuple]:
     """scores brainscore_ceiled per region (ceiling.brainscore_ceiled_rows: Brain-Score's convention)."""
     reliability = sites["reliability"].to_numpy(np.float64)
     if not np.isfinite(reliability).any():
@@ -182,25 +195,49 @@ def _brainscore_ceiled(ctx: AnalysisContext, sites: pd.DataFrame, responses: np.
     regions = sorted(sites["region"].unique())
     keep = np.isfinite(per_split).any(axis=0) & np.isfinite(reliability)
     groups = [np.flatnonzero((sites["region"] == g).to_numpy() & keep) for g in regions]
-    return brainscore_ceiled_rows(per_split, intervals.per_set_r_under(responses, values, masks), reliability,
-                                  regions, groups, [ctx.site_clusters(g) for g in groups], ctx.stimulus_clusters(),
-                                  ctx.n_resamples, ctx.rng("brainscore_ceiled"))
+    return brainscore_ceiled_rows(
+        per_split,
+        intervals.per_set_r_under(responses, values, masks),
+        reliability,
+        regions,
+        groups,
+        [ctx.site_clusters(g) for g in groups],
+        ctx.stimulus_clusters(),
+        ctx.n_resamples,
+        ctx.rng("brainscore_ceiled"),
+    )
 
 
-register(Analysis(
-    "heldout_split_half",
-    "held-out r of the unit chosen (over all units) on folds 0-4, scored on folds 5-9; attenuation-corrected",
-    run_heldout_split_half,
-    default_models="all",
-    outputs=(("scores", "heldout_split_half"), ("scores", "heldout_split_half_stimuli"), ("scores", "heldout_ceiled"),
-             ("site_scores", "heldout_split_half"), ("site_scores", "heldout_r"), ("site_scores", "heldout_ceiled")),
-))
-register(Analysis(
-    "crossval",
-    "held-out r under Brain-Score's neuron_to_neuron proportions (90/10), its ceiled score, the selection "
-    "curve (Fig. S1)",
-    run_crossval,
-    default_models="all",
-    outputs=(("scores", "heldout_n2n"), ("scores", "heldout_n2n_stimuli"), ("scores", "brainscore_ceiled"),
-             ("site_scores", "heldout_n2n"), ("site_scores", "stability"), ("selection_curve", "")),
-))
+register(
+    Analysis(
+        "heldout_split_half",
+        "held-out r of the unit chosen (over all units) on folds 0-4, scored on folds 5-9; attenuation-corrected",
+        run_heldout_split_half,
+        default_models="all",
+        outputs=(
+            ("scores", "heldout_split_half"),
+            ("scores", "heldout_split_half_stimuli"),
+            ("scores", "heldout_ceiled"),
+            ("site_scores", "heldout_split_half"),
+            ("site_scores", "heldout_r"),
+            ("site_scores", "heldout_ceiled"),
+        ),
+    )
+)
+register(
+    Analysis(
+        "crossval",
+        "held-out r under Brain-Score's neuron_to_neuron proportions (90/10), its ceiled score, the selection "
+        "curve (Fig. S1)",
+        run_crossval,
+        default_models="all",
+        outputs=(
+            ("scores", "heldout_n2n"),
+            ("scores", "heldout_n2n_stimuli"),
+            ("scores", "brainscore_ceiled"),
+            ("site_scores", "heldout_n2n"),
+            ("site_scores", "stability"),
+            ("selection_curve", ""),
+        ),
+    )
+)

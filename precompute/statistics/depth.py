@@ -25,18 +25,28 @@ def run_depth(ctx: AnalysisContext) -> None:
     best = ctx.best_matches()
     depth_of = ctx.layers().set_index("layer_idx")["depth"].astype(float)
     best["depth"] = unit_depths(best["layer_idx"].to_numpy(np.float64), depth_of)
-    ctx.write_site_scores(pd.DataFrame({"site_id": best["site_id"], "metric": "depth", "value": best["depth"]})
-                          .dropna(subset=["value"]))
-    rows = [(region, "median_depth", *site_interval(g["depth"].to_numpy(), ctx.site_clusters(g.index.to_numpy()),
-                                                    ctx.n_resamples, ctx.rng(region)))
-            for region, g in best.groupby("region", sort=True)]
+    ctx.write_site_scores(
+        pd.DataFrame({"site_id": best["site_id"], "metric": "depth", "value": best["depth"]}).dropna(subset=["value"])
+    )
+    rows = [
+        (
+            region,
+            "median_depth",
+            *site_interval(
+                g["depth"].to_numpy(), ctx.site_clusters(g.index.to_numpy()), ctx.n_resamples, ctx.rng(region)
+            ),
+        )
+        for region, g in best.groupby("region", sort=True)
+    ]
     ctx.write_scores(rows)
 
 
-register(Analysis(
-    "depth",
-    "normalised depth (0 = first layer, 1 = last) of each site's best unit (Fig. S7)",
-    run_depth,
-    default_models="all",  # seconds per model: every demo model
-    outputs=(("site_scores", "depth"), ("scores", "median_depth")),
-))
+register(
+    Analysis(
+        "depth",
+        "normalised depth (0 = first layer, 1 = last) of each site's best unit (Fig. S7)",
+        run_depth,
+        default_models="all",  # seconds per model: every demo model
+        outputs=(("site_scores", "depth"), ("scores", "median_depth")),
+    )
+)

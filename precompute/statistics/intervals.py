@@ -67,9 +67,14 @@ def scaled(per_site: PerSite, scale: np.ndarray) -> PerSite:
     return lambda counts: per_site(counts) * scale[None, :]
 
 
-def bootstrap_medians(per_site: PerSite, stimuli: Clusters, groups: list[np.ndarray],
-                      site_clusters: list[Clusters] | None, n_resamples: int, rng: np.random.Generator
-                      ) -> np.ndarray:
+def bootstrap_medians(
+    per_site: PerSite,
+    stimuli: Clusters,
+    groups: list[np.ndarray],
+    site_clusters: list[Clusters] | None,
+    n_resamples: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """(n_resamples, groups) medians over each group's sites under joint resamples of stimuli and sites.
 
     groups: site index arrays (e.g. one per region); site_clusters: their clusters (one per group, in the
@@ -90,8 +95,16 @@ def bootstrap_medians(per_site: PerSite, stimuli: Clusters, groups: list[np.ndar
     return np.concatenate(out, axis=0) if out else np.zeros((0, len(groups)))
 
 
-def score_rows(ctx, metric: str, per_site_values: np.ndarray, per_site: PerSite, rng: np.random.Generator, *,
-               stimuli_metric: str | None = None, level: float = LEVEL) -> list[tuple]:
+def score_rows(
+    ctx,
+    metric: str,
+    per_site_values: np.ndarray,
+    per_site: PerSite,
+    rng: np.random.Generator,
+    *,
+    stimuli_metric: str | None = None,
+    level: float = LEVEL,
+) -> list[tuple]:
     """(region, metric, median, low, high, scheme) rows of a median-of-r score: the two-way interval under
     `metric`, and (with `stimuli_metric`) the same median with the stimuli-only interval.
 
@@ -120,5 +133,3 @@ def score_rows(ctx, metric: str, per_site_values: np.ndarray, per_site: PerSite,
             scheme = f"{stimuli.describe('stimuli')}, sites fixed; {n} resamples"
             rows.append((region, stimuli_metric, point, float(lo_s[i]), float(hi_s[i]), scheme))
     return rows
-
-

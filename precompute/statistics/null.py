@@ -85,43 +85,71 @@ def run_null(ctx: AnalysisContext) -> None:
         region_draws = draws[:, cols]
         p[group.index.to_numpy()] = max_null_p_values(observed[group.index.to_numpy()], region_draws)
         n_draws = int(np.isfinite(region_draws).sum())
-        value, lo, hi, scheme = _draws_interval(region_draws, ctx.site_clusters(group.index.to_numpy()),
-                                                ctx.n_resamples, ctx.rng(str(region), "null"))
+        value, lo, hi, scheme = _draws_interval(
+            region_draws, ctx.site_clusters(group.index.to_numpy()), ctx.n_resamples, ctx.rng(str(region), "null")
+        )
         rows.append((region, "null_median", value, lo, hi, scheme))
         rows.append((region, "null_draws", float(n_draws), np.nan, np.nan, None))
-        log.info("%s %s on %s: %d null draws, p resolution %.2g", ctx.model, region, ctx.dataset, n_draws,
-                 1.0 / (1 + n_draws))
+        log.info(
+            "%s %s on %s: %d null draws, p resolution %.2g",
+            ctx.model,
+            region,
+            ctx.dataset,
+            n_draws,
+            1.0 / (1 + n_draws),
+        )
     q = benjamini_hochberg(p)
     for region, group in best.groupby("region", sort=True):
-        rows.append((region, "significant_sites", float(np.nansum(q[group.index.to_numpy()] < FDR_LEVEL)),
-                     np.nan, np.nan, None))
+        rows.append(
+            (region, "significant_sites", float(np.nansum(q[group.index.to_numpy()] < FDR_LEVEL)), np.nan, np.nan, None)
+        )
     ctx.write_scores(rows)
-    ctx.write_site_scores(pd.concat([
-        pd.DataFrame({"site_id": best["site_id"], "metric": "p_value", "value": p}),
-        pd.DataFrame({"site_id": best["site_id"], "metric": "q_value", "value": q}),
-    ]).dropna(subset=["value"]))
+    ctx.write_site_scores(
+        pd.concat(
+            [
+                pd.DataFrame({"site_id": best["site_id"], "metric": "p_value", "value": p}),
+                pd.DataFrame({"site_id": best["site_id"], "metric": "q_value", "value": q}),
+            ]
+        ).dropna(subset=["value"])
+    )
 
 
-def _draws_interval(draws: np.ndarray, clusters, n_resamples: int, rng: np.random.Generator
-                    ) -> tuple[float, float, float, str]:
+def _draws_interval(
+    draws: np.ndarray, clusters, n_resamples: int, rng: np.random.Generator
+) -> tuple[float, float, float, str]:
     """Median of all draws (permutations x sites) with an interval resampling the sites (by their clusters),
     each drawn site bringing all of its permutations' draws."""
     flat = draws.T.reshape(-1)  # site-major: site s's draws are flat[s*P:(s+1)*P]
     n_perm = draws.shape[0]
-    boot = np.concatenate([weighted_median(np.broadcast_to(flat, (len(w), flat.size)), np.repeat(w, n_perm, axis=1))
-                           for w in clusters.counts(n_resamples, rng)])
+    boot = np.concatenate(
+        [
+            weighted_median(np.broadcast_to(flat, (len(w), flat.size)), np.repeat(w, n_perm, axis=1))
+            for w in clusters.counts(n_resamples, rng)
+        ]
+    )
     lo, hi = percentile_interval(boot)
     finite = flat[np.isfinite(flat)]
     value = float(np.median(finite)) if finite.size else float("nan")
-    return value, float(lo), float(hi), f"{clusters.describe('sites')} (all of a site's draws together); " \
-        f"{n_resamples} resamples"
+    return (
+        value,
+        float(lo),
+        float(hi),
+        f"{clusters.describe('sites')} (all of a site's draws together); {n_resamples} resamples",
+    )
 
 
-register(Analysis(
-    "null",
-    "best-match r under permuted responses (same streaming pass): null median, per-site p and BH q",
-    run_null,
-    default_models="main",
-    outputs=(("scores", "null_median"), ("scores", "null_draws"), ("scores", "significant_sites"),
-             ("site_scores", "p_value"), ("site_scores", "q_value")),
-))
+register(
+    Analysis(
+        "null",
+        "best-match r under permuted responses (same streaming pass): null median, per-site p and BH q",
+        run_null,
+        default_models="main",
+        outputs=(
+            ("scores", "null_median"),
+            ("scores", "null_draws"),
+            ("scores", "significant_sites"),
+            ("site_scores", "p_value"),
+            ("site_scores", "q_value"),
+        ),
+    )
+)

@@ -73,16 +73,27 @@ def run_one_to_one(ctx: AnalysisContext) -> None:
     for region, group in sites.groupby("region", sort=True):
         region_matches = matches[matches["region"] == region]
         best = region_matches[region_matches["rank"] == 1]
-        unit_of = dict(zip(best["site_id"], best[["layer_idx", "channel", "y", "x"]].astype(int)
-                           .itertuples(index=False, name=None), strict=True))
+        unit_of = dict(
+            zip(
+                best["site_id"],
+                best[["layer_idx", "channel", "y", "x"]].astype(int).itertuples(index=False, name=None),
+                strict=True,
+            )
+        )
         best_units = [unit_of.get(s) for s in group["site_id"]]
         score_rows.append((region, "shared_best_units", float(shared_best_count(best_units)), np.nan, np.nan, None))
-        candidates = sorted(set(region_matches[["layer_idx", "channel", "y", "x"]].astype(int)
-                                .itertuples(index=False, name=None)))
+        candidates = sorted(
+            set(region_matches[["layer_idx", "channel", "y", "x"]].astype(int).itertuples(index=False, name=None))
+        )
         stored = ctx.activations(candidates)
         if len(stored) < len(candidates):
-            log.warning("%s %s: %d of %d candidate units are not in unit_activations; left out", ctx.model, region,
-                        len(candidates) - len(stored), len(candidates))
+            log.warning(
+                "%s %s: %d of %d candidate units are not in unit_activations; left out",
+                ctx.model,
+                region,
+                len(candidates) - len(stored),
+                len(candidates),
+            )
             candidates = [u for u in candidates if u in stored]
         if not candidates:
             continue
@@ -96,19 +107,36 @@ def run_one_to_one(ctx: AnalysisContext) -> None:
         for site_id, value, rank in zip(group["site_id"], assigned_r, ranks, strict=True):
             if np.isfinite(value):
                 site_rows += [(site_id, "one_to_one", value), (site_id, "one_to_one_rank", rank)]
-        score_rows.append((region, "one_to_one", *site_interval(assigned_r, ctx.site_clusters(group.index.to_numpy()),
-                                                                 ctx.n_resamples, ctx.rng(region))))
-        log.info("%s %s: one-to-one over %d sites x %d units, median r %.3f", ctx.model, region, len(group),
-                 len(candidates), np.nanmedian(assigned_r) if ok.any() else np.nan)
+        score_rows.append(
+            (
+                region,
+                "one_to_one",
+                *site_interval(assigned_r, ctx.site_clusters(group.index.to_numpy()), ctx.n_resamples, ctx.rng(region)),
+            )
+        )
+        log.info(
+            "%s %s: one-to-one over %d sites x %d units, median r %.3f",
+            ctx.model,
+            region,
+            len(group),
+            len(candidates),
+            np.nanmedian(assigned_r) if ok.any() else np.nan,
+        )
     ctx.write_site_scores(pd.DataFrame(site_rows, columns=["site_id", "metric", "value"]))
     ctx.write_scores(score_rows)
 
 
-register(Analysis(
-    "one_to_one",
-    "Hungarian one-to-one assignment of sites to their top-K units; how many sites share a best unit",
-    run_one_to_one,
-    default_models="all",  # seconds per model: every demo model
-    outputs=(("scores", "one_to_one"), ("scores", "shared_best_units"), ("site_scores", "one_to_one"),
-             ("site_scores", "one_to_one_rank")),
-))
+register(
+    Analysis(
+        "one_to_one",
+        "Hungarian one-to-one assignment of sites to their top-K units; how many sites share a best unit",
+        run_one_to_one,
+        default_models="all",  # seconds per model: every demo model
+        outputs=(
+            ("scores", "one_to_one"),
+            ("scores", "shared_best_units"),
+            ("site_scores", "one_to_one"),
+            ("site_scores", "one_to_one_rank"),
+        ),
+    )
+)

@@ -34,8 +34,9 @@ log = logging.getLogger(__name__)
 N_COMPONENTS = 25
 
 
-def pls_heldout_r(features: np.ndarray, targets: np.ndarray, train_masks: np.ndarray,
-                  n_components: int = N_COMPONENTS) -> np.ndarray:
+def pls_heldout_r(
+    features: np.ndarray, targets: np.ndarray, train_masks: np.ndarray, n_components: int = N_COMPONENTS
+) -> np.ndarray:
     """(splits, targets) Pearson r on each split's held-out stimuli (the complement of its training mask)
     of a PLSRegression(n_components, scale=False) fitted on its training stimuli.
 
@@ -102,8 +103,9 @@ def run_pls(ctx: AnalysisContext) -> None:
         y = responses[group.index.to_numpy()].T  # (stimuli, sites)
         complete = np.isfinite(y).all(axis=1)
         if not complete.all():
-            log.info("%s: %d stimuli without a response from every site are left out of PLS", region,
-                     int((~complete).sum()))
+            log.info(
+                "%s: %d stimuli without a response from every site are left out of PLS", region, int((~complete).sum())
+            )
         layers = sorted(result.projections) if ctx.protocol == "paper" else [best[str(region)]]
         for layer in layers:
             if layer not in result.projections:
@@ -112,28 +114,47 @@ def run_pls(ctx: AnalysisContext) -> None:
             t0 = time.perf_counter()
             r = pls_heldout_r(result.projections[layer][complete], y[complete], masks[:, complete])
             per_site = _mean_over_splits(r)
-            log.info("%s %s layer %d: PLS median r %.3f (%d fits in %.1f s)", ctx.model, region, layer,
-                     float(np.nanmedian(per_site)), len(masks), time.perf_counter() - t0)
-            med = site_interval(per_site, ctx.site_clusters(group.index.to_numpy()), ctx.n_resamples,
-                                ctx.rng(str(region), f"pls{layer}"))
+            log.info(
+                "%s %s layer %d: PLS median r %.3f (%d fits in %.1f s)",
+                ctx.model,
+                region,
+                layer,
+                float(np.nanmedian(per_site)),
+                len(masks),
+                time.perf_counter() - t0,
+            )
+            med = site_interval(
+                per_site,
+                ctx.site_clusters(group.index.to_numpy()),
+                ctx.n_resamples,
+                ctx.rng(str(region), f"pls{layer}"),
+            )
             if ctx.protocol == "paper":
                 layer_rows.append((region, layer, "pls_predictivity", *med))
             if layer == best[str(region)]:
                 score_rows.append((region, "pls_predictivity", *med))
-                site_frames.append(pd.DataFrame({"site_id": group["site_id"].to_numpy(), "metric": "pls_r",
-                                                 "value": per_site}).dropna(subset=["value"]))
+                site_frames.append(
+                    pd.DataFrame({"site_id": group["site_id"].to_numpy(), "metric": "pls_r", "value": per_site}).dropna(
+                        subset=["value"]
+                    )
+                )
     ctx.write_scores(score_rows)
     if site_frames:
         ctx.write_site_scores(pd.concat(site_frames))
     if layer_rows:
-        ctx.write_layer_scores(pd.DataFrame(layer_rows, columns=["region", "layer_idx", "metric", "value", "ci_low",
-                                                                 "ci_high", "ci_scheme"]))
+        ctx.write_layer_scores(
+            pd.DataFrame(
+                layer_rows, columns=["region", "layer_idx", "metric", "value", "ci_low", "ci_high", "ci_scheme"]
+            )
+        )
 
 
-register(Analysis(
-    "pls",
-    "Brain-Score's linear predictivity (PLS, 25 components, 10 x 90/10) of the best layer per region (Fig. S4)",
-    run_pls,
-    default_models="main",
-    outputs=(("scores", "pls_predictivity"), ("site_scores", "pls_r"), ("layer_scores", "pls_predictivity")),
-))
+register(
+    Analysis(
+        "pls",
+        "Brain-Score's linear predictivity (PLS, 25 components, 10 x 90/10) of the best layer per region (Fig. S4)",
+        run_pls,
+        default_models="main",
+        outputs=(("scores", "pls_predictivity"), ("site_scores", "pls_r"), ("layer_scores", "pls_predictivity")),
+    )
+)

@@ -85,8 +85,9 @@ class Clusters:
     @classmethod
     def from_labels(cls, labels: Sequence, name: str) -> Clusters:
         """Clusters from one label per member (missing labels form one cluster of their own)."""
-        values = np.array(["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in labels],
-                          dtype=object).astype(str)
+        values = np.array(
+            ["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in labels], dtype=object
+        ).astype(str)
         return cls(np.unique(values, return_inverse=True)[1].reshape(-1).astype(np.int64), name)
 
     @property
@@ -160,8 +161,9 @@ def weighted_median(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return np.where(total > 0, out, np.nan)
 
 
-def site_interval(values: np.ndarray, clusters: Clusters, n_resamples: int, rng: np.random.Generator,
-                  level: float = LEVEL) -> tuple[float, float, float, str]:
+def site_interval(
+    values: np.ndarray, clusters: Clusters, n_resamples: int, rng: np.random.Generator, level: float = LEVEL
+) -> tuple[float, float, float, str]:
     """Median of the finite per-site values with its bootstrap interval over sites (hierarchical when the
     sites have clusters), and the scheme: (median, low, high, scheme)."""
     v = np.asarray(values, dtype=np.float64)
@@ -169,7 +171,6 @@ def site_interval(values: np.ndarray, clusters: Clusters, n_resamples: int, rng:
     if keep.size == 0:
         return float("nan"), float("nan"), float("nan"), ""
     sub = clusters.subset(keep)
-    boot = np.concatenate([weighted_median(np.broadcast_to(v[keep], c.shape), c)
-                           for c in sub.counts(n_resamples, rng)])
+    boot = np.concatenate([weighted_median(np.broadcast_to(v[keep], c.shape), c) for c in sub.counts(n_resamples, rng)])
     lo, hi = percentile_interval(boot, level)
     return float(np.median(v[keep])), float(lo), float(hi), f"{sub.describe('sites')}; {n_resamples} resamples"

@@ -46,8 +46,13 @@ class LayerStats:
     best_score_ci: tuple[float, float]  # interval of max-over-layers of the medians (selection included)
 
 
-def layer_statistics(layer_r: np.ndarray, n_resamples: int, rng: np.random.Generator,
-                     level: float = LEVEL, clusters: Clusters | None = None) -> LayerStats:
+def layer_statistics(
+    layer_r: np.ndarray,
+    n_resamples: int,
+    rng: np.random.Generator,
+    level: float = LEVEL,
+    clusters: Clusters | None = None,
+) -> LayerStats:
     """Statistics of a (sites, layers) matrix of best-in-layer r (NaN where a site has none in a layer).
 
     All layers share each site resample (hierarchical when `clusters` are given), so the best layer is
@@ -57,10 +62,19 @@ def layer_statistics(layer_r: np.ndarray, n_resamples: int, rng: np.random.Gener
     layer_r = np.asarray(layer_r, dtype=np.float64)
     median = nanmedian_axis1(layer_r[None])[0]
     clusters = clusters if clusters is not None else Clusters.iid(len(layer_r))
-    boot = np.concatenate([np.stack([weighted_median(np.broadcast_to(layer_r[:, j], w.shape), w)
-                                     for j in range(layer_r.shape[1])], axis=1)
-                           for w in clusters.counts(n_resamples, rng)]) if len(layer_r) else \
-        np.full((n_resamples, layer_r.shape[1]), np.nan)
+    boot = (
+        np.concatenate(
+            [
+                np.stack(
+                    [weighted_median(np.broadcast_to(layer_r[:, j], w.shape), w) for j in range(layer_r.shape[1])],
+                    axis=1,
+                )
+                for w in clusters.counts(n_resamples, rng)
+            ]
+        )
+        if len(layer_r)
+        else np.full((n_resamples, layer_r.shape[1]), np.nan)
+    )
     lo, hi = percentile_interval(boot, level)
     if np.all(np.isnan(median)):
         nan2 = (float("nan"), float("nan"))
@@ -108,13 +122,18 @@ def run_neural_correlation(ctx: AnalysisContext) -> None:
     """scores: neural_correlation (interval: sites and stimuli resampled, each by its clusters) and
     neural_correlation_stimuli (stimuli only); each site's best unit is held fixed (intervals.py)."""
     best = ctx.best_matches()
-    units = [None if pd.isna(r.r) else (int(r.layer_idx), int(r.channel), int(r.y), int(r.x))
-             for r in best.itertuples(index=False)]
+    units = [
+        None if pd.isna(r.r) else (int(r.layer_idx), int(r.channel), int(r.y), int(r.x))
+        for r in best.itertuples(index=False)
+    ]
     values = ctx.unit_values(units)
     missing = sum(1 for u, v in zip(units, values, strict=True) if u is not None and np.isnan(v).all())
     if missing:
-        log.warning("%s: %d sites' best units are not in unit_activations; their r is held fixed in the "
-                    "stimulus resamples", ctx.model, missing)
+        log.warning(
+            "%s: %d sites' best units are not in unit_activations; their r is held fixed in the stimulus resamples",
+            ctx.model,
+            missing,
+        )
     per_site = best["r"].to_numpy(np.float64)
     under = intervals.fixed_unit_r(ctx.responses(), values)
     if missing:
@@ -124,8 +143,15 @@ def run_neural_correlation(ctx: AnalysisContext) -> None:
         def under(counts, inner=inner, fixed=fixed):
             got = inner(counts)
             return np.where(np.isfinite(fixed)[None, :], fixed[None, :], got)
-    rows = intervals.score_rows(ctx, "neural_correlation", per_site, under, ctx.rng("neural_correlation"),
-                                stimuli_metric="neural_correlation_stimuli")
+
+    rows = intervals.score_rows(
+        ctx,
+        "neural_correlation",
+        per_site,
+        under,
+        ctx.rng("neural_correlation"),
+        stimuli_metric="neural_correlation_stimuli",
+    )
     ctx.write_scores(rows)
 
 
@@ -143,28 +169,34 @@ def run_layer_scores(ctx: AnalysisContext) -> None:
         scheme = f"{clusters.describe('sites')}; {ctx.n_resamples} resamples"
         for j, li in enumerate(layer_idx):
             if np.isfinite(stats.median[j]):
-                layer_rows.append((region, li, "neural_correlation", stats.median[j], stats.ci_low[j],
-                                   stats.ci_high[j], scheme))
+                layer_rows.append(
+                    (region, li, "neural_correlation", stats.median[j], stats.ci_low[j], stats.ci_high[j], scheme)
+                )
         if stats.best_layer >= 0:
             lo, hi = (layer_idx[round(v)] if np.isfinite(v) else np.nan for v in stats.best_layer_ci)
             score_rows.append((region, "best_layer", layer_idx[stats.best_layer], lo, hi, scheme))
             score_rows.append((region, "best_layer_score", stats.best_score, *stats.best_score_ci, scheme))
-    ctx.write_layer_scores(pd.DataFrame(layer_rows, columns=["region", "layer_idx", "metric", "value", "ci_low",
-                                                             "ci_high", "ci_scheme"]))
+    ctx.write_layer_scores(
+        pd.DataFrame(layer_rows, columns=["region", "layer_idx", "metric", "value", "ci_low", "ci_high", "ci_scheme"])
+    )
     ctx.write_scores(score_rows)
 
 
-register(Analysis(
-    "neural_correlation",
-    "median over sites of the best unit's r, with 95% intervals over sites and over stimuli",
-    run_neural_correlation,
-    default_models="all",
-    outputs=(("scores", "neural_correlation"), ("scores", "neural_correlation_stimuli")),
-))
-register(Analysis(
-    "layer_scores",
-    "neural correlation within each layer; the best (V4-like / IT-like) layer and its score (Fig. S8)",
-    run_layer_scores,
-    default_models="all",  # seconds per model: every demo model
-    outputs=(("layer_scores", "neural_correlation"), ("scores", "best_layer"), ("scores", "best_layer_score")),
-))
+register(
+    Analysis(
+        "neural_correlation",
+        "median over sites of the best unit's r, with 95% intervals over sites and over stimuli",
+        run_neural_correlation,
+        default_models="all",
+        outputs=(("scores", "neural_correlation"), ("scores", "neural_correlation_stimuli")),
+    )
+)
+register(
+    Analysis(
+        "layer_scores",
+        "neural correlation within each layer; the best (V4-like / IT-like) layer and its score (Fig. S8)",
+        run_layer_scores,
+        default_models="all",  # seconds per model: every demo model
+        outputs=(("layer_scores", "neural_correlation"), ("scores", "best_layer"), ("scores", "best_layer_score")),
+    )
+)

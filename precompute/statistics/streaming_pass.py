@@ -84,8 +84,11 @@ class PassSpec:
         """A JSON-able description (cache key): set names with mask digests, counts, layers."""
         return {
             "sets": {k: hashlib.sha1(np.packbits(v).tobytes()).hexdigest()[:12] for k, v in self.train_masks.items()},
-            "n_permutations": self.n_permutations, "projection_layers": list(self.projection_layers),
-            "projection_dim": self.projection_dim, "seed": self.seed, "version": PASS_VERSION,
+            "n_permutations": self.n_permutations,
+            "projection_layers": list(self.projection_layers),
+            "projection_dim": self.projection_dim,
+            "seed": self.seed,
+            "version": PASS_VERSION,
         }
 
     def extra_rows(self, n_sites: int) -> int:
@@ -127,8 +130,14 @@ class PassResult:
         return out
 
     def save(self, path: Path) -> None:
-        arrays = {"train_masks": self.train_masks, "selected": self.selected, "selected_r": self.selected_r,
-                  "null_max": self.null_max, "unit_keys": self.unit_keys, "unit_values": self.unit_values}
+        arrays = {
+            "train_masks": self.train_masks,
+            "selected": self.selected,
+            "selected_r": self.selected_r,
+            "null_max": self.null_max,
+            "unit_keys": self.unit_keys,
+            "unit_values": self.unit_values,
+        }
         for layer, proj in self.projections.items():
             arrays[f"projection_{layer}"] = proj
         meta = {"set_names": self.set_names, "timings": self.timings}
@@ -142,8 +151,17 @@ class PassResult:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
             projections = {int(k.removeprefix("projection_")): z[k] for k in z.files if k.startswith("projection_")}
-            return cls(meta["set_names"], z["train_masks"], z["selected"], z["selected_r"], z["null_max"],
-                       z["unit_keys"], z["unit_values"], projections, meta.get("timings", {}))
+            return cls(
+                meta["set_names"],
+                z["train_masks"],
+                z["selected"],
+                z["selected_r"],
+                z["null_max"],
+                z["unit_keys"],
+                z["unit_values"],
+                projections,
+                meta.get("timings", {}),
+            )
 
 
 # ---------------------------------------------------------------------------------------------- rows
@@ -220,8 +238,7 @@ class ProjectingSource:
         self.layers = source.layers
         self._pos = {s: i for i, s in enumerate(stimulus_ids)}
         n = len(stimulus_ids)
-        self._matrices = {int(li): sparse_projection(self.layers[int(li)].units, dim, seed + int(li))
-                          for li in layers}
+        self._matrices = {int(li): sparse_projection(self.layers[int(li)].units, dim, seed + int(li)) for li in layers}
         self.projections = {li: np.zeros((n, dim), np.float32) for li in self._matrices}
         self._seen = {li: np.zeros(n, bool) for li in self._matrices}
         self.seconds = 0.0
@@ -262,8 +279,9 @@ def projection_bytes(layers, spec: PassSpec, n_stimuli: int) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- the pass
-def run_pass(source, feed, responses: np.ndarray, spec: PassSpec, *, memory_bytes: int | None = None,
-             progress: str | None = None) -> PassResult:
+def run_pass(
+    source, feed, responses: np.ndarray, spec: PassSpec, *, memory_bytes: int | None = None, progress: str | None = None
+) -> PassResult:
     """Run the engine once over `spec`'s rows (projecting layers on the way), then gather the selected units."""
 
     t_start = time.perf_counter()
@@ -281,12 +299,23 @@ def run_pass(source, feed, responses: np.ndarray, spec: PassSpec, *, memory_byte
     unit_keys = np.zeros((0, 4), np.int64)
     unit_values = np.zeros((0, n_stim), np.float32)
     if rows.n_rows:
-        config = EngineConfig(top_k=1, layer_top_k=1, featuremaps=False, memory_bytes=memory_bytes,
-                              reserve_bytes=DEFAULT_RESERVE_BYTES + projection_bytes(layers, spec, n_stim),
-                              seed=spec.seed, progress=progress)
-        log.info("%s: statistics pass over %d extra rows (%d training sets, %d permutations) and %d projected "
-                 "layer(s)", source.model, rows.n_rows, layout.n_sets, layout.n_permutations,
-                 len(spec.projection_layers))
+        config = EngineConfig(
+            top_k=1,
+            layer_top_k=1,
+            featuremaps=False,
+            memory_bytes=memory_bytes,
+            reserve_bytes=DEFAULT_RESERVE_BYTES + projection_bytes(layers, spec, n_stim),
+            seed=spec.seed,
+            progress=progress,
+        )
+        log.info(
+            "%s: statistics pass over %d extra rows (%d training sets, %d permutations) and %d projected layer(s)",
+            source.model,
+            rows.n_rows,
+            layout.n_sets,
+            layout.n_permutations,
+            len(spec.projection_layers),
+        )
         result = match_units(tap, feed, rows, config)
         timings.update({f"match_{k}": v for k, v in result.timings.items()})
         timings["passes"] = float(len(result.plan.passes))
@@ -313,15 +342,30 @@ def run_pass(source, feed, responses: np.ndarray, spec: PassSpec, *, memory_byte
     timings["projection_s"] = tap.seconds
     if len(unit_keys):
         t0 = time.perf_counter()
-        flat_idx = np.array([k[1] * layers[k[0]].height * layers[k[0]].width + k[2] * layers[k[0]].width + k[3]
-                             for k in unit_keys], np.int64)
+        flat_idx = np.array(
+            [k[1] * layers[k[0]].height * layers[k[0]].width + k[2] * layers[k[0]].width + k[3] for k in unit_keys],
+            np.int64,
+        )
         unit_values, _ = gather_activations(source, feed, unit_keys[:, 0], flat_idx)
         timings["gather_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_start
-    log.info("%s: statistics pass done in %.1f s (%s)", source.model, timings["total_s"],
-             ", ".join(f"{k} {v:.1f}" for k, v in timings.items() if k != "total_s"))
-    return PassResult(set_names, np.array([spec.train_masks[k] for k in set_names], bool).reshape(-1, n_stim),
-                      selected, selected_r, null_max, unit_keys, unit_values, tap.projections, timings)
+    log.info(
+        "%s: statistics pass done in %.1f s (%s)",
+        source.model,
+        timings["total_s"],
+        ", ".join(f"{k} {v:.1f}" for k, v in timings.items() if k != "total_s"),
+    )
+    return PassResult(
+        set_names,
+        np.array([spec.train_masks[k] for k in set_names], bool).reshape(-1, n_stim),
+        selected,
+        selected_r,
+        null_max,
+        unit_keys,
+        unit_values,
+        tap.projections,
+        timings,
+    )
 
 
 # ---------------------------------------------------------------------------------------------- analyses' glue
@@ -341,8 +385,9 @@ def pass_spec(ctx) -> PassSpec:
         layers = tuple(ctx.layers()["layer_idx"].astype(int).tolist())
     else:
         layers = tuple(sorted(set(best_layers(ctx).values())))
-    return PassSpec(masks, PAPER_PERMUTATIONS if paper else DEFAULT_PERMUTATIONS, layers,
-                    DEFAULT_PROJECTION_DIM, ctx.seed)
+    return PassSpec(
+        masks, PAPER_PERMUTATIONS if paper else DEFAULT_PERMUTATIONS, layers, DEFAULT_PROJECTION_DIM, ctx.seed
+    )
 
 
 def open_model_source(ctx):
@@ -365,9 +410,17 @@ def _cache_path(ctx, spec: PassSpec) -> Path | None:
     if ctx.store is None:
         return None
 
-    key = json.dumps({"dataset": ctx.dataset, "model": ctx.model, "protocol": ctx.protocol,
-                      "inputs": ctx.inputs_fingerprint(), "spec": spec.summary()},
-                     sort_keys=True, default=str)
+    key = json.dumps(
+        {
+            "dataset": ctx.dataset,
+            "model": ctx.model,
+            "protocol": ctx.protocol,
+            "inputs": ctx.inputs_fingerprint(),
+            "spec": spec.summary(),
+        },
+        sort_keys=True,
+        default=str,
+    )
     name = f"{_pair_prefix(ctx.dataset, ctx.model)}{hashlib.sha256(key.encode()).hexdigest()[:24]}.npz"
     return data_dir_of(ctx.store) / "cache" / CACHE_FOLDER / name
 
@@ -385,7 +438,7 @@ def prune_cache(path: Path) -> list[Path]:
     earlier inputs: a rerun keys a new file, and only the latest is kept), leftover temporary files of
     that pair (a write killed midway), and files named in the format before the (dataset, model) prefix
     (never read again). Other pairs' files stay."""
-    prefix = path.name[:len(_pair_prefix("", ""))]
+    prefix = path.name[: len(_pair_prefix("", ""))]
     removed = []
     for other in path.parent.glob("pass-*"):
         if other == path:
@@ -425,12 +478,21 @@ def _load_or_run(ctx, spec: PassSpec) -> PassResult | None:
         raise RuntimeError("sites or stimuli are not in idx order")
     source = open_model_source(ctx)
     if source is None:
-        log.warning("%s has no activation source (no ONNX file): no statistics pass, so no null, PLS or exact "
-                    "10-fold n2n for it on %s", ctx.model, ctx.dataset)
+        log.warning(
+            "%s has no activation source (no ONNX file): no statistics pass, so no null, PLS or exact "
+            "10-fold n2n for it on %s",
+            ctx.model,
+            ctx.dataset,
+        )
         return None
     try:
-        result = run_pass(source, PngFeed(inputs.stimulus_ids, inputs.pngs), ctx.responses(), spec,
-                          progress=f"{ctx.model} statistics pass")
+        result = run_pass(
+            source,
+            PngFeed(inputs.stimulus_ids, inputs.pngs),
+            ctx.responses(),
+            spec,
+            progress=f"{ctx.model} statistics pass",
+        )
     finally:
         source.close()
     if path is not None:

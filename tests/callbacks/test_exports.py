@@ -8,8 +8,17 @@ import io
 import pandas as pd
 import pytest
 
-QUERY = {"dataset": "mini", "model": "toy", "region": "IT", "site": "IT-005", "rank": "2", "layer": "1",
-         "a": "toy", "b": "toy2", "metric": "neural_correlation"}
+QUERY = {
+    "dataset": "mini",
+    "model": "toy",
+    "region": "IT",
+    "site": "IT-005",
+    "rank": "2",
+    "layer": "1",
+    "a": "toy",
+    "b": "toy2",
+    "metric": "neural_correlation",
+}
 MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "svg": b"<svg", "pdf": b"%PDF"}
 
 
@@ -39,12 +48,15 @@ def test_every_figure_exports_its_data(client, name):
 
 
 def test_site_scatter_csv_has_the_plotted_columns(client):
-    resp = client.get("/export/sites-scatter.csv", query_string={k: QUERY[k] for k in
-                                                                 ("dataset", "model", "region", "site", "rank")})
+    resp = client.get(
+        "/export/sites-scatter.csv", query_string={k: QUERY[k] for k in ("dataset", "model", "region", "site", "rank")}
+    )
     frame = pd.read_csv(io.StringIO(resp.data.decode()))
     assert {"stimulus_id", "category", "neural", "unit"} <= set(frame.columns) and len(frame) == 24
-    assert 'filename="unitscope_sites-scatter_dataset-mini_model-toy_region-IT_site-IT-005_rank-2.csv"' in \
-        resp.headers["Content-Disposition"]
+    assert (
+        'filename="unitscope_sites-scatter_dataset-mini_model-toy_region-IT_site-IT-005_rank-2.csv"'
+        in resp.headers["Content-Disposition"]
+    )
 
 
 @pytest.mark.parametrize("fmt", ["png", "svg", "pdf"])

@@ -33,13 +33,17 @@ def test_leaderboard_shows_imagenet_top1_with_one_decimal(results_env):
     grid = _find(page("overview").layout(dataset="mini"), "overview-leaderboard")
     column = next(c for c in grid.columnDefs if c["field"] == "imagenet_top1")
     assert "'.1f'" in column["valueFormatter"]["function"] and "(%)" in column["headerName"]
-    assert all("'.3f'" in c["valueFormatter"]["function"] for c in grid.columnDefs
-               if c["field"] in ("V4", "IT", "V4_null", "IT_null"))
+    assert all(
+        "'.3f'" in c["valueFormatter"]["function"]
+        for c in grid.columnDefs
+        if c["field"] in ("V4", "IT", "V4_null", "IT_null")
+    )
 
 
 def test_not_computed_keeps_plain_words_out_of_the_code_span():
-    alert = empty.not_computed("Paired comparisons", "python -m precompute analyze --model MODEL",
-                               after="for a second model")
+    alert = empty.not_computed(
+        "Paired comparisons", "python -m precompute analyze --model MODEL", after="for a second model"
+    )
     code = next(c for c in alert.children if isinstance(c, dash.html.Code))
     assert code.children == "python -m precompute analyze --model MODEL"
     assert alert.children[-1] == " for a second model."

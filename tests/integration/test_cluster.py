@@ -110,19 +110,29 @@ def env(tmp_path_factory):
     tiny_onnx(root / "tiny.onnx")
     batch_file = root / "batch.toml"
     as_toml = lambda names: "[" + ", ".join(f'"{n}"' for n in names) + "]"  # noqa: E731
-    batch_file.write_text(BATCH.format(onnx=root / "tiny.onnx", datasets=as_toml(DATASETS), models=as_toml(MODELS),
-                                       analyses=as_toml(ANALYSES)))
+    batch_file.write_text(
+        BATCH.format(
+            onnx=root / "tiny.onnx", datasets=as_toml(DATASETS), models=as_toml(MODELS), analyses=as_toml(ANALYSES)
+        )
+    )
     flag = root / "sleepy.flag"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(FLAG_ENV, str(flag))  # before the workers start: they inherit it
         mp.setitem(registry._REGISTRY, "sleepy", SLEEPY)
-        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                           dashboard_address="127.0.0.1:0")
+        cluster = distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0"
+        )
         client = distributed.Client(cluster)
         client.register_plugin(SleepyPlugin())
         try:
-            yield {"root": root, "template": template.served_path, "batch": batch_file, "flag": flag,
-                   "client": client, "cluster": cluster}
+            yield {
+                "root": root,
+                "template": template.served_path,
+                "batch": batch_file,
+                "flag": flag,
+                "client": client,
+                "cluster": cluster,
+            }
         finally:
             client.close()
             cluster.close()
@@ -137,8 +147,14 @@ def fresh_store(env, name: str) -> Store:
 
 def run(env, store: Store, executor: str, **kw):
     lines: list[str] = []
-    report = execute_batch(load_batch(env["batch"]), store, executor=executor,
-                           client=env["client"] if executor == "dask" else None, report=lines.append, **kw)
+    report = execute_batch(
+        load_batch(env["batch"]),
+        store,
+        executor=executor,
+        client=env["client"] if executor == "dask" else None,
+        report=lines.append,
+        **kw,
+    )
     report.lines = lines
     return report
 
@@ -153,11 +169,15 @@ def tables(store: Store) -> dict[str, pd.DataFrame]:
                 continue
             cols = [c.name for c in t.columns if c.name not in VOLATILE]
             df = con.execute(f'SELECT {", ".join(f"{chr(34)}{c}{chr(34)}" for c in cols)} FROM "{t.name}"').df()
-            keys = [c.name for c in t.columns if c.name in cols and c.type in ("VARCHAR", "INTEGER", "BIGINT",
-                                                                                  "SMALLINT", "BOOLEAN")]
+            keys = [
+                c.name
+                for c in t.columns
+                if c.name in cols and c.type in ("VARCHAR", "INTEGER", "BIGINT", "SMALLINT", "BOOLEAN")
+            ]
             out[t.name] = df.sort_values(keys, kind="stable").reset_index(drop=True) if keys else df
-        out["steps_done"] = sorted(con.execute("SELECT value FROM build_info WHERE key = 'steps_done'").fetchone()[0]
-                                   .strip("[]").split(", "))
+        out["steps_done"] = sorted(
+            con.execute("SELECT value FROM build_info WHERE key = 'steps_done'").fetchone()[0].strip("[]").split(", ")
+        )
         out["seeds"] = con.execute("SELECT value FROM build_info WHERE key = 'seeds'").fetchone()[0]
         return out
     finally:
@@ -176,12 +196,14 @@ def assert_same_tables(a: dict, b: dict) -> None:
         for col in x.columns:
             xs, ys = x[col], y[col]
             if xs.dtype.kind == "f":
-                np.testing.assert_allclose(xs.to_numpy(float), ys.to_numpy(float), atol=1e-4, equal_nan=True,
-                                           err_msg=f"{name}.{col}")
+                np.testing.assert_allclose(
+                    xs.to_numpy(float), ys.to_numpy(float), atol=1e-4, equal_nan=True, err_msg=f"{name}.{col}"
+                )
             elif xs.dtype == object and len(xs) and isinstance(xs.iloc[0], np.ndarray | list):
                 for u, v in zip(xs, ys, strict=True):
-                    np.testing.assert_allclose(np.asarray(u, float), np.asarray(v, float), atol=1e-4,
-                                               err_msg=f"{name}.{col}")
+                    np.testing.assert_allclose(
+                        np.asarray(u, float), np.asarray(v, float), atol=1e-4, err_msg=f"{name}.{col}"
+                    )
             else:
                 assert xs.tolist() == ys.tolist(), f"{name}.{col}"
 
@@ -273,8 +295,7 @@ def test_incomplete_results_are_never_ingested_and_left_over_complete_ones_are(e
     lines: list[str] = []
     report = execute_batch(batch, store, executor="dask", client=env["client"], report=lines.append)
     states = {o.task_id: o.state for o in report.outcomes}
-    assert states == {"match:mini2:random-tiny": "recovered", "match:mini2:pixels-8": "ran",
-                      "match:mini2:tiny": "ran"}
+    assert states == {"match:mini2:random-tiny": "recovered", "match:mini2:pixels-8": "ran", "match:mini2:tiny": "ran"}
     got = tables(store)
     for name in ("matches", "layer_matches", "featuremap_matches", "unit_activations", "match_runs"):
         mine = got[name].reset_index(drop=True)
@@ -291,17 +312,39 @@ def test_the_command_line_reaches_a_scheduler_by_address(env, tmp_path):
 
     store = fresh_store(env, "cli")
     batch = tmp_path / "one.toml"
-    batch.write_text('[[model]]\nname = "pixels-8"\ncontrol = "pixels"\ninput_size = 8\n\n'
-                     '[[run]]\ndataset = "mini2"\nmodel = "pixels-8"\ntop_k = 3\nmemory_gb = 2\n')
+    batch.write_text(
+        '[[model]]\nname = "pixels-8"\ncontrol = "pixels"\ninput_size = 8\n\n'
+        '[[run]]\ndataset = "mini2"\nmodel = "pixels-8"\ntop_k = 3\nmemory_gb = 2\n'
+    )
     root = Path(__file__).resolve().parents[2]
-    done = subprocess.run([sys.executable, "-m", "precompute", "--db", str(store.served_path), "batch", str(batch),
-                           "--executor", "dask", "--scheduler", env["cluster"].scheduler_address],
-                          cwd=root, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "precompute",
+            "--db",
+            str(store.served_path),
+            "batch",
+            str(batch),
+            "--executor",
+            "dask",
+            "--scheduler",
+            env["cluster"].scheduler_address,
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "match:mini2:pixels-8" in done.stdout + done.stderr
     with duckdb.connect(str(store.served_path), read_only=True) as con:
-        assert con.execute("SELECT count(*) FROM match_runs WHERE dataset = 'mini2' AND model = 'pixels-8'"
-                           ).fetchone()[0] == 1
+        assert (
+            con.execute("SELECT count(*) FROM match_runs WHERE dataset = 'mini2' AND model = 'pixels-8'").fetchone()[0]
+            == 1
+        )
         n_sites = con.execute("SELECT count(*) FROM sites WHERE dataset = 'mini2'").fetchone()[0]
-        assert con.execute("SELECT count(*) FROM matches WHERE dataset = 'mini2' AND model = 'pixels-8'"
-                           ).fetchone()[0] == 3 * n_sites
+        assert (
+            con.execute("SELECT count(*) FROM matches WHERE dataset = 'mini2' AND model = 'pixels-8'").fetchone()[0]
+            == 3 * n_sites
+        )

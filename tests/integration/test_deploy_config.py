@@ -51,17 +51,26 @@ def test_every_compose_variable_is_in_env_sample():
     assert used - documented == set()
 
 
-@pytest.mark.skipif(shutil.which("docker") is None and shutil.which("docker-compose") is None,
-                    reason="no docker client")
+@pytest.mark.skipif(
+    shutil.which("docker") is None and shutil.which("docker-compose") is None, reason="no docker client"
+)
 def test_docker_compose_config(tmp_path):
     """`docker compose config` (or the v1 `docker-compose config`) validates and interpolates the file."""
     env = {**os.environ, "UNITSCOPE_AUTH_USER": "lab", "UNITSCOPE_AUTH_PASSWORD": "pw"}
     for cmd in (["docker", "compose"], ["docker-compose"]):
-        if shutil.which(cmd[0]) is None or subprocess.run([*cmd, "version"], capture_output=True,
-                                                          timeout=60).returncode != 0:
+        if (
+            shutil.which(cmd[0]) is None
+            or subprocess.run([*cmd, "version"], capture_output=True, timeout=60).returncode != 0
+        ):
             continue  # e.g. a docker client without the compose plugin
-        done = subprocess.run([*cmd, "-f", str(ROOT / "docker-compose.yml"), "config"], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [*cmd, "-f", str(ROOT / "docker-compose.yml"), "config"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 0, done.stderr
         config = yaml.safe_load(done.stdout)
         assert config["services"]["app"]["environment"]["UNITSCOPE_AUTH_USER"] == "lab"
@@ -101,18 +110,30 @@ def test_precompute_entry_point_runs_the_lab_batch_folder(tmp_path):
     (lab / "10-import.toml").write_text('[[import]]\nname = "lab-v4"\nformat = "folder"\npath = "recordings"\n')
     (lab / "notes.txt").write_text("not a batch file")
     data = tmp_path / "data"
-    env = {**os.environ, "UNITSCOPE_DATA": str(data), "UNITSCOPE_DEMO": "off", "UNITSCOPE_BATCH": str(lab),
-           "PYTHON": sys.executable}
+    env = {
+        **os.environ,
+        "UNITSCOPE_DATA": str(data),
+        "UNITSCOPE_DEMO": "off",
+        "UNITSCOPE_BATCH": str(lab),
+        "PYTHON": sys.executable,
+    }
     env.pop("UNITSCOPE_DB", None)
-    done = subprocess.run(["bash", str(ROOT / "deploy" / "precompute.sh")], env=env, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        ["bash", str(ROOT / "deploy" / "precompute.sh")], env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "dataset:lab-v4" in read_build(data / "unitscope.duckdb")[1]
-    again = subprocess.run(["bash", str(ROOT / "deploy" / "precompute.sh")], env=env, capture_output=True,
-                           text=True, timeout=300)
+    again = subprocess.run(
+        ["bash", str(ROOT / "deploy" / "precompute.sh")], env=env, capture_output=True, text=True, timeout=300
+    )
     assert again.returncode == 0 and "exists; skipping" in again.stderr  # a restart redoes nothing
-    bad = subprocess.run(["bash", str(ROOT / "deploy" / "precompute.sh")], env={**env, "UNITSCOPE_DEMO": "huge"},
-                         capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        ["bash", str(ROOT / "deploy" / "precompute.sh")],
+        env={**env, "UNITSCOPE_DEMO": "huge"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2 and "use default, quick, full or off" in bad.stderr
 
 
@@ -121,13 +142,15 @@ def test_app_entry_point_waits_for_the_first_publish(tmp_path):
     after UNITSCOPE_WAIT_S. Its messages are the verdict, never how long it took (a shared machine)."""
     env = {**os.environ, "UNITSCOPE_DATA": str(tmp_path), "UNITSCOPE_WAIT_S": "2", "PYTHON": sys.executable}
     env.pop("UNITSCOPE_DB", None)
-    done = subprocess.run(["bash", str(ROOT / "deploy" / "app.sh")], env=env, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        ["bash", str(ROOT / "deploy" / "app.sh")], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 1 and "no database at" in done.stderr and "after 2 s" in done.stderr
     # waiting for ever (the default): the file appears, the server starts (here `echo` stands in for python)
     env = {**env, "UNITSCOPE_WAIT_S": "0", "PYTHON": "echo"}
-    proc = subprocess.Popen(["bash", str(ROOT / "deploy" / "app.sh")], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        ["bash", str(ROOT / "deploy" / "app.sh")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         assert "waiting for the first publish" in proc.stderr.readline()  # blocks until it says so
         (tmp_path / "unitscope.duckdb").write_bytes(b"")  # the script only looks for the file

@@ -33,8 +33,14 @@ from precompute.core import failpoints
 pytestmark = pytest.mark.slow
 
 #: variables of the caller's environment that would change what the commands do
-CLEARED = ("UNITSCOPE_FAILPOINT", "UNITSCOPE_FAILPOINT_LOG", "UNITSCOPE_DB", "UNITSCOPE_RESULTS_DIR",
-           "UNITSCOPE_DASK_SCHEDULER", "UNITSCOPE_BATCH")
+CLEARED = (
+    "UNITSCOPE_FAILPOINT",
+    "UNITSCOPE_FAILPOINT_LOG",
+    "UNITSCOPE_DB",
+    "UNITSCOPE_RESULTS_DIR",
+    "UNITSCOPE_DASK_SCHEDULER",
+    "UNITSCOPE_BATCH",
+)
 #: cases run side by side (each a killed command, then its rerun, in a folder of its own)
 PARALLEL = 2
 
@@ -105,46 +111,95 @@ def world(tmp_path_factory):
     # start states: "added" (dataset base, model px), "served_only" (the same, without a working file: the
     # served file copied to a new server), "matched" (added + run + neural_correlation)
     added = root / "states" / "added"
-    _ok(precompute(db(added), "datasets", "import", "--name", "base", "--format", "folder", "--path", str(lab),
-                   env=env(added)), "import base")
-    _ok(precompute(db(added), "models", "add", "px", "--control", "pixels", "--input-size", "16", env=env(added)),
-        "models add px")
+    _ok(
+        precompute(
+            db(added), "datasets", "import", "--name", "base", "--format", "folder", "--path", str(lab), env=env(added)
+        ),
+        "import base",
+    )
+    _ok(
+        precompute(db(added), "models", "add", "px", "--control", "pixels", "--input-size", "16", env=env(added)),
+        "models add px",
+    )
     served_only = root / "states" / "served_only"
     served_only.mkdir(parents=True)
     shutil.copyfile(db(added), db(served_only))
     matched = root / "states" / "matched"
     shutil.copytree(added, matched)
-    _ok(precompute(db(matched), "run", "--dataset", "base", "--model", "px", "--top-k", "10", "--memory-gb", "2",
-                   env=env(matched)), "run")
-    _ok(precompute(db(matched), "analyze", "--dataset", "base", "--model", "px", "--only", "neural_correlation",
-                   env=env(matched)), "analyze")
+    _ok(
+        precompute(
+            db(matched),
+            "run",
+            "--dataset",
+            "base",
+            "--model",
+            "px",
+            "--top-k",
+            "10",
+            "--memory-gb",
+            "2",
+            env=env(matched),
+        ),
+        "run",
+    )
+    _ok(
+        precompute(
+            db(matched),
+            "analyze",
+            "--dataset",
+            "base",
+            "--model",
+            "px",
+            "--only",
+            "neural_correlation",
+            env=env(matched),
+        ),
+        "analyze",
+    )
 
     with pytest.MonkeyPatch.context() as mp:
         for name in CLEARED:  # the workers inherit this environment: they must never be killed themselves
             mp.delenv(name, raising=False)
-        cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                           dashboard_address=None)
+        cluster = distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        )
     try:
-        commands = {c.name: c for c in (
-            Command("import", "served_only", ("datasets", "import", "--name", "second", "--format", "folder",
-                                              "--path", str(lab), "--replace")),
-            Command("run", "added", ("run", "--dataset", "base", "--model", "px", "--top-k", "10",
-                                     "--memory-gb", "2")),
-            Command("analyze", "matched", ("analyze", "--dataset", "base", "--model", "px", "--only",
-                                           "neural_correlation", "--force")),
-            Command("batch", "added", ("batch", str(root / "batch.toml"), "--executor", "dask", "--scheduler",
-                                       cluster.scheduler_address)),
-        )}
+        commands = {
+            c.name: c
+            for c in (
+                Command(
+                    "import",
+                    "served_only",
+                    ("datasets", "import", "--name", "second", "--format", "folder", "--path", str(lab), "--replace"),
+                ),
+                Command(
+                    "run", "added", ("run", "--dataset", "base", "--model", "px", "--top-k", "10", "--memory-gb", "2")
+                ),
+                Command(
+                    "analyze",
+                    "matched",
+                    ("analyze", "--dataset", "base", "--model", "px", "--only", "neural_correlation", "--force"),
+                ),
+                Command(
+                    "batch",
+                    "added",
+                    ("batch", str(root / "batch.toml"), "--executor", "dask", "--scheduler", cluster.scheduler_address),
+                ),
+            )
+        }
         states = {"added": added, "served_only": served_only, "matched": matched}
         references = {}
         for command in commands.values():
             folder = root / "reference" / command.name
             shutil.copytree(states[command.start], folder)
             log = root / "reference" / f"{command.name}.log"
-            _ok(precompute(db(folder), *command.args,
-                           env={**env(folder), failpoints.LOG_ENV: str(log)}), f"{command.name} (reference)")
-            references[command.name] = Reference(collections.Counter(log.read_text().split()),
-                                                 result_tables(db(folder)), listing(folder))
+            _ok(
+                precompute(db(folder), *command.args, env={**env(folder), failpoints.LOG_ENV: str(log)}),
+                f"{command.name} (reference)",
+            )
+            references[command.name] = Reference(
+                collections.Counter(log.read_text().split()), result_tables(db(folder)), listing(folder)
+            )
         yield World(root, states, commands, references)
     finally:
         cluster.close()
@@ -166,13 +221,17 @@ def kill_and_rerun(world: World, command: Command, point: str, n: int) -> list[s
         if rerun.returncode != 0:
             return [*problems, f"{label}: the rerun failed (exit {rerun.returncode}): {rerun.stderr[-2000:]}"]
         reference = world.references[command.name]
-        problems += [f"{label}, then rerun: result differs from the uninterrupted run: {d}"
-                     for d in differences(reference.tables, result_tables(db))]
+        problems += [
+            f"{label}, then rerun: result differs from the uninterrupted run: {d}"
+            for d in differences(reference.tables, result_tables(db))
+        ]
         files = listing(folder)
         if files != reference.files:
-            problems.append(f"{label}, then rerun: the data folder differs from the uninterrupted run's: extra "
-                            f"{sorted(set(files) - set(reference.files))}, missing "
-                            f"{sorted(set(reference.files) - set(files))}")
+            problems.append(
+                f"{label}, then rerun: the data folder differs from the uninterrupted run's: extra "
+                f"{sorted(set(files) - set(reference.files))}, missing "
+                f"{sorted(set(reference.files) - set(files))}"
+            )
         if not problems:
             shutil.rmtree(folder, ignore_errors=True)
         return problems
@@ -188,9 +247,12 @@ def test_every_failpoint_of_the_registry_is_passed_by_a_command_under_test(world
 
 @pytest.mark.parametrize("point", list(failpoints.POINTS))
 def test_sigkill_at_failpoint(world, point):
-    cases = [(command, n) for command in world.commands.values()
-             for n in sorted({1, world.references[command.name].passes[point]})
-             if world.references[command.name].passes[point]]
+    cases = [
+        (command, n)
+        for command in world.commands.values()
+        for n in sorted({1, world.references[command.name].passes[point]})
+        if world.references[command.name].passes[point]
+    ]
     assert cases, f"none of {', '.join(world.commands)} passes failpoint {point!r}"
     with ThreadPoolExecutor(PARALLEL) as pool:
         found = pool.map(lambda case: kill_and_rerun(world, case[0], point, case[1]), cases)

@@ -41,9 +41,20 @@ def allowed_roots(db: Path) -> list[str]:
     folder, and the kernel's per-process files."""
     import dash
 
-    roots = {sys.prefix, sys.base_prefix, os.path.dirname(os.__file__), str(Path(dash.__file__).parents[1]),
-             str(Path(__file__).resolve().parents[2]), str(db.parent), "/proc/", "/sys/", "/dev/", "/etc/ssl",
-             "/usr/share/zoneinfo", "/etc/localtime"}
+    roots = {
+        sys.prefix,
+        sys.base_prefix,
+        os.path.dirname(os.__file__),
+        str(Path(dash.__file__).parents[1]),
+        str(Path(__file__).resolve().parents[2]),
+        str(db.parent),
+        "/proc/",
+        "/sys/",
+        "/dev/",
+        "/etc/ssl",
+        "/usr/share/zoneinfo",
+        "/etc/localtime",
+    }
     return sorted(roots)
 
 
@@ -80,8 +91,9 @@ def test_fuzzed_requests(app_server, results_env, tmp_path):
     assert str(secret) not in opened
     # kaleido (figure exports) writes its page into a fresh temporary folder: <tmp>/tmpXXXX/index.html
     kaleido_page = re.compile(re.escape(tempfile.gettempdir()) + r"/tmp[^/]+/index\.html$")
-    outside = [p for p in opened if not any(os.path.abspath(p).startswith(r) for r in roots)
-               and not kaleido_page.match(p)]
+    outside = [
+        p for p in opened if not any(os.path.abspath(p).startswith(r) for r in roots) and not kaleido_page.match(p)
+    ]
     assert not outside, outside[:10]
 
 

@@ -29,10 +29,18 @@ def served(_templates, tmp_path_factory):
     """gunicorn serving a copy of the toy-results database, with basic auth and a shared file cache."""
     data = tmp_path_factory.mktemp("deploy-data")
     shutil.copyfile(_templates["results"], data / "unitscope.duckdb")
-    env = {"UNITSCOPE_DATA": str(data), "UNITSCOPE_DB": str(data / "unitscope.duckdb"),
-           "UNITSCOPE_CACHE": "filesystem", "UNITSCOPE_CACHE_DIR": str(data / "cache" / "app"),
-           "UNITSCOPE_AUTH_USER": AUTH[0], "UNITSCOPE_AUTH_PASSWORD": AUTH[1], "UNITSCOPE_AUTH_TOKEN": "",
-           "GUNICORN_WORKERS": "2", "GUNICORN_THREADS": "4", "UNITSCOPE_LOG_LEVEL": "WARNING"}
+    env = {
+        "UNITSCOPE_DATA": str(data),
+        "UNITSCOPE_DB": str(data / "unitscope.duckdb"),
+        "UNITSCOPE_CACHE": "filesystem",
+        "UNITSCOPE_CACHE_DIR": str(data / "cache" / "app"),
+        "UNITSCOPE_AUTH_USER": AUTH[0],
+        "UNITSCOPE_AUTH_PASSWORD": AUTH[1],
+        "UNITSCOPE_AUTH_TOKEN": "",
+        "GUNICORN_WORKERS": "2",
+        "GUNICORN_THREADS": "4",
+        "UNITSCOPE_LOG_LEVEL": "WARNING",
+    }
     with serve_locally(env, log_path=data / "gunicorn.log") as url:
         yield url, Store(data / "unitscope.duckdb")
 
@@ -43,12 +51,26 @@ def test_every_route_needs_credentials_but_health(served):
     s.auth = AUTH
     index = s.get(url + "/sites?model=toy2").text
     bundle = re.search(r'src="(/_dash-component-suites/[^"]+)"', index).group(1)
-    cb = {"output": "overview-nav.href", "outputs": {"id": "overview-nav", "property": "href"},
-          "inputs": [{"id": "overview-dataset", "property": "value", "value": "mini"}], "changedPropIds": []}
-    routes = [("GET", "/"), ("GET", "/sites?model=toy2"), ("GET", "/_dash-layout"), ("GET", "/_dash-dependencies"),
-              ("POST", "/_dash-update-component"), ("GET", "/export/sites-scatter.csv?dataset=mini"),
-              ("GET", "/stimulus/mini/stim000.png"), ("GET", "/assets/vendor/bootstrap.min.css"), ("GET", bundle),
-              ("GET", "/_favicon.ico"), ("GET", "/_reload-hash"), ("GET", "/no-such-page")]
+    cb = {
+        "output": "overview-nav.href",
+        "outputs": {"id": "overview-nav", "property": "href"},
+        "inputs": [{"id": "overview-dataset", "property": "value", "value": "mini"}],
+        "changedPropIds": [],
+    }
+    routes = [
+        ("GET", "/"),
+        ("GET", "/sites?model=toy2"),
+        ("GET", "/_dash-layout"),
+        ("GET", "/_dash-dependencies"),
+        ("POST", "/_dash-update-component"),
+        ("GET", "/export/sites-scatter.csv?dataset=mini"),
+        ("GET", "/stimulus/mini/stim000.png"),
+        ("GET", "/assets/vendor/bootstrap.min.css"),
+        ("GET", bundle),
+        ("GET", "/_favicon.ico"),
+        ("GET", "/_reload-hash"),
+        ("GET", "/no-such-page"),
+    ]
     for method, path in routes:
         kwargs = {"json": cb} if method == "POST" else {}
         anonymous = requests.request(method, url + path, timeout=30, **kwargs)
@@ -67,8 +89,10 @@ def test_simulated_users_short(served):
     url, _ = served
     rec = run_load(lambda: HttpTransport(url, auth=AUTH), users=8, pages=6, seed=1)
     summary = rec.summary()
-    print("\nload (8 users x 6 pages):", json.dumps({k: round(v, 3) if isinstance(v, float) else v
-                                                    for k, v in summary.items()}))
+    print(
+        "\nload (8 users x 6 pages):",
+        json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in summary.items()}),
+    )
     assert summary["requests"] > 50
     kinds = {s.kind for s in rec.samples}
     assert {"page", "router", "callback"} <= kinds
@@ -118,8 +142,12 @@ def test_replacing_the_served_file_while_serving(served):
     watchers = [threading.Thread(target=browse_overview, args=(7 + i,), daemon=True) for i in range(2)]
     for th in watchers:
         th.start()
-    load = threading.Thread(target=lambda: rec.samples.extend(
-        run_load(lambda: HttpTransport(url, auth=AUTH), users=2, pages=4, seed=2).samples), daemon=True)
+    load = threading.Thread(
+        target=lambda: rec.samples.extend(
+            run_load(lambda: HttpTransport(url, auth=AUTH), users=2, pages=4, seed=2).samples
+        ),
+        daemon=True,
+    )
     load.start()
     for n in range(1, 13):
         build = publish_variant(store, n)
@@ -142,21 +170,26 @@ def test_replacing_the_served_file_while_serving(served):
         # a request started after build k's publish finished shows build k or a later one
         newest_before = max((k for k, t in published.values() if t < started), default=0)
         assert published[build][0] >= newest_before, (
-            f"a request started after build {newest_before} was published showed build {published[build][0]}")
+            f"a request started after build {newest_before} was published showed build {published[build][0]}"
+        )
     final = requests.get(url + "/health", timeout=30).json()["build_id"]
     assert published[final][0] == 12
     # after the last publish, every worker and thread serves the last build (no stale cache entry)
     site = DashSite(HttpTransport(url, auth=AUTH))
     shown = []
     for i in range(8):
-        User(HttpTransport(url, auth=AUTH), site, Recorder(), __import__("random").Random(i),
-             on_page=lambda p, c: shown.append(json.dumps(c))).open_page("/")
+        User(
+            HttpTransport(url, auth=AUTH),
+            site,
+            Recorder(),
+            __import__("random").Random(i),
+            on_page=lambda p, c: shown.append(json.dumps(c)),
+        ).open_page("/")
     assert all("variant 12" in text and final in text for text in shown)
 
 
 def test_compare_export_of_a_model_against_itself(served):
     """Exporting the compare figure's data as Parquet for a model against itself works (it once answered 500)."""
     url, _ = served
-    resp = requests.get(url + "/export/compare-pair.parquet?dataset=mini&region=IT&a=toy&b=toy", auth=AUTH,
-                        timeout=60)
+    resp = requests.get(url + "/export/compare-pair.parquet?dataset=mini&region=IT&a=toy&b=toy", auth=AUTH, timeout=60)
     assert resp.status_code == 200

@@ -35,8 +35,9 @@ def test_page_filters_live_in_the_url(dash_duo, results_app, path, graph):
     dash_duo.start_server(results_app)
     dash_duo.wait_for_page(url=f"{dash_duo.server_url}{path}?dataset=mini&model=toy&region=V4")
     dash_duo.wait_for_element(f"{graph} .main-svg", timeout=WAIT_S)
-    region_radio = next(el for el in dash_duo.find_elements(f"#{path.strip('/').replace('-', '')}-f-region label")
-                        if el.text == "IT")
+    region_radio = next(
+        el for el in dash_duo.find_elements(f"#{path.strip('/').replace('-', '')}-f-region label") if el.text == "IT"
+    )
     region_radio.click()
     until(lambda: "region=IT" in dash_duo.driver.current_url, timeout=WAIT_S)
     dash_duo.wait_for_element(f"{graph} .main-svg", timeout=WAIT_S)
@@ -76,10 +77,15 @@ def test_bad_parameters_show_the_friendly_message(dash_duo, results_app, query):
     assert console_errors(dash_duo) == []
 
 
-@pytest.mark.parametrize(("path", "element"), [("/?dataset=mini", "#overview-regions .main-svg"),
-                                               ("/controls?dataset=mini", "#controls-controls .main-svg"),
-                                               ("/decoding?dataset=mini", "#decoding-accuracy .main-svg"),
-                                               ("/compare?dataset=mini", "#compare-pair .main-svg")])
+@pytest.mark.parametrize(
+    ("path", "element"),
+    [
+        ("/?dataset=mini", "#overview-regions .main-svg"),
+        ("/controls?dataset=mini", "#controls-controls .main-svg"),
+        ("/decoding?dataset=mini", "#decoding-accuracy .main-svg"),
+        ("/compare?dataset=mini", "#compare-pair .main-svg"),
+    ],
+)
 def test_other_pages_load_with_an_empty_console(dash_duo, results_app, path, element):
     dash_duo.start_server(results_app)
     dash_duo.wait_for_page(url=f"{dash_duo.server_url}{path}")

@@ -89,8 +89,10 @@ def test_sites_table_links_to_the_unit_page(dash_duo, results_app):
     assert console_errors(dash_duo) == []
 
 
-@pytest.mark.parametrize("query", ["layer_idx=99&channel=0", "layer_idx=0&channel=%27%3B--",
-                                   "layer_idx=..%2Fetc&channel=0", "model=%3Cscript%3E"])
+@pytest.mark.parametrize(
+    "query",
+    ["layer_idx=99&channel=0", "layer_idx=0&channel=%27%3B--", "layer_idx=..%2Fetc&channel=0", "model=%3Cscript%3E"],
+)
 def test_bad_parameters_show_the_friendly_message(dash_duo, results_app, query):
     dash_duo.start_server(results_app)
     dash_duo.wait_for_page(url=f"{dash_duo.server_url}/unit?dataset=mini&{query}")

@@ -28,23 +28,44 @@ def mini_tables(n_stimuli: int = 24, n_v4: int = 4, n_it: int = 5, n_reps: int =
     images = []
     for i in range(n_stimuli):
         obj = objects[i % len(objects)]
-        stim_rows.append({
-            "stimulus_id": f"stim{i:03d}", "idx": i, "category": CATEGORIES[(i % len(objects)) // 2],
-            "object": obj, "variation": 6, "ty": float(rng.uniform(-0.5, 0.5)), "tz": float(rng.uniform(-1, 1)),
-            "s": 1.0, "rxy": 0.0, "rxz": 0.0, "ryz": 0.0, "background_id": f"bg{i % 3}",
-            "filename": f"stim{i:03d}.png", "width": 32, "height": 32, "extra": json.dumps({"k": i}),
-        })
+        stim_rows.append(
+            {
+                "stimulus_id": f"stim{i:03d}",
+                "idx": i,
+                "category": CATEGORIES[(i % len(objects)) // 2],
+                "object": obj,
+                "variation": 6,
+                "ty": float(rng.uniform(-0.5, 0.5)),
+                "tz": float(rng.uniform(-1, 1)),
+                "s": 1.0,
+                "rxy": 0.0,
+                "rxz": 0.0,
+                "ryz": 0.0,
+                "background_id": f"bg{i % 3}",
+                "filename": f"stim{i:03d}.png",
+                "width": 32,
+                "height": 32,
+                "extra": json.dumps({"k": i}),
+            }
+        )
         images.append(png_bytes((rng.random((32, 32)) * 255).astype(np.uint8)))
     n_sites = n_v4 + n_it
     site_rows = []
     for j in range(n_sites):
         region = "V4" if j < n_v4 else "IT"
-        site_rows.append({
-            "site_id": f"{region}-{j:03d}", "idx": j, "region": region, "subregion": None if region == "V4" else "cIT",
-            "animal": "Test", "electrode_array": "P" if region == "V4" else "M",
-            "rf_x_deg": float(rng.uniform(-2, 2)), "rf_y_deg": float(rng.uniform(-2, 2)),
-            "rf_size_deg": 1.0 if region == "V4" else 3.0,
-        })
+        site_rows.append(
+            {
+                "site_id": f"{region}-{j:03d}",
+                "idx": j,
+                "region": region,
+                "subregion": None if region == "V4" else "cIT",
+                "animal": "Test",
+                "electrode_array": "P" if region == "V4" else "M",
+                "rf_x_deg": float(rng.uniform(-2, 2)),
+                "rf_y_deg": float(rng.uniform(-2, 2)),
+                "rf_size_deg": 1.0 if region == "V4" else 3.0,
+            }
+        )
     rates = rng.gamma(2.0, 2.0, size=(n_sites, n_stimuli))
     trials = rng.poisson(rates[:, :, None], size=(n_sites, n_stimuli, n_reps)).astype(np.float32)
     trials[0, 0, -1] = np.nan  # one stimulus with a missing repetition
@@ -53,16 +74,32 @@ def mini_tables(n_stimuli: int = 24, n_v4: int = 4, n_it: int = 5, n_reps: int =
     from precompute.datasets.reliability import split_half_reliability
 
     sites["reliability"] = split_half_reliability(trials)
-    rf_maps = pd.DataFrame({
-        "site_id": sites["site_id"],
-        "grid_responses": [rng.random(64).astype(np.float32).tolist() for _ in range(n_sites)],
-        "map": [rng.random(16 * 16).astype(np.float32).tolist() for _ in range(n_sites)],
-        "map_size": 16, "extent_deg": 8.0,
-    })
-    info = {"title": "Mini test set", "description": "tiny synthetic data for tests", "source": "synth",
-            "synthetic": True, "visual_degrees": 8.0, "seed": seed}
-    return DatasetTables(info=info, stimuli=pd.DataFrame(stim_rows), images=images, sites=sites,
-                         responses=responses, trials=trials, rf_maps=rf_maps)
+    rf_maps = pd.DataFrame(
+        {
+            "site_id": sites["site_id"],
+            "grid_responses": [rng.random(64).astype(np.float32).tolist() for _ in range(n_sites)],
+            "map": [rng.random(16 * 16).astype(np.float32).tolist() for _ in range(n_sites)],
+            "map_size": 16,
+            "extent_deg": 8.0,
+        }
+    )
+    info = {
+        "title": "Mini test set",
+        "description": "tiny synthetic data for tests",
+        "source": "synth",
+        "synthetic": True,
+        "visual_degrees": 8.0,
+        "seed": seed,
+    }
+    return DatasetTables(
+        info=info,
+        stimuli=pd.DataFrame(stim_rows),
+        images=images,
+        sites=sites,
+        responses=responses,
+        trials=trials,
+        rf_maps=rf_maps,
+    )
 
 
 TOY_LAYERS = (("conv1", 4, 3, 3), ("block1", 6, 2, 2), ("fc", 10, 1, 1))
@@ -92,8 +129,16 @@ def brute_force_r(responses: np.ndarray, activations: list[np.ndarray]) -> np.nd
     return r
 
 
-def write_toy_results(store, dataset: str = "mini", model: str = "toy", *, top_k: int = 10, layer_k: int = 5,
-                      seed: int = 0, tables: DatasetTables | None = None) -> np.ndarray:
+def write_toy_results(
+    store,
+    dataset: str = "mini",
+    model: str = "toy",
+    *,
+    top_k: int = 10,
+    layer_k: int = 5,
+    seed: int = 0,
+    tables: DatasetTables | None = None,
+) -> np.ndarray:
     """Write a toy model and brute-force match tables for `dataset` (what the matching engine writes).
 
     Returns the float64 r matrix (sites x units). Used to test the app and the statistics without
@@ -150,24 +195,32 @@ def write_toy_results(store, dataset: str = "mini", model: str = "toy", *, top_k
                     fmaps.append((dataset, model, site, li, c, y, x, float(r[s, best[0]])))
     gathered = sorted({(m[4], m[5], m[6], m[7]) for m in matches})
     held = sorted({(m[5], m[6], m[7], m[8]) for m in split} - set(gathered))
-    activ = [(dataset, model, li, c, y, x, reason, acts[li][:, c, y, x].astype(float).tolist())
-             for units, reason in ((gathered, "topk"), (held, "heldout")) for li, c, y, x in units]
+    activ = [
+        (dataset, model, li, c, y, x, reason, acts[li][:, c, y, x].astype(float).tolist())
+        for units, reason in ((gathered, "topk"), (held, "heldout"))
+        for li, c, y, x in units
+    ]
     with store.step(f"match:{dataset}:{model}") as con:
         con.execute("DELETE FROM models WHERE model = ?", [model])
         con.execute(
             "INSERT INTO models (model, family, source, kind, input_size, in_channels, parameters, total_units, "
             "n_layers, layout, imagenet_top1) VALUES (?, 'toy', 'test', 'pretrained', 32, 1, 1000, ?, ?, 'nchw', 50.0)",
-            [model, int(offsets[-1]), len(TOY_LAYERS)])
+            [model, int(offsets[-1]), len(TOY_LAYERS)],
+        )
         for li, (name, c, h, w) in enumerate(TOY_LAYERS):
-            con.execute("INSERT INTO layers VALUES (?, ?, ?, 'Relu', ?, ?, ?, ?, ?, ?, NULL)",
-                        [model, li, name, li / (len(TOY_LAYERS) - 1), c, h, w, c * h * w, name])
+            con.execute(
+                "INSERT INTO layers VALUES (?, ?, ?, 'Relu', ?, ?, ?, ?, ?, ?, NULL)",
+                [model, li, name, li / (len(TOY_LAYERS) - 1), c, h, w, c * h * w, name],
+            )
         con.executemany("INSERT INTO matches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", matches)
         con.executemany("INSERT INTO layer_matches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", layer_matches)
         con.executemany("INSERT INTO featuremap_matches VALUES (?, ?, ?, ?, ?, ?, ?, ?)", fmaps)
         con.executemany("INSERT INTO split_matches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", split)
         con.executemany("INSERT INTO unit_activations VALUES (?, ?, ?, ?, ?, ?, ?, ?)", activ)
-        con.execute("INSERT INTO match_runs (dataset, model, top_k, n_stimuli, n_passes) VALUES (?, ?, ?, ?, 1)",
-                    [dataset, model, top_k, n_stim])
+        con.execute(
+            "INSERT INTO match_runs (dataset, model, top_k, n_stimuli, n_passes) VALUES (?, ?, ?, ?, 1)",
+            [dataset, model, top_k, n_stim],
+        )
     return r
 
 
@@ -179,23 +232,41 @@ def write_toy_scores(store, dataset: str = "mini", models: tuple[str, ...] = ("t
     with store.step(f"analyze:toy_scores:{dataset}") as con:
         best = con.execute(
             "SELECT m.model, s.region, m.site_id, m.r FROM matches m JOIN sites s USING (dataset, site_id) "
-            "WHERE m.dataset = ? AND m.rank = 1", [dataset]).df()
+            "WHERE m.dataset = ? AND m.rank = 1",
+            [dataset],
+        ).df()
         layer = con.execute(
             "SELECT m.model, s.region, m.layer_idx, median(m.r) AS med FROM layer_matches m "
-            "JOIN sites s USING (dataset, site_id) WHERE m.dataset = ? AND m.rank = 1 GROUP BY ALL", [dataset]).df()
+            "JOIN sites s USING (dataset, site_id) WHERE m.dataset = ? AND m.rank = 1 GROUP BY ALL",
+            [dataset],
+        ).df()
         for (model, region), g in best.groupby(["model", "region"]):
             if model not in models:
                 continue
             r = g["r"].to_numpy()
             boots = np.median(rng.choice(r, size=(200, len(r))), axis=1)
-            rows.append((dataset, model, region, "neural_correlation", float(np.median(r)),
-                         float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))))
+            rows.append(
+                (
+                    dataset,
+                    model,
+                    region,
+                    "neural_correlation",
+                    float(np.median(r)),
+                    float(np.percentile(boots, 2.5)),
+                    float(np.percentile(boots, 97.5)),
+                )
+            )
             best_layer = layer[(layer["model"] == model) & (layer["region"] == region)]["med"].max()
             rows.append((dataset, model, region, "best_layer_score", float(best_layer), None, None))
             rows.append((dataset, model, region, "null_median", 0.1, None, None))
-        con.executemany("INSERT INTO scores (dataset, model, region, metric, value, ci_low, ci_high) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        con.executemany(
+            "INSERT INTO scores (dataset, model, region, metric, value, ci_low, ci_high) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
         for region in ("V4", "IT"):
             comparisons.append((dataset, region, models[0], models[1], "neural_correlation", 0.01, 0.5))
-        con.executemany("INSERT INTO model_comparisons (dataset, region, model_a, model_b, metric, difference, "
-                        "p_value) VALUES (?, ?, ?, ?, ?, ?, ?)", comparisons)
+        con.executemany(
+            "INSERT INTO model_comparisons (dataset, region, model_a, model_b, metric, difference, "
+            "p_value) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            comparisons,
+        )

@@ -30,8 +30,9 @@ class UnitEdits:
 class SyntheticSource:
     """ActivationSource over layer shapes `(C, H, W)` or `(C,)` (a 2-D output: y = x = 0)."""
 
-    def __init__(self, shapes: list[tuple[int, ...]], *, seed: int = 0, edits: UnitEdits | None = None,
-                 model: str = "synthetic"):
+    def __init__(
+        self, shapes: list[tuple[int, ...]], *, seed: int = 0, edits: UnitEdits | None = None, model: str = "synthetic"
+    ):
         self.model = model
         self.layers = []
         for i, shape in enumerate(shapes):
@@ -78,8 +79,9 @@ class SyntheticSource:
             out[i, :-1] = (blocks.mean(axis=(1, 3)).reshape(-1) - 128.0) / 64.0
         return out
 
-    def activations(self, images: list[np.ndarray], stimulus_ids: list[str],
-                    layer_indices: list[int] | None = None) -> list[np.ndarray]:
+    def activations(
+        self, images: list[np.ndarray], stimulus_ids: list[str], layer_indices: list[int] | None = None
+    ) -> list[np.ndarray]:
         self.calls += 1
         feats = self.features(images)
         wanted = range(len(self.layers)) if layer_indices is None else layer_indices
@@ -87,8 +89,11 @@ class SyntheticSource:
         for i in wanted:
             layer = self.layers[i]
             act = np.maximum(feats @ self._proj[i], 0.0)
-            shape = (len(images), layer.channels) if layer.height == layer.width == 1 and i % 2 else \
-                (len(images), layer.channels, layer.height, layer.width)
+            shape = (
+                (len(images), layer.channels)
+                if layer.height == layer.width == 1 and i % 2
+                else (len(images), layer.channels, layer.height, layer.width)
+            )
             outs.append(act.reshape(shape))
         return outs
 

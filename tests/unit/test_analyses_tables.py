@@ -48,8 +48,14 @@ def test_featuremap_counts_against_reference():
 
 def test_featuremap_validation_best_site_and_threshold_counts():
     sites = pd.DataFrame({"site_id": ["a", "b", "c"], "region": ["V4"] * 3})
-    fmr = pd.DataFrame({"site_id": ["a", "b", "c", "a", "b", "c"], "layer_idx": [0] * 6,
-                        "channel": [0, 0, 0, 1, 1, 1], "r": [0.35, 0.55, 0.45, 0.1, 0.2, 0.61]})
+    fmr = pd.DataFrame(
+        {
+            "site_id": ["a", "b", "c", "a", "b", "c"],
+            "layer_idx": [0] * 6,
+            "channel": [0, 0, 0, 1, 1, 1],
+            "r": [0.35, 0.55, 0.45, 0.1, 0.2, 0.61],
+        }
+    )
     got = fm.featuremap_validation(fmr, sites).set_index("channel")
     assert got.loc[0, "best_site_id"] == "b" and got.loc[0, "best_r"] == pytest.approx(0.55)
     assert (got.loc[0, "n_above_0_3"], got.loc[0, "n_above_0_4"], got.loc[0, "n_above_0_5"]) == (3, 2, 1)

@@ -88,9 +88,11 @@ def test_dry_run_lists_every_problem_in_one_message_and_writes_nothing(results_d
 def test_dry_run_of_a_good_file_lists_the_tasks_and_creates_no_database(tmp_path, capsys):
     db = tmp_path / "new" / "unitscope.duckdb"
     make_folder(tmp_path / "recordings", np.random.default_rng(0))
-    (tmp_path / "ok.toml").write_text('[[import]]\nname = "lab"\nformat = "folder"\npath = "recordings"\n\n'
-                                      '[[model]]\nname = "px"\ncontrol = "pixels"\ninput_size = 8\n\n'
-                                      '[[run]]\ndataset = "lab"\nmodel = "px"\n')
+    (tmp_path / "ok.toml").write_text(
+        '[[import]]\nname = "lab"\nformat = "folder"\npath = "recordings"\n\n'
+        '[[model]]\nname = "px"\ncontrol = "pixels"\ninput_size = 8\n\n'
+        '[[run]]\ndataset = "lab"\nmodel = "px"\n'
+    )
     assert main(["--db", str(db), "batch", str(tmp_path / "ok.toml"), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "import lab (folder)" in out and "task   match:lab:px" in out
@@ -98,12 +100,21 @@ def test_dry_run_of_a_good_file_lists_the_tasks_and_creates_no_database(tmp_path
 
 
 def test_option_values_are_checked_as_their_requests_take_them(results_db, tmp_path, capsys):
-    batch = parse_batch({"import": [{"name": "a", "format": "hvm", "path": "x.hdf5"},
-                                    {"name": "b", "format": "brainio", "time_bin": "late"}],
-                         "model": [{"name": "m", "zoo": "resnet50", "input_size": 8},
-                                   {"name": "r", "control": "random", "reference": "nope"},
-                                   {"name": "z", "control": "pixels", "layout": "nchw", "seed": "x"},
-                                   {"name": "n", "zoo": "resnet5O"}]}, tmp_path)
+    batch = parse_batch(
+        {
+            "import": [
+                {"name": "a", "format": "hvm", "path": "x.hdf5"},
+                {"name": "b", "format": "brainio", "time_bin": "late"},
+            ],
+            "model": [
+                {"name": "m", "zoo": "resnet50", "input_size": 8},
+                {"name": "r", "control": "random", "reference": "nope"},
+                {"name": "z", "control": "pixels", "layout": "nchw", "seed": "x"},
+                {"name": "n", "zoo": "resnet5O"},
+            ],
+        },
+        tmp_path,
+    )
     with pytest.raises(UserError) as info:
         check_batch(batch, results_db)
     msg = str(info.value)
@@ -123,9 +134,16 @@ def test_existing_entries_are_skipped_so_their_files_are_not_needed(results_db, 
     with pytest.raises(UserError, match=r"`path` .*gone does not exist"):
         check_batch(parse_batch({"import": [{**entry, "replace": True}]}, tmp_path), results_db)
     # a model added earlier in the batch may be a random control's reference and be run
-    batch = parse_batch({"model": [{"name": "px", "control": "pixels", "input_size": 8},
-                                   {"name": "rnd", "control": "random", "reference": "px"}],
-                         "run": [{"dataset": "mini", "models": ["px", "rnd"]}]}, tmp_path)
+    batch = parse_batch(
+        {
+            "model": [
+                {"name": "px", "control": "pixels", "input_size": 8},
+                {"name": "rnd", "control": "random", "reference": "px"},
+            ],
+            "run": [{"dataset": "mini", "models": ["px", "rnd"]}],
+        },
+        tmp_path,
+    )
     assert [t.task_id for t in check_batch(batch, results_db)] == ["match:mini:px", "match:mini:rnd"]
 
 
@@ -156,12 +174,22 @@ def test_a_run_naming_an_unknown_dataset_rematches_nothing(results_db, tmp_path)
 def test_exclude_sites_files_are_relative_to_the_batch_file_and_globs_stay(tmp_path, monkeypatch):
     (tmp_path / "ids.txt").write_text("V4-001\n# a comment\nIT-002\n")
     (tmp_path / "more").write_text("IT-003\n")
-    entry = {"name": "x", "format": "folder", "path": "rec",
-             "exclude_sites": ["V4-00*", "Tito_L_P_*", "ids.txt", "more", "lists/later.csv", "V4-010"]}
+    entry = {
+        "name": "x",
+        "format": "folder",
+        "path": "rec",
+        "exclude_sites": ["V4-00*", "Tito_L_P_*", "ids.txt", "more", "lists/later.csv", "V4-010"],
+    }
     got = parse_batch({"import": [entry]}, tmp_path).imports[0]
     assert got["path"] == str(tmp_path / "rec")
-    assert got["exclude_sites"] == ["V4-00*", "Tito_L_P_*", str(tmp_path / "ids.txt"), str(tmp_path / "more"),
-                                    str(tmp_path / "lists" / "later.csv"), "V4-010"]
+    assert got["exclude_sites"] == [
+        "V4-00*",
+        "Tito_L_P_*",
+        str(tmp_path / "ids.txt"),
+        str(tmp_path / "more"),
+        str(tmp_path / "lists" / "later.csv"),
+        "V4-010",
+    ]
     single = parse_batch({"import": [{**entry, "exclude_sites": "ids.txt"}]}, tmp_path).imports[0]
     assert single["exclude_sites"] == str(tmp_path / "ids.txt")
     monkeypatch.chdir(tmp_path / "..")  # read from anywhere, the files are found
@@ -170,8 +198,10 @@ def test_exclude_sites_files_are_relative_to_the_batch_file_and_globs_stay(tmp_p
 
 def test_a_missing_exclude_sites_file_is_a_problem(results_db, tmp_path):
     make_folder(tmp_path / "rec", np.random.default_rng(2))
-    batch = parse_batch({"import": [{"name": "x", "format": "folder", "path": "rec",
-                                     "exclude_sites": ["V4-00*", "lists/later.csv"]}]}, tmp_path)
+    batch = parse_batch(
+        {"import": [{"name": "x", "format": "folder", "path": "rec", "exclude_sites": ["V4-00*", "lists/later.csv"]}]},
+        tmp_path,
+    )
     with pytest.raises(UserError, match=r"(?s)1 problem.*--exclude-sites '.*later.csv': no such file"):
         check_batch(batch, results_db)
 
@@ -189,16 +219,21 @@ def _fine(ctx) -> None:
 @pytest.fixture
 def failing_analyses(monkeypatch):
     """boom (raises on mini x toy), then fine, then a cross-model one: run in that order on each pair."""
-    for a in (Analysis("boom", "raises on toy", _boom), Analysis("fine", "does nothing", _fine),
-              Analysis("everyone", "cross-model", _fine, cross_model=True)):
+    for a in (
+        Analysis("boom", "raises on toy", _boom),
+        Analysis("fine", "does nothing", _fine),
+        Analysis("everyone", "cross-model", _fine, cross_model=True),
+    ):
         monkeypatch.setitem(registry._REGISTRY, a.name, a)
 
 
-def test_local_executor_goes_on_past_a_failing_task_and_blocks_its_dependents(results_db, tmp_path,
-                                                                               failing_analyses, caplog):
+def test_local_executor_goes_on_past_a_failing_task_and_blocks_its_dependents(
+    results_db, tmp_path, failing_analyses, caplog
+):
     path = tmp_path / "b.toml"
-    path.write_text('[[analyze]]\ndataset = "mini"\nmodels = ["toy", "toy2"]\n'
-                    'analyses = ["boom", "fine", "everyone"]\n')
+    path.write_text(
+        '[[analyze]]\ndataset = "mini"\nmodels = ["toy", "toy2"]\nanalyses = ["boom", "fine", "everyone"]\n'
+    )
     lines: list[str] = []
     with caplog.at_level(logging.ERROR, logger="precompute.cluster.executor"):
         code = run_batch(load_batch(path), results_db, report=lines.append)
@@ -206,8 +241,7 @@ def test_local_executor_goes_on_past_a_failing_task_and_blocks_its_dependents(re
     assert any("analyze:boom:mini:toy: FAILED: RuntimeError: boom on toy" in line for line in lines), lines
     assert any("analyze:fine:mini:toy: not run: analyze:boom:mini:toy failed" in line for line in lines)
     assert any("analyze:everyone:mini: not run" in line for line in lines)
-    assert any(line.startswith("5 task(s)") and "2 ran, 1 failed, 2 blocked" in line
-               for line in lines), lines
+    assert any(line.startswith("5 task(s)") and "2 ran, 1 failed, 2 blocked" in line for line in lines), lines
     assert "  analyze:boom:mini:toy: RuntimeError: boom on toy" in lines
     assert "task analyze:boom:mini:toy failed" in caplog.text
     with results_db.connect() as con:

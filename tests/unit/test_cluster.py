@@ -56,8 +56,10 @@ def test_graph_orders_matches_then_each_pairs_analyses_then_cross_model():
 def test_graph_without_runs_has_no_dependency_on_matching_and_dedupes():
     analyses = [AnalyzeSpec("d", "m", ("runnerups",)), AnalyzeSpec("d", "m", ("runnerups",), force=True)]
     tasks = build_tasks(_runs(("d", "x"), ("d", "x")), analyses)
-    assert [(t.task_id, t.deps, t.force) for t in tasks] == [("match:d:x", (), False),
-                                                              ("analyze:runnerups:d:m", (), True)]
+    assert [(t.task_id, t.deps, t.force) for t in tasks] == [
+        ("match:d:x", (), False),
+        ("analyze:runnerups:d:m", (), True),
+    ]
     with pytest.raises(UserError, match="twice with different settings"):
         build_tasks([], [AnalyzeSpec("d", "m", ("runnerups",)), AnalyzeSpec("d", "m", ("runnerups",), seed=3)])
     with pytest.raises(UserError, match="unknown analysis"):
@@ -66,8 +68,10 @@ def test_graph_without_runs_has_no_dependency_on_matching_and_dedupes():
 
 def test_graph_runs_cross_dataset_after_both_matching_runs_and_names_its_step_by_both_datasets():
     runs = _runs(("a", "m"), ("b", "m"))
-    analyses = [AnalyzeSpec("b", "m", ("cross_dataset", "runnerups"), select_on="a"),
-                AnalyzeSpec("b", "m", ("cross_dataset",), select_on="c")]  # c is not run here: no dependency
+    analyses = [
+        AnalyzeSpec("b", "m", ("cross_dataset", "runnerups"), select_on="a"),
+        AnalyzeSpec("b", "m", ("cross_dataset",), select_on="c"),
+    ]  # c is not run here: no dependency
     tasks = build_tasks(runs, analyses)
     check_graph(tasks)
     by_id = {t.task_id: t for t in tasks}
@@ -94,34 +98,55 @@ def test_check_graph_rejects_a_dependency_that_comes_later():
 
 
 def test_batch_file_analyze_entries_and_executor_settings(tmp_path):
-    batch = parse_batch({"executor": "dask", "scheduler": "tcp://h:8786", "results_dir": "res",
-                         "run": [{"dataset": "d", "models": ["a", "b"]}],
-                         "analyze": [{"datasets": ["d"], "model": "a", "analyses": ["runnerups"], "seed": 2}]},
-                        tmp_path)
+    batch = parse_batch(
+        {
+            "executor": "dask",
+            "scheduler": "tcp://h:8786",
+            "results_dir": "res",
+            "run": [{"dataset": "d", "models": ["a", "b"]}],
+            "analyze": [{"datasets": ["d"], "model": "a", "analyses": ["runnerups"], "seed": 2}],
+        },
+        tmp_path,
+    )
     assert (batch.executor, batch.scheduler, batch.results_dir) == ("dask", "tcp://h:8786", str(tmp_path / "res"))
     assert batch.analyses == [AnalyzeSpec("d", "a", ("runnerups",), "default", 2, False)]
     assert any(line.startswith("analyze runnerups on d x a") for line in batch.describe())
-    batch = parse_batch({"analyze": [{"datasets": ["b", "c"], "model": "m", "analyses": ["cross_dataset"],
-                                      "select_on": "a"}]})
+    batch = parse_batch(
+        {"analyze": [{"datasets": ["b", "c"], "model": "m", "analyses": ["cross_dataset"], "select_on": "a"}]}
+    )
     assert [(s.dataset, s.select_on) for s in batch.analyses] == [("b", "a"), ("c", "a")]
     assert batch.describe()[0] == "analyze cross_dataset on b x m (protocol default, seed 0, selected on a)"
-    for bad, message in (({"executor": "slurm"}, "executor"), ({"analyze": [{"dataset": "d"}]}, "model"),
-                         ({"analyze": [{"dataset": "d", "model": "m", "select_on": "d"}]}, "itself"),
-                         ({"analyze": [{"dataset": "d", "model": "m", "select_on": 3}]}, "select_on must"),
-                         ({"analyze": [{"dataset": "d", "model": "m", "only": ["x"]}]}, "unknown keys"),
-                         ({"analyze": [{"dataset": "d", "model": "m", "protocol": "fast"}]}, "protocol")):
+    for bad, message in (
+        ({"executor": "slurm"}, "executor"),
+        ({"analyze": [{"dataset": "d"}]}, "model"),
+        ({"analyze": [{"dataset": "d", "model": "m", "select_on": "d"}]}, "itself"),
+        ({"analyze": [{"dataset": "d", "model": "m", "select_on": 3}]}, "select_on must"),
+        ({"analyze": [{"dataset": "d", "model": "m", "only": ["x"]}]}, "unknown keys"),
+        ({"analyze": [{"dataset": "d", "model": "m", "protocol": "fast"}]}, "protocol"),
+    ):
         with pytest.raises(UserError, match=message):
             parse_batch(bad)
     # every structural problem at once, each naming its entry
     with pytest.raises(UserError) as info:
-        parse_batch({"executor": "slurm", "bogus": {}, "import": [{"name": "x"}, {"format": "folder"}],
-                     "run": [{"dataset": "d", "model": "m", "top_k": 0}, {"dataset": "d", "model": "m"}],
-                     "analyze": [{"dataset": "d", "model": "m", "protocol": "fast"}]})
+        parse_batch(
+            {
+                "executor": "slurm",
+                "bogus": {},
+                "import": [{"name": "x"}, {"format": "folder"}],
+                "run": [{"dataset": "d", "model": "m", "top_k": 0}, {"dataset": "d", "model": "m"}],
+                "analyze": [{"dataset": "d", "model": "m", "protocol": "fast"}],
+            }
+        )
     msg = str(info.value)
     assert msg.startswith("batch file: 6 problems:\n")
-    for part in ("unknown tables ['bogus']", "[[import]] 'x' needs a `format`", "[[import]] #2 needs a `name`",
-                 "[[run]] #1: top_k must be a positive integer", "[[analyze]] #1: protocol must be",
-                 "executor must be \"local\" or \"dask\""):
+    for part in (
+        "unknown tables ['bogus']",
+        "[[import]] 'x' needs a `format`",
+        "[[import]] #2 needs a `name`",
+        "[[run]] #1: top_k must be a positive integer",
+        "[[analyze]] #1: protocol must be",
+        'executor must be "local" or "dask"',
+    ):
         assert part in msg, part
     assert "[[run]] #2" not in msg  # the good entry is not a problem
 
@@ -163,12 +188,18 @@ def test_scope_filter_selects_exactly_the_scope_rows():
 def con():
     con = duckdb.connect()
     schema.create_all(con)
-    con.execute("INSERT INTO datasets (dataset, synthetic, created_at, n_stimuli) VALUES "
-                "('d', true, TIMESTAMP '2026-01-01 10:00:00', 10)")
-    con.execute("INSERT INTO models (model, kind, sha256, created_at) VALUES "
-                "('m', 'onnx', 'abc', TIMESTAMP '2026-01-01 11:00:00')")
-    con.execute("INSERT INTO match_runs (dataset, model, top_k, created_at) VALUES "
-                "('d', 'm', 5, TIMESTAMP '2026-01-01 12:00:00')")
+    con.execute(
+        "INSERT INTO datasets (dataset, synthetic, created_at, n_stimuli) VALUES "
+        "('d', true, TIMESTAMP '2026-01-01 10:00:00', 10)"
+    )
+    con.execute(
+        "INSERT INTO models (model, kind, sha256, created_at) VALUES "
+        "('m', 'onnx', 'abc', TIMESTAMP '2026-01-01 11:00:00')"
+    )
+    con.execute(
+        "INSERT INTO match_runs (dataset, model, top_k, created_at) VALUES "
+        "('d', 'm', 5, TIMESTAMP '2026-01-01 12:00:00')"
+    )
     return con
 
 
@@ -179,8 +210,9 @@ def test_input_hash_changes_with_what_the_result_derives_from(con):
     assert len(h_match) == 64 and h_match != h_an
     assert input_hash(con, match, ["m"]) == h_match  # deterministic
     assert input_hash(con, build_tasks([RunSpec("d", "m", top_k=6)], [])[0], ["m"]) != h_match
-    assert input_hash(con, build_tasks([RunSpec("d", "m", top_k=5, memory_gb=3, force=True)], [])[0],
-                      ["m"]) == h_match  # memory and force do not change results
+    assert (
+        input_hash(con, build_tasks([RunSpec("d", "m", top_k=5, memory_gb=3, force=True)], [])[0], ["m"]) == h_match
+    )  # memory and force do not change results
     assert input_hash(con, build_tasks([], [AnalyzeSpec("d", "m", ("runnerups",), seed=1)])[0], ["m"]) != h_an
     con.execute("UPDATE match_runs SET created_at = TIMESTAMP '2026-02-01 00:00:00'")  # re-matched
     assert input_hash(con, match, ["m"]) == h_match and input_hash(con, analysis, ["m"]) != h_an
@@ -248,20 +280,32 @@ def test_write_query_parquet_round_trips_every_type(tmp_path):
     con = duckdb.connect()
     schema.create_all(con)
     con.execute("INSERT INTO unit_activations VALUES ('d', 'm', 0, 1, 2, 3, 'topk', [0.5, -1.25])")
-    n = results.write_query_parquet(con, "SELECT * FROM unit_activations WHERE dataset = ?", ["d"],
-                                    tmp_path / "u.parquet")
+    n = results.write_query_parquet(
+        con, "SELECT * FROM unit_activations WHERE dataset = ?", ["d"], tmp_path / "u.parquet"
+    )
     assert n == 1
-    assert con.execute("SELECT * FROM read_parquet(?)", [str(tmp_path / "u.parquet")]).fetchall() == \
-        con.execute("SELECT * FROM unit_activations").fetchall()
+    assert (
+        con.execute("SELECT * FROM read_parquet(?)", [str(tmp_path / "u.parquet")]).fetchall()
+        == con.execute("SELECT * FROM unit_activations").fetchall()
+    )
 
 
 # ---------------------------------------------------------------------------------------------- build_info, ingest
 def test_build_info_changes_merge_objects_and_skip_step_keys():
     before = {"seeds": json.dumps({"a": 1}), "steps_done": "[]", "x": "1"}
-    after = {"seeds": json.dumps({"a": 1, "b": 2}), "steps_done": '["s"]', "step:s": "{}", "x": "2",
-             "packages": "{}", "analysis_inputs": json.dumps({"s": ["t"]})}
-    assert build_info_changes(before, after) == {"seeds": {"merge": {"b": 2}}, "x": {"set": "2"},
-                                                 "analysis_inputs": {"merge": {"s": ["t"]}}}
+    after = {
+        "seeds": json.dumps({"a": 1, "b": 2}),
+        "steps_done": '["s"]',
+        "step:s": "{}",
+        "x": "2",
+        "packages": "{}",
+        "analysis_inputs": json.dumps({"s": ["t"]}),
+    }
+    assert build_info_changes(before, after) == {
+        "seeds": {"merge": {"b": 2}},
+        "x": {"set": "2"},
+        "analysis_inputs": {"merge": {"s": ["t"]}},
+    }
 
 
 def _site_score_result(folder, con_rows, input_hash="h"):
@@ -271,15 +315,24 @@ def _site_score_result(folder, con_rows, input_hash="h"):
     con.executemany("INSERT INTO site_scores VALUES (?, ?, ?, ?, ?)", con_rows)
     results.write_query_parquet(con, "SELECT * FROM site_scores", [], folder / "site_scores.parquet")
     results.write_json(folder / "build_info.json", {"seeds": {"merge": {"analyze:x:d:a": 0}}})
-    return results.write_manifest(folder, ["site_scores.parquet", "build_info.json"], task_id="analyze:x:d:a",
-                                  input_hash=input_hash, dataset="d", models=["a"], tables=["site_scores"])
+    return results.write_manifest(
+        folder,
+        ["site_scores.parquet", "build_info.json"],
+        task_id="analyze:x:d:a",
+        input_hash=input_hash,
+        dataset="d",
+        models=["a"],
+        tables=["site_scores"],
+    )
 
 
 def test_ingest_replaces_only_the_scope_in_one_step(tmp_path):
     store = Store(tmp_path / "db" / "unitscope.duckdb")
     with store.step("setup") as con:
-        con.executemany("INSERT INTO site_scores VALUES (?, ?, ?, ?, ?)",
-                        [("d", "a", "s1", "old", 1.0), ("d", "b", "s1", "old", 2.0), ("e", "a", "s1", "old", 3.0)])
+        con.executemany(
+            "INSERT INTO site_scores VALUES (?, ?, ?, ?, ?)",
+            [("d", "a", "s1", "old", 1.0), ("d", "b", "s1", "old", 2.0), ("e", "a", "s1", "old", 3.0)],
+        )
     manifest = _site_score_result(tmp_path / "res", [("d", "a", "s1", "new", 9.0), ("d", "a", "s2", "new", 8.0)])
     ingest(store, tmp_path / "res", manifest)
     served = duckdb.connect(str(store.served_path), read_only=True)
@@ -288,8 +341,12 @@ def test_ingest_replaces_only_the_scope_in_one_step(tmp_path):
         info = dict(served.execute("SELECT key, value FROM build_info").fetchall())
     finally:
         served.close()
-    assert rows == [("d", "a", "s1", "new", 9.0), ("d", "a", "s2", "new", 8.0), ("d", "b", "s1", "old", 2.0),
-                    ("e", "a", "s1", "old", 3.0)]
+    assert rows == [
+        ("d", "a", "s1", "new", 9.0),
+        ("d", "a", "s2", "new", 8.0),
+        ("d", "b", "s1", "old", 2.0),
+        ("e", "a", "s1", "old", 3.0),
+    ]
     assert "analyze:x:d:a" in json.loads(info["steps_done"])
     assert json.loads(info[INGESTED_KEY]) == {"analyze:x:d:a": "h"}
     assert json.loads(info["seeds"]) == {"analyze:x:d:a": 0}

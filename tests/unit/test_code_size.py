@@ -38,8 +38,9 @@ def long_functions(source: str, limit: int = MAX_FUNCTION_LINES) -> list[tuple[s
 
 
 def test_no_file_is_over_the_limit():
-    big = [f"{p.relative_to(ROOT)}: {n} lines" for p in _files()
-           if (n := len(p.read_text().splitlines())) > MAX_FILE_LINES]
+    big = [
+        f"{p.relative_to(ROOT)}: {n} lines" for p in _files() if (n := len(p.read_text().splitlines())) > MAX_FILE_LINES
+    ]
     assert not big, "split these along their seams:\n" + "\n".join(big)
 
 

@@ -27,7 +27,8 @@ def calls_in_code() -> dict[str, list[str]]:
             if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "failpoint":
                 where = f"{path.relative_to(ROOT)}:{node.lineno}"
                 assert len(node.args) == 1 and isinstance(node.args[0], ast.Constant), (
-                    f"{where}: failpoint() takes one literal name, so that this test can see it")
+                    f"{where}: failpoint() takes one literal name, so that this test can see it"
+                )
                 found.setdefault(node.args[0].value, []).append(where)
     return found
 
@@ -80,8 +81,14 @@ def test_the_named_pass_kills_the_process_with_sigkill_and_the_log_says_where(tm
         failpoint("step.begun")
         print("after the kill")
     """)
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, ENV: "step.begun@2", LOG_ENV: str(log)})
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, ENV: "step.begun@2", LOG_ENV: str(log)},
+    )
     assert done.returncode == -signal.SIGKILL
     assert done.stdout.split("\n")[:2] == ["first pass", "second pass"] and "after the kill" not in done.stdout
     assert "failpoint step.begun@2: SIGKILL" in done.stderr
@@ -90,9 +97,14 @@ def test_the_named_pass_kills_the_process_with_sigkill_and_the_log_says_where(tm
 
 def test_the_command_line_refuses_an_unknown_failpoint_before_doing_anything(tmp_path):
     db = tmp_path / "data" / "unitscope.duckdb"
-    done = subprocess.run([sys.executable, "-m", "precompute", "--db", str(db), "datasets", "list"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, ENV: "publish.after_copy", "UNITSCOPE_DATA": str(tmp_path / "data")})
+    done = subprocess.run(
+        [sys.executable, "-m", "precompute", "--db", str(db), "datasets", "list"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, ENV: "publish.after_copy", "UNITSCOPE_DATA": str(tmp_path / "data")},
+    )
     assert done.returncode == 2, done.stderr
     assert "error: UNITSCOPE_FAILPOINT='publish.after_copy': no failpoint is named" in done.stderr
     assert "Traceback" not in done.stderr and not db.parent.exists()

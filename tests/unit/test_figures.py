@@ -13,12 +13,27 @@ CATS = ["Animals", "Cars", "Faces"]
 
 def scores_frame():
     rows = []
-    for model, kind, top1, base in (("a", "pretrained", 75.0, 0.5), ("b", "pretrained", 80.0, 0.6),
-                                    ("pixels", "control", None, 0.2)):
+    for model, kind, top1, base in (
+        ("a", "pretrained", 75.0, 0.5),
+        ("b", "pretrained", 80.0, 0.6),
+        ("pixels", "control", None, 0.2),
+    ):
         for region, shift in (("V4", 0.0), ("IT", 0.1)):
-            rows.append({"model": model, "region": region, "metric": "neural_correlation", "value": base + shift,
-                         "ci_low": base + shift - 0.05, "ci_high": base + shift + 0.05, "kind": kind,
-                         "imagenet_top1": top1, "imagenet_top5": None, "parameters": 1e6, "total_units": 1e7})
+            rows.append(
+                {
+                    "model": model,
+                    "region": region,
+                    "metric": "neural_correlation",
+                    "value": base + shift,
+                    "ci_low": base + shift - 0.05,
+                    "ci_high": base + shift + 0.05,
+                    "kind": kind,
+                    "imagenet_top1": top1,
+                    "imagenet_top5": None,
+                    "parameters": 1e6,
+                    "total_units": 1e7,
+                }
+            )
             rows.append({**rows[-1], "metric": "null_median", "value": 0.1, "ci_low": None, "ci_high": None})
             rows.append({**rows[-2], "metric": "best_layer_score", "value": base + shift - 0.02})
     return pd.DataFrame(rows)
@@ -56,7 +71,8 @@ def test_long_score_names_title_the_figure_not_the_axes():
         assert label in fig.layout.title.text.replace("<br>", " ")
     assert label in scatter.layout.title.text.replace("<br>", " ")
     assert all(len(s) <= 30 for s in overview.METRIC_SHORT.values()) and set(overview.METRIC_SHORT) == set(
-        overview.METRICS)
+        overview.METRICS
+    )
 
 
 def test_position_figure_keeps_subplot_titles_below_the_figure_title():
@@ -84,8 +100,14 @@ def test_figures_refuse_frames_without_their_columns():
 
 
 def test_runnerup_heatmap_sorts_sites_by_top1():
-    df = pd.DataFrame({"site_id": ["s0"] * 3 + ["s1"] * 3, "site_idx": [0] * 3 + [1] * 3, "rank": [1, 2, 3] * 2,
-                       "r": [0.5, 0.4, 0.3, 0.9, 0.8, 0.7]})
+    df = pd.DataFrame(
+        {
+            "site_id": ["s0"] * 3 + ["s1"] * 3,
+            "site_idx": [0] * 3 + [1] * 3,
+            "rank": [1, 2, 3] * 2,
+            "r": [0.5, 0.4, 0.3, 0.9, 0.8, 0.7],
+        }
+    )
     fig = runnerups.make_runnerup_heatmap_figure(df, region="IT", model="m")
     np.testing.assert_allclose(fig.data[0].z, [[0.9, 0.8, 0.7], [0.5, 0.4, 0.3]])
 
@@ -105,25 +127,46 @@ def test_layer_histogram_counts_best_units_per_layer():
 
 
 def test_decoding_figure_means_and_chance_line():
-    runs = pd.DataFrame({"region": "IT", "train_population": ["matched", "matched", "neural"],
-                         "test_population": ["matched", "matched", "matched"], "variant": "in_sample",
-                         "accuracy": [0.5, 0.7, 0.4], "chance": 0.125})
+    runs = pd.DataFrame(
+        {
+            "region": "IT",
+            "train_population": ["matched", "matched", "neural"],
+            "test_population": ["matched", "matched", "matched"],
+            "variant": "in_sample",
+            "accuracy": [0.5, 0.7, 0.4],
+            "chance": 0.125,
+        }
+    )
     fig = decoding.make_decoding_figure(runs, region="IT", variant="in_sample")
     assert list(fig.data[0].y) == pytest.approx([0.6, 0.4])
     assert fig.layout.shapes[0].y0 == pytest.approx(0.125)
 
 
 def test_confusion_matrix_is_square_over_all_categories():
-    conf = pd.DataFrame({"train_population": "neural", "test_population": "neural", "variant": "in_sample",
-                         "true_category": ["Animals", "Cars"], "predicted_category": ["Animals", "Faces"],
-                         "fraction": [1.0, 1.0]})
+    conf = pd.DataFrame(
+        {
+            "train_population": "neural",
+            "test_population": "neural",
+            "variant": "in_sample",
+            "true_category": ["Animals", "Cars"],
+            "predicted_category": ["Animals", "Faces"],
+            "fraction": [1.0, 1.0],
+        }
+    )
     fig = decoding.make_confusion_figure(conf, train="neural", test="neural", variant="in_sample")
     assert np.asarray(fig.data[0].z).shape == (3, 3)
 
 
 def test_rotation_figure_reports_mean_and_sd():
-    rot = pd.DataFrame({"model": "m", "region": "V4", "basis": ["natural", "rotated", "rotated", "neural_self"],
-                        "run": [0, 0, 1, 0], "value": [0.6, 0.3, 0.5, 0.2]})
+    rot = pd.DataFrame(
+        {
+            "model": "m",
+            "region": "V4",
+            "basis": ["natural", "rotated", "rotated", "neural_self"],
+            "run": [0, 0, 1, 0],
+            "value": [0.6, 0.3, 0.5, 0.2],
+        }
+    )
     fig = controls.make_rotation_figure(rot, region="V4")
     rotated = next(t for t in fig.data if t.name == "random rotations")
     assert rotated.y[0] == pytest.approx(0.4) and rotated.error_y.array[0] == pytest.approx(np.std([0.3, 0.5], ddof=1))
@@ -131,9 +174,15 @@ def test_rotation_figure_reports_mean_and_sd():
 
 def scatter_frame(seed: int, scale: float = 1.0, n: int = 40) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({"stimulus_id": [f"s{i}" for i in range(n)], "category": [CATS[i % 3] for i in range(n)],
-                          "object": [f"o{i % 5}" for i in range(n)], "neural": rng.normal(size=n),
-                          "unit": rng.normal(size=n) * scale})
+    frame = pd.DataFrame(
+        {
+            "stimulus_id": [f"s{i}" for i in range(n)],
+            "category": [CATS[i % 3] for i in range(n)],
+            "object": [f"o{i % 5}" for i in range(n)],
+            "neural": rng.normal(size=n),
+            "unit": rng.normal(size=n) * scale,
+        }
+    )
     frame.attrs.update({"r": 0.5, "layer": "blocks.1", "channel": 2, "y": 0, "x": 1})
     return frame
 
@@ -185,9 +234,18 @@ def test_unit_category_figure_has_one_box_per_category_and_the_mean():
 def test_unit_rf_figure_without_a_map_draws_the_centres_only():
     from components.figures.sites import make_unit_rf_figure
 
-    units = pd.DataFrame({"method": ["gradient", "mapping"], "x_deg": [1.0, 1.5], "y_deg": [0.0, 0.5],
-                          "size_deg": [2.0, 2.5], "map": [None, None], "map_size": [None, None],
-                          "extent_deg": [8.0, 8.0], "distance_deg": [0.3, 0.4]})
+    units = pd.DataFrame(
+        {
+            "method": ["gradient", "mapping"],
+            "x_deg": [1.0, 1.5],
+            "y_deg": [0.0, 0.5],
+            "size_deg": [2.0, 2.5],
+            "map": [None, None],
+            "map_size": [None, None],
+            "extent_deg": [8.0, 8.0],
+            "distance_deg": [0.3, 0.4],
+        }
+    )
     fig = make_unit_rf_figure(units, None, site_id="s", model="m")
     assert [t.type for t in fig.data] == ["scatter", "scatter"]  # no heatmap, two circles
     with_map = units.assign(map=[None, list(np.linspace(0, 1, 16))], map_size=[None, 4])

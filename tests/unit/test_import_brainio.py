@@ -56,6 +56,7 @@ def test_fixture_import_reports_every_problem_at_once(tmp_path):
     import zipfile
 
     from tests.unit.test_import_support import png_bytes
+
     with zipfile.ZipFile(tmp_path / "s.zip", "w") as z:
         for i in ids[:2]:  # n4's image missing
             z.writestr(f"{i}.png", png_bytes(rng))
@@ -63,10 +64,10 @@ def test_fixture_import_reports_every_problem_at_once(tmp_path):
         import_brainio(FIXTURES / "assy_test_TestMe.nc", csv, tmp_path / "s.zip")
     text = str(err.value)
     fields = {p.field for p in err.value.problems}
-    assert "n9" in text and "not in s.csv" in text            # unknown stimulus
+    assert "n9" in text and "not in s.csv" in text  # unknown stimulus
     assert "n4" in text and "image file is not in s.zip" in text  # missing image
-    assert "at least 10" in text                               # too few stimuli
-    assert "region" in fields and "alpha" in text              # sites without region
+    assert "at least 10" in text  # too few stimuli
+    assert "region" in fields and "alpha" in text  # sites without region
     assert len(err.value.problems) == 4
 
 
@@ -81,8 +82,15 @@ def mh(tmp_path):
     reps = {s: int(rng.integers(2, 5)) for s in ids}
     sites = majajhong_sites()
     nc = tmp_path / "assy_dicarlo_MajajHong2015_test.nc"
-    ref = write_assembly(nc, sites, ids, reps, rng=rng, time_bins=[(0, 50), (70, 170), (170, 270)],
-                         extra_attrs={"identifier": "dicarlo.MajajHong2015.test"})
+    ref = write_assembly(
+        nc,
+        sites,
+        ids,
+        reps,
+        rng=rng,
+        time_bins=[(0, 50), (70, 170), (170, 270)],
+        extra_attrs={"identifier": "dicarlo.MajajHong2015.test"},
+    )
     return {"rows": rows, "csv": csv, "zip": zpath, "nc": nc, "ref": ref, "sites": sites, "ids": ids, "reps": reps}
 
 
@@ -115,8 +123,9 @@ def test_chunk_size_does_not_change_the_result(mh):
 
 def test_time_bin_window_averages_the_bins_inside_it(mh):
     t = import_brainio(mh["nc"], mh["csv"], mh["zip"], build_selection(time_bin="0-170"))
-    np.testing.assert_allclose(t.responses, np.nanmean(mh["ref"]["trials"][:2].mean(axis=0), axis=2), rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        t.responses, np.nanmean(mh["ref"]["trials"][:2].mean(axis=0), axis=2), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_several_time_bins_need_a_choice(mh):
@@ -158,19 +167,23 @@ def test_public_assembly_has_no_variation_6(tmp_path):
         import_brainio(tmp_path / "pub.nc", csv, zpath, build_selection(preset="majajhong2015"))
 
 
-@pytest.mark.parametrize("name,dims", [
-    ("data", ("presentation", "neuroid", "time_bin")),
-    (None, ("time_bin", "neuroid", "presentation")),
-    ("my_assembly", ("presentation", "neuroid")),
-])
+@pytest.mark.parametrize(
+    "name,dims",
+    [
+        ("data", ("presentation", "neuroid", "time_bin")),
+        (None, ("time_bin", "neuroid", "presentation")),
+        ("my_assembly", ("presentation", "neuroid")),
+    ],
+)
 def test_data_variable_names_and_dim_orders(tmp_path, name, dims):
     rng = np.random.default_rng(3)
     rows = hvm_rows({6: 10})
     csv, zpath = write_stimulus_set(tmp_path, rows, rng=rng, new_style=True)
     ids = rows["image_id"].tolist()
     reps = {s: 1 + i % 3 for i, s in enumerate(ids)}
-    ref = write_assembly(tmp_path / "a.nc", majajhong_sites(3, 0, 2), ids, reps, rng=rng, dims=dims, name=name,
-                         id_coord="stimulus_id")
+    ref = write_assembly(
+        tmp_path / "a.nc", majajhong_sites(3, 0, 2), ids, reps, rng=rng, dims=dims, name=name, id_coord="stimulus_id"
+    )
     t = import_brainio(tmp_path / "a.nc", csv, zpath)
     np.testing.assert_allclose(t.responses, ref["means"][0], rtol=1e-6, atol=1e-6)
 
@@ -179,13 +192,22 @@ def test_hvm_stimulus_metadata_round_trips(mh):
     """The HvM CSV's rows come back unchanged from stimuli columns + extra."""
     t = import_brainio(mh["nc"], mh["csv"], mh["zip"], build_selection(time_bin="70-170"))
     extra = pd.DataFrame([json.loads(e) for e in t.stimuli["extra"]])
-    back = pd.DataFrame({
-        "image_id": t.stimuli["stimulus_id"], "object_name": t.stimuli["object"],
-        "category_name": t.stimuli["category"], "background_id": t.stimuli["background_id"],
-        "image_file_name": t.stimuli["filename"], "variation": t.stimuli["variation"].astype(int),
-        "ty": t.stimuli["ty"], "tz": t.stimuli["tz"], "rxy": t.stimuli["rxy"], "rxz": t.stimuli["rxz"],
-        "ryz": t.stimuli["ryz"], "s": t.stimuli["s"],
-    })
+    back = pd.DataFrame(
+        {
+            "image_id": t.stimuli["stimulus_id"],
+            "object_name": t.stimuli["object"],
+            "category_name": t.stimuli["category"],
+            "background_id": t.stimuli["background_id"],
+            "image_file_name": t.stimuli["filename"],
+            "variation": t.stimuli["variation"].astype(int),
+            "ty": t.stimuli["ty"],
+            "tz": t.stimuli["tz"],
+            "rxy": t.stimuli["rxy"],
+            "rxz": t.stimuli["rxz"],
+            "ryz": t.stimuli["ryz"],
+            "s": t.stimuli["s"],
+        }
+    )
     back = pd.concat([back, extra], axis=1)[mh["rows"].columns]
     pd.testing.assert_frame_equal(back, mh["rows"], check_dtype=False)
 

@@ -29,7 +29,10 @@ def test_import_refusal_replace(tmp_path, capsys):
     assert "12 stimuli, 4 sites" in capsys.readouterr().out
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT source, n_stimuli, n_sites FROM datasets WHERE dataset='lab'").fetchone() == (
-        "folder", 12, 4)
+        "folder",
+        12,
+        4,
+    )
     assert con.execute("SELECT count(*) FROM trials WHERE dataset='lab'").fetchone()[0] > 0
     assert con.execute("SELECT count(*) FROM sites WHERE dataset='lab' AND reliability IS NOT NULL").fetchone()[0] == 4
     con.close()
@@ -101,9 +104,29 @@ def test_brainio_import_end_to_end(tmp_path):
     ids = rows["image_id"].tolist()
     write_assembly(tmp_path / "a.nc", majajhong_sites(3, 2, 4), ids, dict.fromkeys(ids, 3), rng=rng)
     db = tmp_path / "x.duckdb"
-    assert main(["--db", str(db), "datasets", "import", "--name", "mh", "--format", "brainio", "--assembly",
-                 str(tmp_path / "a.nc"), "--stimuli", str(csv), "--images", str(zpath),
-                 "--preset", "majajhong2015"]) == 0
+    assert (
+        main(
+            [
+                "--db",
+                str(db),
+                "datasets",
+                "import",
+                "--name",
+                "mh",
+                "--format",
+                "brainio",
+                "--assembly",
+                str(tmp_path / "a.nc"),
+                "--stimuli",
+                str(csv),
+                "--images",
+                str(zpath),
+                "--preset",
+                "majajhong2015",
+            ]
+        )
+        == 0
+    )
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT n_stimuli, n_sites, n_repetitions FROM datasets").fetchone() == (10, 7, 3)
     assert con.execute("SELECT count(*) FROM sites WHERE site_id LIKE 'Tito_L_P_%'").fetchone()[0] == 0

@@ -22,20 +22,36 @@ def make_folder(root, rng, kind="responses.csv", n_stim=N_STIM, n_sites=N_SITES)
     """A valid folder; returns the float64 reference responses (sites x stimuli) and trials."""
     root.mkdir(exist_ok=True)
     (root / "img").mkdir(exist_ok=True)
-    formats = [("PNG", "L", (12, 12), "png"), ("JPEG", "RGB", (20, 10), "jpg"), ("TIFF", "L", (8, 8), "tif"),
-               ("PNG", "RGB", (5, 7), "png")]
+    formats = [
+        ("PNG", "L", (12, 12), "png"),
+        ("JPEG", "RGB", (20, 10), "jpg"),
+        ("TIFF", "L", (8, 8), "tif"),
+        ("PNG", "RGB", (5, 7), "png"),
+    ]
     files = []
     for i in range(n_stim):
         fmt, mode, size, ext = formats[i % len(formats)]
         name = f"img/s{i:02d}.{ext}"
         (root / name).write_bytes(png_bytes(rng, size, mode, fmt))
         files.append(name)
-    stim = pd.DataFrame({"stimulus_id": [f"s{i:02d}" for i in range(n_stim)], "filename": files,
-                         "category": ["a", "b"] * (n_stim // 2), "variation": [0, 6] * (n_stim // 2),
-                         "lab_note": [f"n{i}" for i in range(n_stim)]})
-    sites = pd.DataFrame({"site_id": [f"e{k}" for k in range(n_sites)],
-                          "region": ["V4", "IT"] * (n_sites // 2), "animal": "m1", "rf_x_deg": 1.5,
-                          "depth_mm": np.arange(n_sites, dtype=float)})
+    stim = pd.DataFrame(
+        {
+            "stimulus_id": [f"s{i:02d}" for i in range(n_stim)],
+            "filename": files,
+            "category": ["a", "b"] * (n_stim // 2),
+            "variation": [0, 6] * (n_stim // 2),
+            "lab_note": [f"n{i}" for i in range(n_stim)],
+        }
+    )
+    sites = pd.DataFrame(
+        {
+            "site_id": [f"e{k}" for k in range(n_sites)],
+            "region": ["V4", "IT"] * (n_sites // 2),
+            "animal": "m1",
+            "rf_x_deg": 1.5,
+            "depth_mm": np.arange(n_sites, dtype=float),
+        }
+    )
     stim.to_csv(root / "stimuli.csv", index=False)
     sites.to_csv(root / "sites.csv", index=False)
     (root / "dataset.json").write_text(json.dumps({"title": "My lab", "visual_degrees": 10}))
@@ -52,8 +68,10 @@ def make_folder(root, rng, kind="responses.csv", n_stim=N_STIM, n_sites=N_SITES)
         df = pd.DataFrame(rows, columns=["site_id", "stimulus_id", "repetition", "response"])
         df.sample(frac=1, random_state=0).to_csv(root / kind, index=False)
     elif kind == "responses.csv":
-        df = pd.DataFrame([(sites.site_id[a], stim.stimulus_id[j], means[a, j]) for a in range(n_sites)
-                           for j in range(n_stim)], columns=["site_id", "stimulus_id", "response"])
+        df = pd.DataFrame(
+            [(sites.site_id[a], stim.stimulus_id[j], means[a, j]) for a in range(n_sites) for j in range(n_stim)],
+            columns=["site_id", "stimulus_id", "response"],
+        )
         df.sample(frac=1, random_state=0).to_csv(root / kind, index=False)
     else:
         np.save(root / kind, means)
@@ -112,28 +130,36 @@ def test_every_refusal_reported_together(tmp_path):
     root = tmp_path / "d"
     make_folder(root, rng, "responses.csv")
     stim = pd.read_csv(root / "stimuli.csv", dtype=str)
-    stim.loc[1, "stimulus_id"] = "s00"                       # duplicate stimulus id
-    stim.loc[2, "filename"] = "img/missing.png"              # no image file
+    stim.loc[1, "stimulus_id"] = "s00"  # duplicate stimulus id
+    stim.loc[2, "filename"] = "img/missing.png"  # no image file
     (root / "img" / "broken.png").write_bytes(b"not an image")
-    stim.loc[3, "filename"] = "img/broken.png"               # unreadable image
+    stim.loc[3, "filename"] = "img/broken.png"  # unreadable image
     stim.to_csv(root / "stimuli.csv", index=False)
     sites = pd.read_csv(root / "sites.csv", dtype={"site_id": str})
-    sites = pd.concat([sites, sites.iloc[[0]]])               # duplicate site id
-    sites.loc[sites.site_id == "e3", "region"] = np.nan       # site with no region
+    sites = pd.concat([sites, sites.iloc[[0]]])  # duplicate site id
+    sites.loc[sites.site_id == "e3", "region"] = np.nan  # site with no region
     sites.to_csv(root / "sites.csv", index=False)
     resp = pd.read_csv(root / "responses.csv", dtype={"site_id": str, "stimulus_id": str})
     resp.loc[(resp.site_id == "e1") & (resp.stimulus_id == "s05"), "response"] = np.nan  # NaN
     resp.loc[(resp.site_id == "e1") & (resp.stimulus_id == "s06"), "response"] = np.inf
-    resp.loc[resp.site_id == "e2", "response"] = 3.0          # constant site
+    resp.loc[resp.site_id == "e2", "response"] = 3.0  # constant site
     extra = pd.DataFrame([("e0", "ghost", 1.0), ("nobody", "s04", 1.0)], columns=resp.columns)
     pd.concat([resp, extra]).to_csv(root / "responses.csv", index=False)
     with pytest.raises(ImportRefusedError) as err:
         import_folder(root)
     text = str(err.value)
     messages = " | ".join(p.message for p in err.value.problems)
-    for expected in ("duplicate stimulus ids", "duplicate site ids", "stimuli not in stimuli.csv",
-                     "sites not in sites.csv", "no image file", "cannot be read", "NaN, infinite",
-                     "same for every stimulus", "without a region"):
+    for expected in (
+        "duplicate stimulus ids",
+        "duplicate site ids",
+        "stimuli not in stimuli.csv",
+        "sites not in sites.csv",
+        "no image file",
+        "cannot be read",
+        "NaN, infinite",
+        "same for every stimulus",
+        "without a region",
+    ):
         assert expected in messages, expected
     for ident in ("s00", "ghost", "nobody", "s02", "s03", "e1", "e2", "e3"):
         assert ident in text

@@ -32,7 +32,7 @@ def _reference_trials(out, rows_idx, cols):
         for j, r in enumerate(rows_idx):
             if r in idx:
                 k = int(np.flatnonzero(idx == r)[0])
-                ref[:, j, :data.shape[0]] = data[:, k, cols].T
+                ref[:, j, : data.shape[0]] = data[:, k, cols].T
     return ref
 
 
@@ -66,8 +66,13 @@ def test_metadata_round_trips_with_the_bundled_csv(release):
     t = import_hvm_hdf5(path, stimulus_csv=HVM_CSV)
     rows = out["rows"]
     assert list(t.stimuli["stimulus_id"]) == rows["image_id"].tolist()
-    for col_t, col_csv in (("category", "category_name"), ("object", "object_name"), ("background_id",
-                           "background_id"), ("filename", "image_file_name"), ("variation", "variation")):
+    for col_t, col_csv in (
+        ("category", "category_name"),
+        ("object", "object_name"),
+        ("background_id", "background_id"),
+        ("filename", "image_file_name"),
+        ("variation", "variation"),
+    ):
         assert t.stimuli[col_t].tolist() == rows[col_csv].tolist(), col_t
     for col in ("ty", "tz", "rxy", "rxz", "ryz", "s"):
         np.testing.assert_allclose(t.stimuli[col], rows[col])

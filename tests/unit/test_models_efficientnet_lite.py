@@ -47,8 +47,18 @@ def test_remap_maps_block_submodules_by_block_type():
     import timm
 
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
-    src = {"_blocks.0._project_conv.weight": np.zeros(1), "_blocks.1._project_conv.weight": np.zeros(1),
-           "_blocks.15._bn2.bias": np.zeros(1), "_fc.bias": np.zeros(1), "_bn0.weight": np.zeros(1)}
+    src = {
+        "_blocks.0._project_conv.weight": np.zeros(1),
+        "_blocks.1._project_conv.weight": np.zeros(1),
+        "_blocks.15._bn2.bias": np.zeros(1),
+        "_fc.bias": np.zeros(1),
+        "_bn0.weight": np.zeros(1),
+    }
     out = efficientnet_lite.remap_state_dict(src, model)
-    assert set(out) == {"blocks.0.0.conv_pw.weight", "blocks.1.0.conv_pwl.weight", "blocks.6.0.bn3.bias",
-                        "classifier.bias", "bn1.weight"}
+    assert set(out) == {
+        "blocks.0.0.conv_pw.weight",
+        "blocks.1.0.conv_pwl.weight",
+        "blocks.6.0.bn3.bias",
+        "classifier.bias",
+        "bn1.weight",
+    }

@@ -18,8 +18,15 @@ def _compare(model, size: int, tmp_path, in_channels: int = 3):
     result = export_with_layers(model, size, tmp_path / "m.onnx", in_channels=in_channels)
     rng = np.random.default_rng(1)
     images = [rng.integers(0, 256, size=(size + 8, size + 8, 3), dtype=np.uint8) for _ in range(2)]
-    src = OnnxSource("m", tmp_path / "m.onnx", result.layers, input_size=size, in_channels=in_channels,
-                     mean=[0.5] * 3, std=[0.25] * 3)
+    src = OnnxSource(
+        "m",
+        tmp_path / "m.onnx",
+        result.layers,
+        input_size=size,
+        in_channels=in_channels,
+        mean=[0.5] * 3,
+        std=[0.25] * 3,
+    )
     got = src.activations(images, ["a", "b"])
     from precompute.models.preprocess import to_model_input
 

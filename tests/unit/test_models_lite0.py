@@ -69,8 +69,9 @@ def test_random_control_has_lite0_shapes_and_is_deterministic_per_stimulus(lite0
     with lite0_store.connect() as con:
         src = open_source(con, "random-efficientnet-lite0", lite0_store)
         ref = registry.read_layers(con, "efficientnet-lite0")
-    assert [(la.layer, la.channels, la.height, la.width) for la in src.layers] == \
-        [(la.layer, la.channels, la.height, la.width) for la in ref]
+    assert [(la.layer, la.channels, la.height, la.width) for la in src.layers] == [
+        (la.layer, la.channels, la.height, la.width) for la in ref
+    ]
     idx = [0, 2, 48]
     both = src.activations(None, ["s1", "s2"], idx)
     alone = src.activations(None, ["s2"], idx)

@@ -47,7 +47,9 @@ def residual_net(path, dims=("batch", 3, 8, 8)):
         helper.make_node("Gemm", ["f", "W3"], ["logits"], transB=1),
     ]
     graph = helper.make_graph(
-        nodes, "residual", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(dims))],
+        nodes,
+        "residual",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(dims))],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [dims[0], 2])],
         [numpy_helper.from_array(a, n) for a, n in ((W1, "W1"), (W2, "W2"), (B2, "B2"), (W3, "W3"))],
     )
@@ -93,8 +95,11 @@ def test_stored_onnx_model_matches_a_float64_reference(tmp_path):
 
 def test_explicit_layers_in_the_given_order(tmp_path):
     imported = import_onnx(residual_net(tmp_path / "m.onnx"), layers="m1, c1,f")
-    assert [(la.layer, la.channels, la.height, la.width) for la in imported.layers] == \
-        [("m1", 4, 8, 8), ("c1", 4, 8, 8), ("f", 4, 1, 1)]
+    assert [(la.layer, la.channels, la.height, la.width) for la in imported.layers] == [
+        ("m1", 4, 8, 8),
+        ("c1", 4, 8, 8),
+        ("f", 4, 1, 1),
+    ]
 
 
 def test_unknown_layer_name_lists_valid_ones(tmp_path):
@@ -112,9 +117,13 @@ def test_channels_last_graph_is_detected(tmp_path):
         helper.make_node("Transpose", ["c"], ["ct"], perm=[0, 2, 3, 1]),
         helper.make_node("Relu", ["ct"], ["r"]),
     ]
-    graph = helper.make_graph(nodes, "nhwc", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6, 6, 3])],
-                              [helper.make_tensor_value_info("r", TensorProto.FLOAT, [1, 6, 6, 5])],
-                              [numpy_helper.from_array(w, "W")])
+    graph = helper.make_graph(
+        nodes,
+        "nhwc",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6, 6, 3])],
+        [helper.make_tensor_value_info("r", TensorProto.FLOAT, [1, 6, 6, 5])],
+        [numpy_helper.from_array(w, "W")],
+    )
     path = _save(graph, tmp_path / "nhwc.onnx")
     imported = import_onnx(path)
     assert imported.layout == "nhwc"
@@ -143,9 +152,12 @@ def test_bad_files_are_clear_errors(tmp_path):
         import_onnx(tmp_path / "empty.onnx")
     with pytest.raises(UserError, match="does not exist"):
         import_onnx(tmp_path / "missing.onnx")
-    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "flat",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 10])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 10])])
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "flat",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 10])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 10])],
+    )
     with pytest.raises(UserError, match="no 4-D image input"):
         import_onnx(_save(graph, tmp_path / "flat.onnx"))
 
@@ -181,8 +193,10 @@ def test_replace_and_remove_drop_every_derived_result(tmp_path):
     add.add_onnx_model(store, "mine", path, mean=[0.5], std=[0.5])
     with store.step("fake-match") as con:
         con.execute("INSERT INTO matches VALUES ('d', 'mine', 's1', 1, 0, 0, 0, 0, 0.5)")
-        con.execute("INSERT INTO model_comparisons (dataset, region, model_a, model_b, metric, difference, p_value) "
-                    "VALUES ('d', 'IT', 'mine', 'x', 'm', 0.1, 0.5)")
+        con.execute(
+            "INSERT INTO model_comparisons (dataset, region, model_a, model_b, metric, difference, p_value) "
+            "VALUES ('d', 'IT', 'mine', 'x', 'm', 0.1, 0.5)"
+        )
     add.add_onnx_model(store, "mine", path, layers="c1", mean=[0.5], std=[0.5], replace=True)
     with store.connect() as con:
         assert con.execute("SELECT count(*) FROM matches").fetchone()[0] == 0
@@ -214,9 +228,13 @@ def mixed_net(path):
         helper.make_node("Relu", ["c"], ["relu"]),
         helper.make_node("Transpose", ["relu"], ["out"], perm=[0, 2, 3, 1]),
     ]
-    graph = helper.make_graph(nodes, "mixed", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 16, 3])],
-                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 14, 14, 4])],
-                              [numpy_helper.from_array(WM, "W")])
+    graph = helper.make_graph(
+        nodes,
+        "mixed",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 16, 3])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 14, 14, 4])],
+        [numpy_helper.from_array(WM, "W")],
+    )
     return _save(graph, path)
 
 
@@ -253,8 +271,9 @@ def check_units_against_onnxruntime(store, model, images, layouts):
                 for xx in range(la.width):
                     want = unit_values(raw[la.output_name], la.layout, c, y, xx)
                     np.testing.assert_allclose(g[:, c, y, xx].astype(np.float64), want, rtol=1e-6, atol=1e-6)
-                    np.testing.assert_allclose(np.asarray(g2)[:, c, y, xx].astype(np.float64), want,
-                                               rtol=1e-6, atol=1e-6)
+                    np.testing.assert_allclose(
+                        np.asarray(g2)[:, c, y, xx].astype(np.float64), want, rtol=1e-6, atol=1e-6
+                    )
     return src, x
 
 
@@ -262,12 +281,15 @@ def test_mixed_layouts_are_decided_per_layer(tmp_path, capsys):
     """A channels-last input does not make every layer channels-last: relu (1,4,14,14) is C=4, H=W=14."""
     path = mixed_net(tmp_path / "mixed.onnx")
     auto = import_onnx(path)
-    assert [(la.layer, la.channels, la.height, la.width, la.layout) for la in auto.layers] == \
-        [("relu", 4, 14, 14, "nchw")]
+    assert [(la.layer, la.channels, la.height, la.width, la.layout) for la in auto.layers] == [
+        ("relu", 4, 14, 14, "nchw")
+    ]
     imported = import_onnx(path, layers="relu,out")
     assert imported.layout == "nhwc"  # the model's (its input's)
-    assert [(la.layer, la.channels, la.height, la.width, la.layout) for la in imported.layers] == \
-        [("relu", 4, 14, 14, "nchw"), ("out", 4, 14, 14, "nhwc")]
+    assert [(la.layer, la.channels, la.height, la.width, la.layout) for la in imported.layers] == [
+        ("relu", 4, 14, 14, "nchw"),
+        ("out", 4, 14, 14, "nhwc"),
+    ]
     store = Store(tmp_path / "u.duckdb")
     add.add_onnx_model(store, "mixed", path, layers="relu,out", mean=[0.4, 0.5, 0.6], std=[0.2, 0.3, 0.25])
     images = [RNG.integers(0, 256, size=(16, 16, 3), dtype=np.uint8) for _ in range(3)]
@@ -284,7 +306,7 @@ def test_mixed_layouts_are_decided_per_layer(tmp_path, capsys):
     conv = np.zeros((3, 4, 14, 14))
     for dy in range(3):
         for dx in range(3):
-            conv += np.einsum("oc,nchw->nohw", WM[:, :, dy, dx], xt[:, :, dy:dy + 14, dx:dx + 14])
+            conv += np.einsum("oc,nchw->nohw", WM[:, :, dy, dx], xt[:, :, dy : dy + 14, dx : dx + 14])
     for g in src.activations(images, ["a", "b", "c"]):
         np.testing.assert_allclose(g, np.maximum(conv, 0), atol=1e-5)
 
@@ -309,8 +331,12 @@ def test_matching_finds_the_unit_at_its_own_coordinates_in_a_mixed_graph(tmp_pat
     site = raw["relu"][:, 1, 2, 9]
     assert site.std() > 0
     feed = ArrayFeed([f"s{i}" for i in range(n)], images)
-    result = match_units(src, feed, RowSet(site[None, :]), EngineConfig(top_k=2, batch_size=16, device="cpu",
-                                                                         max_stage=32, min_stage=32, threads=1))
+    result = match_units(
+        src,
+        feed,
+        RowSet(site[None, :]),
+        EngineConfig(top_k=2, batch_size=16, device="cpu", max_stage=32, min_stage=32, threads=1),
+    )
     relu = src.layers[0]
     units = relu.units
     hw = relu.height * relu.width
@@ -343,8 +369,13 @@ def square_net(path, head: bool = True, fixed_reshape: bool = False):
         nodes += [helper.make_node("Flatten", ["t"], ["f"]), helper.make_node("Gemm", ["f", "G"], ["logits"])]
         inits.append(numpy_helper.from_array(np.ones((512, 2), np.float32), "G"))
         out, dims = "logits", [1, 2]
-    graph = helper.make_graph(nodes, "square", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
-                              [helper.make_tensor_value_info(out, TensorProto.FLOAT, dims)], inits)
+    graph = helper.make_graph(
+        nodes,
+        "square",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, dims)],
+        inits,
+    )
     return _save(graph, path)
 
 
@@ -381,12 +412,16 @@ def test_a_declared_layout_wins_for_every_layer(tmp_path):
     path = mixed_net(tmp_path / "mixed.onnx")
     as_nhwc = import_onnx(path, layers="relu,out", layout="nhwc")
     assert as_nhwc.layout == "nhwc"
-    assert [(la.layer, la.channels, la.height, la.width, la.layout) for la in as_nhwc.layers] == \
-        [("relu", 14, 4, 14, "nhwc"), ("out", 4, 14, 14, "nhwc")]
+    assert [(la.layer, la.channels, la.height, la.width, la.layout) for la in as_nhwc.layers] == [
+        ("relu", 14, 4, 14, "nhwc"),
+        ("out", 4, 14, 14, "nhwc"),
+    ]
     as_nchw = import_onnx(path, layers="relu,out", layout="nchw")
     assert as_nchw.layout == "nchw"
-    assert [(la.layer, la.channels, la.height, la.width, la.layout) for la in as_nchw.layers] == \
-        [("relu", 4, 14, 14, "nchw"), ("out", 14, 14, 4, "nchw")]
+    assert [(la.layer, la.channels, la.height, la.width, la.layout) for la in as_nchw.layers] == [
+        ("relu", 4, 14, 14, "nchw"),
+        ("out", 14, 14, 4, "nchw"),
+    ]
     sq = import_onnx(square_net(tmp_path / "sq.onnx"), layers="r,t", layout="nchw")
     assert [la.layout for la in sq.layers] == ["nchw", "nchw"]  # no probe overrides it
 

@@ -11,9 +11,22 @@ from precompute.core.store import Store
 from precompute.jobs.demo import model_steps as demo_steps
 from precompute.models import zoo
 
-PAPER_TOP1 = {"alexnet": 57.7, "vgg16": 71.5, "nasnet-mobile": 74.0, "mobilenet-1.4": 75.0, "xception": 79.0,
-              "densenet121": 74.5, "densenet169": 75.9, "resnet50": 75.2, "resnet101": 76.4, "resnet152": 77.8,
-              "inception-resnet-v2": 80.4, "inception-v4": 80.2, "nasnet-large": 82.7, "pnasnet-large": 82.9}
+PAPER_TOP1 = {
+    "alexnet": 57.7,
+    "vgg16": 71.5,
+    "nasnet-mobile": 74.0,
+    "mobilenet-1.4": 75.0,
+    "xception": 79.0,
+    "densenet121": 74.5,
+    "densenet169": 75.9,
+    "resnet50": 75.2,
+    "resnet101": 76.4,
+    "resnet152": 77.8,
+    "inception-resnet-v2": 80.4,
+    "inception-v4": 80.2,
+    "nasnet-large": 82.7,
+    "pnasnet-large": 82.9,
+}
 
 
 def test_the_papers_14_models_are_in_the_zoo_with_their_top1():
@@ -52,8 +65,17 @@ def test_demo_steps():
     assert [s.name for s in demo_steps("quick")] == ["model:efficientnet-lite0"]
     names = [s.name for s in demo_steps("default")]
     # build order: Lite0 and its controls (a control's reference before it), then Lite1 and Lite2
-    assert names == [f"model:{m}" for m in ("efficientnet-lite0", "pixels", "random-efficientnet-lite0",
-                                            "untrained-efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")]
+    assert names == [
+        f"model:{m}"
+        for m in (
+            "efficientnet-lite0",
+            "pixels",
+            "random-efficientnet-lite0",
+            "untrained-efficientnet-lite0",
+            "efficientnet-lite1",
+            "efficientnet-lite2",
+        )
+    ]
     assert [s.name for s in demo_steps("full")] == names
 
 

@@ -19,7 +19,7 @@ def brute_force(trials: np.ndarray, n_splits: int = 10, seed: int = 0) -> np.nda
     for s in range(n_sites):
         values = []
         for perm in perms:
-            halves = (perm[: n_reps // 2], perm[n_reps // 2:])
+            halves = (perm[: n_reps // 2], perm[n_reps // 2 :])
             a, b = [], []
             for i in range(n_stim):
                 ha = [float(trials[s, i, k]) for k in halves[0] if not math.isnan(trials[s, i, k])]

@@ -31,15 +31,17 @@ def test_keys_are_unique_in_a_written_database(mini_db: Store):
             continue
         keys = ", ".join(f'"{k}"' for k in table.key)
         dupes = con.execute(
-            f'SELECT count(*) FROM (SELECT {keys} FROM "{table.name}" GROUP BY ALL HAVING count(*) > 1)')
+            f'SELECT count(*) FROM (SELECT {keys} FROM "{table.name}" GROUP BY ALL HAVING count(*) > 1)'
+        )
         assert dupes.fetchall()[0][0] == 0, table.name
     con.close()
 
 
 def test_schema_doc_is_up_to_date():
     assert (ROOT / "docs" / "schema.md").read_text() == schema.describe_markdown(), (
-        "regenerate docs/schema.md: python -c \"from backend.schema import describe_markdown; "
-        "open('docs/schema.md','w').write(describe_markdown())\"")
+        'regenerate docs/schema.md: python -c "from backend.schema import describe_markdown; '
+        "open('docs/schema.md','w').write(describe_markdown())\""
+    )
 
 
 def test_every_query_runs_against_the_miniature_database(mini_db: Store):
@@ -74,8 +76,18 @@ def test_reader_sees_a_new_build_after_publish(mini_db: Store):
     db.close()
 
 
-ARGUMENTS = {"dataset": "mini", "model": "toy", "site_id": "V4-000", "region": "V4", "layer_idx": 1, "channel": 1,
-             "y": 0, "x": 0, "stimulus_id": "stim000", "metric": "neural_correlation"}
+ARGUMENTS = {
+    "dataset": "mini",
+    "model": "toy",
+    "site_id": "V4-000",
+    "region": "V4",
+    "layer_idx": 1,
+    "channel": 1,
+    "y": 0,
+    "x": 0,
+    "stimulus_id": "stim000",
+    "metric": "neural_correlation",
+}
 
 
 def test_every_named_query_runs(results_env):

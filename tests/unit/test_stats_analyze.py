@@ -72,13 +72,26 @@ def _sites(con) -> pd.DataFrame:
 
 
 def _scores(con, model, metric) -> pd.DataFrame:
-    return con.execute("SELECT region, value, ci_low, ci_high FROM scores WHERE dataset = 'mini' AND model = ? "
-                       "AND metric = ? ORDER BY region", [model, metric]).df().set_index("region")
+    return (
+        con.execute(
+            "SELECT region, value, ci_low, ci_high FROM scores WHERE dataset = 'mini' AND model = ? "
+            "AND metric = ? ORDER BY region",
+            [model, metric],
+        )
+        .df()
+        .set_index("region")
+    )
 
 
 def _site_scores(con, model, metric) -> pd.Series:
-    return con.execute("SELECT site_id, value FROM site_scores WHERE dataset = 'mini' AND model = ? AND metric = ?",
-                       [model, metric]).df().set_index("site_id")["value"]
+    return (
+        con.execute(
+            "SELECT site_id, value FROM site_scores WHERE dataset = 'mini' AND model = ? AND metric = ?",
+            [model, metric],
+        )
+        .df()
+        .set_index("site_id")["value"]
+    )
 
 
 def _best_r(r: np.ndarray) -> np.ndarray:
@@ -120,11 +133,13 @@ def test_neural_correlation_is_the_median_of_best_r_with_intervals_both_ways(pla
 def test_layer_scores_and_best_layer_equal_brute_force(planted):
     con, r, _ = planted
     sites = _sites(con)
-    layer = con.execute("SELECT region, layer_idx, value, ci_low, ci_high FROM layer_scores WHERE dataset = 'mini' "
-                        "AND model = 'toy' AND metric = 'neural_correlation'").df()
+    layer = con.execute(
+        "SELECT region, layer_idx, value, ci_low, ci_high FROM layer_scores WHERE dataset = 'mini' "
+        "AND model = 'toy' AND metric = 'neural_correlation'"
+    ).df()
     for region in ("V4", "IT"):
         mask = (sites["region"] == region).to_numpy()
-        expected = [np.median(np.nanmax(r["toy"][mask, OFFSETS[i]:OFFSETS[i + 1]], axis=1)) for i in range(3)]
+        expected = [np.median(np.nanmax(r["toy"][mask, OFFSETS[i] : OFFSETS[i + 1]], axis=1)) for i in range(3)]
         got = layer[layer["region"] == region].sort_values("layer_idx")
         assert got["layer_idx"].tolist() == [0, 1, 2]
         assert np.allclose(got["value"], expected, atol=1e-5)
@@ -191,9 +206,11 @@ def test_one_to_one_matches_exhaustive_search_over_the_candidates(planted):
     v4_rows = np.flatnonzero((sites["region"] == "V4").to_numpy())
     # An optimal assignment of S sites gives each site one of its own top-S units (a worse one could be
     # swapped for a free better one), so exhaustive search over those is exact and fast.
-    cand = con.execute("SELECT DISTINCT layer_idx, channel, y, x FROM matches m JOIN sites s USING (dataset, site_id) "
-                       "WHERE m.dataset = 'mini' AND model = 'toy' AND region = 'V4' AND rank <= ?",
-                       [len(v4_rows)]).fetchall()
+    cand = con.execute(
+        "SELECT DISTINCT layer_idx, channel, y, x FROM matches m JOIN sites s USING (dataset, site_id) "
+        "WHERE m.dataset = 'mini' AND model = 'toy' AND region = 'V4' AND rank <= ?",
+        [len(v4_rows)],
+    ).fetchall()
     flat = []
     for li, c, y, x in cand:
         _, _, h, w = TOY_LAYERS[li]
@@ -221,8 +238,10 @@ def test_model_comparison_is_the_median_paired_difference(planted):
     assert len(rows) == 4 and set(rows["model_a"]) == {"toy"} and set(rows["model_b"]) == {"toy2"}
     assert set(rows["metric"]) == {"heldout_split_half", "neural_correlation"}  # held-out primary, in-sample too
     held = {m: _site_scores(con, m, "heldout_split_half").reindex(sites["site_id"]).to_numpy() for m in ("toy", "toy2")}
-    diffs = {"neural_correlation": _best_r(r["toy"]) - _best_r(r["toy2"]),
-             "heldout_split_half": held["toy"] - held["toy2"]}
+    diffs = {
+        "neural_correlation": _best_r(r["toy"]) - _best_r(r["toy2"]),
+        "heldout_split_half": held["toy"] - held["toy2"],
+    }
     for (region, metric), row in rows.set_index(["region", "metric"]).iterrows():
         d = diffs[metric][(sites["region"] == region).to_numpy()]
         assert row["difference"] == pytest.approx(np.nanmedian(d), abs=1e-5)
@@ -261,12 +280,15 @@ def test_unmatched_model_and_unknown_dataset_say_what_to_run(small):
 def test_rerun_is_skipped_unless_forced_and_replaces_only_that_models_rows(small):
     run_analyses(small, "mini", ["toy", "toy2"], ["neural_correlation"])
     with small.step("tamper") as con:  # mark toy2's row so we can see it is left alone
-        con.execute("UPDATE scores SET value = -9 WHERE model = 'toy2' AND region = 'V4' "
-                    "AND metric = 'neural_correlation'")
-        con.execute("UPDATE scores SET value = -9 WHERE model = 'toy' AND region = 'V4' "
-                    "AND metric = 'neural_correlation'")
+        con.execute(
+            "UPDATE scores SET value = -9 WHERE model = 'toy2' AND region = 'V4' AND metric = 'neural_correlation'"
+        )
+        con.execute(
+            "UPDATE scores SET value = -9 WHERE model = 'toy' AND region = 'V4' AND metric = 'neural_correlation'"
+        )
     assert run_analyses(small, "mini", ["toy"], ["neural_correlation"]) == [
-        ("analyze:neural_correlation:mini:toy", False)]
+        ("analyze:neural_correlation:mini:toy", False)
+    ]
     assert run_analyses(small, "mini", ["toy"], ["neural_correlation"], force=True)[0][1]
     con = duckdb.connect(str(small.served_path), read_only=True)
     rows = con.execute("SELECT model, region, metric, value FROM scores WHERE dataset = 'mini'").df()
@@ -298,8 +320,9 @@ def test_a_rematched_model_is_analysed_again_without_force(small):
 def test_cli_runs_analyses_and_prints_each_step(small, capsys):
     parser = argparse.ArgumentParser()
     analyze_cli.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["analyze", "--dataset", "mini", "--model", "toy", "--only", "depth", "--only",
-                              "one_to_one"])
+    args = parser.parse_args(
+        ["analyze", "--dataset", "mini", "--model", "toy", "--only", "depth", "--only", "one_to_one"]
+    )
     assert args.func(args, small) == 0
     out = capsys.readouterr().out
     assert "analyze:one_to_one:mini:toy: done" in out and "analyze:depth:mini:toy: done" in out
@@ -317,8 +340,9 @@ def test_paper_protocol_uses_more_resamples():
 # ---------------------------------------------------------------------------------------------- demo
 def test_demo_steps_follow_the_design_scope():
     quick = [s.name for s in demo.analysis_steps("quick")]
-    assert quick and all(n.startswith("analyze:") and n.endswith(":synthetic-hvm-quick:efficientnet-lite0")
-                         for n in quick)
+    assert quick and all(
+        n.startswith("analyze:") and n.endswith(":synthetic-hvm-quick:efficientnet-lite0") for n in quick
+    )
     # a first look: the analyses that take seconds, not those that run the model again
     assert "analyze:runnerups:synthetic-hvm-quick:efficientnet-lite0" in quick
     assert not any(f":{slow}:" in n for n in quick for slow in ("null", "rotations", "decoding", "receptive_fields"))

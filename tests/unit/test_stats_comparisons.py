@@ -51,8 +51,9 @@ def test_paired_difference_equals_brute_force_over_resampled_lists():
     under_b = intervals.heldout_r_under(responses, b[None], ~scored[None])
     point_a = np.array([np.corrcoef(responses[i], a[i])[0, 1] for i in range(8)])
     point_b = np.array([np.corrcoef(responses[i], b[i])[0, 1] for i in range(8)])
-    diff, lo, hi, p = paired_difference(under_a, under_b, point_a, point_b, objects, arrays, 60,
-                                        np.random.default_rng(3))
+    diff, lo, hi, p = paired_difference(
+        under_a, under_b, point_a, point_b, objects, arrays, 60, np.random.default_rng(3)
+    )
     # the same draws, then the statistic from the explicit resampled lists
     stim_rng, site_rng = np.random.default_rng(3).spawn(2)
     stim_counts = np.concatenate(list(objects.counts(60, stim_rng)))
@@ -60,8 +61,10 @@ def test_paired_difference_equals_brute_force_over_resampled_lists():
     boot = []
     for sc, wc in zip(stim_counts, site_counts, strict=True):
         idx = np.repeat(np.arange(responses.shape[1]), sc.astype(int))
-        d = [np.corrcoef(responses[i, idx], a[i, idx])[0, 1] - np.corrcoef(responses[i, idx], b[i, idx])[0, 1]
-             for i in range(8)]
+        d = [
+            np.corrcoef(responses[i, idx], a[i, idx])[0, 1] - np.corrcoef(responses[i, idx], b[i, idx])[0, 1]
+            for i in range(8)
+        ]
         boot.append(np.median(np.repeat(d, wc.astype(int))))
     assert diff == pytest.approx(np.median(point_a - point_b))
     assert (lo, hi) == pytest.approx((np.percentile(boot, 2.5), np.percentile(boot, 97.5)))
@@ -78,14 +81,20 @@ def test_a_planted_better_model_wins_and_equal_models_do_not():
         return intervals.heldout_r_under(responses, v[None], ~scored[None]), r
 
     good, weak, weak2 = model(1.0), model(3.0), model(3.0)
-    diff, lo, hi, p = paired_difference(*good[:1], *weak[:1], good[1], weak[1], objects, arrays, 400,
-                                        np.random.default_rng(0))
+    diff, lo, hi, p = paired_difference(
+        *good[:1], *weak[:1], good[1], weak[1], objects, arrays, 400, np.random.default_rng(0)
+    )
     assert diff > 0.1 and lo > 0 and p < 0.01
-    diff0, lo0, hi0, p0 = paired_difference(weak[0], weak2[0], weak[1], weak2[1], objects, arrays, 400,
-                                            np.random.default_rng(0))
+    diff0, lo0, hi0, p0 = paired_difference(
+        weak[0], weak2[0], weak[1], weak2[1], objects, arrays, 400, np.random.default_rng(0)
+    )
     assert lo0 < 0 < hi0 and p0 > 0.05
-    assert paired_difference(weak[0], weak[0], weak[1], weak[1], objects, arrays, 10,
-                             np.random.default_rng(0)) == (0.0, 0.0, 0.0, 1.0)
+    assert paired_difference(weak[0], weak[0], weak[1], weak[1], objects, arrays, 10, np.random.default_rng(0)) == (
+        0.0,
+        0.0,
+        0.0,
+        1.0,
+    )
 
 
 def test_holm_controls_the_family_of_all_pairs():
@@ -97,6 +106,8 @@ def test_holm_controls_the_family_of_all_pairs():
         v = responses + rng.normal(scale=3.0, size=responses.shape)
         r = np.array([np.corrcoef(responses[i], v[i])[0, 1] for i in range(len(v))])
         models.append((intervals.heldout_r_under(responses, v[None], ~scored[None]), r))
-    ps = [paired_difference(a[0], b[0], a[1], b[1], objects, arrays, 200, np.random.default_rng(k))[3]
-          for k, (a, b) in enumerate(itertools.combinations(models, 2))]
+    ps = [
+        paired_difference(a[0], b[0], a[1], b[1], objects, arrays, 200, np.random.default_rng(k))[3]
+        for k, (a, b) in enumerate(itertools.combinations(models, 2))
+    ]
     assert len(ps) == 15 and (holm(np.array(ps)) >= 0.05).all()

@@ -82,8 +82,9 @@ def make_tables(first: int, n: int, seed: int, site_rename: dict[str, str]):
     return t
 
 
-def write_matches(store, dataset: str, responses: np.ndarray, site_ids: list[str], stim: slice, top_k: int,
-                  first: bool) -> np.ndarray:
+def write_matches(
+    store, dataset: str, responses: np.ndarray, site_ids: list[str], stim: slice, top_k: int, first: bool
+) -> np.ndarray:
     """Brute-force match tables of `toy` on `dataset` (what the runner writes); returns the r matrix."""
     r = brute_r(responses.astype(np.float64), unit_matrix(stim))
     matches, gathered = [], set()
@@ -94,20 +95,29 @@ def write_matches(store, dataset: str, responses: np.ndarray, site_ids: list[str
             u = unit_of(int(flat))
             matches.append((dataset, "toy", site, rank, *u, float(r[s, flat])))
             gathered.add(u)
-    activ = [(dataset, "toy", *u, "topk", ACTS[u[0]][stim, u[1], u[2], u[3]].astype(float).tolist())
-             for u in sorted(gathered)]
+    activ = [
+        (dataset, "toy", *u, "topk", ACTS[u[0]][stim, u[1], u[2], u[3]].astype(float).tolist())
+        for u in sorted(gathered)
+    ]
     with store.step(f"match:{dataset}:toy") as con:
         if first:
-            con.execute("INSERT INTO models (model, family, source, kind, input_size, in_channels, parameters, "
-                        "total_units, n_layers, layout, imagenet_top1) VALUES ('toy', 'toy', 'test', 'pretrained', "
-                        "32, 1, 1000, ?, ?, 'nchw', 50.0)", [int(OFFSETS[-1]), len(TOY_LAYERS)])
+            con.execute(
+                "INSERT INTO models (model, family, source, kind, input_size, in_channels, parameters, "
+                "total_units, n_layers, layout, imagenet_top1) VALUES ('toy', 'toy', 'test', 'pretrained', "
+                "32, 1, 1000, ?, ?, 'nchw', 50.0)",
+                [int(OFFSETS[-1]), len(TOY_LAYERS)],
+            )
             for li, (name, c, h, w) in enumerate(TOY_LAYERS):
-                con.execute("INSERT INTO layers VALUES ('toy', ?, ?, 'Relu', ?, ?, ?, ?, ?, ?, NULL)",
-                            [li, name, li / (len(TOY_LAYERS) - 1), c, h, w, c * h * w, name])
+                con.execute(
+                    "INSERT INTO layers VALUES ('toy', ?, ?, 'Relu', ?, ?, ?, ?, ?, ?, NULL)",
+                    [li, name, li / (len(TOY_LAYERS) - 1), c, h, w, c * h * w, name],
+                )
         con.executemany("INSERT INTO matches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", matches)
         con.executemany("INSERT INTO unit_activations VALUES (?, ?, ?, ?, ?, ?, ?, ?)", activ)
-        con.execute("INSERT INTO match_runs (dataset, model, top_k, n_stimuli, n_passes) VALUES (?, 'toy', ?, ?, 1)",
-                    [dataset, top_k, stim.stop - stim.start])
+        con.execute(
+            "INSERT INTO match_runs (dataset, model, top_k, n_stimuli, n_passes) VALUES (?, 'toy', ?, ?, 1)",
+            [dataset, top_k, stim.stop - stim.start],
+        )
     return r
 
 
@@ -167,8 +177,12 @@ def test_cross_dataset_equals_brute_force_selection_on_a_and_r_on_b(pair):
 
     store, a, b, r_a, r_b, source = pair
     with store.connect() as con:
-        stored_before = {tuple(x) for x in con.execute("SELECT layer_idx, channel, y, x FROM unit_activations "
-                                                       "WHERE dataset = 'mini-b'").fetchall()}
+        stored_before = {
+            tuple(x)
+            for x in con.execute(
+                "SELECT layer_idx, channel, y, x FROM unit_activations WHERE dataset = 'mini-b'"
+            ).fetchall()
+        }
     ran = run_analyses(store, "mini-b", ["toy"], ["cross_dataset"], options={"select_on": "mini-a"})
     assert ran == [("analyze:cross_dataset@mini-a:mini-b:toy", True)]
 
@@ -185,16 +199,23 @@ def test_cross_dataset_equals_brute_force_selection_on_a_and_r_on_b(pair):
         best[site] = unit_of(flat)
         keep = np.isfinite(resp_b[i_b])
         expected[site] = np.corrcoef(resp_b[i_b, keep], units_b[keep, flat])[0, 1]
-    got = _query(store, "SELECT site_id, value FROM site_scores WHERE dataset = 'mini-b' AND model = 'toy' AND "
-                 "metric = 'cross_dataset@mini-a'", []).set_index("site_id")["value"]
+    got = _query(
+        store,
+        "SELECT site_id, value FROM site_scores WHERE dataset = 'mini-b' AND model = 'toy' AND "
+        "metric = 'cross_dataset@mini-a'",
+        [],
+    ).set_index("site_id")["value"]
     assert sorted(got.index) == sorted(shared)
     for site in shared:
         assert got[site] == pytest.approx(expected[site], abs=1e-6)
     # planted: the site copied from a unit on both datasets keeps r ~ 1; the one copied on A only does not
     assert got["V4-000"] > 0.99 and abs(got["IT-004"]) < 0.6
 
-    scores = _query(store, "SELECT region, metric, value, ci_low, ci_high FROM scores WHERE dataset = 'mini-b' AND "
-                    "model = 'toy'", [])
+    scores = _query(
+        store,
+        "SELECT region, metric, value, ci_low, ci_high FROM scores WHERE dataset = 'mini-b' AND model = 'toy'",
+        [],
+    )
     for region in ("V4", "IT"):
         vals = [expected[s] for s in shared if s.startswith(region)]
         row = scores[(scores.metric == "cross_dataset@mini-a") & (scores.region == region)].iloc[0]
@@ -211,8 +232,10 @@ def test_cross_dataset_equals_brute_force_selection_on_a_and_r_on_b(pair):
 
     # units not gathered on B before were gathered now (reason 'requested'), with B's true activations
     with store.connect() as con:
-        rows = con.execute('SELECT layer_idx, channel, y, x, reason, "values" FROM unit_activations '
-                           "WHERE dataset = 'mini-b' AND model = 'toy'").fetchall()
+        rows = con.execute(
+            'SELECT layer_idx, channel, y, x, reason, "values" FROM unit_activations '
+            "WHERE dataset = 'mini-b' AND model = 'toy'"
+        ).fetchall()
     requested = {tuple(r[:4]): r[5] for r in rows if r[4] == "requested"}
     assert set(requested) == set(best.values()) - stored_before
     assert requested and source.calls > 0
@@ -221,7 +244,8 @@ def test_cross_dataset_equals_brute_force_selection_on_a_and_r_on_b(pair):
 
     # a rerun is skipped (same inputs); the A-side's re-matching makes it run again
     assert run_analyses(store, "mini-b", ["toy"], ["cross_dataset"], options={"select_on": "mini-a"}) == [
-        ("analyze:cross_dataset@mini-a:mini-b:toy", False)]
+        ("analyze:cross_dataset@mini-a:mini-b:toy", False)
+    ]
     with store.step("rematch") as con:
         con.execute("UPDATE match_runs SET created_at = TIMESTAMP '2030-01-01 00:00:00' WHERE dataset = 'mini-a'")
     assert run_analyses(store, "mini-b", ["toy"], ["cross_dataset"], options={"select_on": "mini-a"})[0][1]
@@ -254,8 +278,9 @@ def test_the_cli_passes_select_on_and_a_run_of_all_analyses_skips_cross_dataset(
     store, *_ = pair
     parser = argparse.ArgumentParser()
     analyze_cli.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["analyze", "--dataset", "mini-b", "--model", "toy", "--only", "cross_dataset",
-                              "--select-on", "mini-a"])
+    args = parser.parse_args(
+        ["analyze", "--dataset", "mini-b", "--model", "toy", "--only", "cross_dataset", "--select-on", "mini-a"]
+    )
     assert args.func(args, store) == 0
     got = _query(store, "SELECT count(*) AS n FROM site_scores WHERE metric = 'cross_dataset@mini-a'", [])
     assert got["n"].iloc[0] == 8
@@ -290,8 +315,13 @@ def test_cross_dataset_from_a_batch_file_on_either_executor(pair, tmp_path, exec
     from precompute.jobs.batch import execute_batch, parse_batch
 
     store, a, b, r_a, r_b, source = pair
-    batch = parse_batch({"analyze": [{"dataset": "mini-b", "model": "toy", "analyses": ["cross_dataset"],
-                                      "select_on": "mini-a"}], "executor": executor}, tmp_path)
+    batch = parse_batch(
+        {
+            "analyze": [{"dataset": "mini-b", "model": "toy", "analyses": ["cross_dataset"], "select_on": "mini-a"}],
+            "executor": executor,
+        },
+        tmp_path,
+    )
     said = []
     report = execute_batch(batch, store, results_dir=tmp_path / "results", report=said.append)
     assert [(o.task_id, o.state) for o in report.outcomes] == [("analyze:cross_dataset@mini-a:mini-b:toy", "ran")]
@@ -299,8 +329,9 @@ def test_cross_dataset_from_a_batch_file_on_either_executor(pair, tmp_path, exec
     site = b.sites["site_id"].tolist().index("V4-000")
     flat = int(np.nanargmax(r_a[0]))
     keep = np.isfinite(b.responses[site])
-    expected = np.corrcoef(b.responses[site, keep].astype(np.float64),
-                           unit_matrix(slice(N_A, N_A + N_B))[keep, flat])[0, 1]
+    expected = np.corrcoef(b.responses[site, keep].astype(np.float64), unit_matrix(slice(N_A, N_A + N_B))[keep, flat])[
+        0, 1
+    ]
     assert got.set_index("site_id")["value"]["V4-000"] == pytest.approx(expected, abs=1e-6)
     assert len(got) == 8
     if executor == "dask":

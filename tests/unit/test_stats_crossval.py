@@ -19,8 +19,9 @@ N_STIM = 96
 
 def make_feed(n: int = N_STIM, seed: int = 1) -> ArrayFeed:
     rng = np.random.default_rng(seed)
-    return ArrayFeed([f"stim-{i:03d}" for i in range(n)], [rng.integers(0, 256, (16, 16), dtype=np.uint8)
-                                                           for _ in range(n)])
+    return ArrayFeed(
+        [f"stim-{i:03d}" for i in range(n)], [rng.integers(0, 256, (16, 16), dtype=np.uint8) for _ in range(n)]
+    )
 
 
 def all_acts(source, feed) -> np.ndarray:
@@ -71,8 +72,9 @@ def test_written_datasets_carry_their_folds(mini_db):
 
     with mini_db.connect() as con:
         got = read_folds(con, "mini")
-        stimuli = con.execute("SELECT stimulus_id, object, category FROM stimuli WHERE dataset = 'mini' "
-                              "ORDER BY idx").df()
+        stimuli = con.execute(
+            "SELECT stimulus_id, object, category FROM stimuli WHERE dataset = 'mini' ORDER BY idx"
+        ).df()
     assert got is not None and (got == folds_for("mini", stimuli)).all()
 
 
@@ -114,8 +116,12 @@ def test_training_copies_select_the_brute_force_best_unit_over_all_units(planted
             r = ref_r(resp[s], acts, mask & np.isfinite(resp[s]))
             best = int(np.argmax(r))
             got = tuple(int(v) for v in result.selected[t, s])
-            got_flat = source.offsets[got[0]] + got[1] * source.layers[got[0]].height * \
-                source.layers[got[0]].width + got[2] * source.layers[got[0]].width + got[3]
+            got_flat = (
+                source.offsets[got[0]]
+                + got[1] * source.layers[got[0]].height * source.layers[got[0]].width
+                + got[2] * source.layers[got[0]].width
+                + got[3]
+            )
             # exact up to DESIGN.md's tolerance: the chosen unit's r is within 1e-4 of the best
             assert r[got_flat] >= r[best] - 1e-4
             assert result.selected_r[t, s] == pytest.approx(r[best], abs=1e-4)
@@ -143,8 +149,14 @@ def test_heldout_r_is_the_selected_units_r_on_the_complement(planted):
 
 
 def test_stability_counts_the_modal_unit():
-    sel = np.array([[[1, 0, 0, 0], [2, 0, 0, 0]], [[1, 0, 0, 0], [3, 0, 0, 0]], [[5, 0, 0, 0], [-1, -1, -1, -1]],
-                    [[1, 0, 0, 0], [2, 0, 0, 0]]])
+    sel = np.array(
+        [
+            [[1, 0, 0, 0], [2, 0, 0, 0]],
+            [[1, 0, 0, 0], [3, 0, 0, 0]],
+            [[5, 0, 0, 0], [-1, -1, -1, -1]],
+            [[1, 0, 0, 0], [2, 0, 0, 0]],
+        ]
+    )
     np.testing.assert_allclose(selection_stability(sel), [0.75, 2 / 3])
 
 
@@ -220,10 +232,12 @@ def test_heldout_scores_are_the_brute_force_choice_on_training_folds_scored_on_t
     assert all(ran for _, ran in run_analyses(mini_db, "mini", ["toy"], ["heldout_split_half", "crossval"]))
     with mini_db.connect() as con:
         site = con.execute("SELECT site_id, metric, value FROM site_scores WHERE model = 'toy'").df()
-        scores = con.execute("SELECT region, metric, value, ci_low, ci_high, ci_scheme FROM scores "
-                             "WHERE model = 'toy'").df()
-        curve = con.execute("SELECT region, fraction, value, ci_low, ci_high FROM selection_curve "
-                            "WHERE model = 'toy'").df()
+        scores = con.execute(
+            "SELECT region, metric, value, ci_low, ci_high, ci_scheme FROM scores WHERE model = 'toy'"
+        ).df()
+        curve = con.execute(
+            "SELECT region, fraction, value, ci_low, ci_high FROM selection_curve WHERE model = 'toy'"
+        ).df()
     for metric, t in (("heldout_split_half", 5), ("heldout_n2n", 9)):
         expected = pd.Series(_brute_heldout(responses, acts, folds < t), index=sites["site_id"]).dropna()
         got = site[site.metric == metric].set_index("site_id")["value"]
@@ -265,8 +279,9 @@ def test_paper_protocol_is_exact_10_fold_n2n_over_all_units(mini_db, monkeypatch
     run_analyses(mini_db, "mini", ["toy"], ["crossval", "pls", "null"], protocol="paper")
     with mini_db.connect() as con:
         site = con.execute("SELECT site_id, metric, value FROM site_scores WHERE model = 'toy'").df()
-        layers = con.execute("SELECT count(DISTINCT layer_idx) FROM layer_scores WHERE model = 'toy' AND "
-                             "metric = 'pls_predictivity'").fetchone()[0]
+        layers = con.execute(
+            "SELECT count(DISTINCT layer_idx) FROM layer_scores WHERE model = 'toy' AND metric = 'pls_predictivity'"
+        ).fetchone()[0]
         null = con.execute("SELECT region, value FROM scores WHERE model = 'toy' AND metric = 'null_draws'").df()
     per_fold = np.stack([_brute_heldout(responses, acts, folds != f) for f in range(N_FOLDS)])
     n = np.isfinite(per_fold).sum(axis=0)

@@ -57,8 +57,14 @@ def test_two_way_bootstrap_equals_the_median_over_explicitly_resampled_sites_and
     stimuli = Clusters.from_labels([i // views for i in range(n)], "object")
     sites = Clusters.from_labels(["A"] * 3 + ["B"] * 4, "array")
     groups = [np.array([0, 1, 2, 3, 4, 5, 6])]
-    got = intervals.bootstrap_medians(intervals.heldout_r_under(responses, values[None], train[None]), stimuli,
-                                      groups, [sites], 40, np.random.default_rng(9))[:, 0]
+    got = intervals.bootstrap_medians(
+        intervals.heldout_r_under(responses, values[None], train[None]),
+        stimuli,
+        groups,
+        [sites],
+        40,
+        np.random.default_rng(9),
+    )[:, 0]
     stim_rng, site_rng = np.random.default_rng(9).spawn(2)
     stim_counts = np.concatenate(list(stimuli.counts(40, stim_rng)))
     site_counts = np.concatenate(list(sites.counts(40, site_rng)))

@@ -43,11 +43,13 @@ def test_benjamini_hochberg_matches_the_textbook_step_up_and_scipy():
 
 def test_permuted_copies_give_the_brute_force_null_maximum_and_planted_sites_behave():
     rng = np.random.default_rng(3)
-    feed = ArrayFeed([f"s{i:03d}" for i in range(N_STIM)],
-                     [rng.integers(0, 256, (16, 16), dtype=np.uint8) for _ in range(N_STIM)])
+    feed = ArrayFeed(
+        [f"s{i:03d}" for i in range(N_STIM)], [rng.integers(0, 256, (16, 16), dtype=np.uint8) for _ in range(N_STIM)]
+    )
     source = SyntheticSource(SHAPES, seed=2)
-    acts = np.concatenate([o.reshape(N_STIM, -1) for o in source.activations(feed.images, feed.stimulus_ids)],
-                          axis=1).astype(np.float64)
+    acts = np.concatenate(
+        [o.reshape(N_STIM, -1) for o in source.activations(feed.images, feed.stimulus_ids)], axis=1
+    ).astype(np.float64)
     resp = rng.normal(size=(12, N_STIM))
     resp[0] = 2 * acts[:, 40] - 1  # a site copied from a unit
     spec = PassSpec({}, n_permutations=3, seed=11)

@@ -34,10 +34,14 @@ def test_assignment_maximises_total_r_like_exhaustive_search(seed):
 def test_planted_copies_get_their_unit_and_a_shared_best_unit_is_resolved():
     rng = np.random.default_rng(0)
     units = rng.normal(size=(8, 200))
-    sites = np.stack([units[3] * 2 + 1,                       # copy of unit 3
-                      units[3] + 0.05 * rng.normal(size=200),  # also best-matched by unit 3
-                      units[6],                                 # copy of unit 6
-                      rng.normal(size=200)])                    # pure noise
+    sites = np.stack(
+        [
+            units[3] * 2 + 1,  # copy of unit 3
+            units[3] + 0.05 * rng.normal(size=200),  # also best-matched by unit 3
+            units[6],  # copy of unit 6
+            rng.normal(size=200),
+        ]
+    )  # pure noise
     r = np.corrcoef(np.vstack([sites, units]))[:4, 4:]
     best = [int(np.argmax(row)) for row in r]
     assert best[0] == best[1] == 3 and shared_best_count(best) == 2

@@ -83,8 +83,9 @@ def test_projecting_source_equals_the_dense_projection_of_each_stimulus():
     source = SyntheticSource([(4, 5, 5), (8,), (6, 3, 3)], seed=1)
     acts = source.activations(feed.images, feed.stimulus_ids)
     resp = rng.normal(size=(3, n))
-    result = run_pass(source, feed, resp, PassSpec({}, n_permutations=1, projection_layers=(0, 2), projection_dim=16,
-                                                   seed=5))
+    result = run_pass(
+        source, feed, resp, PassSpec({}, n_permutations=1, projection_layers=(0, 2), projection_dim=16, seed=5)
+    )
     for layer in (0, 2):
         dense = sparse_projection(source.layers[layer].units, 16, 5 + layer).toarray().astype(np.float64)
         ref = acts[layer].reshape(n, -1).astype(np.float64) @ dense.T

@@ -157,8 +157,10 @@ def test_existing_name_needs_replace_and_replace_removes_derived_rows(mini_db: S
 def test_remove_dataset_removes_everything_derived(mini_db: Store):
     with mini_db.step("match:mini:m") as con:
         con.execute("INSERT INTO matches VALUES ('mini', 'm', 'V4-000', 1, 0, 0, 0, 0, 0.5)")
-        con.execute("INSERT INTO scores (dataset, model, region, metric, value) VALUES ('mini', 'm', 'V4', "
-                    "'neural_correlation', 0.5)")
+        con.execute(
+            "INSERT INTO scores (dataset, model, region, metric, value) VALUES ('mini', 'm', 'V4', "
+            "'neural_correlation', 0.5)"
+        )
     remove_dataset(mini_db, "mini")
     con = duckdb.connect(str(mini_db.served_path), read_only=True)
     for table in schema.tables_with_column("dataset"):
@@ -174,7 +176,8 @@ def test_trials_and_responses_round_trip(mini_db: Store):
     con = duckdb.connect(str(mini_db.served_path), read_only=True)
     got = con.execute(
         "SELECT s.idx, st.idx, r.response FROM responses r JOIN sites s USING (dataset, site_id) "
-        "JOIN stimuli st USING (dataset, stimulus_id) WHERE r.dataset = 'mini'").fetchall()
+        "JOIN stimuli st USING (dataset, stimulus_id) WHERE r.dataset = 'mini'"
+    ).fetchall()
     for site_idx, stim_idx, value in got:
         assert value == pytest.approx(float(tables.responses[site_idx, stim_idx]), abs=1e-6)
     n_trials = con.execute("SELECT count(*) FROM trials").fetchall()[0][0]
@@ -223,7 +226,8 @@ def test_a_file_from_before_a_nullable_column_opens_and_gains_it(tmp_path):
     assert (old.layer, old.channels, old.height, old.width, old.layout) == ("relu", 4, 2, 2, "")
     store = Store(path)
     with store.connect() as con:
-        assert [r[0] for r in con.execute("DESCRIBE layers").fetchall()] == list(schema.TABLES_BY_NAME["layers"]
-                                                                                   .column_names)
+        assert [r[0] for r in con.execute("DESCRIBE layers").fetchall()] == list(
+            schema.TABLES_BY_NAME["layers"].column_names
+        )
         assert registry.read_layers(con, "m") == [old]
         schema.create_all(con)  # idempotent

@@ -361,9 +361,12 @@ def test_the_demos_dataset_names_only_take_the_demos_settings(tmp_path, monkeypa
     for argv in (["--stimuli", "64"], ["--seed", "1"], ["--name", "synthetic-hvm-quick", "--stimuli", "100"]):
         assert main(["--db", str(db), "datasets", "synth", *argv]) != 0
     assert made == [] and written == []
-    for argv, want in ((["--stimuli", "2560"], (0, None, "synthetic-hvm")), ([], (0, None, "synthetic-hvm")),
-                       (["--name", "synthetic-hvm-quick"], (0, synth.QUICK_STIMULI, "synthetic-hvm-quick")),
-                       (["--name", "mine", "--stimuli", "64", "--seed", "3"], (3, 64, "mine"))):
+    for argv, want in (
+        (["--stimuli", "2560"], (0, None, "synthetic-hvm")),
+        ([], (0, None, "synthetic-hvm")),
+        (["--name", "synthetic-hvm-quick"], (0, synth.QUICK_STIMULI, "synthetic-hvm-quick")),
+        (["--name", "mine", "--stimuli", "64", "--seed", "3"], (3, 64, "mine")),
+    ):
         made.clear()
         written.clear()
         assert main(["--db", str(db), "datasets", "synth", *argv]) == 0

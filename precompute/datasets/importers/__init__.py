@@ -16,6 +16,14 @@ from precompute.datasets.importers.validation import ImportRefusedError, Problem
 FORMATS = ("brainio", "hvm-hdf5", "folder")
 
 __all__ = [
-    "FORMATS", "PRESETS", "ImportRefusedError", "Problem", "Selection", "build_selection", "import_brainio",
-    "import_folder", "import_hvm_hdf5", "read_assembly",
+    "FORMATS",
+    "PRESETS",
+    "ImportRefusedError",
+    "Problem",
+    "Selection",
+    "build_selection",
+    "import_brainio",
+    "import_folder",
+    "import_hvm_hdf5",
+    "read_assembly",
 ]

@@ -51,8 +51,7 @@ CHUNK_PRESENTATIONS = 16384
 def read_stimulus_csv(report: Report, path: Path) -> tuple[pd.DataFrame, str, str | None]:
     """The stimulus CSV, its id column and its file-name column (problems go to `report`)."""
     try:
-        frame = pd.read_csv(path, dtype={"stimulus_id": str, "image_id": str, "filename": str,
-                                         "image_file_name": str})
+        frame = pd.read_csv(path, dtype={"stimulus_id": str, "image_id": str, "filename": str, "image_file_name": str})
     except FileNotFoundError:
         raise UserError(f"--stimuli {path}: file not found") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -62,18 +61,30 @@ def read_stimulus_csv(report: Report, path: Path) -> tuple[pd.DataFrame, str, st
         if "image_id" in frame.columns:
             differ = frame["stimulus_id"].astype(str) != frame["image_id"].astype(str)
             if differ.any():
-                report.add(str(path), "stimulus_id/image_id", "both id columns are present but differ",
-                           "keep one id column, or make them equal", frame.loc[differ, "stimulus_id"])
+                report.add(
+                    str(path),
+                    "stimulus_id/image_id",
+                    "both id columns are present but differ",
+                    "keep one id column, or make them equal",
+                    frame.loc[differ, "stimulus_id"],
+                )
     elif "image_id" in frame.columns:
         id_col = "image_id"
     else:
-        raise UserError(f"--stimuli {path}: no id column; expected `stimulus_id` (or `image_id` in older sets); "
-                        f"the file has {', '.join(map(str, frame.columns))}")
-    file_col = "filename" if "filename" in frame.columns else "image_file_name" if "image_file_name" in frame.columns \
-        else None
+        raise UserError(
+            f"--stimuli {path}: no id column; expected `stimulus_id` (or `image_id` in older sets); "
+            f"the file has {', '.join(map(str, frame.columns))}"
+        )
+    file_col = (
+        "filename" if "filename" in frame.columns else "image_file_name" if "image_file_name" in frame.columns else None
+    )
     if file_col is None:
-        report.add(str(path), "filename", "no file-name column (`filename` or `image_file_name`)",
-                   "add the image's name inside the ZIP as a `filename` column")
+        report.add(
+            str(path),
+            "filename",
+            "no file-name column (`filename` or `image_file_name`)",
+            "add the image's name inside the ZIP as a `filename` column",
+        )
     return frame, id_col, file_col
 
 
@@ -117,9 +128,11 @@ def open_assembly(path: Path):
         preferred = [n for n in DATA_NAMES if n in names]
         if not names or not preferred:
             ds.close()
-            raise UserError(f"--assembly {path}: expected exactly one data variable (`data`, "
-                            f"`__xarray_dataarray_variable__` or the array's name), found "
-                            f"{', '.join(names) or 'none'}")
+            raise UserError(
+                f"--assembly {path}: expected exactly one data variable (`data`, "
+                f"`__xarray_dataarray_variable__` or the array's name), found "
+                f"{', '.join(names) or 'none'}"
+            )
         names = preferred[:1]
     return ds, names[0]
 
@@ -194,8 +207,9 @@ def read_assembly(
     path = Path(path)
     ds, var_name = open_assembly(path)
     try:
-        return _read(ds, var_name, path, stimulus_ids, selection, report if report is not None else Report(),
-                     chunk_presentations)
+        return _read(
+            ds, var_name, path, stimulus_ids, selection, report if report is not None else Report(), chunk_presentations
+        )
     finally:
         ds.close()
 
@@ -205,9 +219,11 @@ def _read(ds, var_name, assembly, stimulus_ids, selection, report, chunk_present
     dims = tuple(var.dims)
     unexpected = [d for d in dims if d not in ("presentation", "neuroid", "time_bin")]
     if "presentation" not in dims or "neuroid" not in dims or unexpected:
-        raise UserError(f"--assembly {assembly}: data variable `{var_name}` has dims ({', '.join(dims)}); a neural "
-                        "assembly needs `presentation` and `neuroid` (and optionally `time_bin`) - "
-                        "spike-time or metadata assemblies cannot be imported")
+        raise UserError(
+            f"--assembly {assembly}: data variable `{var_name}` has dims ({', '.join(dims)}); a neural "
+            "assembly needs `presentation` and `neuroid` (and optionally `time_bin`) - "
+            "spike-time or metadata assemblies cannot be imported"
+        )
 
     # presentations: which stimulus each trial showed, and its repetition
     p_id_name, p_ids = _presentation_ids(ds, assembly, report)
@@ -225,8 +241,11 @@ def _read(ds, var_name, assembly, stimulus_ids, selection, report, chunk_present
         raise UserError(f"--assembly {assembly}: no `neuroid_id` coordinate on `neuroid`")
     site_frame = pd.DataFrame(_dim_coords(ds, "neuroid", exclude=()))
     site_frame["neuroid_id"] = n_ids.astype(str)
-    keep_sites = site_mask(site_frame["neuroid_id"].tolist(), selection,
-                           {k: site_frame[k].tolist() for k in ("region", "animal") if k in site_frame.columns})
+    keep_sites = site_mask(
+        site_frame["neuroid_id"].tolist(),
+        selection,
+        {k: site_frame[k].tolist() for k in ("region", "animal") if k in site_frame.columns},
+    )
     site_rows = np.flatnonzero(keep_sites)
     site_frame = site_frame.iloc[site_rows].reset_index(drop=True)
 
@@ -237,8 +256,15 @@ def _read(ds, var_name, assembly, stimulus_ids, selection, report, chunk_present
     trials = np.full((n_sites, n_stim, max(max_reps, 1)), np.nan, dtype=np.float32)
     n_pres = var.sizes["presentation"]
     all_sites = n_sites == var.sizes["neuroid"]
-    log.info("reading %s: %d sites x %d presentations -> %d sites x %d stimuli x %d repetitions", assembly.name,
-             var.sizes["neuroid"], n_pres, n_sites, n_stim, max_reps)
+    log.info(
+        "reading %s: %d sites x %d presentations -> %d sites x %d stimuli x %d repetitions",
+        assembly.name,
+        var.sizes["neuroid"],
+        n_pres,
+        n_sites,
+        n_stim,
+        max_reps,
+    )
     order = ("neuroid", "presentation") + (("time_bin",) if "time_bin" in dims else ())
     for a in range(0, n_pres, chunk_presentations):
         b = min(a + chunk_presentations, n_pres)
@@ -254,8 +280,14 @@ def _read(ds, var_name, assembly, stimulus_ids, selection, report, chunk_present
         if not all_sites:
             values = values[site_rows]
         trials[:, stim_index[a + sel], slot[a + sel]] = values[:, sel]
-    return Assembly(stimulus_ids=stim_ids, sites=site_frame, trials=trials, counts=counts, id_name=p_id_name,
-                    attrs={**var.attrs, **ds.attrs})
+    return Assembly(
+        stimulus_ids=stim_ids,
+        sites=site_frame,
+        trials=trials,
+        counts=counts,
+        id_name=p_id_name,
+        attrs={**var.attrs, **ds.attrs},
+    )
 
 
 def _presentation_ids(ds, assembly, report) -> tuple[str, np.ndarray]:
@@ -267,8 +299,13 @@ def _presentation_ids(ds, assembly, report) -> tuple[str, np.ndarray]:
     if p_id_name == "stimulus_id" and "image_id" in ds.variables:
         other = _coord(ds, "image_id").astype(str)
         if (other != p_ids).any():
-            report.add(str(assembly), "stimulus_id/image_id", "presentation coordinates stimulus_id and image_id "
-                       "differ", "keep one, or make them equal", sorted(set(p_ids[other != p_ids])))
+            report.add(
+                str(assembly),
+                "stimulus_id/image_id",
+                "presentation coordinates stimulus_id and image_id differ",
+                "keep one, or make them equal",
+                sorted(set(p_ids[other != p_ids])),
+            )
     return p_id_name, p_ids
 
 
@@ -287,8 +324,10 @@ def _time_bins(ds, var, selection, assembly) -> slice | np.ndarray | None:
         if idx is None:
             if n_bins > 1:
                 bins = ", ".join(f"{s}-{e}" for s, e in zip(starts, ends, strict=True)) if starts is not None else ""
-                raise UserError(f"--assembly {assembly}: {n_bins} time bins ({bins}); choose the window to "
-                                "average with --time-bin START-END (ms), e.g. --time-bin 70-170")
+                raise UserError(
+                    f"--assembly {assembly}: {n_bins} time bins ({bins}); choose the window to "
+                    "average with --time-bin START-END (ms), e.g. --time-bin 70-170"
+                )
             idx = np.arange(n_bins)
         tb_sel = slice(int(idx[0]), int(idx[-1]) + 1) if np.array_equal(idx, np.arange(idx[0], idx[-1] + 1)) else idx
     elif selection.time_bin is not None and not selection.preset:
@@ -320,8 +359,9 @@ def import_brainio(
             ds.close()
         csv = _select_stimuli(report, csv, id_col, used_ids, assembly, stimuli_path, selection)
         stim_ids = csv[id_col].astype(str).to_numpy()
-        data = read_assembly(assembly, stimulus_ids=stim_ids, selection=selection, report=report,
-                             chunk_presentations=chunk_presentations)
+        data = read_assembly(
+            assembly, stimulus_ids=stim_ids, selection=selection, report=report, chunk_presentations=chunk_presentations
+        )
         images_, widths, heights = _read_images(report, zip_images, stim_ids, csv, file_col, images_path)
     finally:
         zip_images.close()
@@ -340,14 +380,22 @@ def import_brainio(
         "source": "brainio",
         "title": str(identifier),
         "description": f"BrainIO assembly {identifier} with stimulus set {stimulus_set}; selection: "
-                       f"{selection.describe()}",
+        f"{selection.describe()}",
         "n_repetitions": int(np.median(data.counts)) if data.counts.size else None,
         "input_hash": input_hash([assembly, stimuli_path, images_path]),
     }
-    return finish(report=report, info=info, stimuli=stim_frame, images=images_, sites=sites,
-                  responses=data.responses, trials=data.trials,
-                  files={"stimuli": str(stimuli_path), "sites": str(assembly), "responses": str(assembly)},
-                  fields={"stimulus_id": id_col, "site_id": "neuroid_id"}, drop_bad_sites=drop_bad_sites)
+    return finish(
+        report=report,
+        info=info,
+        stimuli=stim_frame,
+        images=images_,
+        sites=sites,
+        responses=data.responses,
+        trials=data.trials,
+        files={"stimuli": str(stimuli_path), "sites": str(assembly), "responses": str(assembly)},
+        fields={"stimulus_id": id_col, "site_id": "neuroid_id"},
+        drop_bad_sites=drop_bad_sites,
+    )
 
 
 def _select_stimuli(report, csv, id_col, used_ids, assembly, stimuli_path, selection) -> pd.DataFrame:
@@ -360,13 +408,21 @@ def _select_stimuli(report, csv, id_col, used_ids, assembly, stimuli_path, selec
     csv_ids = csv[id_col].astype(str)
     unknown = sorted(set(used_ids) - set(csv_ids))
     if unknown:
-        report.add(str(assembly), "stimulus_id", f"presentations of stimuli that are not in {stimuli_path.name}",
-                   "give the stimulus set that belongs to this assembly (--stimuli)", unknown)
+        report.add(
+            str(assembly),
+            "stimulus_id",
+            f"presentations of stimuli that are not in {stimuli_path.name}",
+            "give the stimulus set that belongs to this assembly (--stimuli)",
+            unknown,
+        )
     csv = csv[csv_ids.isin(set(used_ids)).to_numpy()].reset_index(drop=True)
-    smask = stimulus_mask(csv["variation"].tolist() if "variation" in csv.columns else None, selection,
-                          source=f"{assembly.name} (its stimuli in {stimuli_path.name})",
-                          hint="(The public MajajHong2015 assembly holds only variations 0 and 3: the seed paper's "
-                               "set, variation 6, needs the full or private one.)")
+    smask = stimulus_mask(
+        csv["variation"].tolist() if "variation" in csv.columns else None,
+        selection,
+        source=f"{assembly.name} (its stimuli in {stimuli_path.name})",
+        hint="(The public MajajHong2015 assembly holds only variations 0 and 3: the seed paper's "
+        "set, variation 6, needs the full or private one.)",
+    )
     if smask is not None:
         csv = csv[smask].reset_index(drop=True)
     return csv
@@ -387,9 +443,19 @@ def _read_images(report, zip_images, stim_ids, csv, file_col, images_path):
                 unreadable.append(f"{sid} ({fname})")
         images.append(png), widths.append(w), heights.append(h)
     if missing and file_col:
-        report.add(str(images_path), file_col, f"stimuli whose image file is not in {images_path.name}",
-                   "give the stimulus set's own ZIP (--images), or correct the file names in the CSV", missing)
+        report.add(
+            str(images_path),
+            file_col,
+            f"stimuli whose image file is not in {images_path.name}",
+            "give the stimulus set's own ZIP (--images), or correct the file names in the CSV",
+            missing,
+        )
     if unreadable:
-        report.add(str(images_path), file_col or "filename", "image files that cannot be read",
-                   "replace them with readable PNG/JPEG/TIFF files", unreadable)
+        report.add(
+            str(images_path),
+            file_col or "filename",
+            "image files that cannot be read",
+            "replace them with readable PNG/JPEG/TIFF files",
+            unreadable,
+        )
     return images, widths, heights

@@ -148,8 +148,16 @@ def normalise_stimuli(frame: pd.DataFrame, *, id_column: str, used: Sequence[str
     `used` names input columns consumed elsewhere that must not be repeated in extra (e.g. a second
     id column equal to the first).
     """
-    return _normalise(frame, id_column, used, "stimulus_id", STIMULUS_COLUMNS, STIMULUS_ALIASES,
-                      ("idx", "width", "height"), _NUMERIC_STIMULUS)
+    return _normalise(
+        frame,
+        id_column,
+        used,
+        "stimulus_id",
+        STIMULUS_COLUMNS,
+        STIMULUS_ALIASES,
+        ("idx", "width", "height"),
+        _NUMERIC_STIMULUS,
+    )
 
 
 def normalise_sites(frame: pd.DataFrame, *, id_column: str, used: Sequence[str] = ()) -> pd.DataFrame:
@@ -157,8 +165,16 @@ def normalise_sites(frame: pd.DataFrame, *, id_column: str, used: Sequence[str] 
     return _normalise(frame, id_column, used, "site_id", SITE_COLUMNS, SITE_ALIASES, ("idx",), _NUMERIC_SITE)
 
 
-def _normalise(frame: pd.DataFrame, id_column: str, used: Sequence[str], id_target: str, columns: Sequence[str],
-               aliases, skip: tuple[str, ...], numeric) -> pd.DataFrame:
+def _normalise(
+    frame: pd.DataFrame,
+    id_column: str,
+    used: Sequence[str],
+    id_target: str,
+    columns: Sequence[str],
+    aliases,
+    skip: tuple[str, ...],
+    numeric,
+) -> pd.DataFrame:
     """Input rows -> a table's columns: each found by its aliases (None where the input has none), numbers
     as float, `variation` as its level, the rest as text; columns nothing consumed go to `extra` (JSON)."""
     mapping = _pick(frame, aliases)
@@ -204,7 +220,7 @@ def mean_over_trials(trials: np.ndarray, counts: np.ndarray | None = None, chunk
     n_sites, n_stim, n_rep = trials.shape
     out = np.empty((n_sites, n_stim))
     for a in range(0, n_sites, chunk):
-        block = trials[a:a + chunk].astype(np.float64)
+        block = trials[a : a + chunk].astype(np.float64)
         if counts is None:
             valid = ~np.isnan(block)
             n = valid.sum(axis=2)
@@ -214,7 +230,7 @@ def mean_over_trials(trials: np.ndarray, counts: np.ndarray | None = None, chunk
             total = np.where(slot_ok[None], block, 0.0).sum(axis=2)
             n = np.broadcast_to(counts[None, :], total.shape)
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[a:a + chunk] = np.where(n > 0, total / np.maximum(n, 1), np.nan)
+            out[a : a + chunk] = np.where(n > 0, total / np.maximum(n, 1), np.nan)
     return out
 
 
@@ -226,7 +242,7 @@ def reliability_of(trials: np.ndarray | None, chunk: int = 32) -> np.ndarray | N
     """
     if trials is None or trials.shape[2] < 2:
         return None
-    parts = [split_half_reliability(trials[a:a + chunk]) for a in range(0, trials.shape[0], chunk)]
+    parts = [split_half_reliability(trials[a : a + chunk]) for a in range(0, trials.shape[0], chunk)]
     return np.concatenate(parts) if parts else np.empty(0)
 
 
@@ -270,8 +286,12 @@ def finish(
         responses = responses[keep]
         trials = trials[keep] if trials is not None else None
     if len(sites) == 0:
-        report.add(files["responses"], "response", "no site is left after selection and dropping bad sites",
-                   "check --region/--exclude-sites, or fix the responses")
+        report.add(
+            files["responses"],
+            "response",
+            "no site is left after selection and dropping bad sites",
+            "check --region/--exclude-sites, or fix the responses",
+        )
         report.raise_if_any()
 
     stimuli = stimuli.reset_index(drop=True).copy()

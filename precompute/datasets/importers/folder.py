@@ -68,10 +68,16 @@ def import_folder(
     stim_path, sites_path = root / "stimuli.csv", root / "sites.csv"
     stim = read_csv(stim_path, ("stimulus_id", "filename"))
     sites_raw = read_csv(sites_path, ("site_id",))
-    ok = _require_columns(report, stim, stim_path, ("stimulus_id", "filename"),
-                          "add a stimulus_id column and a filename column (the image's path relative to the folder)")
-    ok &= _require_columns(report, sites_raw, sites_path, ("site_id", "region"),
-                           "add a site_id column and a region column (V4, IT, ...)")
+    ok = _require_columns(
+        report,
+        stim,
+        stim_path,
+        ("stimulus_id", "filename"),
+        "add a stimulus_id column and a filename column (the image's path relative to the folder)",
+    )
+    ok &= _require_columns(
+        report, sites_raw, sites_path, ("site_id", "region"), "add a site_id column and a region column (V4, IT, ...)"
+    )
     if not ok:
         report.raise_if_any()
     # row order of the files as given (responses.npy refers to it), before removing duplicate rows
@@ -81,8 +87,9 @@ def import_folder(
     sites_raw = _dedupe(report, sites_raw, "site_id", sites_path, "site")
 
     # selection
-    smask = stimulus_mask(stim["variation"].tolist() if "variation" in stim.columns else None, selection,
-                          source=str(stim_path))
+    smask = stimulus_mask(
+        stim["variation"].tolist() if "variation" in stim.columns else None, selection, source=str(stim_path)
+    )
     if smask is not None:
         stim = stim[smask].reset_index(drop=True)
     coords = {c: sites_raw[c].tolist() for c in ("region", "animal") if c in sites_raw.columns}
@@ -100,10 +107,17 @@ def import_folder(
     stimuli["width"], stimuli["height"] = widths, heights
     sites = normalise_sites(sites_raw, id_column="site_id")
     info["input_hash"] = input_hash([root])
-    return finish(report=report, info=info, stimuli=stimuli, images=images, sites=sites, responses=responses,
-                  trials=trials, files={"stimuli": str(stim_path), "sites": str(sites_path),
-                                        "responses": str(responses_path)},
-                  drop_bad_sites=drop_bad_sites)
+    return finish(
+        report=report,
+        info=info,
+        stimuli=stimuli,
+        images=images,
+        sites=sites,
+        responses=responses,
+        trials=trials,
+        files={"stimuli": str(stim_path), "sites": str(sites_path), "responses": str(responses_path)},
+        drop_bad_sites=drop_bad_sites,
+    )
 
 
 def _response_file(report: Report, root: Path) -> Path:
@@ -113,11 +127,19 @@ def _response_file(report: Report, root: Path) -> Path:
             report.add(str(root / name), "", "file not found", f"export {name} into {root} (see docs/FORMATS.md)")
     present = [n for n in RESPONSE_FILES if (root / n).is_file()]
     if not present:
-        report.add(str(root), "", "no responses: expected one of " + ", ".join(RESPONSE_FILES),
-                   "export the trial-averaged responses (responses.csv or responses.npy) or the trials (trials.csv)")
+        report.add(
+            str(root),
+            "",
+            "no responses: expected one of " + ", ".join(RESPONSE_FILES),
+            "export the trial-averaged responses (responses.csv or responses.npy) or the trials (trials.csv)",
+        )
     elif len(present) > 1:
-        report.add(str(root), "", "more than one response file: " + ", ".join(present),
-                   "keep exactly one of " + ", ".join(RESPONSE_FILES))
+        report.add(
+            str(root),
+            "",
+            "more than one response file: " + ", ".join(present),
+            "keep exactly one of " + ", ".join(RESPONSE_FILES),
+        )
     report.raise_if_any()
     return root / present[0]
 
@@ -137,13 +159,18 @@ def _read_info(report: Report, root: Path) -> dict:
             if "visual_degrees" in meta:
                 info["visual_degrees"] = float(meta["visual_degrees"])
         except (ValueError, TypeError) as exc:
-            report.add(str(meta_path), "", f"not valid ({exc})",
-                       'write a JSON object like {"title": "...", "visual_degrees": 8, "description": "..."}')
+            report.add(
+                str(meta_path),
+                "",
+                f"not valid ({exc})",
+                'write a JSON object like {"title": "...", "visual_degrees": 8, "description": "..."}',
+            )
     return info
 
 
-def _read_images(report: Report, root: Path, stim_path: Path, stim_ids: list[str], filenames: list
-                 ) -> tuple[list[bytes], list[int | None], list[int | None]]:
+def _read_images(
+    report: Report, root: Path, stim_path: Path, stim_ids: list[str], filenames: list
+) -> tuple[list[bytes], list[int | None], list[int | None]]:
     """Each stimulus's image as PNG bytes with its size; missing and unreadable files are reported."""
     images, widths, heights = [], [], []
     missing, unreadable = [], []
@@ -161,11 +188,21 @@ def _read_images(report: Report, root: Path, stim_path: Path, stim_ids: list[str
             continue
         images.append(png), widths.append(w), heights.append(h)
     if missing:
-        report.add(str(stim_path), "filename", f"no image file in {root} for these stimuli",
-                   "put the image files in the folder, or correct their filename (relative to the folder)", missing)
+        report.add(
+            str(stim_path),
+            "filename",
+            f"no image file in {root} for these stimuli",
+            "put the image files in the folder, or correct their filename (relative to the folder)",
+            missing,
+        )
     if unreadable:
-        report.add(str(stim_path), "filename", "image files that cannot be read as PNG, JPEG or TIFF",
-                   "replace them with readable images", unreadable)
+        report.add(
+            str(stim_path),
+            "filename",
+            "image files that cannot be read as PNG, JPEG or TIFF",
+            "replace them with readable images",
+            unreadable,
+        )
     return images, widths, heights
 
 
@@ -181,10 +218,14 @@ def _read_responses(
             report.add(str(path), "", f"cannot be read as a NumPy array ({exc})", "save it with numpy.save")
             return np.full((n_sites, n_stim), np.nan), None
         if arr.shape != (len(all_sites), len(all_stim)) or not np.issubdtype(arr.dtype, np.number):
-            report.add(str(path), "shape", f"is {arr.dtype} {arr.shape}; expected numbers shaped "
-                       f"(sites {len(all_sites)}, stimuli {len(all_stim)}) in the row order of sites.csv and "
-                       "stimuli.csv",
-                       "save the responses as a (sites x stimuli) float array")
+            report.add(
+                str(path),
+                "shape",
+                f"is {arr.dtype} {arr.shape}; expected numbers shaped "
+                f"(sites {len(all_sites)}, stimuli {len(all_stim)}) in the row order of sites.csv and "
+                "stimuli.csv",
+                "save the responses as a (sites x stimuli) float array",
+            )
             return np.full((n_sites, n_stim), np.nan), None
         first_site = {s: i for i, s in reversed(list(enumerate(all_sites)))}
         first_stim = {s: i for i, s in reversed(list(enumerate(all_stim)))}
@@ -195,23 +236,43 @@ def _read_responses(
     per_trial = path.name == "trials.csv"
     need = ("site_id", "stimulus_id", "repetition", "response") if per_trial else ("site_id", "stimulus_id", "response")
     frame = read_csv(path, ("site_id", "stimulus_id"))
-    if not _require_columns(report, frame, path, need, "write one row per " + ("trial" if per_trial else
-                            "site and stimulus") + " with columns " + ", ".join(need)):
+    if not _require_columns(
+        report,
+        frame,
+        path,
+        need,
+        "write one row per " + ("trial" if per_trial else "site and stimulus") + " with columns " + ", ".join(need),
+    ):
         return np.full((n_sites, n_stim), np.nan), None
     unknown_stim = sorted(set(frame["stimulus_id"].astype(str)) - set(all_stim))
     unknown_site = sorted(set(frame["site_id"].astype(str)) - set(all_sites))
     if unknown_stim:
-        report.add(str(path), "stimulus_id", "responses for stimuli not in stimuli.csv",
-                   "add these stimuli to stimuli.csv or remove their rows", unknown_stim)
+        report.add(
+            str(path),
+            "stimulus_id",
+            "responses for stimuli not in stimuli.csv",
+            "add these stimuli to stimuli.csv or remove their rows",
+            unknown_stim,
+        )
     if unknown_site:
-        report.add(str(path), "site_id", "responses for sites not in sites.csv",
-                   "add these sites to sites.csv or remove their rows", unknown_site)
+        report.add(
+            str(path),
+            "site_id",
+            "responses for sites not in sites.csv",
+            "add these sites to sites.csv or remove their rows",
+            unknown_site,
+        )
     key = ["site_id", "stimulus_id"] + (["repetition"] if per_trial else [])
     dup = frame.duplicated(key, keep=False)
     if dup.any():
         pairs = frame.loc[dup, key].astype(str).agg("/".join, axis=1).drop_duplicates().tolist()
-        report.add(str(path), "/".join(key), "more than one row for the same " + "/".join(key),
-                   "keep one row per " + "/".join(key), pairs)
+        report.add(
+            str(path),
+            "/".join(key),
+            "more than one row for the same " + "/".join(key),
+            "keep one row per " + "/".join(key),
+            pairs,
+        )
         frame = frame.drop_duplicates(key, keep="first")
     site_pos = {s: i for i, s in enumerate(site_ids)}
     stim_pos = {s: i for i, s in enumerate(stim_ids)}

@@ -42,9 +42,17 @@ RELEASE_TIME_BIN = (70.0, 170.0)
 REGION_INDEX = (("V4", "V4_NEURONS"), ("IT", "IT_NEURONS"))
 SUBREGION_INDEX = (("pIT", "PIT_NEURONS"), ("cIT", "CIT_NEURONS"), ("aIT", "AIT_NEURONS"))
 #: image_meta field -> column name used by normalise_stimuli
-META_NAMES = {"image_id": "image_id", "category": "category", "object_name": "object_name",
-              "rotation_xy": "rxy", "rotation_xz": "rxz", "rotation_yz": "ryz", "translation_y": "ty",
-              "translation_z": "tz", "variation_level": "variation"}
+META_NAMES = {
+    "image_id": "image_id",
+    "category": "category",
+    "object_name": "object_name",
+    "rotation_xy": "rxy",
+    "rotation_xz": "rxz",
+    "rotation_yz": "ryz",
+    "translation_y": "ty",
+    "translation_z": "tz",
+    "variation_level": "variation",
+}
 BUNDLED_CSV = Path(__file__).resolve().parent.parent / "hvm_data" / "hvm_stimuli.csv"
 IMAGE_BLOCK = 256
 
@@ -80,10 +88,15 @@ def _enrich(frame: pd.DataFrame, csv_path: Path | None) -> pd.DataFrame:
     extra = pd.read_csv(csv_path, dtype={"image_id": str})
     if "image_id" not in extra.columns:
         return frame
-    add = [c for c in extra.columns if c != "image_id" and c not in frame.columns
-           and not (c == "object_name" and "object_name" in frame.columns)
-           and not (c == "category_name" and "category" in frame.columns)
-           and not (c == "size" and "s" in frame.columns and "size" in frame.columns)]
+    add = [
+        c
+        for c in extra.columns
+        if c != "image_id"
+        and c not in frame.columns
+        and not (c == "object_name" and "object_name" in frame.columns)
+        and not (c == "category_name" and "category" in frame.columns)
+        and not (c == "size" and "s" in frame.columns and "size" in frame.columns)
+    ]
     if not add:
         return frame
     merged = frame.merge(extra[["image_id", *add]], on="image_id", how="left", sort=False)
@@ -110,11 +123,15 @@ def import_hvm_hdf5(
     with f:
         missing = [n for n in ("images", "image_meta", "neural_meta", "time_averaged_trial_averaged") if n not in f]
         if missing:
-            raise UserError(f"--path {path}: not the HvM release layout: missing {', '.join(missing)} "
-                            "(docs/FORMATS.md, section 2); for a BrainIO .nc file use --format brainio")
+            raise UserError(
+                f"--path {path}: not the HvM release layout: missing {', '.join(missing)} "
+                "(docs/FORMATS.md, section 2); for a BrainIO .nc file use --format brainio"
+            )
         if selection.time_bin is not None and tuple(selection.time_bin) != RELEASE_TIME_BIN:
-            raise UserError(f"--time-bin {selection.time_bin[0]:g}-{selection.time_bin[1]:g}: the HDF5 release holds "
-                            "only the 70-170 ms average; leave out --time-bin or use --time-bin 70-170")
+            raise UserError(
+                f"--time-bin {selection.time_bin[0]:g}-{selection.time_bin[1]:g}: the HDF5 release holds "
+                "only the 70-170 ms average; leave out --time-bin or use --time-bin 70-170"
+            )
         report = Report()
         meta = _read_meta(f, path)
         if "image_id" not in meta.columns:
@@ -122,8 +139,9 @@ def import_hvm_hdf5(
         meta = _enrich(meta, Path(stimulus_csv) if stimulus_csv else None)
         levels = np.array([variation_level(v) for v in meta["variation"]]) if "variation" in meta.columns else None
         rows = np.arange(len(meta))
-        smask = stimulus_mask(meta["variation"].tolist() if "variation" in meta.columns else None, selection,
-                              source=f"{path}:image_meta")
+        smask = stimulus_mask(
+            meta["variation"].tolist() if "variation" in meta.columns else None, selection, source=f"{path}:image_meta"
+        )
         if smask is not None:
             rows = rows[smask]
 
@@ -151,28 +169,44 @@ def import_hvm_hdf5(
         "n_repetitions": int(np.median(counts)) if counts is not None and counts.size else None,
         "input_hash": input_hash([path]),
     }
-    return finish(report=report, info=info, stimuli=stimuli, images=images, sites=normalise_sites(sites,
-                  id_column="site_id", used=()), responses=responses, trials=trials,
-                  files={"stimuli": f"{path}:image_meta", "sites": f"{path}:neural_meta",
-                         "responses": f"{path}:time_averaged"},
-                  fields={"stimulus_id": "image_id", "site_id": "V4_NEURONS/IT_NEURONS"},
-                  drop_bad_sites=drop_bad_sites)
+    return finish(
+        report=report,
+        info=info,
+        stimuli=stimuli,
+        images=images,
+        sites=normalise_sites(sites, id_column="site_id", used=()),
+        responses=responses,
+        trials=trials,
+        files={"stimuli": f"{path}:image_meta", "sites": f"{path}:neural_meta", "responses": f"{path}:time_averaged"},
+        fields={"stimulus_id": "image_id", "site_id": "V4_NEURONS/IT_NEURONS"},
+        drop_bad_sites=drop_bad_sites,
+    )
 
 
 def _selected_sites(sites_all: pd.DataFrame, selection: Selection) -> np.ndarray:
     """(sites,) bool: the sites the selection keeps. The release names no electrodes or animals, so a preset
     cannot drop Tito's V4 sites by itself: say so (or how many an exclusion file kept)."""
-    keep = site_mask(sites_all["site_id"].tolist(), selection,
-                     {c: sites_all[c].tolist() for c in ("region", "animal") if c in sites_all.columns})
+    keep = site_mask(
+        sites_all["site_id"].tolist(),
+        selection,
+        {c: sites_all[c].tolist() for c in ("region", "animal") if c in sites_all.columns},
+    )
     if selection.preset and "animal" not in sites_all.columns:
         v4 = (sites_all["region"] == "V4").to_numpy()
         if v4.any() and (keep & v4).sum() == v4.sum():  # nothing dropped Tito's sites (no file, no --region)
-            log.warning("the HDF5 release does not name electrodes or animals: preset %s cannot drop Tito's 40 V4 "
-                        "sites and keeps all %d V4 sites; list them in a file and pass --exclude-sites FILE",
-                        selection.preset, int(v4.sum()))
+            log.warning(
+                "the HDF5 release does not name electrodes or animals: preset %s cannot drop Tito's 40 V4 "
+                "sites and keeps all %d V4 sites; list them in a file and pass --exclude-sites FILE",
+                selection.preset,
+                int(v4.sum()),
+            )
         elif v4.any():
-            log.info("preset %s: %d of %d V4 sites kept after --exclude-sites / --region", selection.preset,
-                     int((keep & v4).sum()), int(v4.sum()))
+            log.info(
+                "preset %s: %d of %d V4 sites kept after --exclude-sites / --region",
+                selection.preset,
+                int((keep & v4).sum()),
+                int(v4.sum()),
+            )
     return keep
 
 
@@ -180,7 +214,7 @@ def _images(ds, rows: np.ndarray) -> tuple[list[bytes], list[int], list[int]]:
     """The selected images as PNG bytes with their sizes, read IMAGE_BLOCK at a time."""
     images, widths, heights = [], [], []
     for a in range(0, len(rows), IMAGE_BLOCK):
-        block = np.asarray(ds[rows[a:a + IMAGE_BLOCK]])
+        block = np.asarray(ds[rows[a : a + IMAGE_BLOCK]])
         for pixels in block:
             png, w, h = encode_png(pixels)
             images.append(png), widths.append(w), heights.append(h)
@@ -203,16 +237,21 @@ def _sites(f, path: Path) -> pd.DataFrame:
         if key in nm:
             idx = np.asarray(nm[key][()], dtype=np.int64).ravel()
             subregion[idx[(idx >= 0) & (idx < n_sites)]] = name
-    frame = pd.DataFrame({"site_id": site_id, "region": region, "subregion": subregion,
-                          "hdf5_column": np.arange(n_sites)})
+    frame = pd.DataFrame(
+        {"site_id": site_id, "region": region, "subregion": subregion, "hdf5_column": np.arange(n_sites)}
+    )
     for key, column in (("ANIMAL_INFO", "animal"), ("ARRAY_INFO", "array")):
         if key in nm:
             values = nm[key][()]
             if getattr(values, "ndim", 0) == 1 and len(values) == n_sites:
                 frame[column] = _text_array(values)
             else:
-                log.info("%s: neural_meta/%s has shape %s: not one value per site, not used", path, key,
-                         getattr(values, "shape", None))
+                log.info(
+                    "%s: neural_meta/%s has shape %s: not one value per site, not used",
+                    path,
+                    key,
+                    getattr(values, "shape", None),
+                )
     return frame
 
 
@@ -234,8 +273,10 @@ def _trials(f, rows: np.ndarray, levels: np.ndarray | None, cols: np.ndarray):
     for level, ds in datasets.items():
         level_rows = np.flatnonzero(levels == level)  # file rows of this level, in order
         if ds.shape[1] != len(level_rows):
-            raise UserError(f"time_averaged/variation_level_{level} has {ds.shape[1]} images but image_meta lists "
-                            f"{len(level_rows)} images of variation {level}")
+            raise UserError(
+                f"time_averaged/variation_level_{level} has {ds.shape[1]} images but image_meta lists "
+                f"{len(level_rows)} images of variation {level}"
+            )
         where = np.flatnonzero(np.isin(rows, level_rows))  # positions among the selected stimuli
         within = np.searchsorted(level_rows, rows[where])  # their index inside the level's dataset
         for a in range(0, ds.shape[0]):  # one repetition at a time: (images, sites) slabs

@@ -58,14 +58,21 @@ class ImportRequest:
         if self.format not in FORMATS:
             problems.append(f"unknown format {self.format!r}; use one of {', '.join(FORMATS)}")
         try:
-            selection = build_selection(preset=self.preset, variation=self.variation, time_bin=self.time_bin,
-                                        exclude_sites=self.exclude_sites, region=self.region)
+            selection = build_selection(
+                preset=self.preset,
+                variation=self.variation,
+                time_bin=self.time_bin,
+                exclude_sites=self.exclude_sites,
+                region=self.region,
+            )
         except UserError as exc:
             problems.append(str(exc))
         missing = [f"--{n.replace('_', '-')}" for n in NEEDS.get(self.format, ()) if getattr(self, n) is None]
         if missing:
-            problems.append(f"--format {self.format} needs {' and '.join(missing)}; see "
-                            "`python -m precompute datasets import --help`")
+            problems.append(
+                f"--format {self.format} needs {' and '.join(missing)}; see "
+                "`python -m precompute datasets import --help`"
+            )
         if problems:
             raise UserError("; ".join(problems))
         return selection
@@ -74,8 +81,9 @@ class ImportRequest:
         """Check the options and run the format's importer; DatasetTables or a UserError."""
         selection = self.check()
         if self.format == "brainio":
-            tables = import_brainio(self.assembly, self.stimuli, self.images, selection,
-                                    drop_bad_sites=self.drop_bad_sites)
+            tables = import_brainio(
+                self.assembly, self.stimuli, self.images, selection, drop_bad_sites=self.drop_bad_sites
+            )
         elif self.format == "hvm-hdf5":
             tables = import_hvm_hdf5(self.path, selection, drop_bad_sites=self.drop_bad_sites)
         else:
@@ -91,8 +99,10 @@ def import_dataset(store: Store, request: ImportRequest) -> DatasetTables:
     """Import, validate (refusing with every problem), then write in one transaction and publish. An
     existing name without `replace` is refused before the (long) read; the writer checks again."""
     if not request.replace and request.name in stored_names(store)[0]:
-        raise UserError(f"a dataset named {request.name!r} already exists; pass --replace to overwrite it (this "
-                        "removes every result derived from it) or choose another --name")
+        raise UserError(
+            f"a dataset named {request.name!r} already exists; pass --replace to overwrite it (this "
+            "removes every result derived from it) or choose another --name"
+        )
     tables = request.read()
     write_dataset(store, request.name, tables, replace=request.replace)
     return tables

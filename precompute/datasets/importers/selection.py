@@ -159,8 +159,10 @@ def read_exclude(values: Sequence[str] | None) -> tuple[str, ...]:
                 if line:
                     out.append(line)
         elif looks_like_id_file(value):
-            raise UserError(f"--exclude-sites {value!r}: no such file (a file lists site ids, one per line); "
-                            "check the path, or give site ids or globs such as 'V4-01*'")
+            raise UserError(
+                f"--exclude-sites {value!r}: no such file (a file lists site ids, one per line); "
+                "check the path, or give site ids or globs such as 'V4-01*'"
+            )
         else:
             out.append(value)
     return tuple(out)
@@ -194,8 +196,9 @@ def build_selection(
 
 
 # ---------------------------------------------------------------------------- applying a selection
-def stimulus_mask(variations: Sequence[object] | None, selection: Selection, *, source: str,
-                  hint: str = "") -> np.ndarray | None:
+def stimulus_mask(
+    variations: Sequence[object] | None, selection: Selection, *, source: str, hint: str = ""
+) -> np.ndarray | None:
     """Which stimuli to keep by variation level (None: keep all). `variations` may hold 6, '6' or 'V6'.
 
     A selection that keeps no stimulus is a UserError naming the levels present (and `hint`)."""
@@ -205,18 +208,26 @@ def stimulus_mask(variations: Sequence[object] | None, selection: Selection, *, 
         if selection.preset:
             log.warning("%s has no variation levels: preset %s keeps every stimulus", source, selection.preset)
             return None
-        raise UserError(f"--variation: {source} has no `variation` column, so stimuli cannot be selected by "
-                        "variation; add the column or leave out --variation")
+        raise UserError(
+            f"--variation: {source} has no `variation` column, so stimuli cannot be selected by "
+            "variation; add the column or leave out --variation"
+        )
     levels = np.array([variation_level(v) for v in variations], dtype=object)
     present = sorted({lv for lv in levels.tolist() if lv is not None})
     missing = sorted(set(selection.variations) - set(present))
     asked = ",".join(str(v) for v in sorted(selection.variations))
     if len(missing) == len(selection.variations):
-        raise UserError(f"--variation {asked}: {source} has no stimulus at that level; levels present: "
-                        f"{', '.join(str(v) for v in present) or 'none'}" + (f". {hint}" if hint else ""))
+        raise UserError(
+            f"--variation {asked}: {source} has no stimulus at that level; levels present: "
+            f"{', '.join(str(v) for v in present) or 'none'}" + (f". {hint}" if hint else "")
+        )
     if missing:
-        log.warning("--variation: %s has no stimulus at level(s) %s (present: %s)", source,
-                    ", ".join(str(v) for v in missing), ", ".join(str(v) for v in present))
+        log.warning(
+            "--variation: %s has no stimulus at level(s) %s (present: %s)",
+            source,
+            ", ".join(str(v) for v in missing),
+            ", ".join(str(v) for v in present),
+        )
     return np.array([lv in selection.variations for lv in levels], dtype=bool)
 
 
@@ -236,8 +247,10 @@ def site_mask(
         wanted = {r.lower() for r in selection.regions}
         in_region = np.array([str(r).lower() in wanted for r in region], dtype=bool)
         if len(ids) and not in_region.any():
-            raise UserError(f"--region {','.join(sorted(selection.regions))}: no site is in that region; regions "
-                            f"present: {', '.join(sorted({str(r) for r in region}))}")
+            raise UserError(
+                f"--region {','.join(sorted(selection.regions))}: no site is in that region; regions "
+                f"present: {', '.join(sorted({str(r) for r in region}))}"
+            )
         keep &= in_region
     if selection.exclude_sites:
         patterns = selection.exclude_sites
@@ -262,14 +275,16 @@ def time_bin_indices(
     if selection.time_bin is None:
         return None
     if starts is None or ends is None:
-        raise UserError(f"--time-bin: {source} has no time_bin_start/time_bin_end coordinates to select from; "
-                        "leave out --time-bin")
+        raise UserError(
+            f"--time-bin: {source} has no time_bin_start/time_bin_end coordinates to select from; leave out --time-bin"
+        )
     lo, hi = selection.time_bin
     starts_a = np.asarray(starts, dtype=float)
     ends_a = np.asarray(ends, dtype=float)
     idx = np.flatnonzero((starts_a >= lo) & (ends_a <= hi))
     if idx.size == 0:
         bins = ", ".join(f"{s:g}-{e:g}" for s, e in zip(starts_a, ends_a, strict=True))
-        raise UserError(f"--time-bin {lo:g}-{hi:g}: no time bin of {source} lies inside that window; its bins "
-                        f"are {bins} (ms)")
+        raise UserError(
+            f"--time-bin {lo:g}-{hi:g}: no time bin of {source} lies inside that window; its bins are {bins} (ms)"
+        )
     return idx

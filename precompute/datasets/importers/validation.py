@@ -87,7 +87,8 @@ def bad_sites(responses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # constant: every finite value equal (a range of 0); only judged on sites without NaN
     with np.errstate(invalid="ignore"):
         span = np.nanmax(np.where(finite, responses, np.nan), axis=1, initial=-np.inf) - np.nanmin(
-            np.where(finite, responses, np.nan), axis=1, initial=np.inf)
+            np.where(finite, responses, np.nan), axis=1, initial=np.inf
+        )
     constant = ~nonfinite & (span == 0)
     return nonfinite, constant
 
@@ -122,20 +123,29 @@ def check_data(
     """
     dup = duplicates(stimulus_ids)
     if dup:
-        report.add(stimuli_file, stimulus_field, "duplicate stimulus ids", "give every stimulus one row with a "
-                   "unique id", dup)
+        report.add(
+            stimuli_file, stimulus_field, "duplicate stimulus ids", "give every stimulus one row with a unique id", dup
+        )
     dup = duplicates(site_ids)
     if dup:
         report.add(sites_file, site_field, "duplicate site ids", "give every site one row with a unique id", dup)
     if len(stimulus_ids) < MIN_STIMULI:
-        report.add(stimuli_file, stimulus_field,
-                   f"only {len(stimulus_ids)} stimuli after selection; at least {MIN_STIMULI} are needed for "
-                   "a correlation over stimuli", "add stimuli, or select less (--variation, --preset)")
-    no_region = [s for s, r in zip(site_ids, regions, strict=True)
-                 if r is None or (isinstance(r, float) and np.isnan(r)) or str(r).strip() == ""]
+        report.add(
+            stimuli_file,
+            stimulus_field,
+            f"only {len(stimulus_ids)} stimuli after selection; at least {MIN_STIMULI} are needed for "
+            "a correlation over stimuli",
+            "add stimuli, or select less (--variation, --preset)",
+        )
+    no_region = [
+        s
+        for s, r in zip(site_ids, regions, strict=True)
+        if r is None or (isinstance(r, float) and np.isnan(r)) or str(r).strip() == ""
+    ]
     if no_region:
-        report.add(sites_file, region_field, "sites without a region", "give every site a region (V4, IT, ...)",
-                   no_region)
+        report.add(
+            sites_file, region_field, "sites without a region", "give every site a region (V4, IT, ...)", no_region
+        )
 
     keep = np.ones(len(site_ids), dtype=bool)
     dropped: dict[str, str] = {}
@@ -149,14 +159,24 @@ def check_data(
                 dropped[str(sid)] = "constant responses"
             keep = ~(nonfinite | constant)
             if dropped:
-                log.warning("dropping %d site(s) with NaN/infinite or constant responses: %s", len(dropped),
-                            ", ".join(dropped))
+                log.warning(
+                    "dropping %d site(s) with NaN/infinite or constant responses: %s", len(dropped), ", ".join(dropped)
+                )
         else:
             if nonfinite.any():
-                report.add(responses_file, "response", "sites with NaN, infinite or missing responses",
-                           "fix the data, or pass --drop-bad-sites to drop these sites", ids[nonfinite])
+                report.add(
+                    responses_file,
+                    "response",
+                    "sites with NaN, infinite or missing responses",
+                    "fix the data, or pass --drop-bad-sites to drop these sites",
+                    ids[nonfinite],
+                )
             if constant.any():
-                report.add(responses_file, "response", "sites whose responses are the same for every stimulus "
-                           "(their correlation is undefined)", "pass --drop-bad-sites to drop these sites",
-                           ids[constant])
+                report.add(
+                    responses_file,
+                    "response",
+                    "sites whose responses are the same for every stimulus (their correlation is undefined)",
+                    "pass --drop-bad-sites to drop these sites",
+                    ids[constant],
+                )
     return Checked(keep_sites=keep, dropped=dropped)
