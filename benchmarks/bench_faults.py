@@ -99,7 +99,8 @@ def bench_kills(work: Path, kills: int) -> bool:
 def bench_swap(work: Path, seconds: float) -> bool:
     from benchmarks.bench_load import toy_database
     from deploy.dash_protocol import DashSite
-    from deploy.loadcheck import HttpTransport, Recorder, User, publish_variant, run_load, serve_locally
+    from deploy.loadcheck import HttpTransport, Recorder, User, run_load
+    from deploy.serving import publish_variant, serve_locally
     from precompute.core.store import Store
 
     db = toy_database(work / "swap")

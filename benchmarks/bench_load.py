@@ -49,7 +49,8 @@ def main() -> int:
     parser.add_argument("--auth", action="store_true", help="turn basic auth on (users send credentials)")
     args = parser.parse_args()
 
-    from deploy.loadcheck import HttpTransport, run_load, serve_locally
+    from deploy.loadcheck import HttpTransport, run_load
+    from deploy.serving import serve_locally
 
     with tempfile.TemporaryDirectory(prefix="unitscope-bench-load-") as tmp:
         work = Path(tmp)

@@ -7,7 +7,7 @@ import json
 import logging
 import random
 from collections.abc import Iterable
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from deploy.dash_protocol import PAGE_PARAMS, ROUTER_OUTPUT, DashSite, Transport, hrefs, parse_outputs
 
@@ -81,32 +81,35 @@ def fuzz_values(secret_path: str | None = None) -> list[str]:
     return values
 
 
+#: static routes with traversal and encoding tricks (every one must answer 404/400, never a file)
+STATIC_PATHS = (
+    "/assets/../../etc/passwd",
+    "/assets/%2e%2e/%2e%2e/etc/passwd",
+    "/assets/..%2f..%2fapp.py",
+    "/_dash-component-suites/dash/../../../../etc/passwd",
+    "/_dash-component-suites/%2e%2e/%2e%2e/x.js",
+    "/stimulus/../../etc/passwd.png",
+    "/stimulus/mini/..%2F..%2Fetc%2Fpasswd.png",
+    "/export/",
+    "/export/../app.py",
+    "//etc/passwd",
+    "/%2e%2e/%2e%2e/etc/passwd",
+    "/health/../app.py",
+)
+#: export formats, some of them hostile
+FORMATS = ["csv", "parquet", "png", "svg", "pdf", "txt", "csv%00.png", "", "..", "duckdb"]
+
+
 def fuzz_cases(
     site: DashSite, export_names: list[str], rng: random.Random, n: int, secret_path: str | None = None
 ) -> list[tuple[str, str, dict | None]]:
     """`n` requests (method, path, JSON body or None): pages, callbacks, exports, images and static routes."""
     values = fuzz_values(secret_path)
-    formats = ["csv", "parquet", "png", "svg", "pdf", "txt", "csv%00.png", "", "..", "duckdb"]
     names = [*export_names, "..%2F..%2Fetc%2Fpasswd", "../../etc/passwd", "%2e%2e", "x" * 300, "sites-scatter%00"]
-    static = [
-        "/assets/../../etc/passwd",
-        "/assets/%2e%2e/%2e%2e/etc/passwd",
-        "/assets/..%2f..%2fapp.py",
-        "/_dash-component-suites/dash/../../../../etc/passwd",
-        "/_dash-component-suites/%2e%2e/%2e%2e/x.js",
-        "/stimulus/../../etc/passwd.png",
-        "/stimulus/mini/..%2F..%2Fetc%2Fpasswd.png",
-        "/export/",
-        "/export/../app.py",
-        "//etc/passwd",
-        "/%2e%2e/%2e%2e/etc/passwd",
-        "/health/../app.py",
-    ]
+    static = list(STATIC_PATHS)
     if secret_path:
         static += [f"/assets/{secret_path}", f"/export/{secret_path}.csv", f"/stimulus/mini/{secret_path}.png"]
     cases: list[tuple[str, str, dict | None]] = [("GET", s, None) for s in static]
-    from urllib.parse import quote
-
     while len(cases) < n:
         kind = rng.random()
         query = {
@@ -114,59 +117,52 @@ def fuzz_cases(
             for _ in range(rng.randint(1, 4))
         }
         if kind < 0.35:  # a page opened from a crafted link: the router calls layout(**query)
-            path = rng.choice([*site.pages, "/../../etc/passwd", "/sites/../dataset", "/" + rng.choice(values)])
-            cases.append(
-                (
-                    "POST",
-                    "/_dash-update-component",
-                    {
-                        "output": ROUTER_OUTPUT,
-                        "outputs": parse_outputs(ROUTER_OUTPUT),
-                        "inputs": [
-                            {"id": "_pages_location", "property": "pathname", "value": path},
-                            {"id": "_pages_location", "property": "search", "value": "?" + urlencode(query)},
-                        ],
-                        "state": [],
-                        "changedPropIds": ["_pages_location.pathname"],
-                    },
-                )
-            )
+            cases.append(_router_case(site, rng, values, query))
         elif kind < 0.6:  # a callback with crafted input values (what a hand-made POST can send)
-            cb = rng.choice(site.callbacks)
-
-            def entry(d: dict) -> dict | list:
-                if d["id"].startswith("{") and "[" in d["id"]:
-                    return []
-                cid = json.loads(d["id"]) if d["id"].startswith("{") else d["id"]
-                return {"id": cid, "property": d["property"], "value": rng.choice([*values, None, 3, [1, 2]])}
-
-            outputs = parse_outputs(cb.output)
-            cases.append(
-                (
-                    "POST",
-                    "/_dash-update-component",
-                    {
-                        "output": cb.output,
-                        "outputs": outputs if cb.output.startswith("..") else outputs[0],
-                        "inputs": [entry(d) for d in cb.inputs],
-                        "state": [entry(d) for d in cb.state],
-                        "changedPropIds": [f"{d['id']}.{d['property']}" for d in cb.inputs[:1]],
-                    },
-                )
-            )
+            cases.append(_callback_case(site, rng, values))
         elif kind < 0.9:  # an export with crafted parameters, name or format
             name = rng.choice(export_names) if rng.random() < 0.8 else rng.choice(names)
-            fmt = rng.choice(["csv", "parquet", "csv", "parquet", "svg"] if rng.random() < 0.85 else formats)
+            fmt = rng.choice(["csv", "parquet", "csv", "parquet", "svg"] if rng.random() < 0.85 else FORMATS)
             cases.append(("GET", f"/export/{quote(name, safe='%/')}.{quote(fmt, safe='%')}?{urlencode(query)}", None))
         else:  # a stimulus image with crafted ids
-            cases.append(
-                (
-                    "GET",
-                    f"/stimulus/{quote(rng.choice(values), safe='')}/{quote(rng.choice(values), safe='')}.png",
-                    None,
-                )
-            )
+            stimulus = f"{quote(rng.choice(values), safe='')}/{quote(rng.choice(values), safe='')}"
+            cases.append(("GET", f"/stimulus/{stimulus}.png", None))
     return cases[:n]
+
+
+def _router_case(site: DashSite, rng: random.Random, values: list[str], query: dict) -> tuple[str, str, dict]:
+    path = rng.choice([*site.pages, "/../../etc/passwd", "/sites/../dataset", "/" + rng.choice(values)])
+    body = {
+        "output": ROUTER_OUTPUT,
+        "outputs": parse_outputs(ROUTER_OUTPUT),
+        "inputs": [
+            {"id": "_pages_location", "property": "pathname", "value": path},
+            {"id": "_pages_location", "property": "search", "value": "?" + urlencode(query)},
+        ],
+        "state": [],
+        "changedPropIds": ["_pages_location.pathname"],
+    }
+    return "POST", "/_dash-update-component", body
+
+
+def _callback_case(site: DashSite, rng: random.Random, values: list[str]) -> tuple[str, str, dict]:
+    cb = rng.choice(site.callbacks)
+
+    def entry(d: dict) -> dict | list:
+        if d["id"].startswith("{") and "[" in d["id"]:
+            return []
+        cid = json.loads(d["id"]) if d["id"].startswith("{") else d["id"]
+        return {"id": cid, "property": d["property"], "value": rng.choice([*values, None, 3, [1, 2]])}
+
+    outputs = parse_outputs(cb.output)
+    body = {
+        "output": cb.output,
+        "outputs": outputs if cb.output.startswith("..") else outputs[0],
+        "inputs": [entry(d) for d in cb.inputs],
+        "state": [entry(d) for d in cb.state],
+        "changedPropIds": [f"{d['id']}.{d['property']}" for d in cb.inputs[:1]],
+    }
+    return "POST", "/_dash-update-component", body
 
 
 def run_fuzz(

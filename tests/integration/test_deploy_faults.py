@@ -95,6 +95,7 @@ def _ok(done, what: str) -> None:
     assert done.returncode == 0, f"{what}: exit {done.returncode}\n{done.stderr[-3000:]}"
 
 
+# long: one fixture builds the whole world every fault test starts from, step by step
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     distributed = pytest.importorskip("distributed")

@@ -16,7 +16,8 @@ import pytest
 import requests
 
 from deploy.dash_protocol import DashSite
-from deploy.loadcheck import HttpTransport, Recorder, User, publish_variant, run_load, serve_locally
+from deploy.loadcheck import HttpTransport, Recorder, User, run_load
+from deploy.serving import publish_variant, serve_locally
 from precompute.core.store import Store
 
 pytestmark = pytest.mark.slow
@@ -102,6 +103,7 @@ def test_simulated_users_short(served):
     # latency is a benchmark's figure (benchmarks/bench_load.py), not a verdict of a test on a shared machine
 
 
+# long: one scenario (serve, swap under load, check every answer), read top to bottom
 def test_replacing_the_served_file_while_serving(served):
     """Publish 12 builds while 4 users browse: no failed request, no response mixing two builds, and no
     response to a request started after a publish finished shows an older build (the cache is keyed by

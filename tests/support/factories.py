@@ -129,6 +129,7 @@ def brute_force_r(responses: np.ndarray, activations: list[np.ndarray]) -> np.nd
     return r
 
 
+# long: every results table of the toy build, one block per table, in schema order
 def write_toy_results(
     store,
     dataset: str = "mini",

@@ -81,6 +81,7 @@ def build_id(st):
         con.close()
 
 
+# long: each stored table checked against its brute-force reference, one block per table
 def test_tables_round_trip_and_match_the_reference(store):
     outcome = run(store)
     assert outcome is not None and outcome.n_passes == 1
