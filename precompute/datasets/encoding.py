@@ -1,10 +1,9 @@
 """The hidden ground-truth encoding model behind the synthetic V4 and IT sites (no network, no torch).
 
-V4 site: oriented energy (quadrature Gabor amplitude at 4 orientations x 3 spatial frequencies, 1-4
-cycles/degree), curvature-like conjunctions (sqrt of the product of orthogonal orientations' energies:
-corners, junctions, curves), and ON/OFF centre-surround contrast, weighted by the site's feature
-preferences and pooled in a Gaussian receptive field (diameter at 1 SD ~0.5-3 degrees, growing with
-eccentricity), divisively normalised by the unweighted feature energy in the same field.
+V4 site: the V4-like feature maps of image_features.py (oriented energy, curvature-like conjunctions and
+ON/OFF centre-surround contrast), weighted by the site's feature preferences and pooled in a Gaussian
+receptive field (diameter at 1 SD ~0.5-3 degrees, growing with eccentricity), divisively normalised by
+the unweighted feature energy in the same field.
 
 IT site: a larger field (3-7 degrees) over nonlinear shape templates (rectified-squared 3 x 3 x feature
 combinations of the V4-like maps at 0.5-degree resolution) plus an object- and category-tuned component
@@ -19,8 +18,7 @@ multiplicative gain (a common source of trial-to-trial co-variability). The norm
 the drive's mean and SD are calibrated on the stimulus set (`GroundTruthModel.fit_pooled`) and reused for
 the mapping squares.
 
-Images are 256 x 256 covering 8 degrees; the finest Gabors are applied at 128 x 128 (16 px/degree), the
-rest at 64 x 64, where V4 pools; IT pools at 16 x 16 (0.5 degree).
+V4 pools at 64 x 64 (image_features.POOL_SIZE); IT pools at 16 x 16 (0.5 degree).
 """
 
 from __future__ import annotations
@@ -28,22 +26,22 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 
+from precompute.datasets.image_features import (
+    N_CURV,
+    N_FEATURES,
+    N_GABOR,
+    POOL_SIZE,
+    average_pool,
+    feature_maps,
+    gaussian_weights,
+)
+
 log = logging.getLogger(__name__)
 
-VISUAL_DEGREES = 8.0
-FILTER_SIZE = 128
-POOL_SIZE = 64
 IT_SIZE = 16
-ORIENTATIONS = 4
-WAVELENGTHS_PX = (4.0, 8.0, 16.0)  # at 128 px over 8 degrees: 4, 2, 1 cycles/degree
-DOG_SIGMAS_PX = (2.0, 4.0)
-N_GABOR = ORIENTATIONS * len(WAVELENGTHS_PX)
-N_CURV = 2 * len(WAVELENGTHS_PX)
-N_FEATURES = N_GABOR + N_CURV + 2 * len(DOG_SIGMAS_PX)
 N_TEMPLATES = 64
 WINDOW_S = 0.1  # 70-170 ms
 N_V4, N_IT = 88, 168
@@ -101,12 +99,10 @@ def _smooth_fields(rng: np.random.Generator, k: int, sigma: float = 2.0) -> np.n
     return f / f.std(axis=(1, 2), keepdims=True)
 
 
-def make_population(rng: np.random.Generator, objects_per_category: int = 8, n_categories: int = 8) -> SitePopulation:
-    """Draw the 88 V4 + 168 IT sites (array P for V4; arrays M and A for IT) from `rng`."""
-    ids, regions, subregions, arrays, rows, cols = [], [], [], [], [], []
-    rf_x, rf_y, rf_sigma = [], [], []
-    # V4: array P, retinotopic: columns run rightwards, rows downwards, near-foveal with a contralateral
-    # (right, lower) bias
+def _v4_sites(rng: np.random.Generator) -> list[tuple]:
+    """V4: array P, retinotopic: columns run rightwards, rows downwards, near-foveal with a contralateral
+    (right, lower) bias. One (site_id, region, subregion, array, row, col, rf_x, rf_y, rf_sigma) per site."""
+    sites = []
     v4_cells = _array_layout(N_V4, rng)
     warp = _smooth_fields(rng, 3, sigma=3.0)
     for r, c in v4_cells:
@@ -115,10 +111,14 @@ def make_population(rng: np.random.Generator, objects_per_category: int = 8, n_c
         x, y = float(np.clip(x, -3.6, 3.6)), float(np.clip(y, -3.6, 3.6))
         ecc = math.hypot(x, y)
         diameter = float(np.clip(0.45 + 0.45 * ecc + 0.25 * warp[2, r, c] + 0.1 * rng.standard_normal(), 0.5, 3.0))
-        ids.append(f"{ANIMAL}_{HEMISPHERE}_P_{r}_{c}")
-        regions.append("V4"), subregions.append(None), arrays.append("P"), rows.append(r), cols.append(c)
-        rf_x.append(x), rf_y.append(y), rf_sigma.append(diameter / 2)
-    # IT: arrays M (pIT on the posterior half, cIT on the anterior half) and A (aIT); fields grow anteriorly
+        sites.append((f"{ANIMAL}_{HEMISPHERE}_P_{r}_{c}", "V4", None, "P", r, c, x, y, diameter / 2))
+    return sites
+
+
+def _it_sites(rng: np.random.Generator) -> list[tuple]:
+    """IT: arrays M (pIT on the posterior half, cIT on the anterior half) and A (aIT); fields grow
+    anteriorly. Rows as in `_v4_sites`."""
+    sites = []
     for array, n in (("M", N_IT // 2), ("A", N_IT - N_IT // 2)):
         cells = _array_layout(n, rng)
         warp = _smooth_fields(rng, 3, sigma=3.0)
@@ -126,34 +126,42 @@ def make_population(rng: np.random.Generator, objects_per_category: int = 8, n_c
             sub = "aIT" if array == "A" else ("pIT" if c < 5 else "cIT")
             lo = {"pIT": 3.0, "cIT": 3.8, "aIT": 4.5}[sub]
             diameter = float(np.clip(lo + 0.6 * warp[2, r, c] + 0.3 * rng.standard_normal() + 1.0, 3.0, 7.0))
-            ids.append(f"{ANIMAL}_{HEMISPHERE}_{array}_{r}_{c}")
-            regions.append("IT"), subregions.append(sub), arrays.append(array), rows.append(r), cols.append(c)
-            rf_x.append(float(0.6 + 0.7 * warp[0, r, c] + 0.2 * rng.standard_normal()))
-            rf_y.append(float(-0.3 + 0.7 * warp[1, r, c] + 0.2 * rng.standard_normal()))
-            rf_sigma.append(diameter / 2)
-    rows_a, cols_a = np.array(rows), np.array(cols)
-    regions_a = np.array(regions)
-    is_v4 = regions_a == "V4"
+            x = float(0.6 + 0.7 * warp[0, r, c] + 0.2 * rng.standard_normal())
+            y = float(-0.3 + 0.7 * warp[1, r, c] + 0.2 * rng.standard_normal())
+            sites.append((f"{ANIMAL}_{HEMISPHERE}_{array}_{r}_{c}", "IT", sub, array, r, c, x, y, diameter / 2))
+    return sites
 
-    # V4 feature preferences: smooth over the array, log-normal, normalised to sum 1
+
+def _v4_feature_weights(rng: np.random.Generator, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """V4 feature preferences (n_v4, N_FEATURES) of the sites at rows, cols: smooth over the array,
+    log-normal, normalised to sum 1."""
     fields = _smooth_fields(rng, N_FEATURES)
-    r4, c4 = rows_a[is_v4], cols_a[is_v4]
-    logw = 2.0 * fields[:, r4, c4].T + 0.6 * rng.standard_normal((N_V4, N_FEATURES))
+    logw = 2.0 * fields[:, rows, cols].T + 0.6 * rng.standard_normal((N_V4, N_FEATURES))
     logw[:, N_GABOR + N_CURV :] += 0.7  # every site responds somewhat to luminance contrast (mapping works)
     v4_weights = np.exp(logw)
     v4_weights /= v4_weights.sum(axis=1, keepdims=True)
+    return v4_weights
 
-    # IT: template preferences and object/category tuning, smooth within each array
+
+def _it_preferences(
+    rng: np.random.Generator,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    arrays: np.ndarray,
+    objects_per_category: int,
+    n_categories: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """IT template preferences (n_it, N_TEMPLATES) and object/category tuning (n_it, n_objects), smooth
+    within each array, of the IT sites at rows, cols on arrays."""
     n_obj = objects_per_category * n_categories
     it_w = np.empty((N_IT, N_TEMPLATES))
     it_tuning = np.empty((N_IT, n_obj))
-    it_rows, it_cols, it_arrays = rows_a[~is_v4], cols_a[~is_v4], np.array(arrays)[~is_v4]
     cat_of_obj = np.repeat(np.arange(n_categories), objects_per_category)
     for array in ("M", "A"):
-        sel = it_arrays == array
+        sel = arrays == array
         tf = _smooth_fields(rng, N_TEMPLATES)
         cf = _smooth_fields(rng, n_categories, sigma=1.5)
-        rr, cc = it_rows[sel], it_cols[sel]
+        rr, cc = rows[sel], cols[sel]
         m = int(sel.sum())
         it_w[sel] = np.exp(1.5 * tf[:, rr, cc].T + 0.6 * rng.standard_normal((m, N_TEMPLATES)))
         cat_pref = 1.3 * cf[:, rr, cc].T + 0.5 * rng.standard_normal((m, n_categories))
@@ -161,14 +169,34 @@ def make_population(rng: np.random.Generator, objects_per_category: int = 8, n_c
         it_tuning[sel] = np.exp(cat_pref[:, cat_of_obj] + obj_pref)
     it_w /= it_w.sum(axis=1, keepdims=True)
     it_tuning /= it_tuning.mean(axis=1, keepdims=True)
+    return it_w, it_tuning
+
+
+def _shape_templates(rng: np.random.Generator) -> np.ndarray:
+    """Sparse random 3 x 3 x feature templates (N_FEATURES * 9, N_TEMPLATES), zero-mean, unit norm."""
+    templates = rng.standard_normal((N_FEATURES * 9, N_TEMPLATES)) * (rng.random((N_FEATURES * 9, N_TEMPLATES)) < 0.3)
+    templates -= templates.mean(axis=0, keepdims=True)
+    templates /= np.linalg.norm(templates, axis=0, keepdims=True)
+    return templates
+
+
+def make_population(rng: np.random.Generator, objects_per_category: int = 8, n_categories: int = 8) -> SitePopulation:
+    """Draw the 88 V4 + 168 IT sites (array P for V4; arrays M and A for IT) from `rng`."""
+    columns = zip(*(_v4_sites(rng) + _it_sites(rng)), strict=True)
+    ids, regions, subregions, arrays, rows, cols, rf_x, rf_y, rf_sigma = (list(col) for col in columns)
+    rows_a, cols_a = np.array(rows), np.array(cols)
+    regions_a = np.array(regions)
+    is_v4 = regions_a == "V4"
+
+    v4_weights = _v4_feature_weights(rng, rows_a[is_v4], cols_a[is_v4])
+    it_w, it_tuning = _it_preferences(
+        rng, rows_a[~is_v4], cols_a[~is_v4], np.array(arrays)[~is_v4], objects_per_category, n_categories
+    )
     sub_a = np.array([s or "" for s in subregions])[~is_v4]
     shape_frac = np.clip(
         np.where(sub_a == "aIT", 0.4, np.where(sub_a == "cIT", 0.5, 0.6)) + 0.1 * rng.standard_normal(N_IT), 0.2, 0.8
     )
-
-    templates = rng.standard_normal((N_FEATURES * 9, N_TEMPLATES)) * (rng.random((N_FEATURES * 9, N_TEMPLATES)) < 0.3)
-    templates -= templates.mean(axis=0, keepdims=True)
-    templates /= np.linalg.norm(templates, axis=0, keepdims=True)
+    templates = _shape_templates(rng)
 
     n = len(ids)
     base = rng.uniform(3.0, 10.0, n)
@@ -191,117 +219,6 @@ def make_population(rng: np.random.Generator, objects_per_category: int = 8, n_c
         it_shape_frac=shape_frac,
         templates=templates.astype(np.float32),
     )
-
-
-# --------------------------------------------------------------------------- image features
-@lru_cache(maxsize=4)
-def _gabor_bank(size: int, wavelengths: tuple[float, ...]) -> np.ndarray:
-    """Frequency responses of one-sided Gabor filters (the inverse FFT is the quadrature pair), one per
-    (wavelength, orientation), wavelength-major; zero at DC."""
-    fy = np.fft.fftfreq(size)[:, None]
-    fx = np.fft.fftfreq(size)[None, :]
-    out = []
-    for lam in wavelengths:
-        f0 = 1.0 / lam
-        sf = 0.35 * f0  # about one octave of bandwidth
-        for k in range(ORIENTATIONS):
-            th = math.pi * k / ORIENTATIONS
-            g = np.exp(-((fx - f0 * math.cos(th)) ** 2 + (fy - f0 * math.sin(th)) ** 2) / (2 * sf**2))
-            g[0, 0] = 0.0
-            out.append(g)
-    return np.array(out, dtype=np.complex64)
-
-
-@lru_cache(maxsize=2)
-def _fine_gabor_windows(size: int, out: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """For each finest-scale Gabor: (row indices, column indices) of an out x out window of the size x size
-    spectrum centred on the filter's peak, and the filter on that window.
-
-    The amplitude (envelope) of a narrow-band filter output is band-limited around the filter's centre
-    frequency, so demodulating (taking the window around the peak as baseband) and inverse-transforming
-    at out x out gives the amplitude sampled every size/out pixels: 4x cheaper than filtering at full
-    size and pooling, and the Gaussian filter is below 1e-3 of its peak outside the window.
-    """
-    bank = _gabor_bank(size, WAVELENGTHS_PX[:1])
-    offsets = np.rint(np.fft.fftfreq(out) * out).astype(int)
-    res = []
-    for k in range(ORIENTATIONS):
-        g = bank[k].real
-        py, px = np.unravel_index(int(np.argmax(g)), g.shape)
-        rows = (py + offsets) % size
-        cols = (px + offsets) % size
-        res.append((rows, cols, g[np.ix_(rows, cols)].astype(np.complex64)))
-    return res
-
-
-@lru_cache(maxsize=4)
-def _dog_pair(size: int, sigmas: tuple[float, float]) -> np.ndarray:
-    """Two real DoG filters packed as D1 + i*D2: one inverse FFT returns both (real and imaginary parts)."""
-    fy = np.fft.fftfreq(size)[:, None]
-    fx = np.fft.fftfreq(size)[None, :]
-    f2 = fx**2 + fy**2
-    d = [np.exp(-2 * math.pi**2 * s**2 * f2) - np.exp(-2 * math.pi**2 * (3 * s) ** 2 * f2) for s in sigmas]
-    return (d[0] + 1j * d[1]).astype(np.complex64)
-
-
-def _pool(x: np.ndarray, factor: int) -> np.ndarray:
-    """Average-pool the last two axes by `factor` (strided sums: much faster than reshape-mean)."""
-    if factor == 1:
-        return x
-    acc = None
-    for i in range(factor):
-        for j in range(factor):
-            part = x[..., i::factor, j::factor]
-            acc = part.astype(np.float32) if acc is None else acc + part
-    return acc * np.float32(1.0 / factor**2)
-
-
-def feature_maps(images: np.ndarray) -> np.ndarray:
-    """V4-like feature maps (n, N_FEATURES, 64, 64) float32 of images (n, 256, 256): uint8, or float in
-    [0, 1] (0.5 = gray).
-
-    Channel order: Gabor amplitude (wavelength-major, 4 orientations each), curvature conjunctions
-    (per wavelength: 0/90 and 45/135 degrees), DoG ON (small, large centre), DoG OFF (small, large).
-    The finest Gabors are applied at 128 x 128 and demodulated to 64 x 64 (`_fine_gabor_windows`); the
-    coarser filters run at 64 x 64 (the same filters in degrees).
-    """
-    import scipy.fft
-
-    x = np.asarray(images)
-    scale = 1.0 / 255.0 if x.dtype == np.uint8 else 1.0
-    x = _pool(x, x.shape[-1] // FILTER_SIZE) * np.float32(scale) - np.float32(0.5)
-    x64 = _pool(x, FILTER_SIZE // POOL_SIZE)
-    r = FILTER_SIZE // POOL_SIZE
-    n = x.shape[0]
-    out = np.empty((n, N_FEATURES, POOL_SIZE, POOL_SIZE), dtype=np.float32)
-    coarse = _gabor_bank(POOL_SIZE, tuple(w / r for w in WAVELENGTHS_PX[1:]))
-    spec = scipy.fft.fft2(x, workers=-1)
-    for k, (rows, cols, g) in enumerate(_fine_gabor_windows(FILTER_SIZE, POOL_SIZE)):
-        band = spec[:, rows[:, None], cols[None, :]] * g
-        out[:, k] = np.abs(scipy.fft.ifft2(band, workers=-1)) * np.float32(1.0 / r**2)
-    spec64 = scipy.fft.fft2(x64, workers=-1)
-    out[:, ORIENTATIONS:N_GABOR] = np.abs(scipy.fft.ifft2(spec64[:, None] * coarse[None], workers=-1))
-    for j in range(len(WAVELENGTHS_PX)):
-        a = out[:, j * ORIENTATIONS : (j + 1) * ORIENTATIONS]
-        out[:, N_GABOR + 2 * j] = np.sqrt(a[:, 0] * a[:, 2])
-        out[:, N_GABOR + 2 * j + 1] = np.sqrt(a[:, 1] * a[:, 3])
-    d = scipy.fft.ifft2(spec64 * _dog_pair(POOL_SIZE, tuple(s / r for s in DOG_SIGMAS_PX)), workers=-1)
-    on = N_GABOR + N_CURV
-    out[:, on] = np.maximum(d.real, 0)
-    out[:, on + 1] = np.maximum(d.imag, 0)
-    out[:, on + 2] = np.maximum(-d.real, 0)
-    out[:, on + 3] = np.maximum(-d.imag, 0)
-    return out
-
-
-def gaussian_weights(x: np.ndarray, y: np.ndarray, sigma: np.ndarray, size: int) -> np.ndarray:
-    """Gaussian pooling weights (n_sites, size*size) on a size x size grid over the 8 degrees, rows summing to 1."""
-    c = (np.arange(size) + 0.5) / size * VISUAL_DEGREES - VISUAL_DEGREES / 2
-    gx = np.exp(-((c[None, :] - x[:, None]) ** 2) / (2 * sigma[:, None] ** 2))
-    gy = np.exp(-((-c[None, :] - y[:, None]) ** 2) / (2 * sigma[:, None] ** 2))  # row 0 = top (+y)
-    w = gy[:, :, None] * gx[:, None, :]
-    w = w.reshape(len(x), -1)
-    return (w / w.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 # --------------------------------------------------------------------------- the model
@@ -374,12 +291,12 @@ class GroundTruthModel:
         f = feature_maps(images)  # (b, C, 64, 64)
         f /= self.feature_scale_[None, :, None, None]
         pv = (f.reshape(b * N_FEATURES, -1) @ w_v4.T).reshape(b, N_FEATURES, -1)  # (b, C, s_v4)
-        t = self._templates(_pool(_pool(f, 2), POOL_SIZE // IT_SIZE // 2))  # (b, K, 16, 16)
+        t = self._templates(average_pool(average_pool(f, 2), POOL_SIZE // IT_SIZE // 2))  # (b, K, 16, 16)
         pt = (t.reshape(b * N_TEMPLATES, -1) @ w_it.T).reshape(b, N_TEMPLATES, -1)
         if masks is None or object_idx is None:
             cat = np.zeros((b, w_it.shape[0]), dtype=np.float32)
         else:
-            m = _pool(np.asarray(masks, dtype=np.float32), masks.shape[-1] // IT_SIZE).reshape(b, -1)
+            m = average_pool(np.asarray(masks, dtype=np.float32), masks.shape[-1] // IT_SIZE).reshape(b, -1)
             overlap = m @ w_it.T  # (b, s_it): the object's coverage of the field
             oi = np.asarray(object_idx)
             tun = np.where(oi[:, None] >= 0, pop.it_tuning[:, np.maximum(oi, 0)].T, 0.0)

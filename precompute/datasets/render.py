@@ -29,7 +29,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
-from precompute.datasets.sprites import CANON, DRAWERS, SUPER, Pen
+from precompute.datasets.pen import CANON, SUPER, Pen
+from precompute.datasets.sprites import DRAWERS
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The eight HvM categories drawn procedurally (PIL ImageDraw, SUPER-times supersampled) in a canonical
+"""The eight HvM categories drawn procedurally (with the Pen of pen.py, SUPER-times supersampled) in a canonical
 CANON x CANON frame: faces, cars, chairs, tables, planes, boats, fruits and animals, 8 objects each. Each
 drawing is a deterministic function of its generator; precompute/datasets/render.py shades the drawing,
 places it per stimulus and puts it on a background.
@@ -10,64 +10,8 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-from PIL import Image, ImageDraw
 
-#: the canonical frame's side in px, and the supersampling factor of the drawing
-CANON = 192
-SUPER = 4
-
-
-# --------------------------------------------------------------------------- drawing helpers
-class Pen:
-    """Draws filled shapes in object coordinates (u right, v up, both in [-1, 1]) on a luminance and a
-    mask image at once, so every part of the object is also part of its silhouette."""
-
-    def __init__(self, size: int = CANON * SUPER):
-        self.size = size
-        self.lum = Image.new("L", (size, size), 0)
-        self.mask = Image.new("L", (size, size), 0)
-        self._dl = ImageDraw.Draw(self.lum)
-        self._dm = ImageDraw.Draw(self.mask)
-
-    def p(self, u: float, v: float) -> tuple[float, float]:
-        half = self.size * 0.47
-        return (self.size / 2 + u * half, self.size / 2 - v * half)
-
-    def _g(self, lum: float) -> int:
-        return round(255 * min(max(lum, 0.0), 1.0))
-
-    def poly(self, pts: list[tuple[float, float]], lum: float) -> None:
-        xy = [self.p(u, v) for u, v in pts]
-        self._dl.polygon(xy, fill=self._g(lum))
-        self._dm.polygon(xy, fill=255)
-
-    def ellipse(self, cu: float, cv: float, ru: float, rv: float, lum: float) -> None:
-        x0, y0 = self.p(cu - ru, cv + rv)
-        x1, y1 = self.p(cu + ru, cv - rv)
-        self._dl.ellipse([x0, y0, x1, y1], fill=self._g(lum))
-        self._dm.ellipse([x0, y0, x1, y1], fill=255)
-
-    def rect(self, u0: float, v0: float, u1: float, v1: float, lum: float) -> None:
-        self.poly([(u0, v0), (u1, v0), (u1, v1), (u0, v1)], lum)
-
-    def rrect(self, u0: float, v0: float, u1: float, v1: float, r: float, lum: float) -> None:
-        x0, y0 = self.p(min(u0, u1), max(v0, v1))
-        x1, y1 = self.p(max(u0, u1), min(v0, v1))
-        rad = r * self.size * 0.47
-        self._dl.rounded_rectangle([x0, y0, x1, y1], radius=rad, fill=self._g(lum))
-        self._dm.rounded_rectangle([x0, y0, x1, y1], radius=rad, fill=255)
-
-    def line(self, pts: list[tuple[float, float]], width: float, lum: float) -> None:
-        xy = [self.p(u, v) for u, v in pts]
-        w = max(1, round(width * self.size * 0.47))
-        self._dl.line(xy, fill=self._g(lum), width=w, joint="curve")
-        self._dm.line(xy, fill=255, width=w, joint="curve")
-
-    def chord(self, cu: float, cv: float, ru: float, rv: float, start: float, end: float, lum: float) -> None:
-        x0, y0 = self.p(cu - ru, cv + rv)
-        x1, y1 = self.p(cu + ru, cv - rv)
-        self._dl.chord([x0, y0, x1, y1], start, end, fill=self._g(lum))
-        self._dm.chord([x0, y0, x1, y1], start, end, fill=255)
+from precompute.datasets.pen import Pen
 
 
 def _pick(rng: np.random.Generator, lo: float, hi: float) -> float:
@@ -345,39 +289,40 @@ def draw_fruit(pen: Pen, rng: np.random.Generator, name: str) -> None:
         pen.line([(0, r * 0.9), (0.03, r + 0.12)], 0.04, 0.2)
 
 
-def draw_animal(pen: Pen, rng: np.random.Generator, name: str) -> None:
-    """Side view, facing right."""
-    fur = _pick(rng, 0.25, 0.7)
-    if name == "turtle":
-        for u in (-0.45, -0.1, 0.25, 0.5):
-            pen.rrect(u - 0.08, -0.45, u + 0.08, -0.15, 0.05, fur * 0.8)
-        pen.ellipse(0.78, -0.1, 0.2, 0.13, fur * 0.8)
-        pen.chord(0, -0.2, 0.72, 0.6, 180, 360, fur * 0.6)
-        for i in range(-2, 3):
-            pen.ellipse(i * 0.25, 0.1 - 0.04 * abs(i), 0.11, 0.1, fur * 0.9)
-        return
-    if name == "hedgehog":
-        for i in range(21):
-            ang = math.pi * (0.08 + 0.84 * i / 20)
-            bu, bv = 0.62 * math.cos(ang) - 0.1, 0.42 * math.sin(ang) - 0.25
-            pen.poly([(bu - 0.06, bv), (bu + 0.06, bv), (bu * 1.3, bv * 1.15 + 0.25)], fur * 0.45)
-        pen.chord(-0.1, -0.25, 0.7, 0.5, 180, 360, fur * 0.7)
-        pen.poly([(0.45, -0.25), (0.5, 0.05), (0.92, -0.2)], fur * 1.1)
-        pen.ellipse(0.88, -0.2, 0.04, 0.04, 0.05)
-        for u in (-0.5, -0.2, 0.1, 0.35):
-            pen.rect(u - 0.04, -0.4, u + 0.04, -0.22, fur)
-        return
-    if name == "gorilla":
-        fur = fur * 0.4
-        pen.ellipse(0, 0.05, 0.45, 0.55, fur)  # torso
-        pen.ellipse(0.1, 0.65, 0.22, 0.22, fur)  # head
-        pen.ellipse(0.2, 0.6, 0.12, 0.1, fur * 2.2)  # face
-        pen.line([(-0.3, 0.35), (-0.55, -0.2), (-0.5, -0.85)], 0.16, fur * 1.2)  # arms
-        pen.line([(0.3, 0.35), (0.55, -0.2), (0.5, -0.85)], 0.16, fur * 1.2)
-        pen.rect(-0.3, -0.9, -0.1, -0.35, fur)
-        pen.rect(0.1, -0.9, 0.3, -0.35, fur)
-        return
-    # quadrupeds
+def _draw_turtle(pen: Pen, fur: float) -> None:
+    for u in (-0.45, -0.1, 0.25, 0.5):
+        pen.rrect(u - 0.08, -0.45, u + 0.08, -0.15, 0.05, fur * 0.8)
+    pen.ellipse(0.78, -0.1, 0.2, 0.13, fur * 0.8)
+    pen.chord(0, -0.2, 0.72, 0.6, 180, 360, fur * 0.6)
+    for i in range(-2, 3):
+        pen.ellipse(i * 0.25, 0.1 - 0.04 * abs(i), 0.11, 0.1, fur * 0.9)
+
+
+def _draw_hedgehog(pen: Pen, fur: float) -> None:
+    for i in range(21):
+        ang = math.pi * (0.08 + 0.84 * i / 20)
+        bu, bv = 0.62 * math.cos(ang) - 0.1, 0.42 * math.sin(ang) - 0.25
+        pen.poly([(bu - 0.06, bv), (bu + 0.06, bv), (bu * 1.3, bv * 1.15 + 0.25)], fur * 0.45)
+    pen.chord(-0.1, -0.25, 0.7, 0.5, 180, 360, fur * 0.7)
+    pen.poly([(0.45, -0.25), (0.5, 0.05), (0.92, -0.2)], fur * 1.1)
+    pen.ellipse(0.88, -0.2, 0.04, 0.04, 0.05)
+    for u in (-0.5, -0.2, 0.1, 0.35):
+        pen.rect(u - 0.04, -0.4, u + 0.04, -0.22, fur)
+
+
+def _draw_gorilla(pen: Pen, fur: float) -> None:
+    fur = fur * 0.4
+    pen.ellipse(0, 0.05, 0.45, 0.55, fur)  # torso
+    pen.ellipse(0.1, 0.65, 0.22, 0.22, fur)  # head
+    pen.ellipse(0.2, 0.6, 0.12, 0.1, fur * 2.2)  # face
+    pen.line([(-0.3, 0.35), (-0.55, -0.2), (-0.5, -0.85)], 0.16, fur * 1.2)  # arms
+    pen.line([(0.3, 0.35), (0.55, -0.2), (0.5, -0.85)], 0.16, fur * 1.2)
+    pen.rect(-0.3, -0.9, -0.1, -0.35, fur)
+    pen.rect(0.1, -0.9, 0.3, -0.35, fur)
+
+
+def _draw_quadruped_body(pen: Pen, name: str, fur: float) -> tuple[float, float, float, float]:
+    """Legs, tail and body of a quadruped; returns the body's centre (u, v) and half-length, half-height."""
     body_l = {"elephant": 0.62, "cow": 0.6, "bear": 0.55, "dog": 0.5, "lioness": 0.58}.get(name, 0.55)
     body_h = {"elephant": 0.38, "cow": 0.3, "bear": 0.33, "dog": 0.2, "lioness": 0.2}.get(name, 0.25)
     leg_w = {"elephant": 0.14, "bear": 0.12}.get(name, 0.07)
@@ -402,34 +347,63 @@ def draw_animal(pen: Pen, rng: np.random.Generator, name: str) -> None:
         if name == "lioness":
             pen.ellipse(tail[-1][0], tail[-1][1], 0.06, 0.08, fur * 0.4)
     pen.ellipse(cu, cv, body_l, body_h, fur)
+    return cu, cv, body_l, body_h
+
+
+def _draw_elephant_head(pen: Pen, hu: float, hv: float, fur: float) -> None:
+    pen.ellipse(hu, hv, 0.25, 0.26, fur)
+    pen.line([(hu + 0.2, hv - 0.05), (hu + 0.3, hv - 0.4), (hu + 0.25, hv - 0.7)], 0.1, fur * 0.95)  # trunk
+    pen.ellipse(hu - 0.12, hv, 0.15, 0.24, fur * 0.8)  # ear
+    pen.line([(hu + 0.12, hv - 0.15), (hu + 0.3, hv - 0.22)], 0.03, 0.95)  # tusk
+
+
+def _draw_quadruped_head(
+    pen: Pen, rng: np.random.Generator, name: str, fur: float, body: tuple[float, float, float, float]
+) -> None:
+    """Head, snout, nose, eye and ears (or horns and patches, for a cow) on the body `_draw_quadruped_body` drew."""
+    cu, cv, body_l, body_h = body
     hu, hv = cu + body_l + 0.05, cv + body_h * 0.55
     if name == "elephant":
-        pen.ellipse(hu, hv, 0.25, 0.26, fur)
-        pen.line([(hu + 0.2, hv - 0.05), (hu + 0.3, hv - 0.4), (hu + 0.25, hv - 0.7)], 0.1, fur * 0.95)  # trunk
-        pen.ellipse(hu - 0.12, hv, 0.15, 0.24, fur * 0.8)  # ear
-        pen.line([(hu + 0.12, hv - 0.15), (hu + 0.3, hv - 0.22)], 0.03, 0.95)  # tusk
-    else:
-        hr = {"bear": 0.19, "cow": 0.16, "dog": 0.14, "lioness": 0.15}.get(name, 0.15)
-        pen.ellipse(hu, hv, hr, hr * 0.95, fur)
-        snout = {"cow": 0.18, "dog": 0.17, "bear": 0.14, "lioness": 0.12}.get(name, 0.14)
-        pen.rrect(hu, hv - hr * 0.7, hu + hr + snout * 0.7, hv + hr * 0.1, 0.05, fur * 1.1)
-        pen.ellipse(hu + hr + snout * 0.65, hv - hr * 0.2, 0.03, 0.03, 0.05)  # nose
-        pen.ellipse(hu + hr * 0.3, hv + hr * 0.35, 0.03, 0.03, 0.05)  # eye
-        if name == "cow":
-            pen.line([(hu - 0.05, hv + hr * 0.8), (hu - 0.12, hv + hr * 1.6)], 0.03, 0.9)  # horns
-            pen.line([(hu + 0.05, hv + hr * 0.8), (hu + 0.1, hv + hr * 1.6)], 0.03, 0.9)
-            for _ in range(4):  # patches
-                pen.ellipse(
-                    cu + _pick(rng, -0.4, 0.4),
-                    cv + _pick(rng, -0.1, 0.1),
-                    _pick(rng, 0.08, 0.15),
-                    _pick(rng, 0.06, 0.12),
-                    min(1.0, fur + 0.45),
-                )
-        elif name == "dog":
-            pen.poly([(hu - 0.05, hv + hr * 0.6), (hu - 0.15, hv - hr * 0.6), (hu + 0.02, hv + hr * 0.2)], fur * 0.6)
-        else:  # bear, lioness: small round ears
-            pen.ellipse(hu - hr * 0.4, hv + hr * 0.85, 0.05, 0.05, fur * 0.8)
+        _draw_elephant_head(pen, hu, hv, fur)
+        return
+    hr = {"bear": 0.19, "cow": 0.16, "dog": 0.14, "lioness": 0.15}.get(name, 0.15)
+    pen.ellipse(hu, hv, hr, hr * 0.95, fur)
+    snout = {"cow": 0.18, "dog": 0.17, "bear": 0.14, "lioness": 0.12}.get(name, 0.14)
+    pen.rrect(hu, hv - hr * 0.7, hu + hr + snout * 0.7, hv + hr * 0.1, 0.05, fur * 1.1)
+    pen.ellipse(hu + hr + snout * 0.65, hv - hr * 0.2, 0.03, 0.03, 0.05)  # nose
+    pen.ellipse(hu + hr * 0.3, hv + hr * 0.35, 0.03, 0.03, 0.05)  # eye
+    if name == "cow":
+        pen.line([(hu - 0.05, hv + hr * 0.8), (hu - 0.12, hv + hr * 1.6)], 0.03, 0.9)  # horns
+        pen.line([(hu + 0.05, hv + hr * 0.8), (hu + 0.1, hv + hr * 1.6)], 0.03, 0.9)
+        for _ in range(4):  # patches
+            pen.ellipse(
+                cu + _pick(rng, -0.4, 0.4),
+                cv + _pick(rng, -0.1, 0.1),
+                _pick(rng, 0.08, 0.15),
+                _pick(rng, 0.06, 0.12),
+                min(1.0, fur + 0.45),
+            )
+    elif name == "dog":
+        pen.poly([(hu - 0.05, hv + hr * 0.6), (hu - 0.15, hv - hr * 0.6), (hu + 0.02, hv + hr * 0.2)], fur * 0.6)
+    else:  # bear, lioness: small round ears
+        pen.ellipse(hu - hr * 0.4, hv + hr * 0.85, 0.05, 0.05, fur * 0.8)
+
+
+_SPECIAL_ANIMALS: dict[str, Callable[[Pen, float], None]] = {
+    "turtle": _draw_turtle,
+    "hedgehog": _draw_hedgehog,
+    "gorilla": _draw_gorilla,
+}
+
+
+def draw_animal(pen: Pen, rng: np.random.Generator, name: str) -> None:
+    """Side view, facing right."""
+    fur = _pick(rng, 0.25, 0.7)
+    special = _SPECIAL_ANIMALS.get(name)
+    if special is not None:
+        special(pen, fur)
+        return
+    _draw_quadruped_head(pen, rng, name, fur, _draw_quadruped_body(pen, name, fur))
 
 
 DRAWERS: dict[str, Callable[[Pen, np.random.Generator, object], None]] = {

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from precompute.core.errors import UserError
-from precompute.datasets.importers.brainio import import_brainio, read_assembly
+from precompute.datasets.importers.brainio import import_brainio
+from precompute.datasets.importers.brainio_assembly import read_assembly
 from precompute.datasets.importers.selection import Selection, build_selection
 from precompute.datasets.importers.validation import ImportRefusedError
 from precompute.datasets.reliability import split_half_reliability

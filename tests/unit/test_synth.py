@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from precompute.core.errors import UserError
-from precompute.datasets import encoding, render, synth
+from precompute.datasets import encoding, image_features, render, synth
 from precompute.datasets.reliability import split_half_reliability
 from precompute.datasets.rf_mapping import grid_centres_deg, square_grid_stimuli
 
@@ -255,7 +255,7 @@ def test_backgrounds_are_deterministic_natural_textures():
 
 
 def test_pooling_weights_put_plus_y_up():
-    w = encoding.gaussian_weights(np.array([2.0]), np.array([3.0]), np.array([0.3]), 64)[0].reshape(64, 64)
+    w = image_features.gaussian_weights(np.array([2.0]), np.array([3.0]), np.array([0.3]), 64)[0].reshape(64, 64)
     r, c = np.unravel_index(np.argmax(w), w.shape)
     assert r < 16 and c > 40  # up and to the right
     assert w.sum() == pytest.approx(1.0, rel=1e-5)
@@ -301,21 +301,21 @@ def _grating(theta_deg: float, wavelength_px: float) -> np.ndarray:
     return (0.5 + 0.3 * np.cos(phase)).astype(np.float32)
 
 
-@pytest.mark.parametrize("k", range(encoding.ORIENTATIONS))
+@pytest.mark.parametrize("k", range(image_features.ORIENTATIONS))
 def test_gabor_channels_prefer_their_orientation_and_scale(k):
-    theta = 180.0 * k / encoding.ORIENTATIONS
-    for j, lam in enumerate(encoding.WAVELENGTHS_PX):
-        f = encoding.feature_maps(_grating(theta, lam * 2)[None])[0]  # filters' px are at 128: x2 at 256
-        energy = f[: encoding.N_GABOR].mean(axis=(1, 2))
-        assert int(np.argmax(energy)) == j * encoding.ORIENTATIONS + k
+    theta = 180.0 * k / image_features.ORIENTATIONS
+    for j, lam in enumerate(image_features.WAVELENGTHS_PX):
+        f = image_features.feature_maps(_grating(theta, lam * 2)[None])[0]  # filters' px are at 128: x2 at 256
+        energy = f[: image_features.N_GABOR].mean(axis=(1, 2))
+        assert int(np.argmax(energy)) == j * image_features.ORIENTATIONS + k
 
 
 def test_blank_gives_no_features_and_a_square_drives_the_centre_surround_channels():
     squares, blank = square_grid_stimuli(256)
-    fb = encoding.feature_maps(blank[None])[0]
+    fb = image_features.feature_maps(blank[None])[0]
     assert np.abs(fb).max() < 1e-5
-    fs = encoding.feature_maps(squares[27][None])[0]  # row 3, column 3: centre (-0.5, +0.5) degrees
-    on_small = encoding.N_GABOR + encoding.N_CURV
+    fs = image_features.feature_maps(squares[27][None])[0]  # row 3, column 3: centre (-0.5, +0.5) degrees
+    on_small = image_features.N_GABOR + image_features.N_CURV
     r, c = np.unravel_index(np.argmax(fs[on_small + 1]), (64, 64))  # large ON centre peaks inside the square
     assert 24 <= r < 32 and 24 <= c < 32
 

@@ -206,44 +206,37 @@ def _read_images(
     return images, widths, heights
 
 
-def _read_responses(
+def _read_npy_responses(
     report: Report, path: Path, all_stim: list[str], all_sites: list[str], stim_ids: list[str], site_ids: list[str]
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """The (selected sites x selected stimuli) responses, and trials when the folder has them."""
+) -> np.ndarray:
+    """responses.npy: a (sites x stimuli) array in the row order of sites.csv and stimuli.csv."""
     n_sites, n_stim = len(site_ids), len(stim_ids)
-    if path.suffix == ".npy":
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            report.add(str(path), "", f"cannot be read as a NumPy array ({exc})", "save it with numpy.save")
-            return np.full((n_sites, n_stim), np.nan), None
-        if arr.shape != (len(all_sites), len(all_stim)) or not np.issubdtype(arr.dtype, np.number):
-            report.add(
-                str(path),
-                "shape",
-                f"is {arr.dtype} {arr.shape}; expected numbers shaped "
-                f"(sites {len(all_sites)}, stimuli {len(all_stim)}) in the row order of sites.csv and "
-                "stimuli.csv",
-                "save the responses as a (sites x stimuli) float array",
-            )
-            return np.full((n_sites, n_stim), np.nan), None
-        first_site = {s: i for i, s in reversed(list(enumerate(all_sites)))}
-        first_stim = {s: i for i, s in reversed(list(enumerate(all_stim)))}
-        rows = [first_site[s] for s in site_ids]
-        cols = [first_stim[s] for s in stim_ids]
-        return arr[np.ix_(rows, cols)].astype(np.float64), None
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        report.add(str(path), "", f"cannot be read as a NumPy array ({exc})", "save it with numpy.save")
+        return np.full((n_sites, n_stim), np.nan)
+    if arr.shape != (len(all_sites), len(all_stim)) or not np.issubdtype(arr.dtype, np.number):
+        report.add(
+            str(path),
+            "shape",
+            f"is {arr.dtype} {arr.shape}; expected numbers shaped "
+            f"(sites {len(all_sites)}, stimuli {len(all_stim)}) in the row order of sites.csv and "
+            "stimuli.csv",
+            "save the responses as a (sites x stimuli) float array",
+        )
+        return np.full((n_sites, n_stim), np.nan)
+    first_site = {s: i for i, s in reversed(list(enumerate(all_sites)))}
+    first_stim = {s: i for i, s in reversed(list(enumerate(all_stim)))}
+    rows = [first_site[s] for s in site_ids]
+    cols = [first_stim[s] for s in stim_ids]
+    return arr[np.ix_(rows, cols)].astype(np.float64)
 
-    per_trial = path.name == "trials.csv"
-    need = ("site_id", "stimulus_id", "repetition", "response") if per_trial else ("site_id", "stimulus_id", "response")
-    frame = read_csv(path, ("site_id", "stimulus_id"))
-    if not _require_columns(
-        report,
-        frame,
-        path,
-        need,
-        "write one row per " + ("trial" if per_trial else "site and stimulus") + " with columns " + ", ".join(need),
-    ):
-        return np.full((n_sites, n_stim), np.nan), None
+
+def _check_response_rows(
+    report: Report, frame: pd.DataFrame, path: Path, all_stim: list[str], all_sites: list[str], key: list[str]
+) -> pd.DataFrame:
+    """Report rows of unknown stimuli or sites and duplicate keys; the frame with the first of each duplicate."""
     unknown_stim = sorted(set(frame["stimulus_id"].astype(str)) - set(all_stim))
     unknown_site = sorted(set(frame["site_id"].astype(str)) - set(all_sites))
     if unknown_stim:
@@ -262,7 +255,6 @@ def _read_responses(
             "add these sites to sites.csv or remove their rows",
             unknown_site,
         )
-    key = ["site_id", "stimulus_id"] + (["repetition"] if per_trial else [])
     dup = frame.duplicated(key, keep=False)
     if dup.any():
         pairs = frame.loc[dup, key].astype(str).agg("/".join, axis=1).drop_duplicates().tolist()
@@ -274,21 +266,15 @@ def _read_responses(
             pairs,
         )
         frame = frame.drop_duplicates(key, keep="first")
-    site_pos = {s: i for i, s in enumerate(site_ids)}
-    stim_pos = {s: i for i, s in enumerate(stim_ids)}
-    si = frame["site_id"].astype(str).map(site_pos)
-    ti = frame["stimulus_id"].astype(str).map(stim_pos)
-    keep = si.notna() & ti.notna()
-    frame = frame[keep]
-    si = si[keep].to_numpy(dtype=np.int64)
-    ti = ti[keep].to_numpy(dtype=np.int64)
-    values = pd.to_numeric(frame["response"], errors="coerce").to_numpy(dtype=np.float64)
-    if not per_trial:
-        out = np.full((n_sites, n_stim), np.nan)
-        out[si, ti] = values
-        return out, None
-    # trials: slot = rank of the repetition within its (site, stimulus), so 1-based or gappy numbering works
-    order = np.lexsort((pd.to_numeric(frame["repetition"], errors="coerce").to_numpy(), ti, si))
+    return frame
+
+
+def _trials_from_rows(
+    si: np.ndarray, ti: np.ndarray, values: np.ndarray, repetition: np.ndarray, n_sites: int, n_stim: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Trials (sites, stimuli, repetitions) and their mean responses from one row per trial; a trial's
+    slot is the rank of its repetition within its (site, stimulus), so 1-based or gappy numbering works."""
+    order = np.lexsort((repetition, ti, si))
     si, ti, values = si[order], ti[order], values[order]
     cell = si * n_stim + ti
     starts = np.r_[0, np.flatnonzero(np.diff(cell)) + 1]
@@ -303,3 +289,41 @@ def _read_responses(
     with np.errstate(invalid="ignore", divide="ignore"):
         responses = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan).reshape(n_sites, n_stim)
     return responses, trials
+
+
+def _read_responses(
+    report: Report, path: Path, all_stim: list[str], all_sites: list[str], stim_ids: list[str], site_ids: list[str]
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The (selected sites x selected stimuli) responses, and trials when the folder has them."""
+    n_sites, n_stim = len(site_ids), len(stim_ids)
+    if path.suffix == ".npy":
+        return _read_npy_responses(report, path, all_stim, all_sites, stim_ids, site_ids), None
+
+    per_trial = path.name == "trials.csv"
+    need = ("site_id", "stimulus_id", "repetition", "response") if per_trial else ("site_id", "stimulus_id", "response")
+    frame = read_csv(path, ("site_id", "stimulus_id"))
+    if not _require_columns(
+        report,
+        frame,
+        path,
+        need,
+        "write one row per " + ("trial" if per_trial else "site and stimulus") + " with columns " + ", ".join(need),
+    ):
+        return np.full((n_sites, n_stim), np.nan), None
+    key = ["site_id", "stimulus_id"] + (["repetition"] if per_trial else [])
+    frame = _check_response_rows(report, frame, path, all_stim, all_sites, key)
+    site_pos = {s: i for i, s in enumerate(site_ids)}
+    stim_pos = {s: i for i, s in enumerate(stim_ids)}
+    si = frame["site_id"].astype(str).map(site_pos)
+    ti = frame["stimulus_id"].astype(str).map(stim_pos)
+    keep = si.notna() & ti.notna()
+    frame = frame[keep]
+    si = si[keep].to_numpy(dtype=np.int64)
+    ti = ti[keep].to_numpy(dtype=np.int64)
+    values = pd.to_numeric(frame["response"], errors="coerce").to_numpy(dtype=np.float64)
+    if not per_trial:
+        out = np.full((n_sites, n_stim), np.nan)
+        out[si, ti] = values
+        return out, None
+    repetition = pd.to_numeric(frame["repetition"], errors="coerce").to_numpy()
+    return _trials_from_rows(si, ti, values, repetition, n_sites, n_stim)
