@@ -101,7 +101,8 @@ def main() -> int:
     from distributed import Client, LocalCluster
 
     from precompute.core.store import Store
-    from precompute.jobs.batch import execute_batch, load_batch
+    from precompute.jobs.batch import execute_batch
+    from precompute.jobs.batch_file import load_batch
 
     logging.basicConfig(level=logging.WARNING)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-cluster-"))

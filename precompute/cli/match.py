@@ -7,7 +7,8 @@ from pathlib import Path
 
 from precompute.core.errors import UserError
 from precompute.core.store import Store
-from precompute.jobs.batch import BATCH_HELP, check_batch, load_batch, run_batch
+from precompute.jobs.batch import check_batch, run_batch
+from precompute.jobs.batch_file import BATCH_HELP, load_batch
 from precompute.match.engine import DEFAULT_TOP_K
 from precompute.match.runner import run_pair
 

@@ -7,6 +7,7 @@ worker.py    runs one task on a worker against a private DuckDB file and writes 
 results.py   result files: atomic writes, a manifest written last marks a result complete
 ingest.py    the coordinator ingests one finished task in one Store.step transaction and publishes
 executor.py  `local` (in-process, the batch's historical behaviour) and `dask` (distributed.Client)
+report.py    what a run reports: each task's outcome, the batch's summary, progress lines with an ETA
 
 docs/cluster.md says how to run it on a lab server or a SLURM cluster.
 """

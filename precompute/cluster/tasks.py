@@ -75,27 +75,9 @@ def build_tasks(runs: Sequence, analyses: Sequence) -> list[Task]:
     copy asks for it); the same analysis twice with different settings is a UserError."""
 
     tasks: dict[str, Task] = {}
-
-    def add(task: Task) -> None:
-        old = tasks.get(task.task_id)
-        if old is None:
-            tasks[task.task_id] = task
-            return
-        same = {k: v for k, v in old.params.items() if k not in ("force", "memory_gb")} == {
-            k: v for k, v in task.params.items() if k not in ("force", "memory_gb")
-        }
-        if not same:
-            raise UserError(
-                f"batch file: {task.describe()} is listed twice with different settings "
-                f"({old.params} and {task.params}); keep one"
-            )
-        if task.force and not old.force:
-            tasks[task.task_id] = Task(
-                old.task_id, old.kind, old.dataset, old.model, old.deps, {**old.params, "force": True}
-            )
-
     for spec in runs:
-        add(
+        _add(
+            tasks,
             Task(
                 match_step(spec.dataset, spec.model),
                 MATCH,
@@ -103,26 +85,48 @@ def build_tasks(runs: Sequence, analyses: Sequence) -> list[Task]:
                 spec.model,
                 (),
                 {"top_k": spec.top_k, "memory_gb": spec.memory_gb, "force": spec.force},
-            )
+            ),
         )
 
     order = {name: i for i, name in enumerate(registry.analyses())}
+    per_pair, cross = _analysis_tasks(analyses)
+    _chain_pair_analyses(tasks, per_pair, order)
+    _chain_cross_analyses(tasks, cross, order)
+    return list(tasks.values())
+
+
+def _add(tasks: dict[str, Task], task: Task) -> None:
+    """Add `task` to `tasks`; a copy already there is kept (forced if either asks), unless its settings differ."""
+    old = tasks.get(task.task_id)
+    if old is None:
+        tasks[task.task_id] = task
+        return
+    same = {k: v for k, v in old.params.items() if k not in ("force", "memory_gb")} == {
+        k: v for k, v in task.params.items() if k not in ("force", "memory_gb")
+    }
+    if not same:
+        raise UserError(
+            f"batch file: {task.describe()} is listed twice with different settings "
+            f"({old.params} and {task.params}); keep one"
+        )
+    if task.force and not old.force:
+        tasks[task.task_id] = Task(
+            old.task_id, old.kind, old.dataset, old.model, old.deps, {**old.params, "force": True}
+        )
+
+
+def _analysis_tasks(
+    analyses: Sequence,
+) -> tuple[dict[tuple[str, str], dict[str, Task]], dict[str, dict[str, Task]]]:
+    """The [[analyze]] entries' tasks, not yet chained: per (dataset, model) and per dataset (cross-model),
+    each by label."""
     per_pair: dict[tuple[str, str], dict[str, Task]] = {}
     cross: dict[str, dict[str, Task]] = {}
     for spec in analyses:
         for a in registry.get_analyses(list(spec.analyses) or None):
-            params = {"analysis": a.name, "protocol": spec.protocol, "seed": spec.seed, "force": spec.force}
-            if getattr(a, "dataset_options", ()):  # reads a second dataset, named by an option
-                options = {"select_on": spec.select_on} if getattr(spec, "select_on", None) else {}
-                missing = a.missing_options(options)
-                if missing and spec.analyses:
-                    raise UserError(
-                        f"batch file: analysis {a.name!r} on {spec.dataset} x {spec.model} needs "
-                        f"`{missing[0]}` (the dataset to read besides {spec.dataset!r}) in its [[analyze]]"
-                    )
-                if missing:
-                    continue  # as `analyze` does for "all analyses"
-                params["options"] = options
+            params = _analysis_params(a, spec)
+            if params is None:
+                continue
             label = a.label(params.get("options"))
             if a.cross_model:
                 cross.setdefault(spec.dataset, {})[label] = Task(
@@ -137,6 +141,32 @@ def build_tasks(runs: Sequence, analyses: Sequence) -> list[Task]:
                         pair[label] = t
                 else:
                     pair[label] = t
+    return per_pair, cross
+
+
+def _analysis_params(a, spec) -> dict | None:
+    """A task's params for analysis `a` of an [[analyze]] entry; None when it is left out (an analysis that
+    reads a second dataset, not named, when the entry asks for all analyses)."""
+    params = {"analysis": a.name, "protocol": spec.protocol, "seed": spec.seed, "force": spec.force}
+    if getattr(a, "dataset_options", ()):  # reads a second dataset, named by an option
+        options = {"select_on": spec.select_on} if getattr(spec, "select_on", None) else {}
+        missing = a.missing_options(options)
+        if missing and spec.analyses:
+            raise UserError(
+                f"batch file: analysis {a.name!r} on {spec.dataset} x {spec.model} needs "
+                f"`{missing[0]}` (the dataset to read besides {spec.dataset!r}) in its [[analyze]]"
+            )
+        if missing:
+            return None  # as `analyze` does for "all analyses"
+        params["options"] = options
+    return params
+
+
+def _chain_pair_analyses(
+    tasks: dict[str, Task], per_pair: dict[tuple[str, str], dict[str, Task]], order: dict[str, int]
+) -> None:
+    """Add each (dataset, model)'s analyses in registry order, each after the previous (the first after the
+    pair's matching run when the batch has it)."""
     for (dataset, model), named in per_pair.items():
         previous = match_step(dataset, model)
         previous = previous if previous in tasks else None
@@ -145,15 +175,18 @@ def build_tasks(runs: Sequence, analyses: Sequence) -> list[Task]:
             # An analysis that reads another dataset also waits for that dataset's matching run.
             others = [match_step(d, model) for d in t.params.get("options", {}).values()]
             deps = ((previous,) if previous else ()) + tuple(o for o in others if o in tasks)
-            add(Task(t.task_id, t.kind, t.dataset, t.model, deps, t.params))
+            _add(tasks, Task(t.task_id, t.kind, t.dataset, t.model, deps, t.params))
             previous = t.task_id
+
+
+def _chain_cross_analyses(tasks: dict[str, Task], cross: dict[str, dict[str, Task]], order: dict[str, int]) -> None:
+    """Add each dataset's cross-model analyses after every task already on that dataset, in registry order."""
     for dataset, named in cross.items():
         before = tuple(tid for tid, t in tasks.items() if t.dataset == dataset)
         for name in sorted(named, key=order.__getitem__):
             t = named[name]
-            add(Task(t.task_id, t.kind, t.dataset, None, before, t.params))
+            _add(tasks, Task(t.task_id, t.kind, t.dataset, None, before, t.params))
             before = (*before, t.task_id)
-    return list(tasks.values())
 
 
 def _check_same(old: Task, new: Task) -> None:

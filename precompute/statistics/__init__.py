@@ -13,6 +13,8 @@ at its bottom, the named analyses that apply them to one (dataset, model) and wr
     comparisons  paired comparison of two models over the same sites (Wilcoxon signed-rank)
     splits, streaming_pass
                  stratified splits; the one statistics pass (training copies, permuted copies, projections)
+    projection   the pass's very sparse random projections and the tap that applies them (PLS)
+    pass_cache   the pass's disk cache: one .npz per pass under cache/stats/, only a pair's latest kept
     null, pls    the null for the maximum (permutations, BH); Brain-Score's PLS linear predictivity
     crossval     held-out r (split-half, neuron_to_neuron), stability, selection curve, stimulus intervals
     cross_dataset

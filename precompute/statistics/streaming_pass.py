@@ -11,8 +11,8 @@ chose each site's unit on the folds' nested training sets, split_matches):
 - **permuted copies** (the null): every site's responses under an independent random permutation of
   the stimuli (weights 1); each copy's top-1 r is one draw of "the best r of this model with a response
   that has no relation to the images";
-- **random projections** (PLS): a tap on the source projects chosen layers' activations of every stimulus
-  to `projection_dim` features with a very sparse random projection (Li, Hastie & Church 2006:
+- **random projections** (PLS): a tap on the source (projection.py) projects chosen layers' activations of
+  every stimulus to `projection_dim` features with a very sparse random projection (Li, Hastie & Church 2006:
   entries +-sqrt(1/(density * dim)) with density 1/sqrt(units)), which keeps inner products (and so
   linear predictivity) up to a small distortion; a layer of U units costs sqrt(U) * dim multiply-adds
   per stimulus and sqrt(U) * dim * 8 bytes of matrix.
@@ -27,7 +27,7 @@ passes when the accumulator grows. `PassSpec` says what goes in; the defaults ar
 The result (`PassResult`, a few MB without projections) is cached per (dataset, model, inputs, protocol,
 seed) under `<data folder>/cache/stats/`, so the analyses that share it (`null`, `pls`, and `crossval` with
 --protocol paper) run it once. Only the latest pass of a (dataset, model) is kept: writing one removes that
-pair's other files (`prune_cache`).
+pair's other files (pass_cache.py: the cache's files, their names and `prune_cache`).
 """
 
 from __future__ import annotations
@@ -35,9 +35,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,7 +48,8 @@ from precompute.match.inference import gather_activations
 from precompute.match.plan import DEFAULT_RESERVE_BYTES
 from precompute.match.results import unit_coords
 from precompute.match.rows import RowSet
-from precompute.models.sources import data_dir_of
+from precompute.statistics.pass_cache import cache_path, prune_cache, read_npz, write_npz
+from precompute.statistics.projection import ProjectingSource
 from precompute.statistics.scores import best_layers as region_best_layers
 
 log = logging.getLogger(__name__)
@@ -140,28 +139,23 @@ class PassResult:
         }
         for layer, proj in self.projections.items():
             arrays[f"projection_{layer}"] = proj
-        meta = {"set_names": self.set_names, "timings": self.timings}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
-        tmp.replace(path)
+        write_npz(path, {"set_names": self.set_names, "timings": self.timings}, arrays)
 
     @classmethod
     def load(cls, path: Path) -> PassResult:
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-            projections = {int(k.removeprefix("projection_")): z[k] for k in z.files if k.startswith("projection_")}
-            return cls(
-                meta["set_names"],
-                z["train_masks"],
-                z["selected"],
-                z["selected_r"],
-                z["null_max"],
-                z["unit_keys"],
-                z["unit_values"],
-                projections,
-                meta.get("timings", {}),
-            )
+        meta, z = read_npz(path)
+        projections = {int(k.removeprefix("projection_")): v for k, v in z.items() if k.startswith("projection_")}
+        return cls(
+            meta["set_names"],
+            z["train_masks"],
+            z["selected"],
+            z["selected_r"],
+            z["null_max"],
+            z["unit_keys"],
+            z["unit_values"],
+            projections,
+            meta.get("timings", {}),
+        )
 
 
 # ---------------------------------------------------------------------------------------------- rows
@@ -208,68 +202,6 @@ def build_rows(responses: np.ndarray, spec: PassSpec, rng: np.random.Generator):
     return RowSet(values_all, group.reshape(-1).astype(np.int64), groups.astype(np.float64)), layout
 
 
-# ---------------------------------------------------------------------------------------------- projections
-def sparse_projection(n_units: int, dim: int, seed: int):
-    """A very sparse random projection (dim, n_units) as a scipy CSR float32 matrix.
-
-    Each of the `dim` features sums m = ceil(sqrt(n_units)) units drawn at random (with replacement;
-    repeats add up) with random signs, scaled by sqrt(n_units / (m * dim)): Li et al.'s very sparse
-    projection (density 1/sqrt(n_units)), every feature non-empty, squared norms kept in expectation."""
-    from scipy import sparse
-
-    rng = np.random.default_rng([int(seed), int(n_units), int(dim)])
-    m = max(1, int(np.ceil(np.sqrt(n_units))))
-    cols = rng.integers(0, n_units, size=(dim, m))
-    scale = np.float32(np.sqrt(n_units / (m * dim)))
-    signs = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=(dim, m)) * scale
-    rows = np.repeat(np.arange(dim), m)
-    mat = sparse.coo_matrix((signs.reshape(-1), (rows, cols.reshape(-1))), shape=(dim, n_units)).tocsr()
-    mat.sum_duplicates()
-    return mat.astype(np.float32)
-
-
-class ProjectingSource:
-    """An ActivationSource that passes activations through and, on the way, projects chosen layers of
-    every stimulus it sees (by stimulus id) with `sparse_projection`."""
-
-    def __init__(self, source, stimulus_ids: Sequence[str], layers: Sequence[int], dim: int, seed: int):
-        self.source = source
-        self.model = source.model
-        self.layers = source.layers
-        self._pos = {s: i for i, s in enumerate(stimulus_ids)}
-        n = len(stimulus_ids)
-        self._matrices = {int(li): sparse_projection(self.layers[int(li)].units, dim, seed + int(li)) for li in layers}
-        self.projections = {li: np.zeros((n, dim), np.float32) for li in self._matrices}
-        self._seen = {li: np.zeros(n, bool) for li in self._matrices}
-        self.seconds = 0.0
-
-    def activations(self, images, stimulus_ids, layer_indices=None):
-        outs = self.source.activations(images, stimulus_ids, layer_indices=layer_indices)
-        t0 = time.perf_counter()
-        wanted = range(len(self.layers)) if layer_indices is None else layer_indices
-        pos = None
-        for li, out in zip(wanted, outs, strict=True):
-            mat = self._matrices.get(int(li))
-            if mat is None:
-                continue
-            if pos is None:
-                pos = np.array([self._pos[s] for s in stimulus_ids], dtype=np.int64)
-            if self._seen[int(li)][pos].all():
-                continue  # a layer split over several engine passes is seen more than once
-            flat = np.asarray(out, dtype=np.float32).reshape(len(stimulus_ids), -1)
-            self.projections[int(li)][pos] = np.asarray(mat @ flat.T).T
-            self._seen[int(li)][pos] = True
-        self.seconds += time.perf_counter() - t0
-        return outs
-
-    def missing(self) -> list[int]:
-        """Projected layers that did not see every stimulus (should be none after a full pass)."""
-        return [li for li, seen in self._seen.items() if not seen.all()]
-
-    def close(self) -> None:
-        self.source.close()
-
-
 def projection_bytes(layers, spec: PassSpec, n_stimuli: int) -> int:
     total = 0
     for li in spec.projection_layers:
@@ -299,38 +231,9 @@ def run_pass(
     unit_keys = np.zeros((0, 4), np.int64)
     unit_values = np.zeros((0, n_stim), np.float32)
     if rows.n_rows:
-        config = EngineConfig(
-            top_k=1,
-            layer_top_k=1,
-            featuremaps=False,
-            memory_bytes=memory_bytes,
-            reserve_bytes=DEFAULT_RESERVE_BYTES + projection_bytes(layers, spec, n_stim),
-            seed=spec.seed,
-            progress=progress,
+        selected, selected_r, null_max = _match_rows(
+            tap, feed, rows, layout, spec, layers, n_stim, memory_bytes=memory_bytes, progress=progress, timings=timings
         )
-        log.info(
-            "%s: statistics pass over %d extra rows (%d training sets, %d permutations) and %d projected layer(s)",
-            source.model,
-            rows.n_rows,
-            layout.n_sets,
-            layout.n_permutations,
-            len(spec.projection_layers),
-        )
-        result = match_units(tap, feed, rows, config)
-        timings.update({f"match_{k}": v for k, v in result.timings.items()})
-        timings["passes"] = float(len(result.plan.passes))
-        best = result.top_index[:, 0]
-        best_r = np.where(np.isfinite(result.top_r[:, 0]), result.top_r[:, 0], np.nan).astype(np.float64)
-        layer_idx, flat = result.locate(np.where(best >= 0, best, 0))
-        keys = np.full((rows.n_rows, 4), -1, np.int64)
-        for lay in np.unique(layer_idx[best >= 0]):
-            sel = (layer_idx == lay) & (best >= 0)
-            c, y, x = unit_coords(layers[int(lay)], flat[sel])
-            keys[sel] = np.stack([np.full(sel.sum(), lay), c, y, x], axis=1)
-        n_train = layout.n_sets * n_sites
-        selected = keys[:n_train].reshape(layout.n_sets, n_sites, 4)
-        selected_r = best_r[:n_train].reshape(layout.n_sets, n_sites)
-        null_max = best_r[n_train:].reshape(layout.n_permutations, n_sites)
         unit_keys = np.unique(selected.reshape(-1, 4), axis=0)
         unit_keys = unit_keys[unit_keys[:, 0] >= 0]
     elif spec.projection_layers:
@@ -342,11 +245,7 @@ def run_pass(
     timings["projection_s"] = tap.seconds
     if len(unit_keys):
         t0 = time.perf_counter()
-        flat_idx = np.array(
-            [k[1] * layers[k[0]].height * layers[k[0]].width + k[2] * layers[k[0]].width + k[3] for k in unit_keys],
-            np.int64,
-        )
-        unit_values, _ = gather_activations(source, feed, unit_keys[:, 0], flat_idx)
+        unit_values = _gather_units(source, feed, layers, unit_keys)
         timings["gather_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_start
     log.info(
@@ -366,6 +265,57 @@ def run_pass(
         tap.projections,
         timings,
     )
+
+
+def _match_rows(
+    tap, feed, rows: RowSet, layout: RowLayout, spec: PassSpec, layers, n_stim: int, *, memory_bytes, progress, timings
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The engine over the pass's rows (top-1 over all units): (selected, selected_r, null_max) as in PassResult;
+    the engine's timings are added to `timings`."""
+    n_sites = layout.n_sites
+    config = EngineConfig(
+        top_k=1,
+        layer_top_k=1,
+        featuremaps=False,
+        memory_bytes=memory_bytes,
+        reserve_bytes=DEFAULT_RESERVE_BYTES + projection_bytes(layers, spec, n_stim),
+        seed=spec.seed,
+        progress=progress,
+    )
+    log.info(
+        "%s: statistics pass over %d extra rows (%d training sets, %d permutations) and %d projected layer(s)",
+        tap.model,
+        rows.n_rows,
+        layout.n_sets,
+        layout.n_permutations,
+        len(spec.projection_layers),
+    )
+    result = match_units(tap, feed, rows, config)
+    timings.update({f"match_{k}": v for k, v in result.timings.items()})
+    timings["passes"] = float(len(result.plan.passes))
+    best = result.top_index[:, 0]
+    best_r = np.where(np.isfinite(result.top_r[:, 0]), result.top_r[:, 0], np.nan).astype(np.float64)
+    layer_idx, flat = result.locate(np.where(best >= 0, best, 0))
+    keys = np.full((rows.n_rows, 4), -1, np.int64)
+    for lay in np.unique(layer_idx[best >= 0]):
+        sel = (layer_idx == lay) & (best >= 0)
+        c, y, x = unit_coords(layers[int(lay)], flat[sel])
+        keys[sel] = np.stack([np.full(sel.sum(), lay), c, y, x], axis=1)
+    n_train = layout.n_sets * n_sites
+    selected = keys[:n_train].reshape(layout.n_sets, n_sites, 4)
+    selected_r = best_r[:n_train].reshape(layout.n_sets, n_sites)
+    null_max = best_r[n_train:].reshape(layout.n_permutations, n_sites)
+    return selected, selected_r, null_max
+
+
+def _gather_units(source, feed, layers, unit_keys: np.ndarray) -> np.ndarray:
+    """(units, stimuli) float32 activations of `unit_keys` (units, 4) over every stimulus (inference only)."""
+    flat_idx = np.array(
+        [k[1] * layers[k[0]].height * layers[k[0]].width + k[2] * layers[k[0]].width + k[3] for k in unit_keys],
+        np.int64,
+    )
+    unit_values, _ = gather_activations(source, feed, unit_keys[:, 0], flat_idx)
+    return unit_values
 
 
 # ---------------------------------------------------------------------------------------------- analyses' glue
@@ -400,60 +350,6 @@ def open_model_source(ctx):
     return ctx.activation_source()
 
 
-def _pair_prefix(dataset: str, model: str) -> str:
-    """`pass-<digest of (dataset, model)>-`: the cache files of one (dataset, model) share it."""
-    pair = json.dumps([dataset, model]).encode()
-    return f"pass-{hashlib.sha256(pair).hexdigest()[:12]}-"
-
-
-def _cache_path(ctx, spec: PassSpec) -> Path | None:
-    if ctx.store is None:
-        return None
-
-    key = json.dumps(
-        {
-            "dataset": ctx.dataset,
-            "model": ctx.model,
-            "protocol": ctx.protocol,
-            "inputs": ctx.inputs_fingerprint(),
-            "spec": spec.summary(),
-        },
-        sort_keys=True,
-        default=str,
-    )
-    name = f"{_pair_prefix(ctx.dataset, ctx.model)}{hashlib.sha256(key.encode()).hexdigest()[:24]}.npz"
-    return data_dir_of(ctx.store) / "cache" / CACHE_FOLDER / name
-
-
-#: cache/<CACHE_FOLDER>/ under the data folder holds the passes
-CACHE_FOLDER = "stats"
-#: the names of cache files written before the (dataset, model) prefix (`pass-<24 hex>.npz`)
-_LEGACY_NAME = re.compile(r"^pass-[0-9a-f]{24}\.npz$")
-
-
-def prune_cache(path: Path) -> list[Path]:
-    """Remove the cached passes that `path` (just written) supersedes; return what was removed.
-
-    Removed: every other file of the same (dataset, model) (another seed, protocol, set of splits or
-    earlier inputs: a rerun keys a new file, and only the latest is kept), leftover temporary files of
-    that pair (a write killed midway), and files named in the format before the (dataset, model) prefix
-    (never read again). Other pairs' files stay."""
-    prefix = path.name[: len(_pair_prefix("", ""))]
-    removed = []
-    for other in path.parent.glob("pass-*"):
-        if other == path:
-            continue
-        if other.name.startswith(prefix) or _LEGACY_NAME.match(other.name):
-            try:
-                other.unlink()
-            except FileNotFoundError:
-                continue
-            removed.append(other)
-    if removed:
-        log.info("statistics pass cache: removed %d superseded file(s) beside %s", len(removed), path.name)
-    return removed
-
-
 def ensure_pass(ctx) -> PassResult | None:
     """The pass for this (dataset, model): from the step's cache, the data folder's cache, or computed now.
 
@@ -463,7 +359,7 @@ def ensure_pass(ctx) -> PassResult | None:
 
 
 def _load_or_run(ctx, spec: PassSpec) -> PassResult | None:
-    path = _cache_path(ctx, spec)
+    path = cache_path(ctx, spec.summary())
     if path is not None and path.exists():
         try:
             result = PassResult.load(path)

@@ -28,7 +28,8 @@ from precompute.cluster.tasks import build_tasks
 from precompute.cluster.worker import execute_task
 from precompute.core.store import Store
 from precompute.datasets.writer import write_dataset
-from precompute.jobs.batch import execute_batch, load_batch
+from precompute.jobs.batch import execute_batch
+from precompute.jobs.batch_file import load_batch
 from tests.support.factories import mini_tables
 from tests.unit.test_match_onnx import tiny_onnx
 

@@ -17,7 +17,8 @@ from precompute.cli.main import main
 from precompute.core.errors import UserError
 from precompute.core.store import Store
 from precompute.datasets.importers.selection import read_exclude
-from precompute.jobs.batch import check_batch, execute_batch, load_batch, parse_batch, run_batch
+from precompute.jobs.batch import check_batch, execute_batch, run_batch
+from precompute.jobs.batch_file import load_batch, parse_batch
 from tests.unit.test_import_folder import make_folder
 
 

@@ -10,8 +10,9 @@ import pytest
 
 from backend import schema
 from precompute.cluster import results
-from precompute.cluster.executor import Progress, TaskOutcome, run_tasks
+from precompute.cluster.executor import run_tasks
 from precompute.cluster.ingest import ingest
+from precompute.cluster.report import Progress, TaskOutcome
 from precompute.cluster.tasks import (
     INGESTED_KEY,
     build_tasks,
@@ -25,7 +26,7 @@ from precompute.cluster.tasks import (
 from precompute.cluster.worker import build_info_changes
 from precompute.core.errors import UserError
 from precompute.core.store import Store
-from precompute.jobs.batch import AnalyzeSpec, RunSpec, parse_batch
+from precompute.jobs.batch_file import AnalyzeSpec, RunSpec, parse_batch
 
 
 def _runs(*pairs):

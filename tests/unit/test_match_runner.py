@@ -12,7 +12,8 @@ from PIL import Image
 
 from precompute.core.errors import UserError
 from precompute.core.store import Store
-from precompute.jobs.batch import load_batch, run_batch
+from precompute.jobs.batch import run_batch
+from precompute.jobs.batch_file import load_batch
 from precompute.match import runner
 from precompute.match.engine import EngineConfig
 from precompute.match.gather import gather_more

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from precompute.statistics.streaming_pass import _pair_prefix, prune_cache
+from precompute.statistics.pass_cache import _pair_prefix, prune_cache
 
 
 def _cache_files(store) -> list:

@@ -312,7 +312,8 @@ def test_removing_the_selection_dataset_forgets_the_scores_read_from_it(pair):
 def test_cross_dataset_from_a_batch_file_on_either_executor(pair, tmp_path, executor):
     """A batch [[analyze]] with select_on runs the same step as `analyze --select-on`; the dask executor runs
     it on the coordinator (its snapshot for a worker holds one dataset), so no cluster starts here."""
-    from precompute.jobs.batch import execute_batch, parse_batch
+    from precompute.jobs.batch import execute_batch
+    from precompute.jobs.batch_file import parse_batch
 
     store, a, b, r_a, r_b, source = pair
     batch = parse_batch(

@@ -8,7 +8,8 @@ import pytest
 from precompute.core.feeds import ArrayFeed
 from precompute.datasets.folds import assign_folds
 from precompute.statistics.pls import pls_heldout_r
-from precompute.statistics.streaming_pass import PassSpec, ProjectingSource, run_pass, sparse_projection
+from precompute.statistics.projection import ProjectingSource, sparse_projection
+from precompute.statistics.streaming_pass import PassSpec, run_pass
 from tests.support.sources import SyntheticSource
 
 
