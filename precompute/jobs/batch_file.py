@@ -165,26 +165,34 @@ def parse_batch(data: dict, base_dir: Path | None = None) -> Batch:
         defaults = {}
     batch = Batch()
     for kind, target in (("import", batch.imports), ("model", batch.models)):
-        entries = data.get(kind, [])
-        if not isinstance(entries, list):
-            problems.append(f"{kind}s are written [[{kind}]]")
-            continue
-        for i, entry in enumerate(entries):
+        for i, entry in enumerate(_tables(data, kind, problems)):
             parsed = attempt(_parse_input, kind, i, entry, base_dir)
             if parsed is not None:
                 target.append(parsed)
-    runs = data.get("run", [])
-    if not isinstance(runs, list):
-        problems.append("runs are written [[run]]")
-        runs = []
-    for i, entry in enumerate(runs):
+    for i, entry in enumerate(_tables(data, "run", problems)):
         batch.runs += attempt(_parse_run, i, entry, defaults) or []
-    analyses = data.get("analyze", [])
-    if not isinstance(analyses, list):
-        problems.append("analyses are written [[analyze]]")
-        analyses = []
-    for i, entry in enumerate(analyses):
+    for i, entry in enumerate(_tables(data, "analyze", problems, plural="analyses")):
         batch.analyses += attempt(_parse_analyze, i, entry) or []
+    problems += _parse_settings(data, batch, base_dir)
+    if len(problems) == 1:
+        raise UserError(f"batch file: {problems[0]}")
+    if problems:
+        raise UserError(f"batch file: {len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems))
+    return batch
+
+
+def _tables(data: dict, kind: str, problems: list[str], plural: str | None = None) -> list:
+    """The file's [[kind]] entries (a problem, and none, when `kind` is not written as an array of tables)."""
+    entries = data.get(kind, [])
+    if not isinstance(entries, list):
+        problems.append(f"{plural or kind + 's'} are written [[{kind}]]")
+        return []
+    return entries
+
+
+def _parse_settings(data: dict, batch: Batch, base_dir: Path | None) -> list[str]:
+    """Set the batch's executor, scheduler and results folder (relative to the file); their problems."""
+    problems = []
     for key in SETTING_KEYS:
         value = data.get(key)
         if value is not None and (not isinstance(value, str) or not value):
@@ -195,11 +203,7 @@ def parse_batch(data: dict, base_dir: Path | None = None) -> Batch:
         setattr(batch, key, value)
     if batch.executor not in (None, "local", "dask"):
         problems.append(f'executor must be "local" or "dask", not {batch.executor!r}')
-    if len(problems) == 1:
-        raise UserError(f"batch file: {problems[0]}")
-    if problems:
-        raise UserError(f"batch file: {len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems))
-    return batch
+    return problems
 
 
 def _parse_input(kind: str, i: int, entry, base_dir: Path | None) -> dict:
